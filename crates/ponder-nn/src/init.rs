@@ -1,0 +1,32 @@
+//! Seeded parameter initialization, independent of Candle's unseedable CPU generator.
+
+use candle::{DType, Device, Result, Shape, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+/// A tensor of normal(0, std) samples drawn from `rng`, in f32 then cast to `dtype`.
+pub fn normal(
+    shape: impl Into<Shape>,
+    std: f64,
+    rng: &mut ChaCha8Rng,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    let shape = shape.into();
+    let dist = Normal::new(0.0f32, std as f32)
+        .map_err(|e| candle::Error::Msg(format!("init: bad std {std}: {e}")))?;
+    let data: Vec<f32> = (0..shape.elem_count()).map(|_| dist.sample(rng)).collect();
+    Tensor::from_vec(data, shape, device)?.to_dtype(dtype)
+}
+
+/// A generator seeded from `seed` and a stream name, so that each parameter gets its own
+/// stream and adding a parameter does not shift the others.
+pub fn rng_for(seed: u64, stream: &str) -> ChaCha8Rng {
+    // FNV-1a over the stream name, mixed with the seed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in stream.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(seed ^ h.rotate_left(17))
+}

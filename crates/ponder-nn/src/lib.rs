@@ -1,0 +1,31 @@
+//! Shared Candle helpers for ponder.
+//!
+//! The crates above this one build models from the pieces here:
+//!
+//! - differentiable fused operations ([`layer_norm`], [`softmax_last_dim`], [`causal_softmax`],
+//!   [`gelu_tanh`], [`cross_entropy`]) with parallel CPU kernels and a backward pass written in
+//!   primitive tensor ops, so that trainable paths never lose gradients (Candle's own fused
+//!   `layer_norm` and `softmax_last_dim` have no backward);
+//! - seeded initialization and dropout ([`init`], [`Dropout`]);
+//! - test helpers ([`assert_close`], [`test_device!`]).
+//!
+//! Every op has a reference composition of primitive Candle ops in [`reference`]; the fused CPU
+//! kernels are tested against it, and non-CPU devices use it directly.
+
+pub mod activation;
+pub mod dropout;
+pub mod init;
+pub mod layer_norm;
+pub mod loss;
+pub mod reference;
+pub mod softmax;
+pub mod testing;
+
+mod cpu;
+
+pub use activation::gelu_tanh;
+pub use dropout::Dropout;
+pub use layer_norm::layer_norm;
+pub use loss::cross_entropy;
+pub use softmax::{causal_softmax, softmax_last_dim};
+pub use testing::{assert_close, max_abs_diff};

@@ -1,0 +1,110 @@
+//! Per-token cross-entropy from logits, fused on the CPU and differentiable in the logits.
+//!
+//! The kernel computes each row's log-sum-exp once and never materializes log-probabilities,
+//! which matters at vocabulary 50,257: a 512-token chunk has 25.7 M logits.
+
+use candle::backend::BackendStorage;
+use candle::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu::{self, Float};
+use crate::reference;
+
+/// Negative log-likelihood of each target: `logsumexp(logits[i]) − logits[i, targets[i]]`.
+///
+/// Returns one value per row, so callers choose the reduction (mean over valid tokens, per
+/// sequence, …). A target outside `0..v` is an error.
+///
+/// # Shapes
+/// - `logits`: `(n, v)`; `targets`: `(n)` of dtype u32; returns `(n)` in the dtype of `logits`.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, v) = logits.dims2()?;
+    if targets.dims() != [n] || targets.dtype() != DType::U32 {
+        candle::bail!(
+            "cross_entropy: targets must be u32 of shape [{n}], got {:?} {:?}",
+            targets.dtype(),
+            targets.dims()
+        );
+    }
+    let targets_vec = targets.to_vec1::<u32>()?;
+    if let Some(bad) = targets_vec.iter().find(|&&t| t as usize >= v) {
+        candle::bail!("cross_entropy: target {bad} is outside the vocabulary of {v} logits");
+    }
+    if cpu::fused_ok(logits) {
+        logits.contiguous()?.apply_op1(CrossEntropy { targets: targets_vec })
+    } else {
+        reference::cross_entropy(logits, targets)
+    }
+}
+
+struct CrossEntropy {
+    targets: Vec<u32>,
+}
+
+/// `log Σ exp(row)`, computed stably.
+fn logsumexp<T: Float>(row: &[T]) -> T {
+    let max = row.iter().fold(T::neg_infinity(), |m, &v| num_traits::Float::max(m, v));
+    let sum = row.iter().map(|&v| (v - max).exp()).sum::<T>();
+    max + sum.ln()
+}
+
+impl CrossEntropy {
+    fn forward<T: Float>(&self, logits: &[T], v: usize) -> Vec<T> {
+        logits
+            .par_chunks(v)
+            .zip(self.targets.par_iter())
+            .map(|(row, &t)| logsumexp(row) - row[t as usize])
+            .collect()
+    }
+
+    /// `(softmax(row) − onehot(t)) · g` for every row.
+    fn backward<T: Float>(&self, logits: &[T], grad: &[T], v: usize) -> Vec<T> {
+        let mut out = vec![T::zero(); logits.len()];
+        out.par_chunks_mut(v)
+            .zip(logits.par_chunks(v))
+            .zip(self.targets.par_iter().zip(grad.par_iter()))
+            .for_each(|((out, row), (&t, &g))| {
+                let lse = logsumexp(row);
+                for (o, &x) in out.iter_mut().zip(row) {
+                    *o = (x - lse).exp() * g;
+                }
+                out[t as usize] = out[t as usize] - g;
+            });
+        out
+    }
+}
+
+impl CustomOp1 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "ponder-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (n, v) = l.shape().dims2()?;
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, v)),
+            CpuStorage::F64(_) => CpuStorage::F64(self.forward(cpu::contiguous::<f64>(s, l, name)?, v)),
+            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, Shape::from(n)))
+    }
+
+    fn bwd(&self, logits: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (n, v) = logits.dims2()?;
+        let dx = match logits.dtype() {
+            DType::F32 => Tensor::from_vec(
+                self.backward(&logits.flatten_all()?.to_vec1::<f32>()?, &grad.to_vec1::<f32>()?, v),
+                (n, v),
+                logits.device(),
+            )?,
+            DType::F64 => Tensor::from_vec(
+                self.backward(&logits.flatten_all()?.to_vec1::<f64>()?, &grad.to_vec1::<f64>()?, v),
+                (n, v),
+                logits.device(),
+            )?,
+            other => candle::bail!("{}: unsupported dtype {other:?}", self.name()),
+        };
+        Ok(Some(dx))
+    }
+}

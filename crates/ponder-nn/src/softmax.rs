@@ -1,0 +1,110 @@
+//! Softmax over the last dimension, plain and causal (scaled and masked in the same pass),
+//! fused on the CPU and differentiable.
+//!
+//! The causal form is the attention softmax: it computes `softmax(scale · x + mask)` where the
+//! mask hides keys after each query, without materializing the mask or the scaled scores.
+
+use candle::backend::BackendStorage;
+use candle::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use crate::cpu::{self, Float};
+use crate::reference;
+
+/// Softmax over the last dimension.
+///
+/// # Shapes
+/// - `x`: `(..., n)`; returns `(..., n)`.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if cpu::fused_ok(x) {
+        x.contiguous()?.apply_op1(Softmax { causal: false, scale: 1.0 })
+    } else {
+        reference::softmax_last_dim(x)
+    }
+}
+
+/// Causal softmax of `scale · x`: query `i` sees keys `j <= i + (t_k − t_q)`; the others get 0.
+///
+/// # Shapes
+/// - `x`: `(..., t_q, t_k)` with `t_k >= t_q`; returns the same shape.
+pub fn causal_softmax(x: &Tensor, scale: f64) -> Result<Tensor> {
+    let rank = x.rank();
+    if rank < 2 {
+        candle::bail!("causal_softmax: x must have at least 2 dims, got shape {:?}", x.dims());
+    }
+    let (t_q, t_k) = (x.dims()[rank - 2], x.dims()[rank - 1]);
+    if t_k < t_q {
+        candle::bail!("causal_softmax: needs t_k >= t_q, got shape {:?}", x.dims());
+    }
+    if cpu::fused_ok(x) {
+        x.contiguous()?.apply_op1(Softmax { causal: true, scale })
+    } else {
+        reference::causal_softmax(x, scale)
+    }
+}
+
+struct Softmax {
+    causal: bool,
+    scale: f64,
+}
+
+impl Softmax {
+    fn forward<T: Float>(&self, x: &[T], t_q: usize, t_k: usize) -> Vec<T> {
+        let scale = T::from(self.scale).expect("scale fits the float type");
+        let mut out = vec![T::zero(); x.len()];
+        let rows = cpu::rows_per_task(t_k);
+        out.par_chunks_mut(t_k * rows).zip(x.par_chunks(t_k * rows)).enumerate().for_each(
+            |(task, (out, x))| {
+                for (r, (out, x)) in out.chunks_mut(t_k).zip(x.chunks(t_k)).enumerate() {
+                    let row = task * rows + r;
+                    let n = if self.causal { (row % t_q) + (t_k - t_q) + 1 } else { t_k };
+                    let (live, _) = x.split_at(n);
+                    let max = live.iter().fold(T::neg_infinity(), |m, &v| num_traits::Float::max(m, v));
+                    let mut sum = T::zero();
+                    for (o, &v) in out[..n].iter_mut().zip(live) {
+                        *o = ((v - max) * scale).exp();
+                        sum = sum + *o;
+                    }
+                    let inv = sum.recip();
+                    out[..n].iter_mut().for_each(|o| *o = *o * inv);
+                }
+            },
+        );
+        out
+    }
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        if self.causal {
+            "ponder-causal-softmax"
+        } else {
+            "ponder-softmax"
+        }
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let dims = l.dims();
+        let t_k = dims[dims.len() - 1];
+        // Only the causal form reads t_q.
+        let t_q = if self.causal { dims[dims.len() - 2] } else { t_k };
+        let out = match s {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, t_q, t_k))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(self.forward(cpu::contiguous::<f64>(s, l, name)?, t_q, t_k))
+            }
+            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // dx = scale · y ⊙ (g − Σ_j g_j y_j); masked entries have y = 0 and get 0.
+        let dot = (grad * y)?.sum_keepdim(D::Minus1)?; // (..., 1)
+        let dx = (y * grad.broadcast_sub(&dot)?)?;
+        Ok(Some(if self.causal { (dx * self.scale)? } else { dx }))
+    }
+}
