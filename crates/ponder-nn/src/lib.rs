@@ -17,6 +17,7 @@ pub mod dropout;
 pub mod init;
 pub mod layer_norm;
 pub mod loss;
+pub mod masks;
 pub mod reference;
 pub mod softmax;
 pub mod testing;
