@@ -1,2 +1,54 @@
-//! placeholder
-fn main() {}
+//! The `cargo xtask` entry point: parses the subcommand by hand and dispatches to the library.
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+/// The subcommands, with a one-line description each, for the usage message.
+const COMMANDS: &[(&str, &str)] = &[(
+    "tidy",
+    "check the crate map and that every .rs file starts with a `//!` doc comment",
+)];
+
+/// The usage message, listing every subcommand.
+fn usage() -> String {
+    let lines: Vec<String> = COMMANDS
+        .iter()
+        .map(|(name, help)| format!("  {name:<8} {help}"))
+        .collect();
+    format!(
+        "usage: cargo xtask <command>\n\ncommands:\n{}",
+        lines.join("\n")
+    )
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses the command line and runs the subcommand it names.
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["tidy"] => {
+            xtask::tidy::run_tidy(&xtask::tidy::workspace_root())?;
+            println!("tidy: ok");
+            Ok(())
+        }
+        ["help" | "--help" | "-h"] => {
+            println!("{}", usage());
+            Ok(())
+        }
+        ["tidy", rest @ ..] => bail!("tidy takes no arguments, got `{}`", rest.join(" ")),
+        [] => bail!("no command given\n\n{}", usage()),
+        [command, ..] => bail!("unknown command `{command}`\n\n{}", usage()),
+    }
+}

@@ -1,2 +1,39 @@
-//! placeholder
-fn main() {}
+//! `ponder`: the command-line tool of the ponder project.
+//!
+//! Thin by design: it parses arguments, picks a device, sets up logging, and calls the library
+//! crates. See `ponder --help`.
+
+#![allow(clippy::print_stdout)]
+
+mod args;
+mod info;
+mod resolve;
+mod score;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let result = match &cli.command {
+        Command::Info(a) => info::run(&cli.global, a),
+        Command::Score(a) => score::run(&cli.global, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

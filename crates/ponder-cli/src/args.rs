@@ -1,0 +1,98 @@
+//! Command-line arguments of `ponder`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Adaptive test-time training for code models: tools around PonderTTT.
+#[derive(Debug, Parser)]
+#[command(name = "ponder", version, about)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Device to run on (cuda and metal need a build with `--features cuda` / `--features metal`).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    /// Floating-point type of weights and activations.
+    #[arg(long, global = true, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// Never touch the network: read Hugging Face files from the local cache only
+    /// (the same as HF_HUB_OFFLINE=1).
+    #[arg(long, global = true)]
+    pub offline: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a model's configuration, parameter count, dtype and device.
+    Info(InfoArgs),
+    /// Mean next-token loss (nats/token) and perplexity of source files under a model.
+    Score(ScoreArgs),
+}
+
+/// Arguments of `ponder info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// `tiny-random`, a local folder or `.safetensors` file, or a Hub id such as `gpt2`.
+    #[arg(long)]
+    pub model: String,
+    /// Seed of the `tiny-random` model.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Arguments of `ponder score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// `tiny-random`, a local folder or `.safetensors` file, or a Hub id such as `gpt2`.
+    #[arg(long)]
+    pub model: String,
+    /// Seed of the `tiny-random` model.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A `tokenizer.json` file or Hub id; by default the one beside a local model, else GPT-2's
+    /// BPE (compiled in) for models with GPT-2's vocabulary.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// Tokens of context per window; defaults to the model's `n_positions`.
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// Step between windows; defaults to half the context. Every token is scored once.
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Source files to score.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `--device` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU (default).
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+    /// The first Metal GPU.
+    Metal,
+}
+
+/// `--dtype` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit floats (default).
+    F32,
+    /// bfloat16.
+    Bf16,
+    /// IEEE half precision.
+    F16,
+}

@@ -1,0 +1,94 @@
+//! Turning command-line choices into library values: the device, the dtype, the model and its
+//! tokenizer.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle::{DType, Device};
+use ponder_data::Tokenizer;
+use ponder_gpt2::{Gpt2, Gpt2Config, LoadOptions, ModelSource};
+use ponder_hub::{Hub, HubOptions};
+
+use crate::args::{DeviceArg, DtypeArg, Global};
+
+/// The model spec that gives a seeded random tiny GPT-2, for offline smoke runs.
+pub const TINY_RANDOM: &str = "tiny-random";
+
+/// The device named by `--device`.
+pub fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda => Device::new_cuda(0).context(
+            "--device cuda: no usable CUDA device (build with `cargo build --release --features cuda` on a machine with a GPU)",
+        ),
+        DeviceArg::Metal => Device::new_metal(0).context(
+            "--device metal: no usable Metal device (build with `cargo build --release --features metal` on macOS)",
+        ),
+    }
+}
+
+/// The dtype named by `--dtype`.
+pub fn dtype(arg: DtypeArg) -> DType {
+    match arg {
+        DtypeArg::F32 => DType::F32,
+        DtypeArg::Bf16 => DType::BF16,
+        DtypeArg::F16 => DType::F16,
+    }
+}
+
+/// The Hub client: the environment's settings, with `--offline` forcing offline mode.
+pub fn hub(global: &Global) -> Hub {
+    let mut options = HubOptions::from_env();
+    options.offline |= global.offline;
+    Hub::new(options)
+}
+
+/// A model and a description of where it came from.
+pub struct LoadedModel {
+    /// The backbone.
+    pub model: Gpt2,
+    /// Where it came from, for display.
+    pub source: String,
+}
+
+/// Loads `spec`: `tiny-random`, a local path, or a Hub id.
+pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
+    let options = LoadOptions { dtype: dtype(global.dtype), device: device(global.device)?, pad_token: None };
+    if spec == TINY_RANDOM {
+        let model = ponder_gpt2::random(Gpt2Config::tiny(), seed, &options)?;
+        return Ok(LoadedModel { model, source: format!("tiny-random (seed {seed})") });
+    }
+    let source = ModelSource::parse(spec);
+    let model = ponder_gpt2::load(&source, &hub(global), &options)
+        .with_context(|| format!("loading model {spec}"))?;
+    let source = match source {
+        ModelSource::Local(p) => format!("local {}", p.display()),
+        ModelSource::Hub(id) => format!("hub {}", ponder_hub::canonical_repo(&id)),
+    };
+    Ok(LoadedModel { model, source })
+}
+
+/// The tokenizer for `model_spec`: `--tokenizer` if given, else a `tokenizer.json` beside a
+/// local model, else GPT-2's compiled-in BPE when the model has GPT-2's vocabulary.
+pub fn tokenizer(global: &Global, explicit: Option<&str>, model_spec: &str, model: &Gpt2) -> Result<Tokenizer> {
+    if let Some(spec) = explicit {
+        let path = Path::new(spec);
+        return if path.exists() {
+            Ok(Tokenizer::from_file(path)?)
+        } else {
+            Tokenizer::from_hub(&hub(global), spec).with_context(|| format!("loading tokenizer {spec}"))
+        };
+    }
+    let local = Path::new(model_spec);
+    let beside = if local.is_dir() { Some(local.join("tokenizer.json")) } else { local.parent().map(|d| d.join("tokenizer.json")) };
+    if model_spec != TINY_RANDOM {
+        if let Some(p) = beside.filter(|p| p.is_file()) {
+            return Ok(Tokenizer::from_file(&p)?);
+        }
+    }
+    let vocab = model.config().vocab_size;
+    if vocab == 50_257 {
+        return Ok(Tokenizer::gpt2()?);
+    }
+    bail!("model {model_spec} has a vocabulary of {vocab}, not GPT-2's 50257, and no tokenizer.json beside it: pass --tokenizer")
+}
