@@ -10,13 +10,23 @@ pub fn run(global: &Global, args: &InfoArgs) -> Result<()> {
     let loaded = resolve::model(global, &args.model, args.seed)?;
     let c = loaded.model.config();
     println!("source        {}", loaded.source);
-    println!("architecture  GPT-2 ({} layers, width {}, {} heads of {})", c.n_layer, c.n_embd, c.n_head, c.head_dim());
+    println!(
+        "architecture  GPT-2 ({} layers, width {}, {} heads of {})",
+        c.n_layer,
+        c.n_embd,
+        c.n_head,
+        c.head_dim()
+    );
     println!("vocab_size    {}", c.vocab_size);
     println!("n_positions   {}", c.n_positions);
     println!("mlp width     {}", c.inner_dim());
     println!("activation    {}", c.activation_function);
     println!("ln epsilon    {:e}", c.layer_norm_epsilon);
-    println!("parameters    {} ({:.1}M)", c.n_params(), c.n_params() as f64 / 1e6);
+    println!(
+        "parameters    {} ({:.1}M)",
+        c.n_params(),
+        c.n_params() as f64 / 1e6
+    );
     println!("dtype         {:?}", loaded.model.dtype());
     println!("device        {:?}", loaded.model.device());
     Ok(())

@@ -53,10 +53,17 @@ pub struct LoadedModel {
 
 /// Loads `spec`: `tiny-random`, a local path, or a Hub id.
 pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
-    let options = LoadOptions { dtype: dtype(global.dtype), device: device(global.device)?, pad_token: None };
+    let options = LoadOptions {
+        dtype: dtype(global.dtype),
+        device: device(global.device)?,
+        pad_token: None,
+    };
     if spec == TINY_RANDOM {
         let model = ponder_gpt2::random(Gpt2Config::tiny(), seed, &options)?;
-        return Ok(LoadedModel { model, source: format!("tiny-random (seed {seed})") });
+        return Ok(LoadedModel {
+            model,
+            source: format!("tiny-random (seed {seed})"),
+        });
     }
     let source = ModelSource::parse(spec);
     let model = ponder_gpt2::load(&source, &hub(global), &options)
@@ -70,17 +77,27 @@ pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
 
 /// The tokenizer for `model_spec`: `--tokenizer` if given, else a `tokenizer.json` beside a
 /// local model, else GPT-2's compiled-in BPE when the model has GPT-2's vocabulary.
-pub fn tokenizer(global: &Global, explicit: Option<&str>, model_spec: &str, model: &Gpt2) -> Result<Tokenizer> {
+pub fn tokenizer(
+    global: &Global,
+    explicit: Option<&str>,
+    model_spec: &str,
+    model: &Gpt2,
+) -> Result<Tokenizer> {
     if let Some(spec) = explicit {
         let path = Path::new(spec);
         return if path.exists() {
             Ok(Tokenizer::from_file(path)?)
         } else {
-            Tokenizer::from_hub(&hub(global), spec).with_context(|| format!("loading tokenizer {spec}"))
+            Tokenizer::from_hub(&hub(global), spec)
+                .with_context(|| format!("loading tokenizer {spec}"))
         };
     }
     let local = Path::new(model_spec);
-    let beside = if local.is_dir() { Some(local.join("tokenizer.json")) } else { local.parent().map(|d| d.join("tokenizer.json")) };
+    let beside = if local.is_dir() {
+        Some(local.join("tokenizer.json"))
+    } else {
+        local.parent().map(|d| d.join("tokenizer.json"))
+    };
     if model_spec != TINY_RANDOM {
         if let Some(p) = beside.filter(|p| p.is_file()) {
             return Ok(Tokenizer::from_file(&p)?);

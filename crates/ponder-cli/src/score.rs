@@ -31,9 +31,15 @@ pub fn run(global: &Global, args: &ScoreArgs) -> Result<()> {
     let mut inputs = Vec::new();
     for path in &args.files {
         let text = ponder_data::text::read_text(path)?;
-        let ids = tokenizer.encode(&text).with_context(|| format!("tokenizing {}", path.display()))?;
+        let ids = tokenizer
+            .encode(&text)
+            .with_context(|| format!("tokenizing {}", path.display()))?;
         if ids.len() < 2 {
-            bail!("{}: {} token(s), need at least 2 to score", path.display(), ids.len());
+            bail!(
+                "{}: {} token(s), need at least 2 to score",
+                path.display(),
+                ids.len()
+            );
         }
         let windows = score_windows(ids.len(), context, stride)?;
         inputs.push((path, ids, windows));
@@ -42,14 +48,23 @@ pub fn run(global: &Global, args: &ScoreArgs) -> Result<()> {
     let n_windows: usize = inputs.iter().map(|(_, _, w)| w.len()).sum();
     let bar = ProgressBar::new(n_windows as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} scoring [{bar:30}] {pos}/{len} windows, {per_sec}, eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} scoring [{bar:30}] {pos}/{len} windows, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
-    println!("{:<48} {:>9} {:>12} {:>12}", "file", "tokens", "nll/token", "perplexity");
+    println!(
+        "{:<48} {:>9} {:>12} {:>12}",
+        "file", "tokens", "nll/token", "perplexity"
+    );
     let (mut total_nll, mut total_scored, mut total_tokens) = (0.0, 0usize, 0usize);
     for (path, ids, windows) in &inputs {
-        let mut score = FileScore { tokens: ids.len(), nll_sum: 0.0, n_scored: 0 };
+        let mut score = FileScore {
+            tokens: ids.len(),
+            nll_sum: 0.0,
+            n_scored: 0,
+        };
         for w in windows {
             score_window(model, ids, w, model.device(), &mut score)
                 .with_context(|| format!("scoring {}", path.display()))?;
@@ -57,7 +72,13 @@ pub fn run(global: &Global, args: &ScoreArgs) -> Result<()> {
         }
         let mean = score.nll_sum / score.n_scored as f64;
         bar.suspend(|| {
-            println!("{:<48} {:>9} {:>12.4} {:>12.3}", path.display(), score.tokens, mean, mean.exp())
+            println!(
+                "{:<48} {:>9} {:>12.4} {:>12.3}",
+                path.display(),
+                score.tokens,
+                mean,
+                mean.exp()
+            )
         });
         total_nll += score.nll_sum;
         total_scored += score.n_scored;
@@ -65,11 +86,23 @@ pub fn run(global: &Global, args: &ScoreArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let mean = total_nll / total_scored as f64;
-    println!("{:<48} {:>9} {:>12.4} {:>12.3}", format!("total ({} files)", inputs.len()), total_tokens, mean, mean.exp());
+    println!(
+        "{:<48} {:>9} {:>12.4} {:>12.3}",
+        format!("total ({} files)", inputs.len()),
+        total_tokens,
+        mean,
+        mean.exp()
+    );
     Ok(())
 }
 
-fn score_window(model: &ponder_gpt2::Gpt2, ids: &[u32], w: &Window, device: &Device, score: &mut FileScore) -> Result<()> {
+fn score_window(
+    model: &ponder_gpt2::Gpt2,
+    ids: &[u32],
+    w: &Window,
+    device: &Device,
+    score: &mut FileScore,
+) -> Result<()> {
     let tokens = Tensor::from_slice(&ids[w.start..w.end], (1, w.end - w.start), device)?;
     let nll = model.token_nll(&tokens)?.squeeze(0)?; // (len − 1): prediction i targets start + 1 + i
     let nll = nll.narrow(0, w.score_from - w.start - 1, w.n_scored())?;

@@ -50,7 +50,10 @@ impl Tokenizer {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        Self::from_hf(hf).map_err(|message| Error::TokenizerFile { path: path.to_path_buf(), message })
+        Self::from_hf(hf).map_err(|message| Error::TokenizerFile {
+            path: path.to_path_buf(),
+            message,
+        })
     }
 
     /// The `tokenizer.json` of a Hub repository (cache first; see [`ponder_hub::Hub::get`]).
@@ -63,9 +66,14 @@ impl Tokenizer {
     pub fn from_vocab_merges(vocab: &Path, merges: &Path) -> Result<Self> {
         use tokenizers::models::bpe::BPE;
         use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-        let bad = |message: String| Error::TokenizerFile { path: vocab.to_path_buf(), message };
+        let bad = |message: String| Error::TokenizerFile {
+            path: vocab.to_path_buf(),
+            message,
+        };
         let (v, m) = (vocab.to_string_lossy(), merges.to_string_lossy());
-        let bpe = BPE::from_file(&v, &m).build().map_err(|e| bad(e.to_string()))?;
+        let bpe = BPE::from_file(&v, &m)
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
         let mut hf = tokenizers::Tokenizer::new(bpe);
         hf.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
         hf.with_decoder(Some(ByteLevel::default()));
@@ -81,7 +89,12 @@ impl Tokenizer {
             .ok_or_else(|| format!("it has no {ENDOFTEXT} token"))?;
         let pad_id = hf.token_to_id(PAD);
         let vocab_size = hf.get_vocab_size(true) - usize::from(pad_id.is_some());
-        Ok(Self { backend: Backend::Hf(Box::new(hf)), eot_id, pad_id, vocab_size })
+        Ok(Self {
+            backend: Backend::Hf(Box::new(hf)),
+            eot_id,
+            pad_id,
+            vocab_size,
+        })
     }
 
     /// Adds `<|pad|>` with the next free id (50257 for GPT-2) if the tokenizer has none.
@@ -120,14 +133,25 @@ impl Tokenizer {
 
     /// The text of `ids`. The pad id decodes to nothing; an unknown id is an error.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        let ids: Vec<u32> = ids.iter().copied().filter(|&i| Some(i) != self.pad_id).collect();
+        let ids: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&i| Some(i) != self.pad_id)
+            .collect();
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.vocab_size) {
-            return Err(Error::Tokenizer(format!("id {bad} is outside the vocabulary of {}", self.vocab_size)));
+            return Err(Error::Tokenizer(format!(
+                "id {bad} is outside the vocabulary of {}",
+                self.vocab_size
+            )));
         }
         match &self.backend {
-            Backend::Hf(hf) => hf.decode(&ids, false).map_err(|e| Error::Tokenizer(e.to_string())),
+            Backend::Hf(hf) => hf
+                .decode(&ids, false)
+                .map_err(|e| Error::Tokenizer(e.to_string())),
             Backend::Gpt2Bpe(bpe) => {
-                let bytes = bpe.decode_bytes(&ids).map_err(|e| Error::Tokenizer(e.to_string()))?;
+                let bytes = bpe
+                    .decode_bytes(&ids)
+                    .map_err(|e| Error::Tokenizer(e.to_string()))?;
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
         }

@@ -36,7 +36,11 @@ pub fn score_windows(n_tokens: usize, context: usize, stride: usize) -> Result<V
     let mut start = 0;
     while scored_to < n_tokens {
         let end = (start + context + 1).min(n_tokens);
-        out.push(Window { start, end, score_from: scored_to.max(start + 1) });
+        out.push(Window {
+            start,
+            end,
+            score_from: scored_to.max(start + 1),
+        });
         scored_to = end;
         start += stride;
     }
@@ -49,7 +53,13 @@ mod tests {
 
     #[test]
     fn every_target_is_scored_once() {
-        for (n, ctx, stride) in [(2, 4, 4), (10, 4, 2), (10, 4, 4), (1000, 128, 64), (5, 8, 3)] {
+        for (n, ctx, stride) in [
+            (2, 4, 4),
+            (10, 4, 2),
+            (10, 4, 4),
+            (1000, 128, 64),
+            (5, 8, 3),
+        ] {
             let w = score_windows(n, ctx, stride).unwrap();
             let mut seen = vec![0; n];
             for win in &w {
@@ -59,17 +69,48 @@ mod tests {
                 }
             }
             assert_eq!(seen[0], 0);
-            assert!(seen[1..].iter().all(|&c| c == 1), "{n} {ctx} {stride}: {seen:?}");
+            assert!(
+                seen[1..].iter().all(|&c| c == 1),
+                "{n} {ctx} {stride}: {seen:?}"
+            );
         }
     }
 
     #[test]
     fn strided_windows_keep_context() {
         let w = score_windows(10, 4, 2).unwrap();
-        assert_eq!(w[0], Window { start: 0, end: 5, score_from: 1 });
-        assert_eq!(w[1], Window { start: 2, end: 7, score_from: 5 });
-        assert_eq!(w[2], Window { start: 4, end: 9, score_from: 7 });
-        assert_eq!(w[3], Window { start: 6, end: 10, score_from: 9 });
+        assert_eq!(
+            w[0],
+            Window {
+                start: 0,
+                end: 5,
+                score_from: 1
+            }
+        );
+        assert_eq!(
+            w[1],
+            Window {
+                start: 2,
+                end: 7,
+                score_from: 5
+            }
+        );
+        assert_eq!(
+            w[2],
+            Window {
+                start: 4,
+                end: 9,
+                score_from: 7
+            }
+        );
+        assert_eq!(
+            w[3],
+            Window {
+                start: 6,
+                end: 10,
+                score_from: 9
+            }
+        );
         assert_eq!(w.len(), 4);
     }
 

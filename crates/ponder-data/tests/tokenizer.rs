@@ -27,14 +27,21 @@ fn samples() -> Vec<String> {
 fn gpt2_vocab_merges() -> (PathBuf, PathBuf) {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cargo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cargo")
+        });
     let src = cargo_home.join("registry").join("src");
     let assets = std::fs::read_dir(&src)
         .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("tiktoken-rs-0.12.1").join("assets"))
         .find(|p| p.join("encoder.json").is_file())
-        .unwrap_or_else(|| panic!("tiktoken-rs-0.12.1/assets not found under {}", src.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "tiktoken-rs-0.12.1/assets not found under {}",
+                src.display()
+            )
+        });
     (assets.join("encoder.json"), assets.join("vocab.bpe"))
 }
 
@@ -43,8 +50,11 @@ fn gpt2_ids_are_gpt2s() {
     let t = Tokenizer::gpt2().unwrap();
     assert_eq!(t.encode("Hello world").unwrap(), vec![15496, 995]);
     assert_eq!(
-        t.encode("Hello world<|endoftext|>def foo(x):\n    return x + 1").unwrap(),
-        vec![15496, 995, 50256, 4299, 22944, 7, 87, 2599, 198, 220, 220, 220, 1441, 2124, 1343, 352]
+        t.encode("Hello world<|endoftext|>def foo(x):\n    return x + 1")
+            .unwrap(),
+        vec![
+            15496, 995, 50256, 4299, 22944, 7, 87, 2599, 198, 220, 220, 220, 1441, 2124, 1343, 352
+        ]
     );
     assert_eq!(t.eot_id(), 50256);
     assert_eq!(t.vocab_size(), 50257);
@@ -85,7 +95,11 @@ fn tokenizer_json_agrees_with_compiled_bpe_id_for_id() {
 fn pad_decodes_to_nothing_and_unknown_ids_fail() {
     let t = Tokenizer::gpt2().unwrap().with_pad();
     assert_eq!(t.decode(&[15496, 50257, 995]).unwrap(), "Hello world");
-    assert!(t.decode(&[50258]).unwrap_err().to_string().contains("outside the vocabulary"));
+    assert!(t
+        .decode(&[50258])
+        .unwrap_err()
+        .to_string()
+        .contains("outside the vocabulary"));
 }
 
 #[test]
@@ -94,5 +108,8 @@ fn a_broken_tokenizer_file_names_the_file() {
     let p = dir.path().join("tokenizer.json");
     std::fs::write(&p, "{ not json").unwrap();
     let err = Tokenizer::from_file(&p).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.json: not a usable tokenizer"), "{err}");
+    assert!(
+        err.contains("tokenizer.json: not a usable tokenizer"),
+        "{err}"
+    );
 }

@@ -175,7 +175,10 @@ impl Gpt2Config {
     /// A tiny GPT-2 with the real vocabulary, for tests and offline smoke runs: 2 layers,
     /// width 64, 4 heads, 256 positions.
     pub fn tiny() -> Self {
-        Self { n_positions: 256, ..Self::openai(2, 64, 4) }
+        Self {
+            n_positions: 256,
+            ..Self::openai(2, 64, 4)
+        }
     }
 
     fn openai(n_layer: usize, n_embd: usize, n_head: usize) -> Self {
@@ -225,10 +228,14 @@ impl Gpt2Config {
             .map_err(|e| candle::Error::Msg(format!("not a JSON object: {e}")))?;
         for (key, value) in &map {
             if let Some((_, want)) = CHECKED_HF_KEYS.iter().find(|(k, _)| k == key) {
-                if value.to_string() != *want {
-                    candle::bail!("config key `{key}` = {value} is not supported (ponder implements {want})");
+                if value != &serde_json::from_str::<serde_json::Value>(want).expect("valid literal")
+                {
+                    candle::bail!(
+                        "config key `{key}` = {value} is not supported (ponder implements {want})"
+                    );
                 }
-            } else if !READ_KEYS.contains(&key.as_str()) && !IGNORED_HF_KEYS.contains(&key.as_str()) {
+            } else if !READ_KEYS.contains(&key.as_str()) && !IGNORED_HF_KEYS.contains(&key.as_str())
+            {
                 candle::bail!("unknown config key `{key}`");
             }
         }
@@ -248,7 +255,10 @@ impl Gpt2Config {
         let mut value = serde_json::to_value(self).expect("config serializes");
         let map = value.as_object_mut().expect("config is an object");
         map.insert("model_type".into(), "gpt2".into());
-        map.insert("architectures".into(), serde_json::json!(["GPT2LMHeadModel"]));
+        map.insert(
+            "architectures".into(),
+            serde_json::json!(["GPT2LMHeadModel"]),
+        );
         map.insert("tie_word_embeddings".into(), true.into());
         map.insert("n_ctx".into(), self.n_positions.into());
         serde_json::to_string_pretty(&value).expect("config serializes")
@@ -269,13 +279,24 @@ impl Gpt2Config {
             }
         }
         if self.n_embd % self.n_head != 0 {
-            candle::bail!("config: n_embd {} is not divisible by n_head {}", self.n_embd, self.n_head);
+            candle::bail!(
+                "config: n_embd {} is not divisible by n_head {}",
+                self.n_embd,
+                self.n_head
+            );
         }
         self.activation()?;
-        if !(self.layer_norm_epsilon > 0.0) {
-            candle::bail!("config key `layer_norm_epsilon` must be positive, got {}", self.layer_norm_epsilon);
+        if self.layer_norm_epsilon.is_nan() || self.layer_norm_epsilon <= 0.0 {
+            candle::bail!(
+                "config key `layer_norm_epsilon` must be positive, got {}",
+                self.layer_norm_epsilon
+            );
         }
-        for (name, p) in [("resid_pdrop", self.resid_pdrop), ("embd_pdrop", self.embd_pdrop), ("attn_pdrop", self.attn_pdrop)] {
+        for (name, p) in [
+            ("resid_pdrop", self.resid_pdrop),
+            ("embd_pdrop", self.embd_pdrop),
+            ("attn_pdrop", self.attn_pdrop),
+        ] {
             if !(0.0..1.0).contains(&p) {
                 candle::bail!("config key `{name}` must be in [0, 1), got {p}");
             }
@@ -333,27 +354,42 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error() {
-        let mut v: serde_json::Value = serde_json::from_str(&Gpt2Config::tiny().to_hf_json()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&Gpt2Config::tiny().to_hf_json()).unwrap();
         v["n_embed"] = 64.into();
-        let err = Gpt2Config::from_json_str(&v.to_string()).unwrap_err().to_string();
+        let err = Gpt2Config::from_json_str(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown config key `n_embed`"), "{err}");
     }
 
     #[test]
     fn unsupported_option_is_an_error() {
-        let mut v: serde_json::Value = serde_json::from_str(&Gpt2Config::tiny().to_hf_json()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&Gpt2Config::tiny().to_hf_json()).unwrap();
         v["scale_attn_by_inverse_layer_idx"] = true.into();
-        let err = Gpt2Config::from_json_str(&v.to_string()).unwrap_err().to_string();
+        let err = Gpt2Config::from_json_str(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("scale_attn_by_inverse_layer_idx"), "{err}");
         v["scale_attn_by_inverse_layer_idx"] = false.into();
         v["activation_function"] = "relu".into();
-        let err = Gpt2Config::from_json_str(&v.to_string()).unwrap_err().to_string();
+        let err = Gpt2Config::from_json_str(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("activation_function"), "{err}");
     }
 
     #[test]
     fn heads_must_divide_width() {
-        let c = Gpt2Config { n_head: 5, ..Gpt2Config::tiny() };
-        assert!(c.validate().unwrap_err().to_string().contains("not divisible"));
+        let c = Gpt2Config {
+            n_head: 5,
+            ..Gpt2Config::tiny()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not divisible"));
     }
 }

@@ -46,7 +46,11 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// f32 on the CPU, no pad row.
     pub fn cpu_f32() -> Self {
-        Self { dtype: DType::F32, device: Device::Cpu, pad_token: None }
+        Self {
+            dtype: DType::F32,
+            device: Device::Cpu,
+            pad_token: None,
+        }
     }
 }
 
@@ -55,7 +59,10 @@ pub fn load(source: &ModelSource, hub: &Hub, options: &LoadOptions) -> Result<Gp
     match source {
         ModelSource::Local(path) => load_local(path, options),
         ModelSource::Hub(id) => {
-            let fetch = |file: &str| hub.get(id, file).map_err(|e| candle::Error::Msg(e.to_string()));
+            let fetch = |file: &str| {
+                hub.get(id, file)
+                    .map_err(|e| candle::Error::Msg(e.to_string()))
+            };
             let config_path = fetch("config.json")?;
             let weights_path = fetch("model.safetensors")?;
             load_files(&config_path, &weights_path, options)
@@ -73,7 +80,10 @@ pub fn load_local(path: &Path, options: &LoadOptions) -> Result<Gpt2> {
     };
     for p in [&config_path, &weights_path] {
         if !p.is_file() {
-            candle::bail!("{}: not found (a GPT-2 folder holds config.json and model.safetensors)", p.display());
+            candle::bail!(
+                "{}: not found (a GPT-2 folder holds config.json and model.safetensors)",
+                p.display()
+            );
         }
     }
     load_files(&config_path, &weights_path, options)

@@ -73,7 +73,8 @@ impl Conv1d {
 }
 
 fn take(w: &mut Weights, name: &str) -> Result<Tensor> {
-    w.remove(name).ok_or_else(|| candle::Error::Msg(format!("gpt2: missing weight `{name}`")))
+    w.remove(name)
+        .ok_or_else(|| candle::Error::Msg(format!("gpt2: missing weight `{name}`")))
 }
 
 impl Gpt2 {
@@ -81,28 +82,45 @@ impl Gpt2 {
     ///
     /// With `pad_token = Some(id)`, `wte` gets one extra zero row at `id` (which must equal
     /// `vocab_size`), and that row's logit is always [`PAD_LOGIT`].
-    pub fn from_weights(config: Gpt2Config, mut weights: Weights, pad_token: Option<u32>) -> Result<Self> {
+    pub fn from_weights(
+        config: Gpt2Config,
+        mut weights: Weights,
+        pad_token: Option<u32>,
+    ) -> Result<Self> {
         config.validate()?;
         for (name, shape) in crate::weights::expected_shapes(&config) {
             match weights.get(&name) {
                 None => candle::bail!("gpt2: missing weight `{name}` (expected shape {shape:?})"),
                 Some(t) if t.dims() != shape.as_slice() => {
-                    candle::bail!("gpt2: weight `{name}` has shape {:?}, expected {shape:?}", t.dims())
+                    candle::bail!(
+                        "gpt2: weight `{name}` has shape {:?}, expected {shape:?}",
+                        t.dims()
+                    )
                 }
                 Some(_) => {}
             }
         }
         let eps = config.layer_norm_epsilon;
         let norm = |w: &mut Weights, p: &str| -> Result<Norm> {
-            Ok(Norm { weight: take(w, &format!("{p}.weight"))?, bias: take(w, &format!("{p}.bias"))?, eps })
+            Ok(Norm {
+                weight: take(w, &format!("{p}.weight"))?,
+                bias: take(w, &format!("{p}.bias"))?,
+                eps,
+            })
         };
         let conv = |w: &mut Weights, p: &str| -> Result<Conv1d> {
-            Ok(Conv1d { weight: take(w, &format!("{p}.weight"))?, bias: take(w, &format!("{p}.bias"))? })
+            Ok(Conv1d {
+                weight: take(w, &format!("{p}.weight"))?,
+                bias: take(w, &format!("{p}.bias"))?,
+            })
         };
         let mut wte = take(&mut weights, "wte.weight")?;
         if let Some(id) = pad_token {
             if id as usize != config.vocab_size {
-                candle::bail!("gpt2: the pad row must come right after the vocabulary (id {}), got {id}", config.vocab_size);
+                candle::bail!(
+                    "gpt2: the pad row must come right after the vocabulary (id {}), got {id}",
+                    config.vocab_size
+                );
             }
             let zero = Tensor::zeros((1, config.n_embd), wte.dtype(), wte.device())?;
             wte = Tensor::cat(&[&wte, &zero], 0)?; // (vocab + 1, d)
@@ -122,7 +140,14 @@ impl Gpt2 {
             })
             .collect::<Result<Vec<_>>>()?;
         let ln_f = norm(&mut weights, "ln_f")?;
-        Ok(Self { config, wte, wpe, blocks, ln_f, pad_token })
+        Ok(Self {
+            config,
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+            pad_token,
+        })
     }
 
     /// The configuration.
@@ -161,7 +186,10 @@ impl Gpt2 {
     /// The weights by HF name, without the pad row: what [`crate::save`] writes.
     pub fn weights(&self) -> Result<Weights> {
         let mut w = Weights::new();
-        w.insert("wte.weight".into(), self.wte.narrow(0, 0, self.config.vocab_size)?);
+        w.insert(
+            "wte.weight".into(),
+            self.wte.narrow(0, 0, self.config.vocab_size)?,
+        );
         w.insert("wpe.weight".into(), self.wpe.clone());
         for (i, b) in self.blocks.iter().enumerate() {
             for (name, norm) in [("ln_1", &b.ln_1), ("ln_2", &b.ln_2)] {
@@ -198,7 +226,12 @@ impl Gpt2 {
     /// - `ids`: `(b, t)` u32 with `t <= n_positions`; returns `(b, t, n_embd)`.
     pub fn forward_train(&self, ids: &Tensor, dropout: &mut Dropout) -> Result<Tensor> {
         let c = &self.config;
-        let train = Train { dropout, embd: c.embd_pdrop, attn: c.attn_pdrop, resid: c.resid_pdrop };
+        let train = Train {
+            dropout,
+            embd: c.embd_pdrop,
+            attn: c.attn_pdrop,
+            resid: c.resid_pdrop,
+        };
         self.run(ids, Some(train))
     }
 
@@ -218,7 +251,10 @@ impl Gpt2 {
 
     fn check_ids(&self, ids: &Tensor) -> Result<(usize, usize)> {
         let (b, t) = ids.dims2().map_err(|_| {
-            candle::Error::Msg(format!("gpt2: ids must have shape (batch, seq), got {:?}", ids.dims()))
+            candle::Error::Msg(format!(
+                "gpt2: ids must have shape (batch, seq), got {:?}",
+                ids.dims()
+            ))
         })?;
         if ids.dtype() != DType::U32 {
             candle::bail!("gpt2: ids must be u32, got {:?}", ids.dtype());
@@ -235,7 +271,10 @@ impl Gpt2 {
         }
         let max = ids.max_all()?.to_scalar::<u32>()?;
         if max as usize >= self.n_logits() {
-            candle::bail!("gpt2: token id {max} is outside the embedding of {} rows", self.n_logits());
+            candle::bail!(
+                "gpt2: token id {max} is outside the embedding of {} rows",
+                self.n_logits()
+            );
         }
         Ok((b, t))
     }
@@ -243,7 +282,10 @@ impl Gpt2 {
     fn run(&self, ids: &Tensor, mut train: Option<Train<'_>>) -> Result<Tensor> {
         let (b, t) = self.check_ids(ids)?;
         let d = self.config.n_embd;
-        let tok = self.wte.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?; // (b, t, d)
+        let tok = self
+            .wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, d))?; // (b, t, d)
         let pos = self.wpe.narrow(0, 0, t)?; // (t, d)
         let mut x = tok.broadcast_add(&pos)?; // (b, t, d)
         if let Some(tr) = train.as_mut() {
@@ -263,7 +305,10 @@ impl Gpt2 {
 
         let h = blk.ln_1.forward(x)?.reshape((b * t, d))?; // (b·t, d)
         let qkv = blk.c_attn.forward(&h)?; // (b·t, 3d)
-        let qkv = qkv.reshape((b, t, 3, n_head, head_dim))?.permute((2, 0, 3, 1, 4))?.contiguous()?; // (3, b, nh, t, hd)
+        let qkv = qkv
+            .reshape((b, t, 3, n_head, head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?; // (3, b, nh, t, hd)
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?); // (b, nh, t, hd) each
         let scores = q.matmul(&k.t()?)?; // (b, nh, t, t)
         let mut probs = ponder_nn::causal_softmax(&scores, 1.0 / (head_dim as f64).sqrt())?;
@@ -285,7 +330,7 @@ impl Gpt2 {
             Activation::GeluErf => h.gelu_erf()?,
         };
         let mut h = blk.mlp_proj.forward(&h)?; // (b·t, d)
-        if let Some(tr) = train.as_deref_mut() {
+        if let Some(tr) = train {
             h = tr.dropout.apply_p(&h, tr.resid)?;
         }
         x + h.reshape((b, t, d))?
@@ -302,7 +347,9 @@ impl Gpt2 {
             candle::bail!("gpt2: need at least 2 tokens to score, got {t}");
         }
         let hidden = self.forward(&ids.narrow(1, 0, t - 1)?)?; // (b, t−1, d)
-        let logits = self.logits(&hidden)?.reshape((b * (t - 1), self.n_logits()))?; // (b·(t−1), V)
+        let logits = self
+            .logits(&hidden)?
+            .reshape((b * (t - 1), self.n_logits()))?; // (b·(t−1), V)
         let targets = ids.narrow(1, 1, t - 1)?.flatten_all()?; // (b·(t−1))
         ponder_nn::cross_entropy(&logits, &targets)?.reshape((b, t - 1))
     }

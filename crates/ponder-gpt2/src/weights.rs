@@ -61,7 +61,11 @@ pub fn random(config: &Gpt2Config, seed: u64, dtype: DType, device: &Device) -> 
             } else if name.ends_with(".bias") {
                 Tensor::zeros(shape, dtype, device)?
             } else {
-                let s = if name.ends_with("c_proj.weight") { resid_std } else { std };
+                let s = if name.ends_with("c_proj.weight") {
+                    resid_std
+                } else {
+                    std
+                };
                 let mut rng = ponder_nn::init::rng_for(seed, &name);
                 ponder_nn::init::normal(shape, s, &mut rng, dtype, device)?
             };
@@ -88,19 +92,28 @@ pub fn load_safetensors(
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     for key in file.names() {
         let short = key.strip_prefix("transformer.").unwrap_or(key);
-        if short == "lm_head.weight" || short.ends_with(".attn.bias") || short.ends_with(".attn.masked_bias") {
+        if short == "lm_head.weight"
+            || short.ends_with(".attn.bias")
+            || short.ends_with(".attn.masked_bias")
+        {
             continue;
         }
         if by_name.insert(short.to_string(), key.to_string()).is_some() {
-            return Err(ctx(format!("tensor `{short}` appears both with and without the `transformer.` prefix")));
+            return Err(ctx(format!(
+                "tensor `{short}` appears both with and without the `transformer.` prefix"
+            )));
         }
     }
     let mut weights = Weights::new();
     for (name, shape) in expected_shapes(config) {
         let Some(key) = by_name.remove(&name) else {
-            return Err(ctx(format!("missing tensor `{name}` (expected shape {shape:?})")));
+            return Err(ctx(format!(
+                "missing tensor `{name}` (expected shape {shape:?})"
+            )));
         };
-        let view = file.tensor(&key).map_err(|e| ctx(format!("tensor `{key}`: {e}")))?;
+        let view = file
+            .tensor(&key)
+            .map_err(|e| ctx(format!("tensor `{key}`: {e}")))?;
         if view.shape() != shape.as_slice() {
             return Err(ctx(format!(
                 "tensor `{key}` has shape {:?}, expected {shape:?}",
@@ -113,7 +126,10 @@ pub fn load_safetensors(
         weights.insert(name, t);
     }
     if let Some(extra) = by_name.keys().next() {
-        return Err(ctx(format!("unexpected tensor `{extra}` for a {}-layer GPT-2", config.n_layer)));
+        return Err(ctx(format!(
+            "unexpected tensor `{extra}` for a {}-layer GPT-2",
+            config.n_layer
+        )));
     }
     Ok(weights)
 }
@@ -122,12 +138,15 @@ pub fn load_safetensors(
 /// dtype), through a temporary file and a rename so that a crash never leaves half a file.
 pub fn save_safetensors(weights: &Weights, path: &Path) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
-    let map: std::collections::HashMap<String, Tensor> =
-        weights.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let map: std::collections::HashMap<String, Tensor> = weights
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     candle::safetensors::save(&map, &tmp)
         .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| candle::Error::Msg(format!("{}: cannot rename into place: {e}", path.display())))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        candle::Error::Msg(format!("{}: cannot rename into place: {e}", path.display()))
+    })
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.

@@ -30,17 +30,28 @@ fn every_parameter_gets_the_finite_difference_gradient() -> Result<()> {
     for (name, t) in w.iter_mut() {
         if name.ends_with("bias") || name.contains("ln_") {
             let mut rng = ponder_nn::init::rng_for(11, name);
-            let noise = ponder_nn::init::normal(t.shape(), 0.2, &mut rng, DType::F64, &Device::Cpu)?;
+            let noise =
+                ponder_nn::init::normal(t.shape(), 0.2, &mut rng, DType::F64, &Device::Cpu)?;
             *t = (t.clone() + noise)?;
         }
     }
-    let vars: BTreeMap<String, Var> =
-        w.iter().map(|(k, t)| Ok((k.clone(), Var::from_tensor(t)?))).collect::<Result<_>>()?;
+    let vars: BTreeMap<String, Var> = w
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), Var::from_tensor(t)?)))
+        .collect::<Result<_>>()?;
     let as_weights = |vars: &BTreeMap<String, Var>| -> weights::Weights {
-        vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+        vars.iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
     };
     let model = Gpt2::from_weights(config.clone(), as_weights(&vars), None)?;
-    let ids = Tensor::new(&[[3u32, 17, 5, 9, 9, 22, 0, 14, 1, 2], [8, 8, 1, 23, 6, 4, 12, 19, 7, 5]], &Device::Cpu)?;
+    let ids = Tensor::new(
+        &[
+            [3u32, 17, 5, 9, 9, 22, 0, 14, 1, 2],
+            [8, 8, 1, 23, 6, 4, 12, 19, 7, 5],
+        ],
+        &Device::Cpu,
+    )?;
     let grads = loss(&model, &ids)?.backward()?;
 
     let h = 1e-5;
@@ -49,7 +60,10 @@ fn every_parameter_gets_the_finite_difference_gradient() -> Result<()> {
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("parameter {name} received no gradient"));
         let g = g.flatten_all()?.to_vec1::<f64>()?;
-        assert!(g.iter().any(|&v| v != 0.0), "parameter {name} has an all-zero gradient");
+        assert!(
+            g.iter().any(|&v| v != 0.0),
+            "parameter {name} has an all-zero gradient"
+        );
         let base = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
         let n = base.len();
         for idx in [0, n / 2, n - 1] {
@@ -57,7 +71,10 @@ fn every_parameter_gets_the_finite_difference_gradient() -> Result<()> {
                 let mut v = base.clone();
                 v[idx] += delta;
                 let mut w2 = as_weights(&vars);
-                w2.insert(name.clone(), Tensor::from_vec(v, var.as_tensor().shape(), &Device::Cpu)?);
+                w2.insert(
+                    name.clone(),
+                    Tensor::from_vec(v, var.as_tensor().shape(), &Device::Cpu)?,
+                );
                 loss(&Gpt2::from_weights(config.clone(), w2, None)?, &ids)?.to_scalar::<f64>()
             };
             let fd = (eval(h)? - eval(-h)?) / (2.0 * h);

@@ -13,12 +13,19 @@ fn fixtures() -> PathBuf {
 }
 
 fn expected() -> Result<std::collections::HashMap<String, Tensor>> {
-    candle::safetensors::load(fixtures().join("gpt2_tiny_expected.safetensors"), &Device::Cpu)
+    candle::safetensors::load(
+        fixtures().join("gpt2_tiny_expected.safetensors"),
+        &Device::Cpu,
+    )
 }
 
 fn load_tiny() -> Result<Gpt2> {
     let hub = ponder_hub::Hub::new(ponder_hub::HubOptions::new("/nonexistent"));
-    load(&ModelSource::Local(fixtures().join("gpt2_tiny")), &hub, &LoadOptions::cpu_f32())
+    load(
+        &ModelSource::Local(fixtures().join("gpt2_tiny")),
+        &hub,
+        &LoadOptions::cpu_f32(),
+    )
 }
 
 /// The same weights under a modified config.
@@ -51,7 +58,10 @@ fn golden_test_catches_wrong_gelu() -> Result<()> {
     // The exact GELU matches transformers' `gelu`, and is far from the `gelu_new` reference.
     assert_close(&logits, &exp["logits_erf"], 1e-4, 0.0)?;
     let gap = max_abs_diff(&logits, &exp["logits"].i((.., 15, ..))?)?;
-    assert!(gap > 1e-3, "a wrong GELU must fail the 1e-4 golden check, gap {gap}");
+    assert!(
+        gap > 1e-3,
+        "a wrong GELU must fail the 1e-4 golden check, gap {gap}"
+    );
     Ok(())
 }
 
@@ -63,7 +73,10 @@ fn golden_test_catches_wrong_epsilon() -> Result<()> {
     let logits = last_logits(&eps5, &ids)?;
     assert_close(&logits, &exp["logits_eps5"], 1e-4, 0.0)?;
     let gap = max_abs_diff(&logits, &exp["logits"].i((.., 15, ..))?)?;
-    assert!(gap > 1e-3, "a wrong epsilon must fail the 1e-4 golden check, gap {gap}");
+    assert!(
+        gap > 1e-3,
+        "a wrong epsilon must fail the 1e-4 golden check, gap {gap}"
+    );
     Ok(())
 }
 
@@ -75,7 +88,10 @@ fn saved_model_loads_back_identically() -> Result<()> {
     // Our writer uses names without the `transformer.` prefix, as the Hub's GPT-2 files do.
     let st = candle::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu)?;
     assert!(st.contains_key("h.1.mlp.c_proj.weight") && !st.contains_key("transformer.wte.weight"));
-    let back = ponder_gpt2::load::load_local(&dir.path().join("model.safetensors"), &LoadOptions::cpu_f32())?;
+    let back = ponder_gpt2::load::load_local(
+        &dir.path().join("model.safetensors"),
+        &LoadOptions::cpu_f32(),
+    )?;
     assert_eq!(back.config(), model.config());
     let ids = expected()?["input_ids"].to_dtype(DType::U32)?;
     assert_close(&back.forward(&ids)?, &model.forward(&ids)?, 0.0, 0.0)

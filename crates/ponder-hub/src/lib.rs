@@ -63,7 +63,12 @@ pub enum HubError {
 impl HubOptions {
     /// Options for the given cache folder, online, with no token.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
-        Self { offline: false, cache_dir: cache_dir.into(), endpoint: None, token: None }
+        Self {
+            offline: false,
+            cache_dir: cache_dir.into(),
+            endpoint: None,
+            token: None,
+        }
     }
 
     /// Options read from the environment as transformers reads them: `HF_HUB_OFFLINE`
@@ -73,19 +78,29 @@ impl HubOptions {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let cache_dir = var("HF_HUB_CACHE").map(PathBuf::from).unwrap_or_else(|| {
             let home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-                let user = var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+                let user = var("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."));
                 user.join(".cache").join("huggingface")
             });
             home.join("hub")
         });
         let offline = var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v));
-        Self { offline, cache_dir, endpoint: var("HF_ENDPOINT"), token: var("HF_TOKEN") }
+        Self {
+            offline,
+            cache_dir,
+            endpoint: var("HF_ENDPOINT"),
+            token: var("HF_TOKEN"),
+        }
     }
 }
 
 /// Whether an environment value means "on", as `huggingface_hub` parses booleans.
 pub fn is_truthy(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
 }
 
 /// The full repository id for the short GPT-2 names (`gpt2` → `openai-community/gpt2`); other ids
@@ -183,17 +198,28 @@ mod tests {
     use super::*;
 
     fn offline(dir: &Path) -> Hub {
-        Hub::new(HubOptions { offline: true, ..HubOptions::new(dir) })
+        Hub::new(HubOptions {
+            offline: true,
+            ..HubOptions::new(dir)
+        })
     }
 
     #[test]
     fn offline_reads_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let written =
-            insert_into_cache(dir.path(), "openai-community/gpt2", "abc123", "config.json", b"{}")
-                .unwrap();
+        let written = insert_into_cache(
+            dir.path(),
+            "openai-community/gpt2",
+            "abc123",
+            "config.json",
+            b"{}",
+        )
+        .unwrap();
         let hub = offline(dir.path());
-        assert_eq!(hub.get("openai-community/gpt2", "config.json").unwrap(), written);
+        assert_eq!(
+            hub.get("openai-community/gpt2", "config.json").unwrap(),
+            written
+        );
         // The short name resolves to the same cached file.
         assert_eq!(hub.get("gpt2", "config.json").unwrap(), written);
     }
@@ -201,10 +227,15 @@ mod tests {
     #[test]
     fn offline_miss_says_how_to_get_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let err = offline(dir.path()).get("gpt2-medium", "model.safetensors").unwrap_err();
+        let err = offline(dir.path())
+            .get("gpt2-medium", "model.safetensors")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, HubError::NotCached { .. }));
-        assert!(msg.contains("openai-community/gpt2-medium: model.safetensors is not in"), "{msg}");
+        assert!(
+            msg.contains("openai-community/gpt2-medium: model.safetensors is not in"),
+            "{msg}"
+        );
         assert!(msg.contains("huggingface-cli download"), "{msg}");
     }
 

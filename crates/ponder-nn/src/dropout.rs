@@ -19,7 +19,10 @@ impl Dropout {
         if !(0.0..1.0).contains(&p) {
             candle::bail!("dropout: probability must be in [0, 1), got {p}");
         }
-        Ok(Self { p, rng: ChaCha8Rng::seed_from_u64(seed) })
+        Ok(Self {
+            p,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
     }
 
     /// The drop probability.
@@ -38,7 +41,13 @@ impl Dropout {
         let keep = 1.0 - p;
         let scale = (1.0 / keep) as f32;
         let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if self.rng.random::<f64>() < keep { scale } else { 0.0 })
+            .map(|_| {
+                if self.rng.random::<f64>() < keep {
+                    scale
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x * mask

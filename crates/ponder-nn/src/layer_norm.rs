@@ -42,17 +42,19 @@ fn forward<T: Float>(x: &[T], gamma: &[T], beta: &[T], eps: f64) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
     let eps = T::from(eps).expect("eps fits the float type");
     let rows = cpu::rows_per_task(d);
-    out.par_chunks_mut(d * rows).zip(x.par_chunks(d * rows)).for_each(|(out, x)| {
-        for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
-            let n = T::from(d).expect("row length fits the float type");
-            let mean = x.iter().copied().sum::<T>() / n;
-            let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
-            let rstd = (var + eps).sqrt().recip();
-            for i in 0..d {
-                out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
+    out.par_chunks_mut(d * rows)
+        .zip(x.par_chunks(d * rows))
+        .for_each(|(out, x)| {
+            for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
+                let n = T::from(d).expect("row length fits the float type");
+                let mean = cpu::sum(x) / n;
+                let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
+                let rstd = (var + eps).sqrt().recip();
+                for i in 0..d {
+                    out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
+                }
             }
-        }
-    });
+        });
     out
 }
 
@@ -106,7 +108,10 @@ impl CustomOp3 for LayerNorm {
         let g = grad.broadcast_mul(gamma)?; // (..., d)
         let mean_g = g.mean_keepdim(D::Minus1)?; // (..., 1)
         let mean_gx = (&g * &xhat)?.mean_keepdim(D::Minus1)?; // (..., 1)
-        let dx = g.broadcast_sub(&mean_g)?.sub(&xhat.broadcast_mul(&mean_gx)?)?.broadcast_mul(&rstd)?;
+        let dx = g
+            .broadcast_sub(&mean_g)?
+            .sub(&xhat.broadcast_mul(&mean_gx)?)?
+            .broadcast_mul(&rstd)?;
         let grad2 = grad.reshape(((), d))?; // (rows, d)
         let dgamma = (grad2.clone() * xhat.reshape(((), d))?)?.sum(0)?; // (d)
         let dbeta = grad2.sum(0)?; // (d)

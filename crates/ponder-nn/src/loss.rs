@@ -31,7 +31,9 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         candle::bail!("cross_entropy: target {bad} is outside the vocabulary of {v} logits");
     }
     if cpu::fused_ok(logits) {
-        logits.contiguous()?.apply_op1(CrossEntropy { targets: targets_vec })
+        logits.contiguous()?.apply_op1(CrossEntropy {
+            targets: targets_vec,
+        })
     } else {
         reference::cross_entropy(logits, targets)
     }
@@ -43,8 +45,18 @@ struct CrossEntropy {
 
 /// `log Σ exp(row)`, computed stably.
 fn logsumexp<T: Float>(row: &[T]) -> T {
-    let max = row.iter().fold(T::neg_infinity(), |m, &v| num_traits::Float::max(m, v));
-    let sum = row.iter().map(|&v| (v - max).exp()).sum::<T>();
+    let max = cpu::max(row);
+    let mut sum = [T::zero(); 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            sum[i] += (c[i] - max).exp_fast();
+        }
+    }
+    let sum = rest
+        .iter()
+        .fold(cpu::sum(&sum), |a, &v| a + (v - max).exp_fast());
     max + sum.ln()
 }
 
@@ -66,9 +78,9 @@ impl CrossEntropy {
             .for_each(|((out, row), (&t, &g))| {
                 let lse = logsumexp(row);
                 for (o, &x) in out.iter_mut().zip(row) {
-                    *o = (x - lse).exp() * g;
+                    *o = (x - lse).exp_fast() * g;
                 }
-                out[t as usize] = out[t as usize] - g;
+                out[t as usize] -= g;
             });
         out
     }
@@ -83,8 +95,12 @@ impl CustomOp1 for CrossEntropy {
         let name = self.name();
         let (n, v) = l.shape().dims2()?;
         let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, v)),
-            CpuStorage::F64(_) => CpuStorage::F64(self.forward(cpu::contiguous::<f64>(s, l, name)?, v)),
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, v))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(self.forward(cpu::contiguous::<f64>(s, l, name)?, v))
+            }
             other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
         };
         Ok((out, Shape::from(n)))
@@ -94,12 +110,20 @@ impl CustomOp1 for CrossEntropy {
         let (n, v) = logits.dims2()?;
         let dx = match logits.dtype() {
             DType::F32 => Tensor::from_vec(
-                self.backward(&logits.flatten_all()?.to_vec1::<f32>()?, &grad.to_vec1::<f32>()?, v),
+                self.backward(
+                    &logits.flatten_all()?.to_vec1::<f32>()?,
+                    &grad.to_vec1::<f32>()?,
+                    v,
+                ),
                 (n, v),
                 logits.device(),
             )?,
             DType::F64 => Tensor::from_vec(
-                self.backward(&logits.flatten_all()?.to_vec1::<f64>()?, &grad.to_vec1::<f64>()?, v),
+                self.backward(
+                    &logits.flatten_all()?.to_vec1::<f64>()?,
+                    &grad.to_vec1::<f64>()?,
+                    v,
+                ),
                 (n, v),
                 logits.device(),
             )?,

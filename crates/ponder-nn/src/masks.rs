@@ -14,7 +14,10 @@ use candle::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
 pub fn fill_column(x: &Tensor, col: usize, value: f64) -> Result<Tensor> {
     let n = x.dim(candle::D::Minus1)?;
     if col >= n {
-        candle::bail!("fill_column: column {col} is outside the last dimension of {:?}", x.dims());
+        candle::bail!(
+            "fill_column: column {col} is outside the last dimension of {:?}",
+            x.dims()
+        );
     }
     if x.device().is_cpu() && x.is_contiguous() {
         x.inplace_op1(&FillColumn { col, value })?;
@@ -49,8 +52,18 @@ impl InplaceOp1 for FillColumn {
         match storage {
             CpuStorage::F32(d) => fill(&mut d[start..end], n, self.col, self.value as f32),
             CpuStorage::F64(d) => fill(&mut d[start..end], n, self.col, self.value),
-            CpuStorage::BF16(d) => fill(&mut d[start..end], n, self.col, half::bf16::from_f64(self.value)),
-            CpuStorage::F16(d) => fill(&mut d[start..end], n, self.col, half::f16::from_f64(self.value)),
+            CpuStorage::BF16(d) => fill(
+                &mut d[start..end],
+                n,
+                self.col,
+                half::bf16::from_f64(self.value),
+            ),
+            CpuStorage::F16(d) => fill(
+                &mut d[start..end],
+                n,
+                self.col,
+                half::f16::from_f64(self.value),
+            ),
             other => candle::bail!("{}: unsupported dtype {:?}", self.name(), other.dtype()),
         }
         Ok(())

@@ -34,7 +34,13 @@ pub fn causal_mask(t_q: usize, t_k: usize, dtype: DType, device: &Device) -> Res
     let offset = t_k as i64 - t_q as i64;
     let mask: Vec<f32> = (0..t_q as i64)
         .flat_map(|i| {
-            (0..t_k as i64).map(move |j| if j <= i + offset { 0.0 } else { f32::NEG_INFINITY })
+            (0..t_k as i64).map(move |j| {
+                if j <= i + offset {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
         })
         .collect();
     Tensor::from_vec(mask, (t_q, t_k), device)?.to_dtype(dtype)

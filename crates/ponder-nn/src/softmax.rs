@@ -17,7 +17,10 @@ use crate::reference;
 /// - `x`: `(..., n)`; returns `(..., n)`.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if cpu::fused_ok(x) {
-        x.contiguous()?.apply_op1(Softmax { causal: false, scale: 1.0 })
+        x.contiguous()?.apply_op1(Softmax {
+            causal: false,
+            scale: 1.0,
+        })
     } else {
         reference::softmax_last_dim(x)
     }
@@ -30,14 +33,20 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 pub fn causal_softmax(x: &Tensor, scale: f64) -> Result<Tensor> {
     let rank = x.rank();
     if rank < 2 {
-        candle::bail!("causal_softmax: x must have at least 2 dims, got shape {:?}", x.dims());
+        candle::bail!(
+            "causal_softmax: x must have at least 2 dims, got shape {:?}",
+            x.dims()
+        );
     }
     let (t_q, t_k) = (x.dims()[rank - 2], x.dims()[rank - 1]);
     if t_k < t_q {
         candle::bail!("causal_softmax: needs t_k >= t_q, got shape {:?}", x.dims());
     }
     if cpu::fused_ok(x) {
-        x.contiguous()?.apply_op1(Softmax { causal: true, scale })
+        x.contiguous()?.apply_op1(Softmax {
+            causal: true,
+            scale,
+        })
     } else {
         reference::causal_softmax(x, scale)
     }
@@ -53,23 +62,27 @@ impl Softmax {
         let scale = T::from(self.scale).expect("scale fits the float type");
         let mut out = vec![T::zero(); x.len()];
         let rows = cpu::rows_per_task(t_k);
-        out.par_chunks_mut(t_k * rows).zip(x.par_chunks(t_k * rows)).enumerate().for_each(
-            |(task, (out, x))| {
+        out.par_chunks_mut(t_k * rows)
+            .zip(x.par_chunks(t_k * rows))
+            .enumerate()
+            .for_each(|(task, (out, x))| {
                 for (r, (out, x)) in out.chunks_mut(t_k).zip(x.chunks(t_k)).enumerate() {
                     let row = task * rows + r;
-                    let n = if self.causal { (row % t_q) + (t_k - t_q) + 1 } else { t_k };
+                    let n = if self.causal {
+                        (row % t_q) + (t_k - t_q) + 1
+                    } else {
+                        t_k
+                    };
                     let (live, _) = x.split_at(n);
-                    let max = live.iter().fold(T::neg_infinity(), |m, &v| num_traits::Float::max(m, v));
-                    let mut sum = T::zero();
+                    let max = cpu::max(live);
                     for (o, &v) in out[..n].iter_mut().zip(live) {
-                        *o = ((v - max) * scale).exp();
-                        sum = sum + *o;
+                        *o = ((v - max) * scale).exp_fast();
                     }
+                    let sum = cpu::sum(&out[..n]);
                     let inv = sum.recip();
-                    out[..n].iter_mut().for_each(|o| *o = *o * inv);
+                    out[..n].iter_mut().for_each(|o| *o *= inv);
                 }
-            },
-        );
+            });
         out
     }
 }
@@ -88,7 +101,11 @@ impl CustomOp1 for Softmax {
         let dims = l.dims();
         let t_k = dims[dims.len() - 1];
         // Only the causal form reads t_q.
-        let t_q = if self.causal { dims[dims.len() - 2] } else { t_k };
+        let t_q = if self.causal {
+            dims[dims.len() - 2]
+        } else {
+            t_k
+        };
         let out = match s {
             CpuStorage::F32(_) => {
                 CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, t_q, t_k))

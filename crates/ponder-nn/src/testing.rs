@@ -6,7 +6,11 @@ use candle::{DType, Result, Tensor};
 /// The largest absolute difference between two tensors of the same shape, computed in f64.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
     if a.dims() != b.dims() {
-        candle::bail!("max_abs_diff: shapes differ, {:?} vs {:?}", a.dims(), b.dims());
+        candle::bail!(
+            "max_abs_diff: shapes differ, {:?} vs {:?}",
+            a.dims(),
+            b.dims()
+        );
     }
     let a = a.to_dtype(DType::F64)?.flatten_all()?;
     let b = b.to_dtype(DType::F64)?.flatten_all()?;
@@ -19,15 +23,29 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 /// like llm.c's `check_tensor`.
 pub fn assert_close(actual: &Tensor, expected: &Tensor, atol: f64, rtol: f64) -> Result<()> {
     if actual.dims() != expected.dims() {
-        candle::bail!("assert_close: shapes differ, {:?} vs {:?}", actual.dims(), expected.dims());
+        candle::bail!(
+            "assert_close: shapes differ, {:?} vs {:?}",
+            actual.dims(),
+            expected.dims()
+        );
     }
-    let a = actual.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let e = expected.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let a = actual
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+    let e = expected
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     let mut max_diff = 0.0f64;
     let mut bad = Vec::new();
     for (i, (&x, &y)) in a.iter().zip(&e).enumerate() {
         // A NaN on either side counts as an infinite difference.
-        let diff = if x.is_nan() || y.is_nan() { f64::INFINITY } else { (x - y).abs() };
+        let diff = if x.is_nan() || y.is_nan() {
+            f64::INFINITY
+        } else {
+            (x - y).abs()
+        };
         max_diff = max_diff.max(diff);
         if diff > atol + rtol * y.abs() && bad.len() < 5 {
             bad.push(format!("[{i}] {x} vs {y}"));

@@ -20,7 +20,12 @@ fn grads_of(
     let loss = (f(&ts)? * weight)?.sum_all()?;
     let grads = loss.backward()?;
     ts.iter()
-        .map(|t| grads.get(t).cloned().ok_or_else(|| candle::Error::Msg("no gradient".into())))
+        .map(|t| {
+            grads
+                .get(t)
+                .cloned()
+                .ok_or_else(|| candle::Error::Msg("no gradient".into()))
+        })
         .collect()
 }
 
@@ -46,7 +51,11 @@ fn check_fd(
         };
         let fd = (eval(h)? - eval(-h)?) / (2.0 * h);
         let tol = 1e-6 * (1.0 + fd.abs());
-        assert!((fd - g[idx]).abs() < tol, "input {which} [{idx}]: fd {fd} vs autograd {}", g[idx]);
+        assert!(
+            (fd - g[idx]).abs() < tol,
+            "input {which} [{idx}]: fd {fd} vs autograd {}",
+            g[idx]
+        );
     }
     Ok(())
 }
@@ -62,11 +71,15 @@ fn check_op(
     let g_fused = grads_of(fused, inputs, &weight)?;
     let g_ref = grads_of(refr, inputs, &weight)?;
     for (i, (a, b)) in g_fused.iter().zip(&g_ref).enumerate() {
-        assert_close(a, b, 1e-10, 1e-10).map_err(|e| candle::Error::Msg(format!("input {i}: {e}")))?;
+        assert_close(a, b, 1e-10, 1e-10)
+            .map_err(|e| candle::Error::Msg(format!("input {i}: {e}")))?;
         check_fd(fused, inputs, &weight, i, a)?;
     }
     // f32 kernels agree with the f64 reference within f32 precision.
-    let inputs32: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F32)).collect::<Result<_>>()?;
+    let inputs32: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F32))
+        .collect::<Result<_>>()?;
     assert_close(&fused(&inputs32)?, &refr(inputs)?, 1e-5, 1e-5)
 }
 
@@ -85,7 +98,11 @@ fn layer_norm_matches_reference() -> Result<()> {
 #[test]
 fn softmax_matches_reference() -> Result<()> {
     let x = (randn(&[4, 7, 33], 4, DType::F64)? * 4.0)?;
-    check_op(&|t| ponder_nn::softmax_last_dim(&t[0]), &|t| reference::softmax_last_dim(&t[0]), &[x])
+    check_op(
+        &|t| ponder_nn::softmax_last_dim(&t[0]),
+        &|t| reference::softmax_last_dim(&t[0]),
+        &[x],
+    )
 }
 
 #[test]
@@ -104,7 +121,9 @@ fn causal_softmax_matches_reference() -> Result<()> {
 #[test]
 fn causal_softmax_hides_future_keys() -> Result<()> {
     let x = randn(&[1, 6, 6], 6, DType::F32)?;
-    let y = ponder_nn::causal_softmax(&x, 1.0)?.squeeze(0)?.to_vec2::<f32>()?;
+    let y = ponder_nn::causal_softmax(&x, 1.0)?
+        .squeeze(0)?
+        .to_vec2::<f32>()?;
     for (i, row) in y.iter().enumerate() {
         assert!(row[i + 1..].iter().all(|&v| v == 0.0), "row {i}: {row:?}");
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
@@ -115,7 +134,11 @@ fn causal_softmax_hides_future_keys() -> Result<()> {
 #[test]
 fn gelu_matches_reference() -> Result<()> {
     let x = (randn(&[4, 50], 7, DType::F64)? * 3.0)?;
-    check_op(&|t| ponder_nn::gelu_tanh(&t[0]), &|t| reference::gelu_tanh(&t[0]), &[x])
+    check_op(
+        &|t| ponder_nn::gelu_tanh(&t[0]),
+        &|t| reference::gelu_tanh(&t[0]),
+        &[x],
+    )
 }
 
 #[test]
@@ -139,18 +162,30 @@ fn cross_entropy_matches_reference() -> Result<()> {
 fn cross_entropy_rejects_out_of_vocab_target() -> Result<()> {
     let logits = Tensor::zeros((2, 4), DType::F32, &Device::Cpu)?;
     let targets = Tensor::new(&[1u32, 4], &Device::Cpu)?;
-    let err = ponder_nn::cross_entropy(&logits, &targets).unwrap_err().to_string();
-    assert!(err.contains("target 4 is outside the vocabulary of 4"), "{err}");
+    let err = ponder_nn::cross_entropy(&logits, &targets)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("target 4 is outside the vocabulary of 4"),
+        "{err}"
+    );
     // Uniform logits give a loss of log(v) per token.
     let ok = ponder_nn::cross_entropy(&logits, &Tensor::new(&[1u32, 3], &Device::Cpu)?)?;
-    assert_close(&ok, &Tensor::new(&[4f32.ln(), 4f32.ln()], &Device::Cpu)?, 1e-6, 0.0)
+    assert_close(
+        &ok,
+        &Tensor::new(&[4f32.ln(), 4f32.ln()], &Device::Cpu)?,
+        1e-6,
+        0.0,
+    )
 }
 
 #[test]
 fn layer_norm_rejects_mismatched_gamma() -> Result<()> {
     let x = Tensor::zeros((2, 8), DType::F32, &Device::Cpu)?;
     let g = Tensor::ones(7, DType::F32, &Device::Cpu)?;
-    let err = ponder_nn::layer_norm(&x, &g, &g, 1e-5).unwrap_err().to_string();
+    let err = ponder_nn::layer_norm(&x, &g, &g, 1e-5)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must both have shape [8]"), "{err}");
     Ok(())
 }

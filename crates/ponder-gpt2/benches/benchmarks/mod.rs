@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-gpt2`.
+
+pub mod forward;
