@@ -43,10 +43,11 @@ pub enum Command {
 /// Arguments of `ponder info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// `tiny-random`, a local folder or `.safetensors` file, or a Hub id such as `gpt2`.
+    /// `tiny-random`, `random:PRESET` (tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl), a local
+    /// folder or `.safetensors` file, or a Hub id such as `gpt2`.
     #[arg(long)]
     pub model: String,
-    /// Seed of the `tiny-random` model.
+    /// Seed of a random model.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -54,10 +55,11 @@ pub struct InfoArgs {
 /// Arguments of `ponder score`.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
-    /// `tiny-random`, a local folder or `.safetensors` file, or a Hub id such as `gpt2`.
+    /// `tiny-random`, `random:PRESET` (tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl), a local
+    /// folder or `.safetensors` file, or a Hub id such as `gpt2`.
     #[arg(long)]
     pub model: String,
-    /// Seed of the `tiny-random` model.
+    /// Seed of a random model.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// A `tokenizer.json` file or Hub id; by default the one beside a local model, else GPT-2's

@@ -51,18 +51,27 @@ pub struct LoadedModel {
     pub source: String,
 }
 
-/// Loads `spec`: `tiny-random`, a local path, or a Hub id.
+/// Loads `spec`: `tiny-random` (= `random:tiny`), `random:PRESET` (a seeded GPT-2-style random
+/// initialization of a named preset), a local path, or a Hub id.
 pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
     let options = LoadOptions {
         dtype: dtype(global.dtype),
         device: device(global.device)?,
         pad_token: None,
     };
-    if spec == TINY_RANDOM {
-        let model = ponder_gpt2::random(Gpt2Config::tiny(), seed, &options)?;
+    let preset = if spec == TINY_RANDOM {
+        Some("tiny")
+    } else {
+        spec.strip_prefix("random:")
+    };
+    if let Some(name) = preset {
+        let config = Gpt2Config::preset(name).with_context(|| {
+            format!("unknown preset {name:?} in --model {spec} (tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl)")
+        })?;
+        let model = ponder_gpt2::random(config, seed, &options)?;
         return Ok(LoadedModel {
             model,
-            source: format!("tiny-random (seed {seed})"),
+            source: format!("random {name} (seed {seed})"),
         });
     }
     let source = ModelSource::parse(spec);
@@ -98,7 +107,7 @@ pub fn tokenizer(
     } else {
         local.parent().map(|d| d.join("tokenizer.json"))
     };
-    if model_spec != TINY_RANDOM {
+    if model_spec != TINY_RANDOM && !model_spec.starts_with("random:") {
         if let Some(p) = beside.filter(|p| p.is_file()) {
             return Ok(Tokenizer::from_file(&p)?);
         }
