@@ -39,15 +39,21 @@ fn last_logits(model: &Gpt2, ids: &Tensor) -> Result<Tensor> {
     model.logits(&model.forward(ids)?)?.i((.., 15, ..))
 }
 
-#[test]
-fn hidden_and_logits_match_transformers() -> Result<()> {
+fn hidden_and_logits_match_transformers(device: &Device) -> Result<()> {
     let exp = expected()?;
-    let ids = exp["input_ids"].to_dtype(DType::U32)?;
-    let model = load_tiny()?;
+    let ids = exp["input_ids"].to_dtype(DType::U32)?.to_device(device)?;
+    let model = load_tiny_on(device)?;
     let hidden = model.forward(&ids)?;
     assert_close(&hidden, &exp["hidden"], 1e-4, 0.0)?;
     assert_close(&model.logits(&hidden)?, &exp["logits"], 1e-4, 0.0)
 }
+
+ponder_nn::test_device!(
+    hidden_and_logits_match_transformers,
+    parity_cpu,
+    parity_cuda,
+    parity_metal
+);
 
 #[test]
 fn golden_test_catches_wrong_gelu() -> Result<()> {

@@ -1,0 +1,117 @@
+//! `TttConfig`: the hyper-parameters of a TTT fast-weight layer, with presets that reproduce the
+//! original PonderTTT layer on top of each GPT-2 size.
+
+/// Which past inputs the depthwise convolution of the query/key path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvWindow {
+    /// The original PonderTTT window `t−4 … t−1`, which excludes the current token (default).
+    Shifted,
+    /// The official TTT window `t−3 … t`.
+    Causal,
+}
+
+/// Hyper-parameters of TTT-Linear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TttConfig {
+    /// Width of the layer's input and output (`d`, the backbone width).
+    pub hidden_dim: usize,
+    /// Number of heads; `num_heads · head_dim` is the inner width.
+    pub num_heads: usize,
+    /// Width of one head's fast weight (64 in the original).
+    pub head_dim: usize,
+    /// Tokens per inner mini-batch (16).
+    pub mini_batch_size: usize,
+    /// Base learning rate of the inner loop (1.0).
+    pub ttt_base_lr: f64,
+    /// Decay of the per-token learning rate towards the start of a mini-batch (0 for small,
+    /// 0.3 for medium and larger).
+    pub eta_decay_rate: f64,
+    /// RoPE base (10000).
+    pub rope_theta: f64,
+    /// Taps of the depthwise convolution (4).
+    pub conv_width: usize,
+    /// The convolution window.
+    pub conv_window: ConvWindow,
+    /// Diagonal offset of the in-mini-batch causal mask: 0, or −1 for the strict ablation.
+    pub causal_k: i64,
+    /// Epsilon of `ttt_norm` and `post_norm` (1e-5 in the original).
+    pub layer_norm_eps: f64,
+}
+
+impl TttConfig {
+    /// The original PonderTTT layer for a GPT-2 of width `hidden_dim` with `num_heads` heads:
+    /// head width 64, mini-batches of 16, base learning rate 1, and the η decay of 0.3 for
+    /// every size above small.
+    pub fn for_gpt2(hidden_dim: usize, num_heads: usize) -> Self {
+        Self {
+            hidden_dim,
+            num_heads,
+            head_dim: 64,
+            mini_batch_size: 16,
+            ttt_base_lr: 1.0,
+            eta_decay_rate: if hidden_dim > 768 { 0.3 } else { 0.0 },
+            rope_theta: 10_000.0,
+            conv_width: 4,
+            conv_window: ConvWindow::Shifted,
+            causal_k: 0,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// Width of all heads together.
+    pub fn inner_dim(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+
+    /// The per-position factor of η inside a mini-batch, without the learned gate:
+    /// `base · max(0, 1/(j+1) + offset_j) · exp(decay · (j − (b−1))) · (768/d) / head_dim`.
+    /// The learned offsets enter separately, so this returns the constant part for offset 0
+    /// split as `(1/(j+1), exp(decay·(j−b+1)))`.
+    pub fn token_factors(&self) -> (Vec<f64>, Vec<f64>) {
+        let b = self.mini_batch_size;
+        let inv: Vec<f64> = (0..b).map(|j| 1.0 / (j as f64 + 1.0)).collect();
+        let decay: Vec<f64> = (0..b)
+            .map(|j| (self.eta_decay_rate * (j as f64 - (b as f64 - 1.0))).exp())
+            .collect();
+        (inv, decay)
+    }
+
+    /// The scale `base · (768 / d) / head_dim` shared by every η.
+    pub fn eta_scale(&self) -> f64 {
+        self.ttt_base_lr * (768.0 / self.hidden_dim as f64) / self.head_dim as f64
+    }
+
+    /// Trainable parameters of the layer: the four projections, both convolutions, the η gates,
+    /// the token offsets, `ttt_norm`, `post_norm` and the initial fast weights.
+    pub fn n_params(&self) -> usize {
+        let (d, f, nh, hd) = (
+            self.hidden_dim,
+            self.inner_dim(),
+            self.num_heads,
+            self.head_dim,
+        );
+        4 * d * f
+            + 2 * (self.conv_width * f + f)
+            + nh * (d + 1)
+            + self.mini_batch_size
+            + 2 * f
+            + 2 * f
+            + nh * hd * hd
+            + f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_counts_match_the_original() {
+        // TTT layer + fast_norm (2·d), as counted by instantiating the original module.
+        let count = |d: usize, nh: usize| TttConfig::for_gpt2(d, nh).n_params() + 2 * d;
+        assert_eq!(count(768, 12), 2_430_748);
+        assert_eq!(count(1024, 16), 4_293_664);
+        assert_eq!(count(1280, 20), 6_682_916);
+        assert_eq!(count(1600, 25), 10_409_641);
+    }
+}

@@ -1,0 +1,12 @@
+//! TTT fast-weight layers for ponder.
+//!
+//! - [`TttConfig`]: hyper-parameters, with [`TttConfig::for_gpt2`] presets that reproduce the
+//!   original PonderTTT layer;
+//! - [`TttLinearParams::forward`]: TTT-Linear over a chunk with the dual-form inner loop and the
+//!   `init`, `step_0`, `step_1` reconstruction statistics.
+
+pub mod config;
+pub mod linear;
+
+pub use config::{ConvWindow, TttConfig};
+pub use linear::{TttLinearParams, TttOutput, TttStats};
