@@ -5,9 +5,12 @@
 //! as modified by PonderTTT (docs: `../shared/docs/upstream-spec.md` §2): the per-key η vector,
 //! the shifted convolution window and the 768/d scale are the original's defaults.
 
-use candle::{DType, Result, Tensor, D};
+use candle::{Result, Tensor};
+
+use crate::inner::{dual_form, InnerInputs};
 
 use crate::config::{ConvWindow, TttConfig};
+use crate::inner::TttStats;
 
 /// The slow weights of a TTT-Linear layer.
 #[derive(Clone)]
@@ -38,82 +41,12 @@ pub struct TttLinearParams {
     pub b0: Tensor,
 }
 
-/// Reconstruction statistics per mini-batch, averaged over sequences and heads
-/// (upstream-spec §2.7), each of length `t / mini_batch_size`.
-#[derive(Debug, Clone)]
-pub struct TttStats {
-    /// Loss of the last token of each mini-batch under the chunk's initial fast weights.
-    pub init: Tensor,
-    /// The same under the weights entering the mini-batch.
-    pub step_0: Tensor,
-    /// The same under the weights after the mini-batch's update.
-    pub step_1: Tensor,
-}
-
 /// The output of a TTT-Linear forward.
 pub struct TttOutput {
     /// `(b, t, d)`, to be added to the residual stream.
     pub y: Tensor,
     /// The reconstruction statistics.
     pub stats: TttStats,
-}
-
-/// Per-head LayerNorm over the last dim: returns `(LN(z), x̂, sqrt(σ² + eps))`.
-///
-/// # Shapes
-/// - `z`: `(n, b, hd)`; `gamma`, `beta`: `(n, 1, hd)`; returns `(n, b, hd)`, `(n, b, hd)`, `(n, b, 1)`.
-fn ln_parts(
-    z: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let mu = z.mean_keepdim(D::Minus1)?; // (n, b, 1)
-    let centered = z.broadcast_sub(&mu)?; // (n, b, hd)
-    let std = (centered.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?; // (n, b, 1)
-    let xhat = centered.broadcast_div(&std)?; // (n, b, hd)
-    let ln = xhat.broadcast_mul(gamma)?.broadcast_add(beta)?;
-    Ok((ln, xhat, std))
-}
-
-/// Per-head LayerNorm and the closed-form gradient of `½‖LN(z) − target‖²` with respect to `z`
-/// (upstream-spec §2.5): `g = (u − mean(u) − x̂ · mean(u ⊙ x̂)) / s` with `u = γ ⊙ (LN(z) − target)`.
-///
-/// # Shapes
-/// - `z`, `target`: `(n, b, hd)`; `gamma`, `beta`: `(n, 1, hd)`; returns two `(n, b, hd)`.
-fn ln_and_grad(
-    z: &Tensor,
-    target: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f64,
-) -> Result<(Tensor, Tensor)> {
-    let (ln, xhat, std) = ln_parts(z, gamma, beta, eps)?;
-    let u = (&ln - target)?.broadcast_mul(gamma)?; // (n, b, hd)
-    let mean_u = u.mean_keepdim(D::Minus1)?; // (n, b, 1)
-    let mean_ux = (&u * &xhat)?.mean_keepdim(D::Minus1)?; // (n, b, 1)
-    let g = u
-        .broadcast_sub(&mean_u)?
-        .sub(&xhat.broadcast_mul(&mean_ux)?)?
-        .broadcast_div(&std)?;
-    Ok((ln, g))
-}
-
-/// Mean squared reconstruction error of the last token of a mini-batch under `(w, c)`.
-///
-/// # Shapes
-/// - `k_last`, `y_last`: `(n, 1, hd)`; `w`: `(n, hd, hd)`; `c`: `(n, 1, hd)`; returns `(n)`.
-fn last_token_loss(
-    k_last: &Tensor,
-    y_last: &Tensor,
-    w: &Tensor,
-    c: &Tensor,
-    norm: (&Tensor, &Tensor),
-    eps: f64,
-) -> Result<Tensor> {
-    let z = k_last.matmul(w)?.broadcast_add(c)?; // (n, 1, hd)
-    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, eps)?;
-    (ln - y_last)?.sqr()?.mean(D::Minus1)?.squeeze(1)
 }
 
 /// RoPE with interleaved pairs `(x[2p], x[2p+1])`, angle `(pos mod b) · θ^(−2p/hd)`.
@@ -241,40 +174,22 @@ impl TttLinearParams {
         let w0 = per_seq(&self.w0)?; // (n, hd, hd)
         let c0 = per_seq(&self.b0)?; // (n, 1, hd)
 
-        let mask = causal_mask(mb, cfg.causal_k, x.dtype(), x.device())?; // (b, b)
+        let inner = dual_form(
+            &InnerInputs {
+                q: &q,
+                k: &k,
+                target: &target,
+                eta: &eta,
+                w0: &w0,
+                c0: &c0,
+                gamma: &gamma,
+                beta: &beta,
+            },
+            cfg.causal_k,
+            cfg.layer_norm_eps,
+        )?;
         let eps = cfg.layer_norm_eps;
-        let (mut w, mut c) = (w0.clone(), c0.clone());
-        let (mut outs, mut init, mut step0, mut step1) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for mi in 0..m {
-            let qm = q.narrow(1, mi, 1)?.squeeze(1)?; // (n, b, hd)
-            let km = k.narrow(1, mi, 1)?.squeeze(1)?;
-            let ym = target.narrow(1, mi, 1)?.squeeze(1)?;
-            let em = eta.narrow(1, mi, 1)?.squeeze(1)?; // (n, b)
-            let k_last = km.narrow(1, mb - 1, 1)?; // (n, 1, hd)
-            let y_last = ym.narrow(1, mb - 1, 1)?;
-            init.push(
-                last_token_loss(&k_last, &y_last, &w0, &c0, (&gamma, &beta), eps)?.mean_all()?,
-            );
-            step0
-                .push(last_token_loss(&k_last, &y_last, &w, &c, (&gamma, &beta), eps)?.mean_all()?);
-
-            let z = km.matmul(&w)?.broadcast_add(&c)?; // (n, b, hd)
-            let (_, g) = ln_and_grad(&z, &ym, &gamma, &beta, eps)?; // (n, b, hd)
-            let eta_cols = em.unsqueeze(1)?; // (n, 1, b): η_j on column j
-            let attn = qm.matmul(&km.t()?)?.broadcast_mul(&mask)?; // (n, b, b)
-            let weights = (attn.broadcast_add(&mask)?).broadcast_mul(&eta_cols)?; // (A + L) ∘ η
-            let zbar = (qm.matmul(&w)?.broadcast_add(&c)? - weights.matmul(&g)?)?; // (n, b, hd)
-            let (ln_bar, _, _) = ln_parts(&zbar, &gamma, &beta, eps)?;
-            outs.push((&qm + ln_bar)?);
-
-            let eg = g.broadcast_mul(&em.unsqueeze(2)?)?; // (n, b, hd): η_j g_j
-            w = (w - km.t()?.matmul(&eg)?)?; // (n, hd, hd)
-            c = (c - eg.sum_keepdim(1)?)?; // (n, 1, hd)
-            step1
-                .push(last_token_loss(&k_last, &y_last, &w, &c, (&gamma, &beta), eps)?.mean_all()?);
-        }
-        let out = Tensor::stack(&outs, 1)?; // (n, m, b, hd)
+        let out = inner.out; // (n, m, b, hd)
         let out = out
             .reshape((bs, nh, t, hd))?
             .transpose(1, 2)?
@@ -282,22 +197,9 @@ impl TttLinearParams {
         let out = ponder_nn::layer_norm(&out, &self.post_norm.0, &self.post_norm.1, eps)?;
         let gate = ponder_nn::gelu_tanh(&x2.matmul(&self.wg)?)?; // (bs·t, F)
         let y = (gate * out)?.matmul(&self.wo)?.reshape((bs, t, d))?; // (bs, t, d)
-        let stats = TttStats {
-            init: Tensor::stack(&init, 0)?,
-            step_0: Tensor::stack(&step0, 0)?,
-            step_1: Tensor::stack(&step1, 0)?,
-        };
-        Ok(TttOutput { y, stats })
+        Ok(TttOutput {
+            y,
+            stats: inner.stats,
+        })
     }
-}
-
-/// The in-mini-batch causal mask: 1 where key `j <= i + causal_k`, else 0.
-///
-/// # Shapes
-/// - returns `(b, b)`.
-fn causal_mask(b: usize, causal_k: i64, dtype: DType, device: &candle::Device) -> Result<Tensor> {
-    let v: Vec<f32> = (0..b as i64)
-        .flat_map(|i| (0..b as i64).map(move |j| if j <= i + causal_k { 1.0 } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(v, (b, b), device)?.to_dtype(dtype)
 }
