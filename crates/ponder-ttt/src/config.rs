@@ -10,6 +10,16 @@ pub enum ConvWindow {
     Causal,
 }
 
+/// Where the learned per-token learning rate sits in the inner loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtaForm {
+    /// The original PonderTTT form: one η_j per key, used for the outputs and the update.
+    PerKey,
+    /// The official TTT form: η_ij with the token factor on the query row `i` and the learned gate
+    /// on the key column `j`; the update uses the last row.
+    Matrix,
+}
+
 /// Hyper-parameters of TTT-Linear.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TttConfig {
@@ -34,8 +44,13 @@ pub struct TttConfig {
     pub conv_window: ConvWindow,
     /// Diagonal offset of the in-mini-batch causal mask: 0, or −1 for the strict ablation.
     pub causal_k: i64,
+    /// Where η sits (per key in the original).
+    pub eta_form: EtaForm,
     /// Epsilon of `ttt_norm` and `post_norm` (1e-5 in the original).
     pub layer_norm_eps: f64,
+    /// Optional clip of each mini-batch's inner gradient to this Frobenius norm (off in the
+    /// original).
+    pub max_grad_norm: Option<f64>,
 }
 
 impl TttConfig {
@@ -54,7 +69,9 @@ impl TttConfig {
             conv_width: 4,
             conv_window: ConvWindow::Shifted,
             causal_k: 0,
+            eta_form: EtaForm::PerKey,
             layer_norm_eps: 1e-5,
+            max_grad_norm: None,
         }
     }
 

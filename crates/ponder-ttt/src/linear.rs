@@ -7,10 +7,11 @@
 
 use candle::{Result, Tensor};
 
-use crate::inner::{dual_form, InnerInputs};
+use crate::inner::{inner_loop, InnerInputs, InnerOptions};
 
-use crate::config::{ConvWindow, TttConfig};
+use crate::config::{ConvWindow, EtaForm, TttConfig};
 use crate::inner::TttStats;
+use crate::state::TttState;
 
 /// The slow weights of a TTT-Linear layer.
 #[derive(Clone)]
@@ -47,6 +48,8 @@ pub struct TttOutput {
     pub y: Tensor,
     /// The reconstruction statistics.
     pub stats: TttStats,
+    /// The fast weights after the chunk, for the next chunk of the same stream.
+    pub state: TttState,
 }
 
 /// RoPE with interleaved pairs `(x[2p], x[2p+1])`, angle `(pos mod b) · θ^(−2p/hd)`.
@@ -103,14 +106,41 @@ fn depthwise_conv(u: &Tensor, taps: &Tensor, bias: &Tensor, window: ConvWindow) 
 }
 
 impl TttLinearParams {
-    /// The forward pass over a chunk, starting from the learned initial fast weights.
+    /// The learned initial state `(W₀, c₀)` for `bs` sequences: where every chunk starts unless
+    /// the caller carries the state of the previous chunk (stream mode).
+    pub fn initial_state(&self, bs: usize) -> Result<TttState> {
+        let (nh, hd, _) = self.w0.dims3()?;
+        Ok(TttState {
+            w: self
+                .w0
+                .unsqueeze(0)?
+                .broadcast_as((bs, nh, hd, hd))?
+                .contiguous()?,
+            c: self
+                .b0
+                .unsqueeze(0)?
+                .broadcast_as((bs, nh, 1, hd))?
+                .contiguous()?,
+        })
+    }
+
+    /// UPDATE_k over a chunk: the layer's output, its reconstruction statistics, and the state
+    /// after the chunk. `steps` = 1 is the dual form; k > 1 follows `docs/design/update-k.md`.
     ///
-    /// The inner loop runs along the time axis in mini-batches of `mini_batch_size`; heads and
-    /// sequences are batched.
+    /// The inner loop runs along time in mini-batches of `mini_batch_size`, batched over
+    /// sequences and heads. A chunk whose length is not a multiple of the mini-batch size is
+    /// padded at the end with tokens whose learning rate is 0, and the padding is cut from the
+    /// output: padded tokens never change the state or a real token's output.
     ///
     /// # Shapes
-    /// - `x`: `(bs, t, d)` with `t` a positive multiple of `mini_batch_size`; `y`: `(bs, t, d)`.
-    pub fn forward(&self, cfg: &TttConfig, x: &Tensor) -> Result<TttOutput> {
+    /// - `x`: `(bs, t, d)` with `t >= 1`; `state`: for `bs` sequences; `y`: `(bs, t, d)`.
+    pub fn forward(
+        &self,
+        cfg: &TttConfig,
+        x: &Tensor,
+        state: &TttState,
+        steps: usize,
+    ) -> Result<TttOutput> {
         let (bs, t, d) = x.dims3()?;
         let (nh, hd, mb) = (cfg.num_heads, cfg.head_dim, cfg.mini_batch_size);
         let f = cfg.inner_dim();
@@ -120,86 +150,142 @@ impl TttLinearParams {
                 cfg.hidden_dim
             );
         }
-        if t == 0 || t % mb != 0 {
-            candle::bail!(
-                "ttt: chunk length {t} must be a positive multiple of the mini-batch size {mb}"
-            );
+        if t == 0 {
+            candle::bail!("ttt: empty chunk (length 0, shape {:?})", x.dims());
         }
-        let m = t / mb;
+        state.check(bs, nh, hd)?;
+        let m = t.div_ceil(mb);
+        let t_pad = m * mb;
+        let x = if t_pad > t {
+            Tensor::cat(
+                &[
+                    x,
+                    &Tensor::zeros((bs, t_pad - t, d), x.dtype(), x.device())?,
+                ],
+                1,
+            )?
+        } else {
+            x.clone()
+        }; // (bs, t_pad, d)
         let n = bs * nh;
-        let x2 = x.reshape((bs * t, d))?; // (bs·t, d)
-        let u = x2.matmul(&self.wq)?.reshape((bs, t, f))?; // (bs, t, F)
-        let xv = x2.matmul(&self.wv)?.reshape((bs, t, f))?; // (bs, t, F)
+        let x2 = x.reshape((bs * t_pad, d))?; // (bs·T, d)
+        let u = x2.matmul(&self.wq)?.reshape((bs, t_pad, f))?; // (bs, T, F)
+        let xv = x2.matmul(&self.wv)?.reshape((bs, t_pad, f))?; // (bs, T, F)
         let xq = depthwise_conv(&u, &self.conv_q.0, &self.conv_q.1, cfg.conv_window)?;
         let xk = depthwise_conv(&u, &self.conv_k.0, &self.conv_k.1, cfg.conv_window)?;
         let heads = |z: &Tensor| -> Result<Tensor> {
-            z.reshape((bs, t, nh, hd))?.transpose(1, 2)?.contiguous()
-        }; // (bs, nh, t, hd)
+            z.reshape((bs, t_pad, nh, hd))?
+                .transpose(1, 2)?
+                .contiguous()
+        }; // (bs, nh, T, hd)
         let q = rope(&heads(&xq)?, mb, cfg.rope_theta)?;
         let k = rope(&heads(&xk)?, mb, cfg.rope_theta)?;
         let v = heads(&xv)?;
-        let target = (&v - &k)?; // (bs, nh, t, hd)
+        let target = (&v - &k)?; // (bs, nh, T, hd)
         let to_mb = |z: &Tensor| -> Result<Tensor> { z.reshape((n, m, mb, hd)) }; // (n, m, b, hd)
         let (q, k, target) = (to_mb(&q)?, to_mb(&k)?, to_mb(&target)?);
-
-        // η: learned per-head gate of the full input row, times the token factor.
-        let gate = candle_nn::ops::sigmoid(
-            &x2.matmul(&self.eta_gate.0)?
-                .broadcast_add(&self.eta_gate.1)?,
-        )?; // (bs·t, nh)
-        let gate = gate
-            .reshape((bs, t, nh))?
-            .transpose(1, 2)?
-            .reshape((n, m, mb))?; // (n, m, b)
-        let (inv, decay) = cfg.token_factors();
-        let inv = Tensor::from_vec(inv, mb, x.device())?.to_dtype(x.dtype())?;
-        let decay = Tensor::from_vec(decay, mb, x.device())?.to_dtype(x.dtype())?;
-        let token = (inv + &self.token_idx)?
-            .relu()?
-            .mul(&decay)?
-            .affine(cfg.eta_scale(), 0.0)?; // (b)
-        let eta = gate.broadcast_mul(&token)?; // (n, m, b)
+        let (eta_out, eta_update) = self.learning_rates(cfg, &x2, bs, t, m)?;
 
         // Per-(sequence, head) copies of the head parameters.
         let per_seq = |p: &Tensor| -> Result<Tensor> {
             let dims = p.dims().to_vec();
-            let mut shape = vec![bs];
-            shape.extend(&dims);
+            let shape = [vec![bs], dims.clone()].concat();
             p.unsqueeze(0)?
                 .broadcast_as(shape)?
                 .reshape([vec![n], dims[1..].to_vec()].concat())
         };
         let gamma = per_seq(&self.ttt_norm.0)?; // (n, 1, hd)
         let beta = per_seq(&self.ttt_norm.1)?;
-        let w0 = per_seq(&self.w0)?; // (n, hd, hd)
-        let c0 = per_seq(&self.b0)?; // (n, 1, hd)
-
-        let inner = dual_form(
+        let w0 = state.w.reshape((n, hd, hd))?; // (n, hd, hd)
+        let c0 = state.c.reshape((n, 1, hd))?; // (n, 1, hd)
+        let inner = inner_loop(
             &InnerInputs {
                 q: &q,
                 k: &k,
                 target: &target,
-                eta: &eta,
+                eta_out: &eta_out,
+                eta_update: &eta_update,
                 w0: &w0,
                 c0: &c0,
                 gamma: &gamma,
                 beta: &beta,
             },
-            cfg.causal_k,
-            cfg.layer_norm_eps,
+            &InnerOptions {
+                steps,
+                causal_k: cfg.causal_k,
+                eps: cfg.layer_norm_eps,
+                max_grad_norm: cfg.max_grad_norm,
+                last_valid: t - (m - 1) * mb,
+            },
         )?;
-        let eps = cfg.layer_norm_eps;
-        let out = inner.out; // (n, m, b, hd)
-        let out = out
-            .reshape((bs, nh, t, hd))?
+        let out = inner
+            .out
+            .reshape((bs, nh, t_pad, hd))?
             .transpose(1, 2)?
-            .reshape((bs * t, f))?; // (bs·t, F)
+            .reshape((bs * t_pad, f))?; // (bs·T, F)
+        let eps = cfg.layer_norm_eps;
         let out = ponder_nn::layer_norm(&out, &self.post_norm.0, &self.post_norm.1, eps)?;
-        let gate = ponder_nn::gelu_tanh(&x2.matmul(&self.wg)?)?; // (bs·t, F)
-        let y = (gate * out)?.matmul(&self.wo)?.reshape((bs, t, d))?; // (bs, t, d)
+        let gate = ponder_nn::gelu_tanh(&x2.matmul(&self.wg)?)?; // (bs·T, F)
+        let y = (gate * out)?
+            .matmul(&self.wo)?
+            .reshape((bs, t_pad, d))?
+            .narrow(1, 0, t)?; // (bs, t, d)
+        let state = TttState {
+            w: inner.w.reshape((bs, nh, hd, hd))?,
+            c: inner.c.reshape((bs, nh, 1, hd))?,
+        };
         Ok(TttOutput {
             y,
             stats: inner.stats,
+            state,
         })
+    }
+
+    /// The learning rates of the inner loop: `(eta_out (n, m, b, b), eta_update (n, m, b))`.
+    /// η combines the learned per-head gate `σ(x · a_h + β_h)` of the full input row with the
+    /// token factor `max(0, 1/(j+1) + offset_j) · exp(decay (j − b + 1)) · base · (768/d) / hd`;
+    /// padded tokens (at or after `t`) get 0.
+    fn learning_rates(
+        &self,
+        cfg: &TttConfig,
+        x2: &Tensor,
+        bs: usize,
+        t: usize,
+        m: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let (nh, mb) = (cfg.num_heads, cfg.mini_batch_size);
+        let (n, t_pad, dev, dtype) = (bs * nh, m * mb, x2.device(), x2.dtype());
+        let gate = candle_nn::ops::sigmoid(
+            &x2.matmul(&self.eta_gate.0)?
+                .broadcast_add(&self.eta_gate.1)?,
+        )?; // (bs·T, nh)
+        let valid: Vec<f32> = (0..t_pad).map(|i| if i < t { 1.0 } else { 0.0 }).collect();
+        let valid = Tensor::from_vec(valid, (1, t_pad, 1), dev)?.to_dtype(dtype)?; // (1, T, 1)
+        let gate = gate.reshape((bs, t_pad, nh))?.broadcast_mul(&valid)?; // (bs, T, nh)
+        let gate = gate.transpose(1, 2)?.reshape((n, m, mb))?; // (n, m, b): learned gate per key
+        let (inv, decay) = cfg.token_factors();
+        let inv = Tensor::from_vec(inv, mb, dev)?.to_dtype(dtype)?;
+        let decay = Tensor::from_vec(decay, mb, dev)?.to_dtype(dtype)?;
+        let token = (inv + &self.token_idx)?
+            .relu()?
+            .mul(&decay)?
+            .affine(cfg.eta_scale(), 0.0)?; // (b)
+        match cfg.eta_form {
+            EtaForm::PerKey => {
+                let eta = gate.broadcast_mul(&token)?; // (n, m, b): η_j
+                let eta_out = eta
+                    .unsqueeze(2)?
+                    .broadcast_as((n, m, mb, mb))?
+                    .contiguous()?; // row i, col j: η_j
+                Ok((eta_out, eta))
+            }
+            EtaForm::Matrix => {
+                let rows = token.reshape((mb, 1))?; // token factor of query i
+                let eta_out = gate.unsqueeze(2)?.broadcast_mul(&rows)?; // (n, m, b, b): τ_i σ_j
+                let last = token.narrow(0, mb - 1, 1)?; // (1)
+                let eta_update = gate.broadcast_mul(&last)?; // (n, m, b): τ_{b−1} σ_j
+                Ok((eta_out, eta_update))
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use candle::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use ponder_nn::assert_close;
-use ponder_ttt::inner::{dual_form, ln_and_grad, ln_parts, InnerInputs};
+use ponder_ttt::inner::{inner_loop, ln_and_grad, ln_parts, InnerInputs, InnerOptions};
 
 fn randn(shape: &[usize], seed: u64, std: f64) -> Result<Tensor> {
     let mut rng = ponder_nn::init::rng_for(seed, "inner-loop-test");
@@ -80,19 +80,30 @@ fn dual_form_equals_the_naive_form() -> Result<()> {
     for (n, m, b, hd, seed) in [(2, 3, 16, 8, 1), (3, 2, 4, 16, 2), (1, 4, 8, 4, 3)] {
         let cs = case(n, m, b, hd, seed)?;
         for causal_k in [0, -1] {
-            let dual = dual_form(
+            let eta_out = cs
+                .eta
+                .unsqueeze(2)?
+                .broadcast_as((n, m, b, b))?
+                .contiguous()?;
+            let dual = inner_loop(
                 &InnerInputs {
                     q: &cs.q,
                     k: &cs.k,
                     target: &cs.target,
-                    eta: &cs.eta,
+                    eta_out: &eta_out,
+                    eta_update: &cs.eta,
                     w0: &cs.w0,
                     c0: &cs.c0,
                     gamma: &cs.gamma,
                     beta: &cs.beta,
                 },
-                causal_k,
-                1e-5,
+                &InnerOptions {
+                    steps: 1,
+                    causal_k,
+                    eps: 1e-5,
+                    max_grad_norm: None,
+                    last_valid: b,
+                },
             )?;
             assert_close(&dual.out, &naive(&cs, causal_k, 1e-5)?, 1e-10, 1e-10).map_err(|e| {
                 candle::Error::Msg(format!(

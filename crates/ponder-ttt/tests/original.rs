@@ -76,7 +76,8 @@ fn output_and_statistics_match_the_original() -> Result<()> {
         ..TttConfig::for_gpt2(128, 2)
     };
     assert_eq!(cfg.eta_decay_rate, 0.0);
-    let out = params(&f)?.forward(&cfg, &f["input.hidden_states"])?;
+    let p = params(&f)?;
+    let out = p.forward(&cfg, &f["input.hidden_states"], &p.initial_state(2)?, 1)?;
     assert_rel("y", &out.y, &f["output.y"], 1e-5)?;
     assert_rel(
         "ttt_loss_init",
@@ -105,7 +106,8 @@ fn the_fixture_tells_the_conv_windows_apart() -> Result<()> {
         conv_window: ponder_ttt::ConvWindow::Causal,
         ..TttConfig::for_gpt2(128, 2)
     };
-    let out = params(&f)?.forward(&cfg, &f["input.hidden_states"])?;
+    let p = params(&f)?;
+    let out = p.forward(&cfg, &f["input.hidden_states"], &p.initial_state(2)?, 1)?;
     let scale = f["output.y"].abs()?.max_all()?.to_scalar::<f32>()? as f64;
     let diff = ponder_nn::max_abs_diff(&out.y, &f["output.y"])?;
     assert!(
