@@ -20,6 +20,31 @@ pub fn normal(
     Tensor::from_vec(data, shape, device)?.to_dtype(dtype)
 }
 
+/// A tensor of truncated-normal samples as Flax's `lecun_normal` draws them: standard normal
+/// values rejected outside `[−2, 2]`, scaled so that the result has standard deviation `std`.
+pub fn truncated_normal(
+    shape: impl Into<Shape>,
+    std: f64,
+    rng: &mut ChaCha8Rng,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    // Standard deviation of N(0, 1) truncated to [−2, 2].
+    const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+    let shape = shape.into();
+    let unit = Normal::new(0.0f64, 1.0).expect("unit normal");
+    let scale = std / TRUNCATED_STD;
+    let data: Vec<f32> = (0..shape.elem_count())
+        .map(|_| loop {
+            let z: f64 = unit.sample(rng);
+            if z.abs() <= 2.0 {
+                break (z * scale) as f32;
+            }
+        })
+        .collect();
+    Tensor::from_vec(data, shape, device)?.to_dtype(dtype)
+}
+
 /// A generator seeded from `seed` and a stream name, so that each parameter gets its own
 /// stream and adding a parameter does not shift the others.
 pub fn rng_for(seed: u64, stream: &str) -> ChaCha8Rng {

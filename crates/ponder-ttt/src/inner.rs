@@ -223,7 +223,9 @@ fn multi_step_outputs(
         wi = (wi - keys.transpose(2, 3)?.matmul(&eg)?)?; // (n, i, hd, hd)
         ci = (ci - eg.sum_keepdim(2)?)?; // (n, i, 1, hd)
     }
-    let z = qm.unsqueeze(2)?.matmul(&wi)?.add(&ci)?.squeeze(2)?; // (n, b, hd)
+    // q_i W_i as a broadcast product: a batched (1 × hd) matmul trips Candle's stride checks
+    // in the backward pass.
+    let z = (qm.unsqueeze(3)?.broadcast_mul(&wi)?.sum(2)? + ci.squeeze(2)?)?; // (n, b, hd)
     let (ln, _, _) = ln_parts(&z, norm.0, norm.1, opt.eps)?;
     qm + ln
 }

@@ -8,6 +8,7 @@
 //! - [`inner::inner_loop`]: the inner loop on its own, for tests and other layers.
 
 pub mod config;
+pub mod init;
 pub mod inner;
 pub mod linear;
 pub mod state;

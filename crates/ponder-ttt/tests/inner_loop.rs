@@ -34,29 +34,45 @@ fn case(n: usize, m: usize, b: usize, hd: usize, seed: u64) -> Result<Case> {
     })
 }
 
-/// Token by token: every output uses the weights after the gradients of keys `j <= i + causal_k`
-/// (all taken at the mini-batch's starting weights); the next mini-batch starts after all keys.
-fn naive(cs: &Case, causal_k: i64, eps: f64) -> Result<Tensor> {
+/// Token by token, with plain per-token loops: token `i` starts from the weights entering its
+/// mini-batch and takes `steps` gradient steps on the keys `j <= i + causal_k`, each weighted by
+/// `eta_out[i][j]`, with every gradient taken at token `i`'s current weights; the next
+/// mini-batch starts after `steps` full steps weighted by `eta_update[j]`. With one step this is
+/// the naive form of upstream-spec §2.5 (all gradients at the mini-batch's starting weights).
+fn naive(
+    cs: &Case,
+    eta_out: &Tensor,
+    eta_update: &Tensor,
+    causal_k: i64,
+    steps: usize,
+) -> Result<Tensor> {
+    let eps = 1e-5;
     let (n, m, b, _) = cs.q.dims4()?;
     let mut per_seq = Vec::new();
     for s in 0..n {
         let gamma = cs.gamma.i(s)?.unsqueeze(0)?; // (1, 1, hd)
         let beta = cs.beta.i(s)?.unsqueeze(0)?;
+        let grads_at = |k: &Tensor, y: &Tensor, w: &Tensor, c: &Tensor| -> Result<Tensor> {
+            let z = k.matmul(w)?.broadcast_add(c)?.unsqueeze(0)?; // (1, b, hd)
+            Ok(ln_and_grad(&z, &y.unsqueeze(0)?, &gamma, &beta, eps)?
+                .1
+                .squeeze(0)?) // (b, hd)
+        };
         let (mut w, mut c) = (cs.w0.i(s)?, cs.c0.i(s)?); // (hd, hd), (1, hd)
         let mut outs = Vec::new();
         for mi in 0..m {
             let (q, k, y) = (cs.q.i((s, mi))?, cs.k.i((s, mi))?, cs.target.i((s, mi))?); // (b, hd)
-            let eta = cs.eta.i((s, mi))?.to_vec1::<f64>()?;
-            let z = k.matmul(&w)?.broadcast_add(&c)?.unsqueeze(0)?; // (1, b, hd)
-            let (_, g) = ln_and_grad(&z, &y.unsqueeze(0)?, &gamma, &beta, eps)?;
-            let g = g.squeeze(0)?; // (b, hd)
+            let rates = eta_out.i((s, mi))?.to_vec2::<f64>()?;
             for i in 0..b {
                 let (mut wi, mut ci) = (w.clone(), c.clone());
-                for (j, &e) in eta.iter().enumerate() {
-                    if (j as i64) <= i as i64 + causal_k {
-                        let (kj, gj) = (k.i(j..j + 1)?, g.i(j..j + 1)?); // (1, hd)
-                        wi = (wi - (kj.t()?.matmul(&gj)? * e)?)?;
-                        ci = (ci - (gj * e)?)?;
+                for _ in 0..steps {
+                    let g = grads_at(&k, &y, &wi, &ci)?;
+                    for (j, &e) in rates[i].iter().enumerate() {
+                        if (j as i64) <= i as i64 + causal_k {
+                            let (kj, gj) = (k.i(j..j + 1)?, g.i(j..j + 1)?); // (1, hd)
+                            wi = (wi - (kj.t()?.matmul(&gj)? * e)?)?;
+                            ci = (ci - (gj * e)?)?;
+                        }
                     }
                 }
                 let qi = q.i(i..i + 1)?; // (1, hd)
@@ -64,10 +80,14 @@ fn naive(cs: &Case, causal_k: i64, eps: f64) -> Result<Tensor> {
                 let (ln, _, _) = ln_parts(&zi, &gamma, &beta, eps)?;
                 outs.push((qi + ln.squeeze(0)?)?);
             }
-            for (j, &e) in eta.iter().enumerate() {
-                let (kj, gj) = (k.i(j..j + 1)?, g.i(j..j + 1)?);
-                w = (w - (kj.t()?.matmul(&gj)? * e)?)?;
-                c = (c - (gj * e)?)?;
+            let update = eta_update.i((s, mi))?.to_vec1::<f64>()?;
+            for _ in 0..steps {
+                let g = grads_at(&k, &y, &w, &c)?;
+                for (j, &e) in update.iter().enumerate() {
+                    let (kj, gj) = (k.i(j..j + 1)?, g.i(j..j + 1)?);
+                    w = (w - (kj.t()?.matmul(&gj)? * e)?)?;
+                    c = (c - (gj * e)?)?;
+                }
             }
         }
         per_seq.push(Tensor::cat(&outs, 0)?.reshape((m, b, ()))?);
@@ -75,43 +95,87 @@ fn naive(cs: &Case, causal_k: i64, eps: f64) -> Result<Tensor> {
     Tensor::stack(&per_seq, 0)
 }
 
+fn run(
+    cs: &Case,
+    eta_out: &Tensor,
+    eta_update: &Tensor,
+    causal_k: i64,
+    steps: usize,
+) -> Result<ponder_ttt::inner::InnerOutputs> {
+    let b = cs.q.dim(2)?;
+    inner_loop(
+        &InnerInputs {
+            q: &cs.q,
+            k: &cs.k,
+            target: &cs.target,
+            eta_out,
+            eta_update,
+            w0: &cs.w0,
+            c0: &cs.c0,
+            gamma: &cs.gamma,
+            beta: &cs.beta,
+        },
+        &InnerOptions {
+            steps,
+            causal_k,
+            eps: 1e-5,
+            max_grad_norm: None,
+            last_valid: b,
+        },
+    )
+}
+
 #[test]
-fn dual_form_equals_the_naive_form() -> Result<()> {
+fn inner_loop_equals_the_naive_form() -> Result<()> {
     for (n, m, b, hd, seed) in [(2, 3, 16, 8, 1), (3, 2, 4, 16, 2), (1, 4, 8, 4, 3)] {
         let cs = case(n, m, b, hd, seed)?;
-        for causal_k in [0, -1] {
-            let eta_out = cs
-                .eta
-                .unsqueeze(2)?
-                .broadcast_as((n, m, b, b))?
-                .contiguous()?;
-            let dual = inner_loop(
-                &InnerInputs {
-                    q: &cs.q,
-                    k: &cs.k,
-                    target: &cs.target,
-                    eta_out: &eta_out,
-                    eta_update: &cs.eta,
-                    w0: &cs.w0,
-                    c0: &cs.c0,
-                    gamma: &cs.gamma,
-                    beta: &cs.beta,
-                },
-                &InnerOptions {
-                    steps: 1,
-                    causal_k,
-                    eps: 1e-5,
-                    max_grad_norm: None,
-                    last_valid: b,
-                },
-            )?;
-            assert_close(&dual.out, &naive(&cs, causal_k, 1e-5)?, 1e-10, 1e-10).map_err(|e| {
-                candle::Error::Msg(format!(
-                    "n {n} m {m} b {b} hd {hd} causal_k {causal_k}: {e}"
-                ))
-            })?;
+        // The original's per-key η, and an official-style matrix η_ij = τ_i σ_j.
+        let per_key = cs
+            .eta
+            .unsqueeze(2)?
+            .broadcast_as((n, m, b, b))?
+            .contiguous()?;
+        let tau = randn(&[b, 1], seed + 9, 1.0)?.abs()?;
+        let matrix = cs.eta.unsqueeze(2)?.broadcast_mul(&tau)?;
+        let last_row = matrix.i((.., .., b - 1, ..))?;
+        for (form, eta_out, eta_update) in [
+            ("per-key", &per_key, &cs.eta),
+            ("matrix", &matrix, &last_row),
+        ] {
+            for causal_k in [0, -1] {
+                for steps in [1, 2, 3] {
+                    let got = run(&cs, eta_out, eta_update, causal_k, steps)?;
+                    let want = naive(&cs, eta_out, eta_update, causal_k, steps)?;
+                    assert_close(&got.out, &want, 1e-10, 1e-10).map_err(|e| {
+                        candle::Error::Msg(format!(
+                            "{form} n {n} m {m} b {b} hd {hd} causal_k {causal_k} k {steps}: {e}"
+                        ))
+                    })?;
+                }
+            }
         }
     }
+    Ok(())
+}
+
+#[test]
+fn more_steps_lower_the_reconstruction_loss() -> Result<()> {
+    let (n, m, b, hd) = (4, 4, 16, 16);
+    let cs = case(n, m, b, hd, 30)?;
+    let eta = cs.eta.affine(0.0, 0.02)?; // a moderate, uniform rate
+    let eta_out = eta.unsqueeze(2)?.broadcast_as((n, m, b, b))?.contiguous()?;
+    let loss = |steps| -> Result<f64> {
+        run(&cs, &eta_out, &eta, 0, steps)?
+            .stats
+            .step_1
+            .mean_all()?
+            .to_scalar::<f64>()
+    };
+    let (l1, l2, l4) = (loss(1)?, loss(2)?, loss(4)?);
+    assert!(
+        l2 < l1 && l4 < l2,
+        "step_1 loss should fall with k: k=1 {l1}, k=2 {l2}, k=4 {l4}"
+    );
     Ok(())
 }
 
