@@ -54,20 +54,20 @@ fn naive(
         let beta = cs.beta.i(s)?.unsqueeze(0)?;
         let grads_at = |k: &Tensor, y: &Tensor, w: &Tensor, c: &Tensor| -> Result<Tensor> {
             let z = k.matmul(w)?.broadcast_add(c)?.unsqueeze(0)?; // (1, b, hd)
-            Ok(ln_and_grad(&z, &y.unsqueeze(0)?, &gamma, &beta, eps)?
+            ln_and_grad(&z, &y.unsqueeze(0)?, &gamma, &beta, eps)?
                 .1
-                .squeeze(0)?) // (b, hd)
+                .squeeze(0) // (b, hd)
         };
         let (mut w, mut c) = (cs.w0.i(s)?, cs.c0.i(s)?); // (hd, hd), (1, hd)
         let mut outs = Vec::new();
         for mi in 0..m {
             let (q, k, y) = (cs.q.i((s, mi))?, cs.k.i((s, mi))?, cs.target.i((s, mi))?); // (b, hd)
             let rates = eta_out.i((s, mi))?.to_vec2::<f64>()?;
-            for i in 0..b {
+            for (i, row) in rates.iter().enumerate() {
                 let (mut wi, mut ci) = (w.clone(), c.clone());
                 for _ in 0..steps {
                     let g = grads_at(&k, &y, &wi, &ci)?;
-                    for (j, &e) in rates[i].iter().enumerate() {
+                    for (j, &e) in row.iter().enumerate() {
                         if (j as i64) <= i as i64 + causal_k {
                             let (kj, gj) = (k.i(j..j + 1)?, g.i(j..j + 1)?); // (1, hd)
                             wi = (wi - (kj.t()?.matmul(&gj)? * e)?)?;
