@@ -25,15 +25,15 @@ pub struct TttStats {
 
 /// Inputs of the inner loop, already split into heads and mini-batches.
 pub struct InnerInputs<'a> {
-    /// Queries `(n, m, b, hd)` (RoPE applied).
-    pub q: &'a Tensor,
+    /// Queries `(n, m, b, hd)` (RoPE applied); `None` when only the statistics are wanted.
+    pub q: Option<&'a Tensor>,
     /// Keys `(n, m, b, hd)` (RoPE applied).
     pub k: &'a Tensor,
     /// Reconstruction targets `v − k`, `(n, m, b, hd)`.
     pub target: &'a Tensor,
     /// Learning rates for the outputs `(n, m, b, b)`: row `i`, column `j` weighs key `j`'s
-    /// gradient in token `i`'s weights (before the causal mask).
-    pub eta_out: &'a Tensor,
+    /// gradient in token `i`'s weights (before the causal mask); `None` with `q`.
+    pub eta_out: Option<&'a Tensor>,
     /// Learning rates of the end-of-mini-batch update `(n, m, b)`, one per key.
     pub eta_update: &'a Tensor,
     /// Fast weights entering the chunk `(n, hd, hd)`.
@@ -63,8 +63,8 @@ pub struct InnerOptions {
 
 /// What the inner loop produces.
 pub struct InnerOutputs {
-    /// `q + LN_h(q W_i + c_i)` for every token, `(n, m, b, hd)`.
-    pub out: Tensor,
+    /// `q + LN_h(q W_i + c_i)` for every token, `(n, m, b, hd)`, when queries were given.
+    pub out: Option<Tensor>,
     /// The statistics per mini-batch.
     pub stats: TttStats,
     /// Fast weights after the last mini-batch, `(n, hd, hd)`.
@@ -78,7 +78,12 @@ pub struct InnerOutputs {
 /// # Shapes
 /// See [`InnerInputs`] and [`InnerOutputs`]; the loop runs along dimension 1 (mini-batches).
 pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutputs> {
-    let (_, m, mb, _) = inp.q.dims4()?;
+    let (_, m, mb, _) = inp.k.dims4()?;
+    let readout = match (inp.q, inp.eta_out) {
+        (Some(q), Some(eta_out)) => Some((q, eta_out)),
+        (None, None) => None,
+        _ => candle::bail!("ttt: the inner loop needs both queries and output rates, or neither"),
+    };
     if opt.steps == 0 {
         candle::bail!("ttt: the inner loop needs at least one step (k = 0 is the SKIP path)");
     }
@@ -86,14 +91,13 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
         candle::bail!("ttt: last_valid {} must be in 1..={mb}", opt.last_valid);
     }
     let norm = (inp.gamma, inp.beta);
-    let mask = causal_mask(mb, opt.causal_k, inp.q.dtype(), inp.q.device())?; // (b, b)
+    let mask = causal_mask(mb, opt.causal_k, inp.k.dtype(), inp.k.device())?; // (b, b)
     let (mut w, mut c) = (inp.w0.clone(), inp.c0.clone());
     let (mut outs, mut init, mut step0, mut step1) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for mi in 0..m {
         let pick = |t: &Tensor| -> Result<Tensor> { t.narrow(1, mi, 1)?.squeeze(1) };
-        let (qm, km, ym) = (pick(inp.q)?, pick(inp.k)?, pick(inp.target)?); // (n, b, hd)
-        let weights = pick(inp.eta_out)?.broadcast_mul(&mask)?; // (n, b, b)
+        let (km, ym) = (pick(inp.k)?, pick(inp.target)?); // (n, b, hd)
         let eta_up = pick(inp.eta_update)?; // (n, b)
         let last = if mi + 1 == m {
             opt.last_valid - 1
@@ -106,12 +110,15 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
         step0.push(last_token_loss(&k_last, &y_last, &w, &c, norm, opt.eps)?.mean_all()?);
 
         let g = grad(&km, &ym, &w, &c, norm, opt)?; // (n, b, hd), at the weights entering
-        let out = if opt.steps == 1 {
-            dual_form_step(&qm, &km, &g, &weights, &w, &c, norm, opt.eps)?
-        } else {
-            multi_step_outputs(&qm, &km, &ym, &weights, &w, &c, norm, opt)?
-        };
-        outs.push(out);
+        if let Some((q, eta_out)) = readout {
+            let qm = pick(q)?; // (n, b, hd)
+            let weights = pick(eta_out)?.broadcast_mul(&mask)?; // (n, b, b)
+            outs.push(if opt.steps == 1 {
+                dual_form_step(&qm, &km, &g, &weights, &w, &c, norm, opt.eps)?
+            } else {
+                multi_step_outputs(&qm, &km, &ym, &weights, &w, &c, norm, opt)?
+            });
+        }
         for step in 0..opt.steps {
             let g = if step == 0 {
                 g.clone()
@@ -130,12 +137,11 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
         step_1: Tensor::stack(&step1, 0)?,
     };
     check_finite(&stats)?;
-    Ok(InnerOutputs {
-        out: Tensor::stack(&outs, 1)?,
-        stats,
-        w,
-        c,
-    })
+    let out = match readout {
+        Some(_) => Some(Tensor::stack(&outs, 1)?),
+        None => None,
+    };
+    Ok(InnerOutputs { out, stats, w, c })
 }
 
 /// The gradients `g_j` of every key of a mini-batch at `(w, c)`, clipped if asked.

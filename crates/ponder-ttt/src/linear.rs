@@ -78,6 +78,50 @@ fn rope(x: &Tensor, mini_batch: usize, theta: f64) -> Result<Tensor> {
     Tensor::cat(&[&r0, &r1], 4)?.reshape((bs, nh, t, hd))
 }
 
+/// Everything the inner loop needs, prepared from a chunk.
+struct Prepared {
+    bs: usize,
+    t: usize,
+    t_pad: usize,
+    last_valid: usize,
+    x2: Tensor,
+    q: Option<Tensor>,
+    k: Tensor,
+    target: Tensor,
+    eta_out: Option<Tensor>,
+    eta_update: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    w0: Tensor,
+    c0: Tensor,
+}
+
+impl Prepared {
+    fn inputs(&self) -> InnerInputs<'_> {
+        InnerInputs {
+            q: self.q.as_ref(),
+            k: &self.k,
+            target: &self.target,
+            eta_out: self.eta_out.as_ref(),
+            eta_update: &self.eta_update,
+            w0: &self.w0,
+            c0: &self.c0,
+            gamma: &self.gamma,
+            beta: &self.beta,
+        }
+    }
+
+    fn options(&self, cfg: &TttConfig, steps: usize) -> InnerOptions {
+        InnerOptions {
+            steps,
+            causal_k: cfg.causal_k,
+            eps: cfg.layer_norm_eps,
+            max_grad_norm: cfg.max_grad_norm,
+            last_valid: self.last_valid,
+        }
+    }
+}
+
 /// Depthwise causal convolution over time with zero history.
 ///
 /// # Shapes
@@ -141,6 +185,62 @@ impl TttLinearParams {
         state: &TttState,
         steps: usize,
     ) -> Result<TttOutput> {
+        let p = self.prepare(cfg, x, state, true)?;
+        let (bs, t, t_pad, d) = (p.bs, p.t, p.t_pad, cfg.hidden_dim);
+        let (nh, hd, f) = (cfg.num_heads, cfg.head_dim, cfg.inner_dim());
+        let inner = inner_loop(&p.inputs(), &p.options(cfg, steps))?;
+        let out = inner.out.expect("queries were given"); // (n, m, b, hd)
+        let out = out
+            .reshape((bs, nh, t_pad, hd))?
+            .transpose(1, 2)?
+            .reshape((bs * t_pad, f))?; // (bs·T, F)
+        let out = ponder_nn::layer_norm(
+            &out,
+            &self.post_norm.0,
+            &self.post_norm.1,
+            cfg.layer_norm_eps,
+        )?;
+        let gate = ponder_nn::gelu_tanh(&p.x2.matmul(&self.wg)?)?; // (bs·T, F)
+        let y = (gate * out)?
+            .matmul(&self.wo)?
+            .reshape((bs, t_pad, d))?
+            .narrow(1, 0, t)?; // (bs, t, d)
+        let state = TttState {
+            w: inner.w.reshape((bs, nh, hd, hd))?,
+            c: inner.c.reshape((bs, nh, 1, hd))?,
+        };
+        Ok(TttOutput {
+            y,
+            stats: inner.stats,
+            state,
+        })
+    }
+
+    /// The reconstruction statistics of UPDATE_k alone, what a gate reads before it decides:
+    /// the key/value path and the fast-weight updates, without the query path, the readout,
+    /// `post_norm`, the gate `wg` or `wo`. Equal to [`TttLinearParams::forward`]'s statistics.
+    ///
+    /// # Shapes
+    /// - `x`: `(bs, t, d)`; the statistics have `ceil(t / mini_batch_size)` entries.
+    pub fn signal(
+        &self,
+        cfg: &TttConfig,
+        x: &Tensor,
+        state: &TttState,
+        steps: usize,
+    ) -> Result<TttStats> {
+        let p = self.prepare(cfg, x, state, false)?;
+        Ok(inner_loop(&p.inputs(), &p.options(cfg, steps))?.stats)
+    }
+
+    /// Projections, convolution, RoPE, learning rates and per-head parameters for the inner loop.
+    fn prepare(
+        &self,
+        cfg: &TttConfig,
+        x: &Tensor,
+        state: &TttState,
+        with_queries: bool,
+    ) -> Result<Prepared> {
         let (bs, t, d) = x.dims3()?;
         let (nh, hd, mb) = (cfg.num_heads, cfg.head_dim, cfg.mini_batch_size);
         let f = cfg.inner_dim();
@@ -166,27 +266,27 @@ impl TttLinearParams {
             )?
         } else {
             x.clone()
-        }; // (bs, t_pad, d)
+        }; // (bs, T, d)
         let n = bs * nh;
         let x2 = x.reshape((bs * t_pad, d))?; // (bs·T, d)
         let u = x2.matmul(&self.wq)?.reshape((bs, t_pad, f))?; // (bs, T, F)
         let xv = x2.matmul(&self.wv)?.reshape((bs, t_pad, f))?; // (bs, T, F)
-        let xq = depthwise_conv(&u, &self.conv_q.0, &self.conv_q.1, cfg.conv_window)?;
-        let xk = depthwise_conv(&u, &self.conv_k.0, &self.conv_k.1, cfg.conv_window)?;
         let heads = |z: &Tensor| -> Result<Tensor> {
             z.reshape((bs, t_pad, nh, hd))?
                 .transpose(1, 2)?
                 .contiguous()
         }; // (bs, nh, T, hd)
-        let q = rope(&heads(&xq)?, mb, cfg.rope_theta)?;
-        let k = rope(&heads(&xk)?, mb, cfg.rope_theta)?;
-        let v = heads(&xv)?;
-        let target = (&v - &k)?; // (bs, nh, T, hd)
         let to_mb = |z: &Tensor| -> Result<Tensor> { z.reshape((n, m, mb, hd)) }; // (n, m, b, hd)
-        let (q, k, target) = (to_mb(&q)?, to_mb(&k)?, to_mb(&target)?);
+        let xk = depthwise_conv(&u, &self.conv_k.0, &self.conv_k.1, cfg.conv_window)?;
+        let k = rope(&heads(&xk)?, mb, cfg.rope_theta)?;
+        let target = to_mb(&(heads(&xv)? - &k)?)?; // (n, m, b, hd)
+        let q = if with_queries {
+            let xq = depthwise_conv(&u, &self.conv_q.0, &self.conv_q.1, cfg.conv_window)?;
+            Some(to_mb(&rope(&heads(&xq)?, mb, cfg.rope_theta)?)?)
+        } else {
+            None
+        };
         let (eta_out, eta_update) = self.learning_rates(cfg, &x2, bs, t, m)?;
-
-        // Per-(sequence, head) copies of the head parameters.
         let per_seq = |p: &Tensor| -> Result<Tensor> {
             let dims = p.dims().to_vec();
             let shape = [vec![bs], dims.clone()].concat();
@@ -194,50 +294,21 @@ impl TttLinearParams {
                 .broadcast_as(shape)?
                 .reshape([vec![n], dims[1..].to_vec()].concat())
         };
-        let gamma = per_seq(&self.ttt_norm.0)?; // (n, 1, hd)
-        let beta = per_seq(&self.ttt_norm.1)?;
-        let w0 = state.w.reshape((n, hd, hd))?; // (n, hd, hd)
-        let c0 = state.c.reshape((n, 1, hd))?; // (n, 1, hd)
-        let inner = inner_loop(
-            &InnerInputs {
-                q: &q,
-                k: &k,
-                target: &target,
-                eta_out: &eta_out,
-                eta_update: &eta_update,
-                w0: &w0,
-                c0: &c0,
-                gamma: &gamma,
-                beta: &beta,
-            },
-            &InnerOptions {
-                steps,
-                causal_k: cfg.causal_k,
-                eps: cfg.layer_norm_eps,
-                max_grad_norm: cfg.max_grad_norm,
-                last_valid: t - (m - 1) * mb,
-            },
-        )?;
-        let out = inner
-            .out
-            .reshape((bs, nh, t_pad, hd))?
-            .transpose(1, 2)?
-            .reshape((bs * t_pad, f))?; // (bs·T, F)
-        let eps = cfg.layer_norm_eps;
-        let out = ponder_nn::layer_norm(&out, &self.post_norm.0, &self.post_norm.1, eps)?;
-        let gate = ponder_nn::gelu_tanh(&x2.matmul(&self.wg)?)?; // (bs·T, F)
-        let y = (gate * out)?
-            .matmul(&self.wo)?
-            .reshape((bs, t_pad, d))?
-            .narrow(1, 0, t)?; // (bs, t, d)
-        let state = TttState {
-            w: inner.w.reshape((bs, nh, hd, hd))?,
-            c: inner.c.reshape((bs, nh, 1, hd))?,
-        };
-        Ok(TttOutput {
-            y,
-            stats: inner.stats,
-            state,
+        Ok(Prepared {
+            bs,
+            t,
+            t_pad,
+            last_valid: t - (m - 1) * mb,
+            x2,
+            q,
+            k: to_mb(&k)?,
+            target,
+            eta_out: with_queries.then_some(eta_out),
+            eta_update,
+            gamma: per_seq(&self.ttt_norm.0)?, // (n, 1, hd)
+            beta: per_seq(&self.ttt_norm.1)?,
+            w0: state.w.reshape((n, hd, hd))?,
+            c0: state.c.reshape((n, 1, hd))?,
         })
     }
 

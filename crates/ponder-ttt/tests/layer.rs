@@ -175,3 +175,18 @@ fn bad_input_is_an_error() -> Result<()> {
     assert!(max_abs_diff(&held.state.w, &start.w)? < 1e-10);
     Ok(())
 }
+
+#[test]
+fn signal_equals_the_forward_statistics() -> Result<()> {
+    let cfg = tiny(ConvWindow::Shifted, 0);
+    let p = params(&cfg, 16, DType::F64)?;
+    let x = randn(&[2, 11, 16], 17, 1.0, DType::F64)?;
+    for steps in [1, 2] {
+        let full = p.forward(&cfg, &x, &p.initial_state(2)?, steps)?.stats;
+        let sig = p.signal(&cfg, &x, &p.initial_state(2)?, steps)?;
+        assert_close(&sig.init, &full.init, 0.0, 0.0)?;
+        assert_close(&sig.step_0, &full.step_0, 0.0, 0.0)?;
+        assert_close(&sig.step_1, &full.step_1, 0.0, 0.0)?;
+    }
+    Ok(())
+}
