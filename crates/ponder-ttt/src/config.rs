@@ -1,8 +1,14 @@
 //! `TttConfig`: the hyper-parameters of a TTT fast-weight layer, with presets that reproduce the
 //! original PonderTTT layer on top of each GPT-2 size.
+//!
+//! The config reads from TOML or JSON with every field spelled out (unknown keys are errors);
+//! only `max_grad_norm` may be left out, meaning no clipping, since TOML has no null.
+
+use serde::{Deserialize, Serialize};
 
 /// Which past inputs the depthwise convolution of the query/key path reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConvWindow {
     /// The original PonderTTT window `t−4 … t−1`, which excludes the current token (default).
     Shifted,
@@ -11,7 +17,8 @@ pub enum ConvWindow {
 }
 
 /// Where the learned per-token learning rate sits in the inner loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EtaForm {
     /// The original PonderTTT form: one η_j per key, used for the outputs and the update.
     PerKey,
@@ -21,7 +28,8 @@ pub enum EtaForm {
 }
 
 /// Hyper-parameters of TTT-Linear.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TttConfig {
     /// Width of the layer's input and output (`d`, the backbone width).
     pub hidden_dim: usize,
@@ -50,6 +58,7 @@ pub struct TttConfig {
     pub layer_norm_eps: f64,
     /// Optional clip of each mini-batch's inner gradient to this Frobenius norm (off in the
     /// original).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_grad_norm: Option<f64>,
 }
 
@@ -73,6 +82,42 @@ impl TttConfig {
             layer_norm_eps: 1e-5,
             max_grad_norm: None,
         }
+    }
+
+    /// Checks the invariants the layer relies on.
+    pub fn validate(&self) -> candle::Result<()> {
+        for (name, v) in [
+            ("hidden_dim", self.hidden_dim),
+            ("num_heads", self.num_heads),
+            ("head_dim", self.head_dim),
+            ("mini_batch_size", self.mini_batch_size),
+            ("conv_width", self.conv_width),
+        ] {
+            if v == 0 {
+                candle::bail!("ttt config: `{name}` must be positive");
+            }
+        }
+        if self.head_dim % 2 != 0 {
+            candle::bail!(
+                "ttt config: `head_dim` {} must be even for RoPE",
+                self.head_dim
+            );
+        }
+        if !(self.causal_k == 0 || self.causal_k == -1) {
+            candle::bail!(
+                "ttt config: `causal_k` must be 0 or -1, got {}",
+                self.causal_k
+            );
+        }
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
+            candle::bail!("ttt config: `layer_norm_eps` must be positive");
+        }
+        if let Some(max) = self.max_grad_norm {
+            if max.is_nan() || max <= 0.0 {
+                candle::bail!("ttt config: `max_grad_norm` must be positive, got {max}");
+            }
+        }
+        Ok(())
     }
 
     /// Width of all heads together.
@@ -121,6 +166,24 @@ impl TttConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toml_round_trip_and_unknown_keys() {
+        let c = TttConfig::for_gpt2(1024, 16);
+        let text = toml::to_string(&c).unwrap();
+        assert!(
+            text.contains("conv_window = \"shifted\"") && text.contains("eta_form = \"per_key\"")
+        );
+        assert_eq!(toml::from_str::<TttConfig>(&text).unwrap(), c);
+        let err = toml::from_str::<TttConfig>(&format!("{text}\nmini_batch = 8\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `mini_batch`"),
+            "{err}"
+        );
+        let missing = text.replace("rope_theta = 10000.0\n", "");
+        assert!(toml::from_str::<TttConfig>(&missing).is_err());
+        assert!(TttConfig { causal_k: 2, ..c }.validate().is_err());
+    }
 
     #[test]
     fn parameter_counts_match_the_original() {

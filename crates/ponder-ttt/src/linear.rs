@@ -241,6 +241,7 @@ impl TttLinearParams {
         state: &TttState,
         with_queries: bool,
     ) -> Result<Prepared> {
+        cfg.validate()?;
         let (bs, t, d) = x.dims3()?;
         let (nh, hd, mb) = (cfg.num_heads, cfg.head_dim, cfg.mini_batch_size);
         let f = cfg.inner_dim();
