@@ -20,11 +20,19 @@ fn expected() -> Result<std::collections::HashMap<String, Tensor>> {
 }
 
 fn load_tiny() -> Result<Gpt2> {
+    load_tiny_on(&Device::Cpu)
+}
+
+fn load_tiny_on(device: &Device) -> Result<Gpt2> {
     let hub = ponder_hub::Hub::new(ponder_hub::HubOptions::new("/nonexistent"));
+    let options = LoadOptions {
+        device: device.clone(),
+        ..LoadOptions::cpu_f32()
+    };
     load(
         &ModelSource::Local(fixtures().join("gpt2_tiny")),
         &hub,
-        &LoadOptions::cpu_f32(),
+        &options,
     )
 }
 

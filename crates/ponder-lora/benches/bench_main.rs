@@ -1,0 +1,5 @@
+//! Criterion benches of `ponder-lora`: `cargo bench -p ponder-lora --bench bench_main`.
+
+mod benchmarks;
+
+criterion::criterion_main!(benchmarks::merge::benches);

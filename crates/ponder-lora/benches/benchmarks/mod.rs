@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-lora`.
+
+pub mod merge;

@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-model`.
+
+pub mod update_vs_skip;

@@ -1,0 +1,13 @@
+//! The PonderTTT language model on top of a frozen GPT-2.
+//!
+//! - [`PonderLm`]: backbone → `fast_norm` → fast layer → residual → tied head, with the SKIP and
+//!   UPDATE_k paths sharing one backbone pass ([`PonderLm::chunk`]);
+//! - [`FastLayer`], [`FastNorm`], [`FastState`]: the trainable part and its per-sequence state;
+//! - [`checkpoint`]: saving and loading the fast layer and `fast_norm`.
+
+pub mod checkpoint;
+pub mod fast;
+pub mod lm;
+
+pub use fast::{FastLayer, FastNorm, FastState};
+pub use lm::{ChunkResult, PonderLm, UpdateOutput};

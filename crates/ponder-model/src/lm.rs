@@ -1,0 +1,213 @@
+//! The PonderTTT language model (upstream-spec §1.1): a frozen GPT-2 backbone, `fast_norm`, a
+//! fast-weight layer added to the final hidden state as a residual, and the tied head with the
+//! pad logit masked.
+//!
+//! One backbone pass serves every gating method: [`PonderLm::chunk`] returns the backbone's
+//! hidden states, the SKIP loss, the UPDATE_k loss and the reconstruction statistics, and the
+//! SKIP and UPDATE paths can also be called separately on saved hidden states.
+
+use candle::{DType, Result, Tensor};
+use ponder_gpt2::Gpt2;
+use ponder_ttt::TttStats;
+
+use crate::fast::{FastLayer, FastNorm, FastState};
+
+/// The PonderTTT LM.
+#[derive(Clone)]
+pub struct PonderLm {
+    backbone: Gpt2,
+    fast_norm: FastNorm,
+    fast: FastLayer,
+}
+
+/// The UPDATE path over a chunk.
+pub struct UpdateOutput {
+    /// `h + y`, the features the tied head reads, `(b, t, d)`.
+    pub features: Tensor,
+    /// Reconstruction statistics of the fast layer.
+    pub stats: TttStats,
+    /// The fast state after the chunk.
+    pub state: FastState,
+}
+
+/// Everything the gates and metrics need from one chunk.
+pub struct ChunkResult {
+    /// Backbone hidden states after `ln_f` (no gradient), `(b, t, d)`: reusable.
+    pub hidden: Tensor,
+    /// Mean next-token loss of each sequence on the SKIP path, `(b)`.
+    pub skip_loss: Tensor,
+    /// Mean next-token loss of each sequence on the UPDATE_k path, `(b)`.
+    pub update_loss: Tensor,
+    /// Reconstruction statistics of the update.
+    pub stats: TttStats,
+    /// The fast state after the update.
+    pub state: FastState,
+}
+
+impl PonderLm {
+    /// Puts `fast_norm` and a fast layer on `backbone`. The backbone is copied with its weights
+    /// detached, so no gradient can reach it or the tied embedding, whatever the caller does.
+    pub fn new(backbone: &Gpt2, fast_norm: FastNorm, fast: FastLayer) -> Result<Self> {
+        let d = backbone.config().n_embd;
+        if fast.hidden_dim() != d || fast_norm.weight.dims() != [d] || fast_norm.bias.dims() != [d]
+        {
+            candle::bail!(
+                "ponder-model: the fast layer (width {}) and fast_norm ({:?}) must match the backbone width {d}",
+                fast.hidden_dim(),
+                fast_norm.weight.dims()
+            );
+        }
+        let frozen = backbone
+            .weights()?
+            .into_iter()
+            .map(|(k, t)| (k, t.detach()))
+            .collect();
+        let backbone = Gpt2::from_weights(backbone.config().clone(), frozen, backbone.pad_token())?;
+        Ok(Self {
+            backbone,
+            fast_norm,
+            fast,
+        })
+    }
+
+    /// The frozen backbone.
+    pub fn backbone_model(&self) -> &Gpt2 {
+        &self.backbone
+    }
+
+    /// The fast layer.
+    pub fn fast_layer(&self) -> &FastLayer {
+        &self.fast
+    }
+
+    /// `fast_norm`.
+    pub fn fast_norm(&self) -> &FastNorm {
+        &self.fast_norm
+    }
+
+    /// The state every chunk starts from unless the caller carries one.
+    pub fn initial_state(&self, bs: usize) -> Result<FastState> {
+        self.fast.initial_state(bs)
+    }
+
+    /// The backbone's hidden states after `ln_f`, detached.
+    ///
+    /// # Shapes
+    /// - `ids`: `(b, t)` u32; returns `(b, t, d)`.
+    pub fn backbone(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(self.backbone.forward(ids)?.detach())
+    }
+
+    /// Logits through the tied embedding with the pad logit masked.
+    ///
+    /// # Shapes
+    /// - `features`: `(b, t, d)`; returns `(b, t, n_logits)`.
+    pub fn logits(&self, features: &Tensor) -> Result<Tensor> {
+        self.backbone.logits(features)
+    }
+
+    /// UPDATE_k on hidden states: `h + fast_layer(fast_norm(h))`, its statistics and the new
+    /// state. `steps` >= 1; the SKIP path is `hidden` itself.
+    ///
+    /// # Shapes
+    /// - `hidden`: `(b, t, d)`; `features`: `(b, t, d)`.
+    pub fn update(&self, hidden: &Tensor, state: &FastState, steps: usize) -> Result<UpdateOutput> {
+        let normed = self.fast_norm.forward(hidden)?;
+        match (&self.fast, state) {
+            (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {
+                let out = params.forward(config, &normed, s, steps)?;
+                Ok(UpdateOutput {
+                    features: (hidden + out.y)?,
+                    stats: out.stats,
+                    state: FastState::Ttt(out.state),
+                })
+            }
+        }
+    }
+
+    /// The reconstruction statistics of UPDATE_k alone: what a gate reads before it decides.
+    ///
+    /// # Shapes
+    /// - `hidden`: `(b, t, d)`.
+    pub fn signal(&self, hidden: &Tensor, state: &FastState, steps: usize) -> Result<TttStats> {
+        let normed = self.fast_norm.forward(hidden)?;
+        match (&self.fast, state) {
+            (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {
+                params.signal(config, &normed, s, steps)
+            }
+        }
+    }
+
+    /// Mean next-token negative log-likelihood of each sequence: position `i` predicts token
+    /// `i + 1`, so a chunk of `t` tokens has `t − 1` predictions. Logits are built one sequence
+    /// at a time, so memory stays at one `(t, vocab)` matrix.
+    ///
+    /// # Shapes
+    /// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b)`.
+    pub fn next_token_loss(&self, features: &Tensor, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t < 2 || features.dims()[..2] != [b, t] {
+            candle::bail!(
+                "ponder-model: need features (b, t, d) and ids (b, t) with t >= 2, got {:?} and {:?}",
+                features.dims(),
+                ids.dims()
+            );
+        }
+        let per_seq = (0..b)
+            .map(|s| {
+                let f = features.narrow(0, s, 1)?.narrow(1, 0, t - 1)?; // (1, t−1, d)
+                let logits = self.backbone.logits(&f)?.squeeze(0)?; // (t−1, V)
+                let targets = ids.narrow(0, s, 1)?.narrow(1, 1, t - 1)?.flatten_all()?; // (t−1)
+                ponder_nn::cross_entropy(&logits, &targets)?.mean_all()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&per_seq, 0)
+    }
+
+    /// One chunk through both paths with a single backbone pass.
+    ///
+    /// # Shapes
+    /// - `ids`: `(b, t)` u32 with `t >= 2`.
+    pub fn chunk(&self, ids: &Tensor, state: &FastState, steps: usize) -> Result<ChunkResult> {
+        let hidden = self.backbone(ids)?;
+        let skip_loss = self.next_token_loss(&hidden, ids)?;
+        let up = self.update(&hidden, state, steps)?;
+        let update_loss = self.next_token_loss(&up.features, ids)?;
+        Ok(ChunkResult {
+            hidden,
+            skip_loss,
+            update_loss,
+            stats: up.stats,
+            state: up.state,
+        })
+    }
+
+    /// The same model with the fast layer and `fast_norm` trainable: the vars by checkpoint
+    /// name (`fast_norm.weight`, `fast_layer.wq`, …), the only parameters that can learn.
+    pub fn into_trainable(self) -> Result<(Self, Vec<(String, candle::Var)>)> {
+        let (fast_norm, norm_vars) = self.fast_norm.into_trainable()?;
+        let (fast, layer_vars) = self.fast.into_trainable()?;
+        let vars = norm_vars
+            .into_iter()
+            .map(|(k, v)| (format!("fast_norm.{k}"), v))
+            .chain(
+                layer_vars
+                    .into_iter()
+                    .map(|(k, v)| (format!("fast_layer.{k}"), v)),
+            )
+            .collect();
+        Ok((
+            Self {
+                backbone: self.backbone,
+                fast_norm,
+                fast,
+            },
+            vars,
+        ))
+    }
+
+    /// The dtype of the backbone.
+    pub fn dtype(&self) -> DType {
+        self.backbone.dtype()
+    }
+}

@@ -1,0 +1,241 @@
+//! The PonderTTT LM: SKIP and UPDATE paths, the trainable set, checkpoints and bad input.
+
+use candle::{DType, Device, Result, Tensor, Var};
+use ponder_gpt2::{random, weights, Gpt2, Gpt2Config, LoadOptions};
+use ponder_model::{checkpoint, FastLayer, FastNorm, PonderLm};
+use ponder_nn::{assert_close, max_abs_diff};
+use ponder_ttt::{TttConfig, TttLinearParams};
+
+fn gpt2_config() -> Gpt2Config {
+    Gpt2Config {
+        vocab_size: 60,
+        n_positions: 32,
+        n_embd: 32,
+        n_head: 2,
+        initializer_range: 0.2,
+        ..Gpt2Config::tiny()
+    }
+}
+
+fn ttt_config() -> TttConfig {
+    TttConfig {
+        head_dim: 16,
+        mini_batch_size: 4,
+        ..TttConfig::for_gpt2(32, 2)
+    }
+}
+
+fn backbone(dtype: DType) -> Result<Gpt2> {
+    let opts = LoadOptions {
+        dtype,
+        pad_token: Some(60),
+        ..LoadOptions::cpu_f32()
+    };
+    random(gpt2_config(), 1, &opts)
+}
+
+fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
+    let mut rng = ponder_nn::init::rng_for(seed, "model-test");
+    ponder_nn::init::normal(shape, std, &mut rng, dtype, &Device::Cpu)
+}
+
+/// A model whose fast layer has a nonzero output projection (it is zero at initialization).
+fn lm(dtype: DType, live: bool) -> Result<PonderLm> {
+    let cfg = ttt_config();
+    let mut params = TttLinearParams::init(&cfg, 2, dtype, &Device::Cpu)?;
+    if live {
+        params.wo = randn(params.wo.dims(), 3, 0.2, dtype)?;
+    }
+    let fast = FastLayer::TttLinear {
+        config: cfg,
+        params,
+    };
+    PonderLm::new(
+        &backbone(dtype)?,
+        FastNorm::init(32, dtype, &Device::Cpu)?,
+        fast,
+    )
+}
+
+fn ids(b: usize, t: usize) -> Result<Tensor> {
+    let v: Vec<u32> = (0..b * t).map(|i| ((i * 13 + 5) % 60) as u32).collect();
+    Tensor::from_vec(v, (b, t), &Device::Cpu)
+}
+
+#[test]
+fn at_initialization_update_equals_skip_exactly() -> Result<()> {
+    let lm = lm(DType::F32, false)?;
+    let x = ids(2, 12)?;
+    let hidden = lm.backbone(&x)?;
+    let up = lm.update(&hidden, &lm.initial_state(2)?, 1)?;
+    assert_close(&lm.logits(&up.features)?, &lm.logits(&hidden)?, 0.0, 0.0)?;
+    let r = lm.chunk(&x, &lm.initial_state(2)?, 1)?;
+    assert_close(&r.update_loss, &r.skip_loss, 0.0, 0.0)
+}
+
+#[test]
+fn chunk_losses_match_the_backbone_and_the_signal_matches_the_update() -> Result<()> {
+    let lm = lm(DType::F32, true)?;
+    let x = ids(2, 12)?;
+    let r = lm.chunk(&x, &lm.initial_state(2)?, 1)?;
+    let reference = lm.backbone_model().token_nll(&x)?.mean(1)?; // (b)
+    assert_close(&r.skip_loss, &reference, 1e-5, 1e-5)?;
+    assert!(max_abs_diff(&r.update_loss, &r.skip_loss)? > 1e-4);
+    let sig = lm.signal(&r.hidden, &lm.initial_state(2)?, 1)?;
+    assert_close(&sig.step_0, &r.stats.step_0, 0.0, 0.0)?;
+    // The pad logit stays masked on the UPDATE path.
+    let up = lm.update(&r.hidden, &lm.initial_state(2)?, 1)?;
+    let pad = lm
+        .logits(&up.features)?
+        .narrow(2, 60, 1)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert!(pad.iter().all(|&v| v == -1e9));
+    Ok(())
+}
+
+#[test]
+fn only_the_fast_layer_and_fast_norm_receive_gradients() -> Result<()> {
+    // A backbone whose weights are trainable vars, as during backbone pretraining.
+    let config = gpt2_config();
+    let w = weights::random(&config, 4, DType::F64, &Device::Cpu)?;
+    let backbone_vars: Vec<(String, Var)> = w
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), Var::from_tensor(t)?)))
+        .collect::<Result<_>>()?;
+    let tracked = backbone_vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let backbone = Gpt2::from_weights(config, tracked, Some(60))?;
+    let cfg = ttt_config();
+    let mut params = TttLinearParams::init(&cfg, 5, DType::F64, &Device::Cpu)?;
+    params.wo = randn(params.wo.dims(), 6, 0.2, DType::F64)?;
+    let fast = FastLayer::TttLinear {
+        config: cfg,
+        params,
+    };
+    let lm = PonderLm::new(
+        &backbone,
+        FastNorm::init(32, DType::F64, &Device::Cpu)?,
+        fast,
+    )?;
+    let (lm, fast_vars) = lm.into_trainable()?;
+    assert_eq!(fast_vars.len(), 19);
+    let x = ids(2, 8)?;
+    let r = lm.chunk(&x, &lm.initial_state(2)?, 1)?;
+    let aux =
+        ((r.stats.init.mean_all()? + r.stats.step_0.mean_all()?)? + r.stats.step_1.mean_all()?)?;
+    let loss = (r.update_loss.mean_all()? + (aux * (0.1 / 3.0))?)?;
+    let grads = loss.backward()?;
+    for (name, var) in &backbone_vars {
+        assert!(
+            grads.get(var.as_tensor()).is_none(),
+            "backbone weight {name} received a gradient"
+        );
+    }
+    for (name, var) in &fast_vars {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} received no gradient"));
+        assert!(
+            g.abs()?.max_all()?.to_scalar::<f64>()? > 0.0,
+            "{name} has an all-zero gradient"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn outputs_are_causal() -> Result<()> {
+    let lm = lm(DType::F64, true)?;
+    let a = ids(1, 12)?;
+    let mut v = a.to_vec2::<u32>()?;
+    v[0][7] = 59;
+    let b = Tensor::new(v, &Device::Cpu)?;
+    let logits = |x: &Tensor| -> Result<Tensor> {
+        let h = lm.backbone(x)?;
+        lm.logits(&lm.update(&h, &lm.initial_state(1)?, 1)?.features)
+    };
+    let (la, lb) = (logits(&a)?, logits(&b)?);
+    assert_close(&la.narrow(1, 0, 7)?, &lb.narrow(1, 0, 7)?, 0.0, 0.0)?;
+    assert!(max_abs_diff(&la.narrow(1, 7, 5)?, &lb.narrow(1, 7, 5)?)? > 1e-6);
+    Ok(())
+}
+
+#[test]
+fn checkpoints_round_trip_and_check_the_backbone() -> Result<()> {
+    let lm = lm(DType::F32, true)?;
+    let dir = tempfile::tempdir().map_err(candle::Error::wrap)?;
+    checkpoint::save(&lm, dir.path())?;
+    let back = checkpoint::load(dir.path(), lm.backbone_model())?;
+    let x = ids(2, 10)?;
+    let (r1, r2) = (
+        lm.chunk(&x, &lm.initial_state(2)?, 1)?,
+        back.chunk(&x, &back.initial_state(2)?, 1)?,
+    );
+    assert_close(&r1.update_loss, &r2.update_loss, 0.0, 0.0)?;
+
+    // Another backbone width: refused, naming both widths.
+    let wide = random(
+        Gpt2Config {
+            n_embd: 64,
+            ..gpt2_config()
+        },
+        1,
+        &LoadOptions::cpu_f32(),
+    )?;
+    let err = checkpoint::load(dir.path(), &wide)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("the fast layer is 32 wide but the backbone is 64 wide"),
+        "{err}"
+    );
+
+    // A tensor of the wrong shape: named with both shapes.
+    let path = dir.path().join(checkpoint::WEIGHTS_FILE);
+    let mut t = candle::safetensors::load(&path, &Device::Cpu)?;
+    t.insert(
+        "fast_layer.W0".into(),
+        Tensor::zeros((2, 16, 8), DType::F32, &Device::Cpu)?,
+    );
+    candle::safetensors::save(&t, &path)?;
+    let err = checkpoint::load(dir.path(), lm.backbone_model())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tensor `fast_layer.W0` has shape [2, 16, 8], expected [2, 16, 16]"),
+        "{err}"
+    );
+    t.remove("fast_layer.W0");
+    candle::safetensors::save(&t, &path)?;
+    let err = checkpoint::load(dir.path(), lm.backbone_model())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("missing tensor `fast_layer.W0`"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn bad_chunks_are_errors() -> Result<()> {
+    let lm = lm(DType::F32, true)?;
+    let one = ids(1, 1)?;
+    let err = lm
+        .chunk(&one, &lm.initial_state(1)?, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("t >= 2"), "{err}");
+    let empty = Tensor::zeros((1, 0, 32), DType::F32, &Device::Cpu)?;
+    let err = lm
+        .update(&empty, &lm.initial_state(1)?, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("empty chunk"), "{err}");
+    Ok(())
+}
