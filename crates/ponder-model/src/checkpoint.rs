@@ -1,17 +1,20 @@
 //! Fast-weight checkpoints: the fast layer and `fast_norm` (never the backbone) as
 //! `fast_layer.safetensors`, with their configuration in `fast_layer.json`. Loading checks every
-//! tensor's shape against the configuration and the configuration against the backbone.
+//! tensor's name and shape against the configuration, and the configuration against the
+//! backbone it is put on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use candle::{Device, Result, Tensor};
+use candle::{Result, Tensor};
 use ponder_gpt2::Gpt2;
+use ponder_lora::{LoraFastConfig, LoraFastLayer};
 use ponder_ttt::{TttConfig, TttLinearParams};
 use serde::{Deserialize, Serialize};
 
 use crate::fast::{FastLayer, FastNorm};
 use crate::lm::PonderLm;
+use crate::lora::LoraUpdate;
 
 /// File name of the weights.
 pub const WEIGHTS_FILE: &str = "fast_layer.safetensors";
@@ -24,12 +27,34 @@ pub const CONFIG_FILE: &str = "fast_layer.json";
 pub struct FastCheckpointConfig {
     /// Format version of the checkpoint (1).
     pub format_version: u32,
-    /// The layer: `ttt_linear`.
-    pub kind: String,
-    /// The TTT configuration.
-    pub ttt: TttConfig,
+    /// The fast layer.
+    pub layer: FastLayerConfig,
     /// Epsilon of `fast_norm`.
     pub fast_norm_eps: f64,
+}
+
+/// The configuration of a fast layer, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FastLayerConfig {
+    /// TTT-Linear.
+    TttLinear {
+        /// Its configuration.
+        ttt: TttConfig,
+    },
+    /// The LoRA fast layer.
+    Lora {
+        /// Width of the layer.
+        hidden_dim: usize,
+        /// Rank of both adapters.
+        r: usize,
+        /// Numerator of the scale `lora_alpha / r`.
+        lora_alpha: f64,
+        /// Dropout on the rank-`r` hidden in training.
+        lora_dropout: f64,
+        /// How UPDATE_k adapts the factors.
+        update: LoraUpdate,
+    },
 }
 
 fn err(path: &Path, msg: impl std::fmt::Display) -> candle::Error {
@@ -40,11 +65,24 @@ fn err(path: &Path, msg: impl std::fmt::Display) -> candle::Error {
 /// through a temporary file and a rename.
 pub fn save(lm: &PonderLm, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;
-    let FastLayer::TttLinear { config, .. } = lm.fast_layer();
+    let layer = match lm.fast_layer() {
+        FastLayer::TttLinear { config, .. } => FastLayerConfig::TttLinear {
+            ttt: config.clone(),
+        },
+        FastLayer::Lora { layer, update } => {
+            let c = layer.config();
+            FastLayerConfig::Lora {
+                hidden_dim: c.hidden_dim,
+                r: c.r,
+                lora_alpha: c.lora_alpha,
+                lora_dropout: c.lora_dropout,
+                update: *update,
+            }
+        }
+    };
     let meta = FastCheckpointConfig {
         format_version: 1,
-        kind: "ttt_linear".into(),
-        ttt: config.clone(),
+        layer,
         fast_norm_eps: lm.fast_norm().eps,
     };
     let mut tensors: HashMap<String, Tensor> = lm
@@ -75,29 +113,31 @@ pub fn load(dir: &Path, backbone: &Gpt2) -> Result<PonderLm> {
         .map_err(|e| err(&config_path, format!("cannot read: {e}")))?;
     let meta: FastCheckpointConfig =
         serde_json::from_str(&text).map_err(|e| err(&config_path, e))?;
-    if meta.format_version != 1 || meta.kind != "ttt_linear" {
+    if meta.format_version != 1 {
         return Err(err(
             &config_path,
-            format!(
-                "unsupported checkpoint (format {}, kind {:?})",
-                meta.format_version, meta.kind
-            ),
+            format!("unsupported format_version {}", meta.format_version),
         ));
     }
-    meta.ttt.validate().map_err(|e| err(&config_path, e))?;
     let d = backbone.config().n_embd;
-    if meta.ttt.hidden_dim != d {
+    let width = match &meta.layer {
+        FastLayerConfig::TttLinear { ttt } => {
+            ttt.validate().map_err(|e| err(&config_path, e))?;
+            ttt.hidden_dim
+        }
+        FastLayerConfig::Lora { hidden_dim, .. } => *hidden_dim,
+    };
+    if width != d {
         return Err(err(
             &config_path,
-            format!("the fast layer is {} wide but the backbone is {d} wide: it was trained on another backbone", meta.ttt.hidden_dim),
+            format!("the fast layer is {width} wide but the backbone is {d} wide: it was trained on another backbone"),
         ));
     }
     let weights_path = dir.join(WEIGHTS_FILE);
-    let device: &Device = backbone.device();
-    let tensors =
-        candle::safetensors::load(&weights_path, device).map_err(|e| err(&weights_path, e))?;
-    let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
-        let t = tensors.get(name).ok_or_else(|| {
+    let mut tensors = candle::safetensors::load(&weights_path, backbone.device())
+        .map_err(|e| err(&weights_path, e))?;
+    let mut take = |name: &str, shape: &[usize]| -> Result<Tensor> {
+        let t = tensors.remove(name).ok_or_else(|| {
             err(
                 &weights_path,
                 format!("missing tensor `{name}` (expected shape {shape:?})"),
@@ -114,34 +154,48 @@ pub fn load(dir: &Path, backbone: &Gpt2) -> Result<PonderLm> {
         }
         t.to_dtype(backbone.dtype())
     };
-    let params = TttLinearParams::from_named(&meta.ttt, |name, shape| {
-        get(&format!("fast_layer.{name}"), shape)
-    })?;
     let norm = FastNorm {
-        weight: get("fast_norm.weight", &[d])?,
-        bias: get("fast_norm.bias", &[d])?,
+        weight: take("fast_norm.weight", &[d])?,
+        bias: take("fast_norm.bias", &[d])?,
         eps: meta.fast_norm_eps,
     };
-    let expected = params.named().len() + 2;
-    if tensors.len() != expected {
-        let known: Vec<String> = params
-            .named()
-            .iter()
-            .map(|(k, _)| format!("fast_layer.{k}"))
-            .collect();
-        let extra = tensors
-            .keys()
-            .find(|k| !known.contains(k) && !k.starts_with("fast_norm."))
-            .cloned()
-            .unwrap_or_default();
+    let fast = match meta.layer {
+        FastLayerConfig::TttLinear { ttt } => {
+            let params = TttLinearParams::from_named(&ttt, |name, shape| {
+                take(&format!("fast_layer.{name}"), shape)
+            })?;
+            FastLayer::TttLinear {
+                config: ttt,
+                params,
+            }
+        }
+        FastLayerConfig::Lora {
+            hidden_dim,
+            r,
+            lora_alpha,
+            lora_dropout,
+            update,
+        } => {
+            let config = LoraFastConfig {
+                hidden_dim,
+                r,
+                lora_alpha,
+                lora_dropout,
+            };
+            let mut factors = BTreeMap::new();
+            for module in ["q_lora", "v_lora"] {
+                for (which, shape) in [("lora_A", [r, d]), ("lora_B", [d, r])] {
+                    let key = format!("{module}.{which}.weight");
+                    factors.insert(key.clone(), take(&format!("fast_layer.{key}"), &shape)?);
+                }
+            }
+            let layer = LoraFastLayer::from_trainable(config, &factors)
+                .map_err(|e| err(&weights_path, e))?;
+            FastLayer::Lora { layer, update }
+        }
+    };
+    if let Some(extra) = tensors.keys().next() {
         return Err(err(&weights_path, format!("unexpected tensor `{extra}`")));
     }
-    PonderLm::new(
-        backbone,
-        norm,
-        FastLayer::TttLinear {
-            config: meta.ttt,
-            params,
-        },
-    )
+    PonderLm::new(backbone, norm, fast)
 }

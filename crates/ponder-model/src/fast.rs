@@ -1,7 +1,12 @@
 //! The fast-weight layer that sits on top of the backbone, its normalization, and its state.
 
+use std::collections::BTreeMap;
+
 use candle::{DType, Device, Result, Tensor, Var};
+use ponder_lora::{LoraFastConfig, LoraFastLayer};
 use ponder_ttt::{TttConfig, TttLinearParams, TttState};
+
+use crate::lora::{LoraState, LoraUpdate};
 
 /// `fast_norm`: LayerNorm over the backbone width in front of the fast layer (eps 1e-5, scale 1
 /// and bias 0 at initialization). Trainable with the fast layer.
@@ -42,6 +47,13 @@ pub enum FastLayer {
         /// Its slow weights.
         params: TttLinearParams,
     },
+    /// The LoRA fast layer with a causal readout.
+    Lora {
+        /// The layer with its initial factors.
+        layer: LoraFastLayer,
+        /// How UPDATE_k adapts the factors.
+        update: LoraUpdate,
+    },
 }
 
 /// The fast weights of a batch of sequences, passed from chunk to chunk by the caller.
@@ -49,13 +61,36 @@ pub enum FastLayer {
 pub enum FastState {
     /// TTT fast weights.
     Ttt(TttState),
+    /// LoRA factors per sequence.
+    Lora(LoraState),
 }
 
 impl FastLayer {
+    /// A LoRA fast layer with the original's configuration for width `d` and rank `r`
+    /// (`lora_alpha = r`, dropout 0.1, A normal(0.02), B 0).
+    pub fn lora_original(
+        d: usize,
+        r: usize,
+        update: LoraUpdate,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let layer = LoraFastLayer::new(
+            LoraFastConfig::original(d, r),
+            ponder_lora::Init::ORIGINAL,
+            seed,
+            dtype,
+            device,
+        )?;
+        Ok(Self::Lora { layer, update })
+    }
+
     /// Width of the layer's input and output.
     pub fn hidden_dim(&self) -> usize {
         match self {
             Self::TttLinear { config, .. } => config.hidden_dim,
+            Self::Lora { layer, .. } => layer.config().hidden_dim,
         }
     }
 
@@ -63,6 +98,16 @@ impl FastLayer {
     pub fn initial_state(&self, bs: usize) -> Result<FastState> {
         match self {
             Self::TttLinear { params, .. } => Ok(FastState::Ttt(params.initial_state(bs)?)),
+            Self::Lora { layer, .. } => {
+                let factors: BTreeMap<String, Tensor> = layer
+                    .trainable()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.detach()))
+                    .collect();
+                Ok(FastState::Lora(LoraState {
+                    per_seq: vec![factors; bs],
+                }))
+            }
         }
     }
 
@@ -74,6 +119,7 @@ impl FastLayer {
                 .into_iter()
                 .map(|(k, t)| (k.to_string(), t.clone()))
                 .collect(),
+            Self::Lora { layer, .. } => layer.trainable().into_iter().collect(),
         }
     }
 
@@ -95,6 +141,19 @@ impl FastLayer {
                     Ok(v.as_tensor().clone())
                 })?;
                 Ok((Self::TttLinear { config, params }, vars))
+            }
+            Self::Lora { layer, update } => {
+                let vars: Vec<(String, Var)> = layer
+                    .trainable()
+                    .into_iter()
+                    .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
+                    .collect::<Result<_>>()?;
+                let tracked: BTreeMap<String, Tensor> = vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+                    .collect();
+                let layer = LoraFastLayer::from_trainable(layer.config().clone(), &tracked)?;
+                Ok((Self::Lora { layer, update }, vars))
             }
         }
     }

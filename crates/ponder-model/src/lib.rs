@@ -2,12 +2,16 @@
 //!
 //! - [`PonderLm`]: backbone → `fast_norm` → fast layer → residual → tied head, with the SKIP and
 //!   UPDATE_k paths sharing one backbone pass ([`PonderLm::chunk`]);
-//! - [`FastLayer`], [`FastNorm`], [`FastState`]: the trainable part and its per-sequence state;
+//! - [`FastLayer`], [`FastNorm`], [`FastState`]: the trainable part (TTT-Linear or LoRA) and its
+//!   per-sequence state;
+//! - [`lora`]: UPDATE_k for the LoRA fast layer (block-wise, causal next-token steps);
 //! - [`checkpoint`]: saving and loading the fast layer and `fast_norm`.
 
 pub mod checkpoint;
 pub mod fast;
 pub mod lm;
+pub mod lora;
 
 pub use fast::{FastLayer, FastNorm, FastState};
 pub use lm::{ChunkResult, PonderLm, UpdateOutput};
+pub use lora::{LoraState, LoraUpdate};

@@ -11,6 +11,7 @@ use ponder_gpt2::Gpt2;
 use ponder_ttt::TttStats;
 
 use crate::fast::{FastLayer, FastNorm, FastState};
+use crate::lora::{mean_stats, update_sequence, LoraState, LoraUpdate};
 
 /// The PonderTTT LM.
 #[derive(Clone)]
@@ -107,11 +108,18 @@ impl PonderLm {
     }
 
     /// UPDATE_k on hidden states: `h + fast_layer(fast_norm(h))`, its statistics and the new
-    /// state. `steps` >= 1; the SKIP path is `hidden` itself.
+    /// state. `steps` >= 1; the SKIP path is `hidden` itself. TTT adapts on the hidden states
+    /// alone; LoRA also reads `ids` for its next-token loss (`docs/design/lora-update.md`).
     ///
     /// # Shapes
-    /// - `hidden`: `(b, t, d)`; `features`: `(b, t, d)`.
-    pub fn update(&self, hidden: &Tensor, state: &FastState, steps: usize) -> Result<UpdateOutput> {
+    /// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`; `features`: `(b, t, d)`.
+    pub fn update(
+        &self,
+        hidden: &Tensor,
+        ids: &Tensor,
+        state: &FastState,
+        steps: usize,
+    ) -> Result<UpdateOutput> {
         let normed = self.fast_norm.forward(hidden)?;
         match (&self.fast, state) {
             (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {
@@ -122,20 +130,86 @@ impl PonderLm {
                     state: FastState::Ttt(out.state),
                 })
             }
+            (FastLayer::Lora { layer, update }, FastState::Lora(s)) => {
+                self.lora_update(layer, update, hidden, &normed, ids, s, steps)
+            }
+            _ => candle::bail!("ponder-model: the fast state does not belong to this fast layer"),
         }
     }
 
-    /// The reconstruction statistics of UPDATE_k alone: what a gate reads before it decides.
+    /// The statistics of UPDATE_k alone: what a gate reads before it decides. For TTT this skips
+    /// the query path and the readout; for LoRA it is the full update.
     ///
     /// # Shapes
-    /// - `hidden`: `(b, t, d)`.
-    pub fn signal(&self, hidden: &Tensor, state: &FastState, steps: usize) -> Result<TttStats> {
-        let normed = self.fast_norm.forward(hidden)?;
+    /// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`.
+    pub fn signal(
+        &self,
+        hidden: &Tensor,
+        ids: &Tensor,
+        state: &FastState,
+        steps: usize,
+    ) -> Result<TttStats> {
         match (&self.fast, state) {
             (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {
-                params.signal(config, &normed, s, steps)
+                params.signal(config, &self.fast_norm.forward(hidden)?, s, steps)
             }
+            _ => Ok(self.update(hidden, ids, state, steps)?.stats),
         }
+    }
+
+    /// UPDATE_k of the LoRA fast layer, one sequence at a time (each adapts its own factors).
+    #[allow(clippy::too_many_arguments)]
+    fn lora_update(
+        &self,
+        layer: &ponder_lora::LoraFastLayer,
+        update: &LoraUpdate,
+        hidden: &Tensor,
+        normed: &Tensor,
+        ids: &Tensor,
+        state: &LoraState,
+        steps: usize,
+    ) -> Result<UpdateOutput> {
+        let (b, t) = ids.dims2()?;
+        if state.per_seq.len() != b || hidden.dims()[..2] != [b, t] {
+            candle::bail!(
+                "ponder-model: LoRA state for {} sequences, hidden {:?} and ids {:?} disagree",
+                state.per_seq.len(),
+                hidden.dims(),
+                ids.dims()
+            );
+        }
+        if update.block_size == 0 {
+            candle::bail!("ponder-model: LoRA block_size must be positive");
+        }
+        let initial = layer.trainable();
+        let (mut ys, mut stats, mut next) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..b {
+            let h = hidden.narrow(0, s, 1)?; // (1, t, d)
+            let targets = ids.narrow(0, s, 1)?.squeeze(0)?; // (t)
+            let loss = |y: &Tensor, start: usize, n: usize| -> Result<Tensor> {
+                let features = (h.narrow(1, start, n)?.detach() + y)?; // (1, n, d)
+                let logits = self.backbone.logits(&features)?.squeeze(0)?; // (n, V)
+                ponder_nn::cross_entropy(&logits, &targets.narrow(0, start + 1, n)?)?.mean_all()
+            };
+            let out = update_sequence(
+                layer.config(),
+                update,
+                &initial,
+                &state.per_seq[s],
+                &normed.narrow(0, s, 1)?,
+                steps,
+                &loss,
+            )?;
+            ys.push(out.y);
+            stats.push(out.stats);
+            next.push(out.factors);
+        }
+        let features = (hidden + Tensor::cat(&ys, 0)?)?;
+        Ok(UpdateOutput {
+            features,
+            stats: mean_stats(&stats)?,
+            state: FastState::Lora(LoraState { per_seq: next }),
+        })
     }
 
     /// Mean next-token negative log-likelihood of each sequence: position `i` predicts token
@@ -171,7 +245,7 @@ impl PonderLm {
     pub fn chunk(&self, ids: &Tensor, state: &FastState, steps: usize) -> Result<ChunkResult> {
         let hidden = self.backbone(ids)?;
         let skip_loss = self.next_token_loss(&hidden, ids)?;
-        let up = self.update(&hidden, state, steps)?;
+        let up = self.update(&hidden, ids, state, steps)?;
         let update_loss = self.next_token_loss(&up.features, ids)?;
         Ok(ChunkResult {
             hidden,

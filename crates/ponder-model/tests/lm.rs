@@ -67,7 +67,7 @@ fn at_initialization_update_equals_skip_exactly() -> Result<()> {
     let lm = lm(DType::F32, false)?;
     let x = ids(2, 12)?;
     let hidden = lm.backbone(&x)?;
-    let up = lm.update(&hidden, &lm.initial_state(2)?, 1)?;
+    let up = lm.update(&hidden, &x, &lm.initial_state(2)?, 1)?;
     assert_close(&lm.logits(&up.features)?, &lm.logits(&hidden)?, 0.0, 0.0)?;
     let r = lm.chunk(&x, &lm.initial_state(2)?, 1)?;
     assert_close(&r.update_loss, &r.skip_loss, 0.0, 0.0)
@@ -81,10 +81,10 @@ fn chunk_losses_match_the_backbone_and_the_signal_matches_the_update() -> Result
     let reference = lm.backbone_model().token_nll(&x)?.mean(1)?; // (b)
     assert_close(&r.skip_loss, &reference, 1e-5, 1e-5)?;
     assert!(max_abs_diff(&r.update_loss, &r.skip_loss)? > 1e-4);
-    let sig = lm.signal(&r.hidden, &lm.initial_state(2)?, 1)?;
+    let sig = lm.signal(&r.hidden, &x, &lm.initial_state(2)?, 1)?;
     assert_close(&sig.step_0, &r.stats.step_0, 0.0, 0.0)?;
     // The pad logit stays masked on the UPDATE path.
-    let up = lm.update(&r.hidden, &lm.initial_state(2)?, 1)?;
+    let up = lm.update(&r.hidden, &x, &lm.initial_state(2)?, 1)?;
     let pad = lm
         .logits(&up.features)?
         .narrow(2, 60, 1)?
@@ -155,7 +155,7 @@ fn outputs_are_causal() -> Result<()> {
     let b = Tensor::new(v, &Device::Cpu)?;
     let logits = |x: &Tensor| -> Result<Tensor> {
         let h = lm.backbone(x)?;
-        lm.logits(&lm.update(&h, &lm.initial_state(1)?, 1)?.features)
+        lm.logits(&lm.update(&h, x, &lm.initial_state(1)?, 1)?.features)
     };
     let (la, lb) = (logits(&a)?, logits(&b)?);
     assert_close(&la.narrow(1, 0, 7)?, &lb.narrow(1, 0, 7)?, 0.0, 0.0)?;
@@ -231,8 +231,9 @@ fn bad_chunks_are_errors() -> Result<()> {
         .to_string();
     assert!(err.contains("t >= 2"), "{err}");
     let empty = Tensor::zeros((1, 0, 32), DType::F32, &Device::Cpu)?;
+    let no_ids = Tensor::zeros((1, 0), DType::U32, &Device::Cpu)?;
     let err = lm
-        .update(&empty, &lm.initial_state(1)?, 1)
+        .update(&empty, &no_ids, &lm.initial_state(1)?, 1)
         .err()
         .unwrap()
         .to_string();

@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
                 b.iter_custom(|n| {
                     timed(n, || {
                         let h = lm.backbone(&ids).expect("backbone");
-                        let up = lm.update(&h, &state, steps).expect("update");
+                        let up = lm.update(&h, &ids, &state, steps).expect("update");
                         std::hint::black_box(lm.logits(&up.features).expect("logits"));
                     })
                 })
@@ -75,7 +75,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|n| {
                 timed(n, || {
                     drop(std::hint::black_box(
-                        lm.signal(&hidden, &state, 1).expect("signal"),
+                        lm.signal(&hidden, &ids, &state, 1).expect("signal"),
                     ))
                 })
             })
@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|n| {
                 timed(n, || {
                     drop(std::hint::black_box(
-                        lm.update(&hidden, &state, 1).expect("update"),
+                        lm.update(&hidden, &ids, &state, 1).expect("update"),
                     ))
                 })
             })
