@@ -9,7 +9,7 @@ use std::path::Path;
 use candle::{Result, Tensor};
 use ponder_gpt2::Gpt2;
 use ponder_lora::{LoraFastConfig, LoraFastLayer};
-use ponder_ttt::{TttConfig, TttLinearParams};
+use ponder_ttt::{TttConfig, TttParams};
 use serde::{Deserialize, Serialize};
 
 use crate::fast::{FastLayer, FastNorm};
@@ -161,7 +161,7 @@ pub fn load(dir: &Path, backbone: &Gpt2) -> Result<PonderLm> {
     };
     let fast = match meta.layer {
         FastLayerConfig::TttLinear { ttt } => {
-            let params = TttLinearParams::from_named(&ttt, |name, shape| {
+            let params = TttParams::from_named(&ttt, |name, shape| {
                 take(&format!("fast_layer.{name}"), shape)
             })?;
             FastLayer::TttLinear {

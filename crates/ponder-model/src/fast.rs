@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use candle::{DType, Device, Result, Tensor, Var};
 use ponder_lora::{LoraFastConfig, LoraFastLayer};
-use ponder_ttt::{TttConfig, TttLinearParams, TttState};
+use ponder_ttt::{TttConfig, TttParams, TttState};
 
 use crate::lora::{LoraState, LoraUpdate};
 
@@ -45,7 +45,7 @@ pub enum FastLayer {
         /// Its configuration.
         config: TttConfig,
         /// Its slow weights.
-        params: TttLinearParams,
+        params: TttParams,
     },
     /// The LoRA fast layer with a causal readout.
     Lora {
@@ -133,7 +133,7 @@ impl FastLayer {
                     .iter()
                     .map(|(k, t)| Ok((k.to_string(), Var::from_tensor(t)?)))
                     .collect::<Result<_>>()?;
-                let params = TttLinearParams::from_named(&config, |name, _| {
+                let params = TttParams::from_named(&config, |name, _| {
                     let (_, v) = vars
                         .iter()
                         .find(|(k, _)| k == name)

@@ -4,7 +4,7 @@ use candle::{DType, Device, Result, Tensor, Var};
 use ponder_gpt2::{random, weights, Gpt2, Gpt2Config, LoadOptions};
 use ponder_model::{checkpoint, FastLayer, FastNorm, PonderLm};
 use ponder_nn::{assert_close, max_abs_diff};
-use ponder_ttt::{TttConfig, TttLinearParams};
+use ponder_ttt::{TttConfig, TttParams};
 
 fn gpt2_config() -> Gpt2Config {
     Gpt2Config {
@@ -42,7 +42,7 @@ fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
 /// A model whose fast layer has a nonzero output projection (it is zero at initialization).
 fn lm(dtype: DType, live: bool) -> Result<PonderLm> {
     let cfg = ttt_config();
-    let mut params = TttLinearParams::init(&cfg, 2, dtype, &Device::Cpu)?;
+    let mut params = TttParams::init(&cfg, 2, dtype, &Device::Cpu)?;
     if live {
         params.wo = randn(params.wo.dims(), 3, 0.2, dtype)?;
     }
@@ -109,7 +109,7 @@ fn only_the_fast_layer_and_fast_norm_receive_gradients() -> Result<()> {
         .collect();
     let backbone = Gpt2::from_weights(config, tracked, Some(60))?;
     let cfg = ttt_config();
-    let mut params = TttLinearParams::init(&cfg, 5, DType::F64, &Device::Cpu)?;
+    let mut params = TttParams::init(&cfg, 5, DType::F64, &Device::Cpu)?;
     params.wo = randn(params.wo.dims(), 6, 0.2, DType::F64)?;
     let fast = FastLayer::TttLinear {
         config: cfg,

@@ -27,7 +27,17 @@ pub enum EtaForm {
     Matrix,
 }
 
-/// Hyper-parameters of TTT-Linear.
+/// The fast model trained in the inner loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FastModelKind {
+    /// TTT-Linear: `f(x) = x W + b` per head (the original's only layer).
+    Linear,
+    /// TTT-MLP: `f(x) = gelu(x W₁ + b₁) W₂ + b₂` with a hidden width of `4 · head_dim`.
+    Mlp,
+}
+
+/// Hyper-parameters of a TTT layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TttConfig {
@@ -35,8 +45,10 @@ pub struct TttConfig {
     pub hidden_dim: usize,
     /// Number of heads; `num_heads · head_dim` is the inner width.
     pub num_heads: usize,
-    /// Width of one head's fast weight (64 in the original).
+    /// Width of one head's fast model (64 in the original).
     pub head_dim: usize,
+    /// The fast model: TTT-Linear (the original) or TTT-MLP.
+    pub fast_model: FastModelKind,
     /// Tokens per inner mini-batch (16).
     pub mini_batch_size: usize,
     /// Base learning rate of the inner loop (1.0).
@@ -71,6 +83,7 @@ impl TttConfig {
             hidden_dim,
             num_heads,
             head_dim: 64,
+            fast_model: FastModelKind::Linear,
             mini_batch_size: 16,
             ttt_base_lr: 1.0,
             eta_decay_rate: if hidden_dim > 768 { 0.3 } else { 0.0 },
@@ -143,8 +156,17 @@ impl TttConfig {
         self.ttt_base_lr * (768.0 / self.hidden_dim as f64) / self.head_dim as f64
     }
 
+    /// The fast model's layer shapes `(in, out)`, per head.
+    pub fn fast_layers(&self) -> Vec<(usize, usize)> {
+        let hd = self.head_dim;
+        match self.fast_model {
+            FastModelKind::Linear => vec![(hd, hd)],
+            FastModelKind::Mlp => vec![(hd, 4 * hd), (4 * hd, hd)],
+        }
+    }
+
     /// Trainable parameters of the layer: the four projections, both convolutions, the η gates,
-    /// the token offsets, `ttt_norm`, `post_norm` and the initial fast weights.
+    /// the token offsets, `ttt_norm`, `post_norm` and the initial fast model.
     pub fn n_params(&self) -> usize {
         let (d, f, nh, hd) = (
             self.hidden_dim,
@@ -152,14 +174,18 @@ impl TttConfig {
             self.num_heads,
             self.head_dim,
         );
+        let fast: usize = self
+            .fast_layers()
+            .iter()
+            .map(|(i, o)| nh * (i * o + o))
+            .sum();
         4 * d * f
             + 2 * (self.conv_width * f + f)
             + nh * (d + 1)
             + self.mini_batch_size
+            + 2 * nh * hd
             + 2 * f
-            + 2 * f
-            + nh * hd * hd
-            + f
+            + fast
     }
 }
 

@@ -1,12 +1,14 @@
-//! The original PonderTTT initialization of a TTT-Linear layer (upstream-spec §2.2).
+//! The original PonderTTT initialization of a TTT layer (upstream-spec §2.2), and parameter
+//! names for checkpoints.
 
 use candle::{DType, Device, Result, Tensor};
 use ponder_nn::init::{normal, rng_for, truncated_normal};
 
 use crate::config::TttConfig;
-use crate::linear::TttLinearParams;
+use crate::inner::FastModel;
+use crate::layer::TttParams;
 
-impl TttLinearParams {
+impl TttParams {
     /// Parameters as the original initializes them: `wq`, `wv`, `wg` and the η gates
     /// `lecun_normal` (truncated normal, std `1/sqrt(fan_in)`), `wo` zero (so the layer's output
     /// is 0 and UPDATE equals SKIP until it trains), convolution taps `lecun_normal` with fan-in
@@ -26,7 +28,7 @@ impl TttLinearParams {
         };
         let zeros = |shape: &[usize]| Tensor::zeros(shape, dtype, device);
         let ones = |shape: &[usize]| Tensor::ones(shape, dtype, device);
-        let mut w0_rng = rng_for(seed, "W1");
+        let fast_init = init_fast_model(cfg, seed, dtype, device)?;
         Ok(Self {
             wq: lecun("wq", &[d, f], d)?,
             wv: lecun("wv", &[d, f], d)?,
@@ -38,8 +40,7 @@ impl TttLinearParams {
             token_idx: zeros(&[cfg.mini_batch_size])?,
             ttt_norm: (ones(&[nh, 1, hd])?, zeros(&[nh, 1, hd])?),
             post_norm: (ones(&[f])?, zeros(&[f])?),
-            w0: normal((nh, hd, hd), 0.02, &mut w0_rng, dtype, device)?,
-            b0: zeros(&[nh, 1, hd])?,
+            fast_init,
         })
     }
 
@@ -61,12 +62,18 @@ impl TttLinearParams {
             ("ttt_norm.bias", &self.ttt_norm.1),
             ("post_norm.weight", &self.post_norm.0),
             ("post_norm.bias", &self.post_norm.1),
-            ("W0", &self.w0),
-            ("b0", &self.b0),
         ]
+        .into_iter()
+        .chain(
+            fast_names(self.fast_init.w.len())
+                .into_iter()
+                .zip(self.fast_init.w.iter().zip(&self.fast_init.b))
+                .flat_map(|((wn, bn), (w, b))| [(wn, w), (bn, b)]),
+        )
+        .collect()
     }
 
-    /// Rebuilds the parameters from tensors in the order of [`TttLinearParams::named`], checking
+    /// Rebuilds the parameters from tensors in the order of [`TttParams::named`], checking
     /// every shape against `cfg`.
     pub fn from_named(
         cfg: &TttConfig,
@@ -109,8 +116,45 @@ impl TttLinearParams {
                 take("post_norm.weight", &[f])?,
                 take("post_norm.bias", &[f])?,
             ),
-            w0: take("W0", &[nh, hd, hd])?,
-            b0: take("b0", &[nh, 1, hd])?,
+            fast_init: {
+                let (mut w, mut b) = (Vec::new(), Vec::new());
+                for ((wn, bn), (i, o)) in fast_names(cfg.fast_layers().len())
+                    .into_iter()
+                    .zip(cfg.fast_layers())
+                {
+                    w.push(take(wn, &[nh, i, o])?);
+                    b.push(take(bn, &[nh, 1, o])?);
+                }
+                FastModel { w, b }
+            },
         })
     }
+}
+
+/// Checkpoint names of the fast model's layers: `W0`/`b0` for TTT-Linear, `W1`/`b1`, `W2`/`b2`
+/// for TTT-MLP (the official names).
+fn fast_names(n_layers: usize) -> Vec<(&'static str, &'static str)> {
+    if n_layers == 1 {
+        vec![("W0", "b0")]
+    } else {
+        vec![("W1", "b1"), ("W2", "b2")]
+    }
+}
+
+/// The initial fast model: weights normal(0.02), biases 0 (the official TTT-MLP scales the
+/// second layer by `1/sqrt(2)`, as `0.02/sqrt(2·n_layers)` with one fast layer).
+fn init_fast_model(cfg: &TttConfig, seed: u64, dtype: DType, device: &Device) -> Result<FastModel> {
+    let nh = cfg.num_heads;
+    let layers = cfg.fast_layers();
+    let names = fast_names(layers.len());
+    let (mut w, mut b) = (Vec::new(), Vec::new());
+    for (l, ((i, o), (wn, _))) in layers.into_iter().zip(names).enumerate() {
+        // The original draws W₀ from the stream named after its parameter `W1`.
+        let stream = if wn == "W0" { "W1" } else { wn };
+        let std = if l == 1 { 0.02 / 2f64.sqrt() } else { 0.02 };
+        let mut rng = rng_for(seed, stream);
+        w.push(normal((nh, i, o), std, &mut rng, dtype, device)?);
+        b.push(Tensor::zeros((nh, 1, o), dtype, device)?);
+    }
+    Ok(FastModel { w, b })
 }

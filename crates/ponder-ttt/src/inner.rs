@@ -1,12 +1,14 @@
 //! The TTT inner loop: per (sequence, head), mini-batch by mini-batch along time, gradient steps
-//! on the reconstruction loss `½‖LN_h(k W + c) − (v − k)‖²`, whose effect on every token's output
-//! is computed in closed form (the dual form, upstream-spec §2.5), plus the reconstruction
-//! statistics (§2.7).
+//! on the reconstruction loss `½‖LN_h(f(k)) − (v − k)‖²` of a small fast model `f`, whose effect
+//! on every token's output is computed in closed form (the dual form, upstream-spec §2.5), plus
+//! the reconstruction statistics (§2.7).
 //!
-//! Sequences and heads are batched into one leading dimension `n`; the mini-batch index runs
-//! along dimension 1 and is the only sequential loop. UPDATE_k for k > 1 is defined in
-//! `docs/design/update-k.md`: token `i` reads the weights after k gradient steps on the keys it
-//! may see, and the state carried to the next mini-batch takes k full-mini-batch steps.
+//! The fast model is a list of layers `(W_l, b_l)`: one for TTT-Linear (`f(x) = x W + b`), two
+//! for TTT-MLP (`f(x) = gelu(x W₁ + b₁) W₂ + b₂`, §2.10). Sequences and heads are batched into one
+//! leading dimension `n`; the mini-batch index runs along dimension 1 and is the only sequential
+//! loop. UPDATE_k for k > 1 is defined in `docs/design/update-k.md`: token `i` reads the weights
+//! after k gradient steps on the keys it may see, and the state carried to the next mini-batch
+//! takes k full-mini-batch steps.
 
 use candle::{DType, Result, Tensor, D};
 
@@ -23,6 +25,16 @@ pub struct TttStats {
     pub step_1: Tensor,
 }
 
+/// The fast model: weights `(.., in, out)` and biases `(.., 1, out)` per layer, with any
+/// leading batch dims (`(n)` for a mini-batch, `(n, b)` for per-token weights).
+#[derive(Debug, Clone)]
+pub struct FastModel {
+    /// Weights per layer.
+    pub w: Vec<Tensor>,
+    /// Biases per layer.
+    pub b: Vec<Tensor>,
+}
+
 /// Inputs of the inner loop, already split into heads and mini-batches.
 pub struct InnerInputs<'a> {
     /// Queries `(n, m, b, hd)` (RoPE applied); `None` when only the statistics are wanted.
@@ -36,10 +48,8 @@ pub struct InnerInputs<'a> {
     pub eta_out: Option<&'a Tensor>,
     /// Learning rates of the end-of-mini-batch update `(n, m, b)`, one per key.
     pub eta_update: &'a Tensor,
-    /// Fast weights entering the chunk `(n, hd, hd)`.
-    pub w0: &'a Tensor,
-    /// Fast biases entering the chunk `(n, 1, hd)`.
-    pub c0: &'a Tensor,
+    /// The fast model entering the chunk, with leading dim `n`.
+    pub init: &'a FastModel,
     /// `ttt_norm` scale `(n, 1, hd)`.
     pub gamma: &'a Tensor,
     /// `ttt_norm` bias `(n, 1, hd)`.
@@ -63,14 +73,97 @@ pub struct InnerOptions {
 
 /// What the inner loop produces.
 pub struct InnerOutputs {
-    /// `q + LN_h(q W_i + c_i)` for every token, `(n, m, b, hd)`, when queries were given.
+    /// `q + LN_h(f_i(q))` for every token, `(n, m, b, hd)`, when queries were given.
     pub out: Option<Tensor>,
     /// The statistics per mini-batch.
     pub stats: TttStats,
-    /// Fast weights after the last mini-batch, `(n, hd, hd)`.
-    pub w: Tensor,
-    /// Fast biases after the last mini-batch, `(n, 1, hd)`.
-    pub c: Tensor,
+    /// The fast model after the last mini-batch.
+    pub state: FastModel,
+}
+
+/// Per-layer inputs `x_l` and output gradients `g_l` of the reconstruction loss.
+struct Grads {
+    inputs: Vec<Tensor>,
+    grads: Vec<Tensor>,
+}
+
+/// `gelu_tanh'(z)` from primitive ops (differentiable again, for outer gradients).
+fn gelu_grad(z: &Tensor) -> Result<Tensor> {
+    const C: f64 = 0.797_884_560_802_865_4;
+    const A: f64 = 0.044_715;
+    let z2 = z.sqr()?;
+    let t = ((z * z2.affine(A, 1.0)?)? * C)?.tanh()?;
+    let left = t.affine(0.5, 0.5)?;
+    let right =
+        ((z * 0.5)? * (t.sqr()?.affine(-1.0, 1.0)? * z2.affine(3.0 * A, 1.0)?.affine(C, 0.0)?)?)?;
+    left + right
+}
+
+impl FastModel {
+    /// `f(x)` and the per-layer inputs and pre-activations.
+    ///
+    /// # Shapes
+    /// - `x`: `(.., r, in)` with the model's leading dims; returns `(.., r, out)`.
+    fn forward(&self, x: &Tensor) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let (mut inputs, mut pre) = (Vec::new(), Vec::new());
+        let mut a = x.clone();
+        for (l, (w, b)) in self.w.iter().zip(&self.b).enumerate() {
+            inputs.push(a.clone());
+            let z = a.matmul(w)?.broadcast_add(b)?;
+            pre.push(z.clone());
+            a = if l + 1 < self.w.len() {
+                ponder_nn::gelu_tanh(&z)?
+            } else {
+                z
+            };
+        }
+        Ok((a, inputs, pre))
+    }
+
+    /// Closed-form gradients of `½‖LN(f(x)) − y‖²` for every row: the last layer's from the
+    /// LayerNorm VJP (clipped if asked), earlier ones back through `W_lᵀ` and `gelu'`.
+    fn grads(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        norm: (&Tensor, &Tensor),
+        opt: &InnerOptions,
+    ) -> Result<Grads> {
+        let (z, inputs, pre) = self.forward(x)?;
+        let (_, g) = ln_and_grad(&z, y, norm.0, norm.1, opt.eps)?;
+        let mut grads = vec![clip(g, opt.max_grad_norm)?];
+        for l in (1..self.w.len()).rev() {
+            let back = grads[0].matmul(&self.w[l].transpose(D::Minus2, D::Minus1)?)?;
+            grads.insert(0, (back * gelu_grad(&pre[l - 1])?)?);
+        }
+        Ok(Grads { inputs, grads })
+    }
+
+    /// One gradient step: `W_l −= x_lᵀ (w ⊙ g_l)`, `b_l −= Σ w ⊙ g_l` over the key axis (the
+    /// second to last), with per-key (and per-row) rates `rates` broadcast over the last dim.
+    fn step(&self, g: &Grads, rates: &Tensor) -> Result<Self> {
+        let mut next = self.clone();
+        for l in 0..self.w.len() {
+            let eg = g.grads[l].broadcast_mul(rates)?;
+            let x_t = g.inputs[l].transpose(D::Minus2, D::Minus1)?;
+            next.w[l] = (&self.w[l] - x_t.matmul(&eg)?)?;
+            next.b[l] = (&self.b[l] - eg.sum_keepdim(D::Minus2)?)?;
+        }
+        Ok(next)
+    }
+
+    /// The same model with a new leading axis of `b` copies (per-token weights).
+    fn per_token(&self, b: usize) -> Result<Self> {
+        let expand = |t: &Tensor| -> Result<Tensor> {
+            let mut dims = t.dims().to_vec();
+            dims.insert(1, b);
+            t.unsqueeze(1)?.broadcast_as(dims)?.contiguous()
+        };
+        Ok(Self {
+            w: self.w.iter().map(expand).collect::<Result<_>>()?,
+            b: self.b.iter().map(expand).collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// Runs the inner loop over all mini-batches.
@@ -92,44 +185,40 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
     }
     let norm = (inp.gamma, inp.beta);
     let mask = causal_mask(mb, opt.causal_k, inp.k.dtype(), inp.k.device())?; // (b, b)
-    let (mut w, mut c) = (inp.w0.clone(), inp.c0.clone());
+    let mut fast = inp.init.clone();
     let (mut outs, mut init, mut step0, mut step1) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for mi in 0..m {
         let pick = |t: &Tensor| -> Result<Tensor> { t.narrow(1, mi, 1)?.squeeze(1) };
         let (km, ym) = (pick(inp.k)?, pick(inp.target)?); // (n, b, hd)
-        let eta_up = pick(inp.eta_update)?; // (n, b)
+        let rates = pick(inp.eta_update)?.unsqueeze(2)?; // (n, b, 1)
         let last = if mi + 1 == m {
             opt.last_valid - 1
         } else {
             mb - 1
         };
-        let k_last = km.narrow(1, last, 1)?; // (n, 1, hd)
-        let y_last = ym.narrow(1, last, 1)?;
-        init.push(last_token_loss(&k_last, &y_last, inp.w0, inp.c0, norm, opt.eps)?.mean_all()?);
-        step0.push(last_token_loss(&k_last, &y_last, &w, &c, norm, opt.eps)?.mean_all()?);
+        let (k_last, y_last) = (km.narrow(1, last, 1)?, ym.narrow(1, last, 1)?); // (n, 1, hd)
+        init.push(last_token_loss(&k_last, &y_last, inp.init, norm, opt.eps)?);
+        step0.push(last_token_loss(&k_last, &y_last, &fast, norm, opt.eps)?);
 
-        let g = grad(&km, &ym, &w, &c, norm, opt)?; // (n, b, hd), at the weights entering
+        let g = fast.grads(&km, &ym, norm, opt)?; // at the weights entering the mini-batch
         if let Some((q, eta_out)) = readout {
             let qm = pick(q)?; // (n, b, hd)
             let weights = pick(eta_out)?.broadcast_mul(&mask)?; // (n, b, b)
             outs.push(if opt.steps == 1 {
-                dual_form_step(&qm, &km, &g, &weights, &w, &c, norm, opt.eps)?
+                dual_form_step(&qm, &g, &weights, &fast, norm, opt.eps)?
             } else {
-                multi_step_outputs(&qm, &km, &ym, &weights, &w, &c, norm, opt)?
+                multi_step_outputs(&qm, &km, &ym, &weights, &fast, norm, opt)?
             });
         }
         for step in 0..opt.steps {
-            let g = if step == 0 {
-                g.clone()
+            fast = if step == 0 {
+                fast.step(&g, &rates)?
             } else {
-                grad(&km, &ym, &w, &c, norm, opt)?
+                fast.step(&fast.grads(&km, &ym, norm, opt)?, &rates)?
             };
-            let eg = g.broadcast_mul(&eta_up.unsqueeze(2)?)?; // (n, b, hd): η_j g_j
-            w = (w - km.t()?.matmul(&eg)?)?; // (n, hd, hd)
-            c = (c - eg.sum_keepdim(1)?)?; // (n, 1, hd)
         }
-        step1.push(last_token_loss(&k_last, &y_last, &w, &c, norm, opt.eps)?.mean_all()?);
+        step1.push(last_token_loss(&k_last, &y_last, &fast, norm, opt.eps)?);
     }
     let stats = TttStats {
         init: Tensor::stack(&init, 0)?,
@@ -141,24 +230,11 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
         Some(_) => Some(Tensor::stack(&outs, 1)?),
         None => None,
     };
-    Ok(InnerOutputs { out, stats, w, c })
-}
-
-/// The gradients `g_j` of every key of a mini-batch at `(w, c)`, clipped if asked.
-///
-/// # Shapes
-/// - `km`, `ym`: `(n, b, hd)`; `w`: `(n, hd, hd)`; `c`: `(n, 1, hd)`; returns `(n, b, hd)`.
-fn grad(
-    km: &Tensor,
-    ym: &Tensor,
-    w: &Tensor,
-    c: &Tensor,
-    norm: (&Tensor, &Tensor),
-    opt: &InnerOptions,
-) -> Result<Tensor> {
-    let z = km.matmul(w)?.broadcast_add(c)?; // (n, b, hd)
-    let (_, g) = ln_and_grad(&z, ym, norm.0, norm.1, opt.eps)?;
-    clip(g, opt.max_grad_norm)
+    Ok(InnerOutputs {
+        out,
+        stats,
+        state: fast,
+    })
 }
 
 /// `G · min(1, max / (‖G‖_F + 1e-6))` over the last two dims.
@@ -174,66 +250,91 @@ fn clip(g: Tensor, max_norm: Option<f64>) -> Result<Tensor> {
     g.broadcast_mul(&factor)
 }
 
-/// One mini-batch of the dual form: `q_i + LN(q_i W + c − Σ_j w_ij (q_i·k_j + 1) g_j)`, with the
-/// gradients `g` taken at `(w, c)`.
+/// One mini-batch of the dual form, layer by layer: with `x̄₀ = q`,
+/// `z̄_l = x̄_l W_l + b_l − ((x̄_l · x_lᵀ + 1) ∘ w) g_l` and `x̄_{l+1} = gelu(z̄_l)`; the output is
+/// `q + LN(z̄_last)`. The gradients `g` are taken at the weights entering the mini-batch.
 ///
 /// # Shapes
-/// - `qm`, `km`, `g`: `(n, b, hd)`; `weights`: `(n, b, b)`; returns `(n, b, hd)`.
-#[allow(clippy::too_many_arguments)]
+/// - `qm`: `(n, b, hd)`; `weights`: `(n, b, b)`; returns `(n, b, hd)`.
 fn dual_form_step(
     qm: &Tensor,
-    km: &Tensor,
-    g: &Tensor,
+    g: &Grads,
     weights: &Tensor,
-    w: &Tensor,
-    c: &Tensor,
+    fast: &FastModel,
     norm: (&Tensor, &Tensor),
     eps: f64,
 ) -> Result<Tensor> {
-    let attn = qm.matmul(&km.t()?)?; // (n, b, b)
-    let coef = ((attn + 1.0)? * weights)?; // (n, b, b): w_ij (q_i·k_j + 1)
-    let zbar = (qm.matmul(w)?.broadcast_add(c)? - coef.matmul(g)?)?; // (n, b, hd)
-    let (ln_bar, _, _) = ln_parts(&zbar, norm.0, norm.1, eps)?;
-    qm + ln_bar
+    let mut a = qm.clone();
+    let n_layers = fast.w.len();
+    for l in 0..n_layers {
+        let attn = a.matmul(&g.inputs[l].t()?)?; // (n, b, b): x̄_i · x_j
+        let coef = ((attn + 1.0)? * weights)?; // (n, b, b)
+        let z = (a.matmul(&fast.w[l])?.broadcast_add(&fast.b[l])? - coef.matmul(&g.grads[l])?)?;
+        a = if l + 1 < n_layers {
+            ponder_nn::gelu_tanh(&z)?
+        } else {
+            z
+        };
+    }
+    let (ln, _, _) = ln_parts(&a, norm.0, norm.1, eps)?;
+    qm + ln
 }
 
-/// One mini-batch of UPDATE_k with k > 1: every token `i` carries its own weights `W_i`, takes
-/// k gradient steps on the keys it sees (each at its own current weights), then reads out.
+/// One mini-batch of UPDATE_k with k > 1: every token `i` carries its own fast model, takes k
+/// gradient steps on the keys it sees (each at its own current weights), then reads out.
 ///
 /// # Shapes
 /// - `qm`, `km`, `ym`: `(n, b, hd)`; `weights`: `(n, b, b)`; returns `(n, b, hd)`.
-#[allow(clippy::too_many_arguments)]
 fn multi_step_outputs(
     qm: &Tensor,
     km: &Tensor,
     ym: &Tensor,
     weights: &Tensor,
-    w: &Tensor,
-    c: &Tensor,
+    fast: &FastModel,
     norm: (&Tensor, &Tensor),
     opt: &InnerOptions,
 ) -> Result<Tensor> {
     let (n, b, hd) = qm.dims3()?;
-    let mut wi = w.unsqueeze(1)?.broadcast_as((n, b, hd, hd))?.contiguous()?; // (n, b, hd, hd)
-    let mut ci = c.unsqueeze(1)?.broadcast_as((n, b, 1, hd))?.contiguous()?; // (n, b, 1, hd)
+    let mut per_token = fast.per_token(b)?; // weights (n, i, in, out)
     let keys = km.unsqueeze(1)?.broadcast_as((n, b, b, hd))?.contiguous()?; // (n, i, j, hd)
     let targets = ym.unsqueeze(1)?.broadcast_as((n, b, b, hd))?.contiguous()?;
-    let gamma = norm.0.unsqueeze(1)?; // (n, 1, 1, hd)
-    let beta = norm.1.unsqueeze(1)?;
-    let wij = weights.unsqueeze(3)?; // (n, i, j, 1)
+    let norm4 = (&norm.0.unsqueeze(1)?, &norm.1.unsqueeze(1)?); // (n, 1, 1, hd)
+    let rates = weights.unsqueeze(3)?; // (n, i, j, 1)
     for _ in 0..opt.steps {
-        let z = keys.matmul(&wi)?.broadcast_add(&ci)?; // (n, i, j, hd): k_j W_i + c_i
-        let (_, g) = ln_and_grad(&z, &targets, &gamma, &beta, opt.eps)?; // (n, i, j, hd)
-        let g = clip(g, opt.max_grad_norm)?;
-        let eg = g.broadcast_mul(&wij)?; // (n, i, j, hd)
-        wi = (wi - keys.transpose(2, 3)?.matmul(&eg)?)?; // (n, i, hd, hd)
-        ci = (ci - eg.sum_keepdim(2)?)?; // (n, i, 1, hd)
+        let g = per_token.grads(&keys, &targets, norm4, opt)?;
+        per_token = per_token.step(&g, &rates)?;
     }
-    // q_i W_i as a broadcast product: a batched (1 × hd) matmul trips Candle's stride checks
-    // in the backward pass.
-    let z = (qm.unsqueeze(3)?.broadcast_mul(&wi)?.sum(2)? + ci.squeeze(2)?)?; // (n, b, hd)
-    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, opt.eps)?;
+    // Token i through its own model. Row-times-matrix as a broadcast product: a batched
+    // (1 × in) matmul trips Candle's stride checks in the backward pass.
+    let mut a = qm.clone(); // (n, b, in)
+    let n_layers = per_token.w.len();
+    for l in 0..n_layers {
+        let z = (a.unsqueeze(3)?.broadcast_mul(&per_token.w[l])?.sum(2)?
+            + per_token.b[l].squeeze(2)?)?;
+        a = if l + 1 < n_layers {
+            ponder_nn::gelu_tanh(&z)?
+        } else {
+            z
+        };
+    }
+    let (ln, _, _) = ln_parts(&a, norm.0, norm.1, opt.eps)?;
     qm + ln
+}
+
+/// Mean squared reconstruction error of one token per sequence and head, averaged.
+///
+/// # Shapes
+/// - `k_last`, `y_last`: `(n, 1, hd)`; returns a scalar.
+fn last_token_loss(
+    k_last: &Tensor,
+    y_last: &Tensor,
+    fast: &FastModel,
+    norm: (&Tensor, &Tensor),
+    eps: f64,
+) -> Result<Tensor> {
+    let (z, _, _) = fast.forward(k_last)?; // (n, 1, hd)
+    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, eps)?;
+    (ln - y_last)?.sqr()?.mean_all()
 }
 
 /// Non-finite statistics are errors naming the statistic and the mini-batch.
@@ -290,23 +391,6 @@ pub fn ln_and_grad(
         .sub(&xhat.broadcast_mul(&mean_ux)?)?
         .broadcast_div(&std)?;
     Ok((ln, g))
-}
-
-/// Mean squared reconstruction error of the last token of a mini-batch under `(w, c)`.
-///
-/// # Shapes
-/// - `k_last`, `y_last`: `(n, 1, hd)`; `w`: `(n, hd, hd)`; `c`: `(n, 1, hd)`; returns `(n)`.
-fn last_token_loss(
-    k_last: &Tensor,
-    y_last: &Tensor,
-    w: &Tensor,
-    c: &Tensor,
-    norm: (&Tensor, &Tensor),
-    eps: f64,
-) -> Result<Tensor> {
-    let z = k_last.matmul(w)?.broadcast_add(c)?; // (n, 1, hd)
-    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, eps)?;
-    (ln - y_last)?.sqr()?.mean(D::Minus1)?.squeeze(1)
 }
 
 /// The in-mini-batch causal mask: 1 where key `j <= i + causal_k`, else 0.

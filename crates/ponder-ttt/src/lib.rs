@@ -2,7 +2,7 @@
 //!
 //! - [`TttConfig`]: hyper-parameters, with [`TttConfig::for_gpt2`] presets that reproduce the
 //!   original PonderTTT layer;
-//! - [`TttLinearParams::forward`]: TTT-Linear over a chunk (UPDATE_k, k >= 1) with the dual-form
+//! - [`TttParams::forward`]: TTT-Linear or TTT-MLP over a chunk (UPDATE_k, k >= 1) with the dual-form
 //!   inner loop and the `init`, `step_0`, `step_1` reconstruction statistics;
 //! - [`TttState`]: the fast weights, passed explicitly between chunks;
 //! - [`inner::inner_loop`]: the inner loop on its own, for tests and other layers.
@@ -10,10 +10,10 @@
 pub mod config;
 pub mod init;
 pub mod inner;
-pub mod linear;
+pub mod layer;
 pub mod state;
 
-pub use config::{ConvWindow, EtaForm, TttConfig};
-pub use inner::TttStats;
-pub use linear::{TttLinearParams, TttOutput};
+pub use config::{ConvWindow, EtaForm, FastModelKind, TttConfig};
+pub use inner::{FastModel, TttStats};
+pub use layer::{TttOutput, TttParams};
 pub use state::TttState;

@@ -1,4 +1,4 @@
-//! `TttState`: the fast weights of a TTT layer, one linear model per sequence and head, passed
+//! `TttState`: the fast weights of a TTT layer, one fast model per sequence and head, passed
 //! explicitly from chunk to chunk.
 //!
 //! A state is a pair of tensors; cloning it shares their storage (Candle tensors are reference
@@ -7,24 +7,28 @@
 
 use candle::{Result, Tensor};
 
-/// Fast weights and biases for a batch of sequences.
+/// Fast weights and biases for a batch of sequences: one entry per fast-model layer (one for
+/// TTT-Linear, two for TTT-MLP).
 #[derive(Debug, Clone)]
 pub struct TttState {
-    /// Fast weights `(bs, nh, hd, hd)`.
-    pub w: Tensor,
-    /// Fast biases `(bs, nh, 1, hd)`.
-    pub c: Tensor,
+    /// Weights `(bs, nh, in, out)` per layer.
+    pub w: Vec<Tensor>,
+    /// Biases `(bs, nh, 1, out)` per layer.
+    pub b: Vec<Tensor>,
 }
 
 impl TttState {
-    /// Checks that the state fits `bs` sequences of `nh` heads of width `hd`.
-    pub fn check(&self, bs: usize, nh: usize, hd: usize) -> Result<()> {
-        if self.w.dims() != [bs, nh, hd, hd] || self.c.dims() != [bs, nh, 1, hd] {
-            candle::bail!(
-                "ttt: state has W {:?} and c {:?}, expected [{bs}, {nh}, {hd}, {hd}] and [{bs}, {nh}, 1, {hd}]",
-                self.w.dims(),
-                self.c.dims()
-            );
+    /// Checks that the state fits `bs` sequences of `nh` heads with these layer shapes.
+    pub fn check(&self, bs: usize, nh: usize, layers: &[(usize, usize)]) -> Result<()> {
+        let ok = self.w.len() == layers.len()
+            && self.b.len() == layers.len()
+            && layers.iter().enumerate().all(|(l, &(i, o))| {
+                self.w[l].dims() == [bs, nh, i, o] && self.b[l].dims() == [bs, nh, 1, o]
+            });
+        if !ok {
+            let got: Vec<_> = self.w.iter().map(|t| t.dims().to_vec()).collect();
+            let want: Vec<_> = layers.iter().map(|&(i, o)| [bs, nh, i, o]).collect();
+            candle::bail!("ttt: state has weights {got:?}, expected {want:?}");
         }
         Ok(())
     }
@@ -33,8 +37,8 @@ impl TttState {
     /// back-propagating through earlier chunks.
     pub fn detach(&self) -> Self {
         Self {
-            w: self.w.detach(),
-            c: self.c.detach(),
+            w: self.w.iter().map(Tensor::detach).collect(),
+            b: self.b.iter().map(Tensor::detach).collect(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use candle::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use ponder_nn::assert_close;
-use ponder_ttt::inner::{inner_loop, ln_and_grad, ln_parts, InnerInputs, InnerOptions};
+use ponder_ttt::inner::{inner_loop, ln_and_grad, ln_parts, FastModel, InnerInputs, InnerOptions};
 
 fn randn(shape: &[usize], seed: u64, std: f64) -> Result<Tensor> {
     let mut rng = ponder_nn::init::rng_for(seed, "inner-loop-test");
@@ -110,8 +110,10 @@ fn run(
             target: &cs.target,
             eta_out: Some(eta_out),
             eta_update,
-            w0: &cs.w0,
-            c0: &cs.c0,
+            init: &FastModel {
+                w: vec![cs.w0.clone()],
+                b: vec![cs.c0.clone()],
+            },
             gamma: &cs.gamma,
             beta: &cs.beta,
         },

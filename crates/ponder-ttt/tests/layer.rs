@@ -3,7 +3,7 @@
 
 use candle::{DType, Device, Result, Tensor};
 use ponder_nn::{assert_close, max_abs_diff};
-use ponder_ttt::{ConvWindow, TttConfig, TttLinearParams};
+use ponder_ttt::{ConvWindow, TttConfig, TttParams};
 
 fn tiny(conv_window: ConvWindow, causal_k: i64) -> TttConfig {
     TttConfig {
@@ -23,17 +23,17 @@ fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
 }
 
 /// Initial parameters with a nonzero output projection, so that the output shows everything.
-fn params(cfg: &TttConfig, seed: u64, dtype: DType) -> Result<TttLinearParams> {
-    let mut p = TttLinearParams::init(cfg, seed, dtype, &Device::Cpu)?;
+fn params(cfg: &TttConfig, seed: u64, dtype: DType) -> Result<TttParams> {
+    let mut p = TttParams::init(cfg, seed, dtype, &Device::Cpu)?;
     p.wo = randn(p.wo.dims(), seed + 100, 0.3, dtype)?;
-    p.w0 = randn(p.w0.dims(), seed + 101, 0.3, dtype)?;
+    p.fast_init.w[0] = randn(p.fast_init.w[0].dims(), seed + 101, 0.3, dtype)?;
     Ok(p)
 }
 
 #[test]
 fn zero_output_projection_gives_zero_output() -> Result<()> {
     let cfg = tiny(ConvWindow::Shifted, 0);
-    let p = TttLinearParams::init(&cfg, 1, DType::F32, &Device::Cpu)?;
+    let p = TttParams::init(&cfg, 1, DType::F32, &Device::Cpu)?;
     let x = randn(&[2, 8, 16], 2, 1.0, DType::F32)?;
     let out = p.forward(&cfg, &x, &p.initial_state(2)?, 1)?;
     assert_eq!(out.y.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);
@@ -51,8 +51,8 @@ fn learning_rate_zero_leaves_the_state_unchanged() -> Result<()> {
     let state = p.initial_state(2)?;
     for steps in [1, 3] {
         let out = p.forward(&cfg, &x, &state, steps)?;
-        assert_close(&out.state.w, &state.w, 0.0, 0.0)?;
-        assert_close(&out.state.c, &state.c, 0.0, 0.0)?;
+        assert_close(&out.state.w[0], &state.w[0], 0.0, 0.0)?;
+        assert_close(&out.state.b[0], &state.b[0], 0.0, 0.0)?;
         assert_close(&out.stats.step_1, &out.stats.step_0, 0.0, 0.0)?;
     }
     Ok(())
@@ -103,7 +103,7 @@ fn ragged_chunks_are_padded_without_effect() -> Result<()> {
     // of the one remaining token: padding never entered an update.
     let first = p.forward(&cfg, &x.narrow(1, 0, 4)?, &p.initial_state(2)?, 1)?;
     let five = p.forward(&cfg, &x.narrow(1, 0, 5)?, &p.initial_state(2)?, 1)?;
-    assert!(max_abs_diff(&five.state.w, &first.state.w)? > 0.0);
+    assert!(max_abs_diff(&five.state.w[0], &first.state.w[0])? > 0.0);
     Ok(())
 }
 
@@ -142,7 +142,7 @@ fn bad_input_is_an_error() -> Result<()> {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("state has W [3, 2, 8, 8]"), "{err}");
+    assert!(err.contains("state has weights [[3, 2, 8, 8]]"), "{err}");
     let err = p
         .forward(&cfg, &x, &p.initial_state(2)?, 0)
         .err()
@@ -166,13 +166,13 @@ fn bad_input_is_an_error() -> Result<()> {
     let x64 = randn(&[2, 8, 16], 15, 1.0, DType::F64)?;
     let start = p64.initial_state(2)?;
     let free = p64.forward(&cfg, &x64, &start, 1)?;
-    assert!(max_abs_diff(&free.state.w, &start.w)? > 1e-3);
+    assert!(max_abs_diff(&free.state.w[0], &start.w[0])? > 1e-3);
     let clipped = TttConfig {
         max_grad_norm: Some(1e-12),
         ..cfg.clone()
     };
     let held = p64.forward(&clipped, &x64, &start, 1)?;
-    assert!(max_abs_diff(&held.state.w, &start.w)? < 1e-10);
+    assert!(max_abs_diff(&held.state.w[0], &start.w[0])? < 1e-10);
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle::{Device, Result, Tensor};
-use ponder_ttt::{TttConfig, TttLinearParams};
+use ponder_ttt::{TttConfig, TttParams};
 
 fn fixture() -> Result<HashMap<String, Tensor>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,7 +14,7 @@ fn fixture() -> Result<HashMap<String, Tensor>> {
     candle::safetensors::load(p, &Device::Cpu)
 }
 
-fn params(f: &HashMap<String, Tensor>) -> Result<TttLinearParams> {
+fn params(f: &HashMap<String, Tensor>) -> Result<TttParams> {
     let get = |k: &str| -> Result<Tensor> {
         f.get(k)
             .cloned()
@@ -40,7 +40,7 @@ fn params(f: &HashMap<String, Tensor>) -> Result<TttLinearParams> {
         ],
         0,
     )?; // (nh)
-    Ok(TttLinearParams {
+    Ok(TttParams {
         wq: get("param.wq.kernel")?,
         wv: get("param.wv.kernel")?,
         wg: get("param.wg.kernel")?,
@@ -51,8 +51,10 @@ fn params(f: &HashMap<String, Tensor>) -> Result<TttLinearParams> {
         token_idx: get("param.learnable_token_idx")?,
         ttt_norm: (get("param.ttt_norm.scale")?, get("param.ttt_norm.bias")?),
         post_norm: (get("param.post_norm.scale")?, get("param.post_norm.bias")?),
-        w0: get("param.W1")?,
-        b0: get("param.b1")?,
+        fast_init: ponder_ttt::FastModel {
+            w: vec![get("param.W1")?],
+            b: vec![get("param.b1")?],
+        },
     })
 }
 

@@ -9,7 +9,7 @@ use candle::{DType, Device, Tensor};
 use criterion::{criterion_group, Criterion, Throughput};
 use ponder_gpt2::{random, Gpt2Config, LoadOptions};
 use ponder_model::{FastLayer, FastNorm, PonderLm};
-use ponder_ttt::{TttConfig, TttLinearParams};
+use ponder_ttt::{TttConfig, TttParams};
 
 fn timed(iters: u64, mut f: impl FnMut()) -> Duration {
     let start = Instant::now();
@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
             num_heads: d / 64,
             ..ttt
         };
-        let params = TttLinearParams::init(&ttt, 0, DType::F32, &device).expect("ttt");
+        let params = TttParams::init(&ttt, 0, DType::F32, &device).expect("ttt");
         let fast = FastLayer::TttLinear {
             config: ttt,
             params,

@@ -1,21 +1,20 @@
-//! TTT-Linear: a fast linear model per head, trained while it reads, with the dual-form inner
-//! loop and the reconstruction statistics that the gates read.
+//! The TTT layer (TTT-Linear or TTT-MLP): a fast model per head, trained while it reads, with the
+//! dual-form inner loop and the reconstruction statistics that the gates read.
 //!
-//! From "Learning to (Learn at Test Time): RNNs with Expressive Hidden States" (Sun et al., 2024),
-//! as modified by PonderTTT (docs: `../shared/docs/upstream-spec.md` §2): the per-key η vector,
-//! the shifted convolution window and the 768/d scale are the original's defaults.
+//! From "Learning to (Learn at Test Time): RNNs with Expressive Hidden States" (Sun et al., 2024,
+//! reference code `test-time-training/ttt-lm-jax`), as modified by PonderTTT
+//! (`../shared/docs/upstream-spec.md` §2): the per-key η vector, the shifted convolution window
+//! and the 768/d scale are the original's defaults.
 
 use candle::{Result, Tensor};
 
-use crate::inner::{inner_loop, InnerInputs, InnerOptions};
-
 use crate::config::{ConvWindow, EtaForm, TttConfig};
-use crate::inner::TttStats;
+use crate::inner::{inner_loop, FastModel, InnerInputs, InnerOptions, TttStats};
 use crate::state::TttState;
 
-/// The slow weights of a TTT-Linear layer.
+/// The slow weights of a TTT layer.
 #[derive(Clone)]
-pub struct TttLinearParams {
+pub struct TttParams {
     /// Shared query/key projection `(d, F)`.
     pub wq: Tensor,
     /// Value projection `(d, F)`.
@@ -36,13 +35,12 @@ pub struct TttLinearParams {
     pub ttt_norm: (Tensor, Tensor),
     /// LayerNorm over the concatenated heads: scale and bias `(F)`.
     pub post_norm: (Tensor, Tensor),
-    /// Initial fast weights `(nh, hd, hd)`.
-    pub w0: Tensor,
-    /// Initial fast biases `(nh, 1, hd)`.
-    pub b0: Tensor,
+    /// The learned initial fast model, weights `(nh, in, out)` and biases `(nh, 1, out)` per
+    /// layer (`W₀`, `c₀` for TTT-Linear).
+    pub fast_init: FastModel,
 }
 
-/// The output of a TTT-Linear forward.
+/// The output of a TTT layer's forward.
 pub struct TttOutput {
     /// `(b, t, d)`, to be added to the residual stream.
     pub y: Tensor,
@@ -92,8 +90,7 @@ struct Prepared {
     eta_update: Tensor,
     gamma: Tensor,
     beta: Tensor,
-    w0: Tensor,
-    c0: Tensor,
+    init: FastModel,
 }
 
 impl Prepared {
@@ -104,8 +101,7 @@ impl Prepared {
             target: &self.target,
             eta_out: self.eta_out.as_ref(),
             eta_update: &self.eta_update,
-            w0: &self.w0,
-            c0: &self.c0,
+            init: &self.init,
             gamma: &self.gamma,
             beta: &self.beta,
         }
@@ -149,22 +145,17 @@ fn depthwise_conv(u: &Tensor, taps: &Tensor, bias: &Tensor, window: ConvWindow) 
     Ok(out)
 }
 
-impl TttLinearParams {
+impl TttParams {
     /// The learned initial state `(W₀, c₀)` for `bs` sequences: where every chunk starts unless
     /// the caller carries the state of the previous chunk (stream mode).
     pub fn initial_state(&self, bs: usize) -> Result<TttState> {
-        let (nh, hd, _) = self.w0.dims3()?;
+        let expand = |t: &Tensor| -> Result<Tensor> {
+            let dims = [vec![bs], t.dims().to_vec()].concat();
+            t.unsqueeze(0)?.broadcast_as(dims)?.contiguous()
+        };
         Ok(TttState {
-            w: self
-                .w0
-                .unsqueeze(0)?
-                .broadcast_as((bs, nh, hd, hd))?
-                .contiguous()?,
-            c: self
-                .b0
-                .unsqueeze(0)?
-                .broadcast_as((bs, nh, 1, hd))?
-                .contiguous()?,
+            w: self.fast_init.w.iter().map(expand).collect::<Result<_>>()?,
+            b: self.fast_init.b.iter().map(expand).collect::<Result<_>>()?,
         })
     }
 
@@ -205,9 +196,13 @@ impl TttLinearParams {
             .matmul(&self.wo)?
             .reshape((bs, t_pad, d))?
             .narrow(1, 0, t)?; // (bs, t, d)
+                               // (n, in, out) → (bs, nh, in, out)
+        let unbatch = |t: &Tensor| -> Result<Tensor> {
+            t.reshape([vec![bs, nh], t.dims()[1..].to_vec()].concat())
+        };
         let state = TttState {
-            w: inner.w.reshape((bs, nh, hd, hd))?,
-            c: inner.c.reshape((bs, nh, 1, hd))?,
+            w: inner.state.w.iter().map(unbatch).collect::<Result<_>>()?,
+            b: inner.state.b.iter().map(unbatch).collect::<Result<_>>()?,
         };
         Ok(TttOutput {
             y,
@@ -218,7 +213,7 @@ impl TttLinearParams {
 
     /// The reconstruction statistics of UPDATE_k alone, what a gate reads before it decides:
     /// the key/value path and the fast-weight updates, without the query path, the readout,
-    /// `post_norm`, the gate `wg` or `wo`. Equal to [`TttLinearParams::forward`]'s statistics.
+    /// `post_norm`, the gate `wg` or `wo`. Equal to [`TttParams::forward`]'s statistics.
     ///
     /// # Shapes
     /// - `x`: `(bs, t, d)`; the statistics have `ceil(t / mini_batch_size)` entries.
@@ -254,7 +249,7 @@ impl TttLinearParams {
         if t == 0 {
             candle::bail!("ttt: empty chunk (length 0, shape {:?})", x.dims());
         }
-        state.check(bs, nh, hd)?;
+        state.check(bs, nh, &cfg.fast_layers())?;
         let m = t.div_ceil(mb);
         let t_pad = m * mb;
         let x = if t_pad > t {
@@ -308,8 +303,19 @@ impl TttLinearParams {
             eta_update,
             gamma: per_seq(&self.ttt_norm.0)?, // (n, 1, hd)
             beta: per_seq(&self.ttt_norm.1)?,
-            w0: state.w.reshape((n, hd, hd))?,
-            c0: state.c.reshape((n, 1, hd))?,
+            // (bs, nh, in, out) → (n, in, out)
+            init: FastModel {
+                w: state
+                    .w
+                    .iter()
+                    .map(|t| t.flatten(0, 1))
+                    .collect::<Result<_>>()?,
+                b: state
+                    .b
+                    .iter()
+                    .map(|t| t.flatten(0, 1))
+                    .collect::<Result<_>>()?,
+            },
         })
     }
 
