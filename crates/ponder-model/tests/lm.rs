@@ -240,3 +240,36 @@ fn bad_chunks_are_errors() -> Result<()> {
     assert!(err.contains("empty chunk"), "{err}");
     Ok(())
 }
+
+#[test]
+fn ttt_mlp_checkpoints_round_trip() -> Result<()> {
+    let cfg = TttConfig {
+        fast_model: ponder_ttt::FastModelKind::Mlp,
+        ..ttt_config()
+    };
+    let mut params = TttParams::init(&cfg, 7, DType::F32, &Device::Cpu)?;
+    params.wo = randn(params.wo.dims(), 8, 0.2, DType::F32)?;
+    let fast = FastLayer::TttLinear {
+        config: cfg,
+        params,
+    };
+    let lm = PonderLm::new(
+        &backbone(DType::F32)?,
+        FastNorm::init(32, DType::F32, &Device::Cpu)?,
+        fast,
+    )?;
+    let dir = tempfile::tempdir().map_err(candle::Error::wrap)?;
+    checkpoint::save(&lm, dir.path())?;
+    let text = std::fs::read_to_string(dir.path().join(checkpoint::CONFIG_FILE))
+        .map_err(candle::Error::wrap)?;
+    assert!(text.contains("\"fast_model\": \"mlp\""), "{text}");
+    let back = checkpoint::load(dir.path(), lm.backbone_model())?;
+    let x = ids(1, 10)?;
+    let (a, b) = (
+        lm.chunk(&x, &lm.initial_state(1)?, 1)?,
+        back.chunk(&x, &back.initial_state(1)?, 1)?,
+    );
+    assert_close(&a.update_loss, &b.update_loss, 0.0, 0.0)?;
+    assert!(max_abs_diff(&a.update_loss, &a.skip_loss)? > 0.0);
+    Ok(())
+}

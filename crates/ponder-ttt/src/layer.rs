@@ -367,3 +367,34 @@ impl TttParams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::{DType, Device};
+
+    /// An impulse at time 5 through taps `1, 2, 3, 4`: the shifted window puts tap `k` at
+    /// `t = 5 + 4 − k` (never at t = 5 itself), the causal window at `t = 5 + 3 − k`.
+    #[test]
+    fn conv_windows_on_an_impulse() -> Result<()> {
+        let mut u = vec![0f32; 12];
+        u[5] = 1.0;
+        let u = Tensor::from_vec(u, (1, 12, 1), &Device::Cpu)?;
+        let taps = Tensor::new(&[[1f32], [2.], [3.], [4.]], &Device::Cpu)?;
+        let bias = Tensor::zeros(1, DType::F32, &Device::Cpu)?;
+        let run = |w| -> Result<Vec<f32>> {
+            depthwise_conv(&u, &taps, &bias, w)?
+                .flatten_all()?
+                .to_vec1()
+        };
+        assert_eq!(
+            run(ConvWindow::Shifted)?,
+            [0., 0., 0., 0., 0., 0., 4., 3., 2., 1., 0., 0.]
+        );
+        assert_eq!(
+            run(ConvWindow::Causal)?,
+            [0., 0., 0., 0., 0., 4., 3., 2., 1., 0., 0., 0.]
+        );
+        Ok(())
+    }
+}
