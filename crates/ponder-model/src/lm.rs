@@ -108,7 +108,7 @@ impl PonderLm {
     }
 
     /// UPDATE_k on hidden states: `h + fast_layer(fast_norm(h))`, its statistics and the new
-    /// state. `steps` >= 1; the SKIP path is `hidden` itself. TTT adapts on the hidden states
+    /// state. `steps` = 0 is SKIP: the features are `hidden` and the state is unchanged. TTT adapts on the hidden states
     /// alone; LoRA also reads `ids` for its next-token loss (`docs/design/lora-update.md`).
     ///
     /// # Shapes
@@ -120,6 +120,20 @@ impl PonderLm {
         state: &FastState,
         steps: usize,
     ) -> Result<UpdateOutput> {
+        if steps == 0 {
+            // SKIP: the backbone's features, the state untouched; the statistics are the
+            // signal with no update taken (step_1 = step_0).
+            let signal = self.signal(hidden, ids, state, 1)?;
+            let stats = TttStats {
+                step_1: signal.step_0.clone(),
+                ..signal
+            };
+            return Ok(UpdateOutput {
+                features: hidden.clone(),
+                stats,
+                state: state.clone(),
+            });
+        }
         let normed = self.fast_norm.forward(hidden)?;
         match (&self.fast, state) {
             (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {

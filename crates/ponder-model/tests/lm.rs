@@ -2,7 +2,7 @@
 
 use candle::{DType, Device, Result, Tensor, Var};
 use ponder_gpt2::{random, weights, Gpt2, Gpt2Config, LoadOptions};
-use ponder_model::{checkpoint, FastLayer, FastNorm, PonderLm};
+use ponder_model::{checkpoint, FastLayer, FastNorm, FastState, PonderLm};
 use ponder_nn::{assert_close, max_abs_diff};
 use ponder_ttt::{TttConfig, TttParams};
 
@@ -271,5 +271,25 @@ fn ttt_mlp_checkpoints_round_trip() -> Result<()> {
     );
     assert_close(&a.update_loss, &b.update_loss, 0.0, 0.0)?;
     assert!(max_abs_diff(&a.update_loss, &a.skip_loss)? > 0.0);
+    Ok(())
+}
+
+#[test]
+fn update_zero_is_skip() -> Result<()> {
+    let lm = lm(DType::F32, true)?;
+    let x = ids(2, 12)?;
+    let hidden = lm.backbone(&x)?;
+    let state = lm.initial_state(2)?;
+    let up = lm.update(&hidden, &x, &state, 0)?;
+    assert_close(&up.features, &hidden, 0.0, 0.0)?;
+    let (FastState::Ttt(before), FastState::Ttt(after)) = (&state, &up.state) else {
+        panic!("expected TTT states")
+    };
+    assert_close(&after.w[0], &before.w[0], 0.0, 0.0)?;
+    let (init, s0, s1) = up.stats.chunk_means()?;
+    assert_eq!(s0, s1);
+    let (_, s0_one, s1_one) = lm.update(&hidden, &x, &state, 1)?.stats.chunk_means()?;
+    assert_eq!((init, s0), (init, s0_one));
+    assert!(s1_one != s0_one);
     Ok(())
 }

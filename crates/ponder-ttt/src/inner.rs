@@ -25,6 +25,16 @@ pub struct TttStats {
     pub step_1: Tensor,
 }
 
+impl TttStats {
+    /// Chunk means `(init, step_0, step_1)`; the original's gating signal is the `step_0` mean
+    /// and its "TTT improvement" is `step_0 − step_1`.
+    pub fn chunk_means(&self) -> Result<(f64, f64, f64)> {
+        let mean =
+            |t: &Tensor| -> Result<f64> { t.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>() };
+        Ok((mean(&self.init)?, mean(&self.step_0)?, mean(&self.step_1)?))
+    }
+}
+
 /// The fast model: weights `(.., in, out)` and biases `(.., 1, out)` per layer, with any
 /// leading batch dims (`(n)` for a mini-batch, `(n, b)` for per-token weights).
 #[derive(Debug, Clone)]
