@@ -36,6 +36,38 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// No file of the language is left after filtering.
+    #[error(
+        "corpus {name}: no {language} files left under {root} after filtering (skipped: {skipped})"
+    )]
+    EmptyCorpus {
+        /// The corpus.
+        name: String,
+        /// The language.
+        language: crate::lang::Language,
+        /// The folder or archive.
+        root: PathBuf,
+        /// Skip counts by reason.
+        skipped: String,
+    },
+    /// A named source of code is not on this machine.
+    #[error("source {name}: {reason}; {hint}")]
+    SourceMissing {
+        /// The source name.
+        name: String,
+        /// What was looked for.
+        reason: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// A token shard cache is corrupt or stale.
+    #[error("{path}: {reason}")]
+    BadShard {
+        /// The shard file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Invalid windowing parameters.
     #[error("windows: {0}")]
     Windows(String),

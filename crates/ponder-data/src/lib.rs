@@ -2,13 +2,24 @@
 //! chunking. Everything here yields plain `u32` token ids.
 //!
 //! - [`Tokenizer`]: a Hugging Face `tokenizer.json`, or GPT-2's BPE compiled in (offline);
+//! - [`corpus`]: the files of one language under a folder or in a zip archive, with skip rules;
+//! - [`split`]: train / validation / test by a hash of the relative path;
+//! - [`manifest`]: the files, sizes and SHA-256 a prepared dataset was built from;
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;
 //! - [`text::read_text`]: reading a source file as text, refusing empty and binary files.
 
+pub mod corpus;
 pub mod error;
+pub mod lang;
+pub mod manifest;
+pub mod split;
 pub mod text;
 pub mod tokenizer;
 pub mod windows;
 
+pub use corpus::{scan_dir, scan_zip, Corpus, ScanOptions, SkipReason, SourceFile};
 pub use error::{Error, Result};
+pub use lang::Language;
+pub use manifest::Manifest;
+pub use split::{Split, SplitFractions};
 pub use tokenizer::Tokenizer;
