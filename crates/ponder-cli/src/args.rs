@@ -38,6 +38,17 @@ pub enum Command {
     Info(InfoArgs),
     /// Mean next-token loss (nats/token) and perplexity of source files under a model.
     Score(ScoreArgs),
+    /// Code corpora: list the named sources of code found on this machine.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// `ponder data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Each named source (python-stdlib, cargo-registry, npm-global, go-src, jdk-src): where it
+    /// is, how many files and bytes it keeps, and what was skipped; or how to get it.
+    Sources,
 }
 
 /// Arguments of `ponder info`.

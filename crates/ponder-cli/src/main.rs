@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod args;
+mod data;
 mod info;
 mod resolve;
 mod score;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Info(a) => info::run(&cli.global, a),
         Command::Score(a) => score::run(&cli.global, a),
+        Command::Data(c) => data::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

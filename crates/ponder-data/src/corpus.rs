@@ -20,6 +20,8 @@ pub struct ScanOptions {
     pub max_file_bytes: u64,
     /// Folder names whose contents are skipped (vendored code, test data).
     pub excluded_dirs: Vec<String>,
+    /// Keep only files whose relative path starts with this prefix (e.g. `java.base/`).
+    pub only_under: Option<String>,
 }
 
 impl ScanOptions {
@@ -40,6 +42,7 @@ impl ScanOptions {
             ]
             .map(String::from)
             .to_vec(),
+            only_under: None,
         }
     }
 }
@@ -231,30 +234,72 @@ pub fn scan_dir(name: &str, root: &Path, language: Language, opts: &ScanOptions)
     Ok(filter(name, root, language, candidates, opts))
 }
 
-/// Scans a zip archive (such as the JDK's `src.zip`) for files of `language`, read in place.
+/// Scans a zip archive (such as the JDK's `src.zip`) for files of `language`, read in place in
+/// one pass over the archive.
 pub fn scan_zip(
     name: &str,
     archive: &Path,
     language: Language,
     opts: &ScanOptions,
 ) -> Result<Corpus> {
+    let mut zip = open_zip(archive)?;
+    let mut entries: Vec<(String, usize)> = Vec::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i).map_err(|e| zip_err(archive, e))?;
+        let n = entry.name().map_err(|e| zip_err(archive, e))?.to_string();
+        let keep_prefix = opts
+            .only_under
+            .as_ref()
+            .is_none_or(|p| n.starts_with(p.as_str()));
+        if entry.is_file() && keep_prefix && language.matches(Path::new(&n)) {
+            entries.push((n, i));
+        }
+    }
+    entries.sort();
+    let mut files = Vec::new();
+    let mut skipped = BTreeMap::new();
+    for (rel_path, i) in entries {
+        let verdict = if excluded(&rel_path, opts) {
+            Err(SkipReason::ExcludedDir)
+        } else {
+            let mut bytes = Vec::new();
+            match zip.by_index(i).map(|mut f| f.read_to_end(&mut bytes)) {
+                Ok(Ok(_)) => {
+                    skip_reason(&rel_path, &bytes, opts).map_or(Ok(bytes.len() as u64), Err)
+                }
+                _ => Err(SkipReason::Unreadable),
+            }
+        };
+        match verdict {
+            Ok(size) => {
+                let origin = Origin::Zip {
+                    archive: archive.to_path_buf(),
+                    entry: rel_path.clone(),
+                };
+                files.push(SourceFile {
+                    rel_path,
+                    size,
+                    origin,
+                });
+            }
+            Err(reason) => *skipped.entry(reason).or_insert(0) += 1,
+        }
+    }
+    Ok(Corpus {
+        name: name.to_string(),
+        language,
+        root: archive.to_path_buf(),
+        files,
+        skipped,
+    })
+}
+
+fn open_zip(archive: &Path) -> Result<zip::ZipArchive<std::fs::File>> {
     let file = std::fs::File::open(archive).map_err(|source| Error::Io {
         path: archive.to_path_buf(),
         source,
     })?;
-    let zip = zip::ZipArchive::new(file).map_err(|e| zip_err(archive, e))?;
-    let mut candidates = Vec::new();
-    for n in zip.file_names() {
-        let n = n.map_err(|e| zip_err(archive, e))?;
-        if !n.ends_with('/') && language.matches(Path::new(n.as_ref())) {
-            let origin = Origin::Zip {
-                archive: archive.to_path_buf(),
-                entry: n.to_string(),
-            };
-            candidates.push((n.to_string(), origin));
-        }
-    }
-    Ok(filter(name, archive, language, candidates, opts))
+    zip::ZipArchive::new(file).map_err(|e| zip_err(archive, e))
 }
 
 fn filter(
@@ -265,6 +310,9 @@ fn filter(
     opts: &ScanOptions,
 ) -> Corpus {
     use rayon::prelude::*;
+    if let Some(prefix) = &opts.only_under {
+        candidates.retain(|(rel, _)| rel.starts_with(prefix.as_str()));
+    }
     candidates.sort_by(|a, b| a.0.cmp(&b.0));
     let verdicts: Vec<std::result::Result<SourceFile, SkipReason>> = candidates
         .into_par_iter()
@@ -312,6 +360,43 @@ impl Corpus {
             });
         }
         Ok(self)
+    }
+
+    /// The text of every kept file, in order: files in parallel, zip entries in one pass per
+    /// archive.
+    pub fn read_all(&self) -> Result<Vec<String>> {
+        use rayon::prelude::*;
+        let mut zips: BTreeMap<&Path, zip::ZipArchive<std::fs::File>> = BTreeMap::new();
+        let mut out: Vec<Option<String>> = vec![None; self.files.len()];
+        for (i, f) in self.files.iter().enumerate() {
+            if let Origin::Zip { archive, entry } = &f.origin {
+                if !zips.contains_key(archive.as_path()) {
+                    zips.insert(archive, open_zip(archive)?);
+                }
+                let zip = zips.get_mut(archive.as_path()).expect("opened");
+                let mut text = String::new();
+                zip.by_name(entry)
+                    .map_err(|e| zip_err(archive, e))?
+                    .read_to_string(&mut text)
+                    .map_err(|source| Error::Io {
+                        path: archive.clone(),
+                        source,
+                    })?;
+                out[i] = Some(text);
+            }
+        }
+        let rest: Vec<Result<Option<String>>> = self
+            .files
+            .par_iter()
+            .zip(out.into_par_iter())
+            .map(|(f, done)| match done {
+                Some(t) => Ok(Some(t)),
+                None => f.read().map(Some),
+            })
+            .collect();
+        rest.into_iter()
+            .map(|r| r.map(|t| t.expect("read")))
+            .collect()
     }
 
     /// Total bytes of the kept files.

@@ -3,6 +3,8 @@
 //!
 //! - [`Tokenizer`]: a Hugging Face `tokenizer.json`, or GPT-2's BPE compiled in (offline);
 //! - [`corpus`]: the files of one language under a folder or in a zip archive, with skip rules;
+//! - [`sources`]: named sources of code already on a machine (`python-stdlib`, `cargo-registry`,
+//!   `npm-global`, `go-src`, `jdk-src`);
 //! - [`split`]: train / validation / test by a hash of the relative path;
 //! - [`manifest`]: the files, sizes and SHA-256 a prepared dataset was built from;
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;
@@ -12,6 +14,7 @@ pub mod corpus;
 pub mod error;
 pub mod lang;
 pub mod manifest;
+pub mod sources;
 pub mod split;
 pub mod text;
 pub mod tokenizer;
@@ -21,5 +24,6 @@ pub use corpus::{scan_dir, scan_zip, Corpus, ScanOptions, SkipReason, SourceFile
 pub use error::{Error, Result};
 pub use lang::Language;
 pub use manifest::Manifest;
+pub use sources::{NamedSource, SourceHints};
 pub use split::{Split, SplitFractions};
 pub use tokenizer::Tokenizer;
