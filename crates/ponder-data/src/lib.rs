@@ -11,9 +11,13 @@
 //! - [`text::read_text`]: reading a source file as text, refusing empty and binary files.
 
 pub mod corpus;
+pub mod dataset;
+pub mod decontam;
 pub mod error;
 pub mod lang;
 pub mod manifest;
+pub mod pack;
+pub mod shard;
 pub mod sources;
 pub mod split;
 pub mod text;

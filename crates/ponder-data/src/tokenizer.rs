@@ -83,6 +83,49 @@ impl Tokenizer {
         Self::from_hf(hf).map_err(bad)
     }
 
+    /// Trains a byte-level BPE (GPT-2's pre-tokenizer and decoder) with `vocab_size` ids on
+    /// `texts`, with `<|endoftext|>` as its first id after the 256 byte tokens' merges are made:
+    /// the embedded default's tokenizer. Saved with [`Tokenizer::save`] as a `tokenizer.json`.
+    pub fn train_byte_level_bpe(
+        texts: &[String],
+        vocab_size: usize,
+        min_frequency: u64,
+    ) -> Result<Self> {
+        use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+        use tokenizers::models::TrainerWrapper;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        if vocab_size < 257 {
+            return Err(Error::Tokenizer(format!(
+                "vocab_size {vocab_size} must be at least 257 (256 bytes + <|endoftext|>)"
+            )));
+        }
+        let mut hf = tokenizers::Tokenizer::new(BPE::default());
+        hf.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        hf.with_decoder(Some(ByteLevel::default()));
+        hf.with_post_processor(Some(ByteLevel::default().trim_offsets(false)));
+        let trainer = BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(min_frequency)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .special_tokens(vec![tokenizers::AddedToken::from(ENDOFTEXT, true)])
+            .build();
+        let mut trainer = TrainerWrapper::BpeTrainer(trainer);
+        hf.train(&mut trainer, texts.iter())
+            .map_err(|e| Error::Tokenizer(format!("BPE training failed: {e}")))?;
+        Self::from_hf(hf).map_err(Error::Tokenizer)
+    }
+
+    /// A digest of the tokenizer's full definition: equal fingerprints mean equal ids for every
+    /// text (used as part of token cache keys).
+    pub fn fingerprint(&self) -> String {
+        let def = match &self.backend {
+            Backend::Hf(hf) => hf.to_string(false).unwrap_or_default(),
+            Backend::Gpt2Bpe(_) => "tiktoken-rs 0.12.1 r50k_base".to_string(),
+        };
+        crate::manifest::sha256_hex(format!("{def}|pad={:?}", self.pad_id).as_bytes())
+    }
+
     fn from_hf(hf: tokenizers::Tokenizer) -> std::result::Result<Self, String> {
         let eot_id = hf
             .token_to_id(ENDOFTEXT)
