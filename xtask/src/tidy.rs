@@ -28,7 +28,13 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
     ("ponder-gate", &["ponder-nn"]),
     (
         "ponder-train",
-        &["ponder-nn", "ponder-model", "ponder-data", "ponder-metrics"],
+        &[
+            "ponder-nn",
+            "ponder-gpt2",
+            "ponder-model",
+            "ponder-data",
+            "ponder-metrics",
+        ],
     ),
     (
         "ponder-eval",

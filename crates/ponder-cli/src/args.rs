@@ -38,9 +38,36 @@ pub enum Command {
     Info(InfoArgs),
     /// Mean next-token loss (nats/token) and perplexity of source files under a model.
     Score(ScoreArgs),
+    /// Training: the backbone from scratch (the embedded default).
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Code corpora: list the named sources of code found on this machine.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+/// `ponder train` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Pretrain a GPT-2-architecture backbone from scratch on the config's code.
+    Backbone(TrainArgs),
+}
+
+/// Arguments of a training command.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The TOML config (e.g. configs/tiny.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config value by its dotted key, e.g. `--set backbone.steps=100` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Continue the run in the config's run.out_dir from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `ponder data` subcommands.

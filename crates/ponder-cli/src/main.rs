@@ -10,6 +10,7 @@ mod data;
 mod info;
 mod resolve;
 mod score;
+mod train;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(&cli.global, a),
         Command::Score(a) => score::run(&cli.global, a),
         Command::Data(c) => data::run(c),
+        Command::Train(c) => train::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

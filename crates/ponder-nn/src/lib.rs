@@ -18,6 +18,7 @@ pub mod init;
 pub mod layer_norm;
 pub mod loss;
 pub mod masks;
+pub mod optim;
 pub mod reference;
 pub mod softmax;
 pub mod testing;

@@ -1,0 +1,54 @@
+//! `ponder train`: training runs driven by a TOML config.
+
+use anyhow::{Context, Result};
+use ponder_train::{train_backbone, RunDir, TrainConfig};
+
+use crate::args::TrainCommand;
+
+/// The git revision of the working tree, or `unknown` outside a checkout.
+fn git_rev() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs a `ponder train` subcommand.
+pub fn run(cmd: &TrainCommand) -> Result<()> {
+    match cmd {
+        TrainCommand::Backbone(a) => {
+            let config = TrainConfig::load(&a.config, &a.overrides)?;
+            let run = RunDir::open(
+                &config.run.out_dir,
+                &config.to_toml(),
+                config.run.seed,
+                &git_rev(),
+                a.resume,
+            )?;
+            let data = ponder_train::data::build(&config, &crate::data::hints())
+                .context("preparing the data")?;
+            eprintln!(
+                "data: {} train / {} validation tokens from {} files; tokenizer {} ({} ids)",
+                data.train.len(),
+                data.validation.len(),
+                data.manifests.iter().map(|m| m.files.len()).sum::<usize>(),
+                data.tokenizer.kind(),
+                data.tokenizer.vocab_size()
+            );
+            let report = train_backbone(&config, &data, &run, !a.quiet)?;
+            println!(
+                "backbone: validation loss {:.4} nats/token (unigram baseline {:.4}), {} steps at {:.0} tokens/s; model in {}",
+                report.val_loss,
+                report.unigram_val_loss,
+                report.steps_run,
+                report.tokens_per_s,
+                run.path().join("model").display()
+            );
+            Ok(())
+        }
+    }
+}

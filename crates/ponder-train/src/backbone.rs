@@ -1,0 +1,281 @@
+//! Backbone pretraining from scratch: GPT-2's architecture and initialization, AdamW with warmup
+//! and cosine decay, global gradient clipping, seeded dropout and data order, periodic validation
+//! against a unigram baseline, atomic checkpoints and bit-identical resume.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle::{DType, Device, Tensor, Var};
+use ponder_data::pack::batches;
+use ponder_gpt2::{weights, Gpt2};
+use ponder_nn::optim::{clip_grad_norm, warmup_cosine, AdamW, AdamWConfig};
+use ponder_nn::Dropout;
+use serde_json::json;
+
+use crate::config::TrainConfig;
+use crate::data::TrainData;
+use crate::error::{Error, Result};
+use crate::run::RunDir;
+
+/// What a finished backbone run reports.
+#[derive(Debug, Clone)]
+pub struct BackboneReport {
+    /// Final validation loss (nats/token).
+    pub val_loss: f64,
+    /// Unigram baseline on the same validation tokens (nats/token).
+    pub unigram_val_loss: f64,
+    /// Steps run in this process (after a resume, fewer than configured).
+    pub steps_run: u64,
+    /// Training tokens per second in this process.
+    pub tokens_per_s: f64,
+}
+
+/// Seed of a named random stream of a run.
+pub fn derive_seed(seed: u64, stream: &str, index: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.rotate_left(29);
+    for b in stream.bytes().chain(index.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Mean next-token loss over a batch of windows `(b, t + 1)`, with dropout when training.
+fn batch_loss(model: &Gpt2, ids: &Tensor, dropout: Option<&mut Dropout>) -> Result<Tensor> {
+    let (b, t1) = ids.dims2()?;
+    let t = t1 - 1;
+    let inputs = ids.narrow(1, 0, t)?;
+    let hidden = match dropout {
+        Some(d) => model.forward_train(&inputs, d)?,
+        None => model.forward(&inputs)?,
+    };
+    let logits = model.logits(&hidden)?.reshape((b * t, model.n_logits()))?; // (b·t, V)
+    let targets = ids.narrow(1, 1, t)?.flatten_all()?; // (b·t)
+    Ok(ponder_nn::cross_entropy(&logits, &targets)?.mean_all()?)
+}
+
+fn windows_tensor(stream: &[u32], idx: &[usize], len: usize, device: &Device) -> Result<Tensor> {
+    let mut flat = Vec::with_capacity(idx.len() * len);
+    for &i in idx {
+        flat.extend_from_slice(&stream[i * len..(i + 1) * len]);
+    }
+    Ok(Tensor::from_vec(flat, (idx.len(), len), device)?)
+}
+
+/// Unigram model of the training tokens (add-one smoothing), scored on `targets`.
+pub fn unigram_loss(train: &[u32], vocab: usize, targets: &[u32]) -> f64 {
+    let mut counts = vec![1.0f64; vocab];
+    for &t in train {
+        counts[t as usize] += 1.0;
+    }
+    let total: f64 = counts.iter().sum();
+    targets
+        .iter()
+        .map(|&t| -(counts[t as usize] / total).ln())
+        .sum::<f64>()
+        / targets.len() as f64
+}
+
+/// Trains the backbone of `config` on `data` in `run`, resuming from its checkpoint if it has
+/// one. Returns the final report; the weights are in `run/checkpoint` and `run/model`.
+pub fn train_backbone(
+    config: &TrainConfig,
+    data: &TrainData,
+    run: &RunDir,
+    progress: bool,
+) -> Result<BackboneReport> {
+    let device = Device::Cpu;
+    let o = &config.backbone;
+    let seed = config.run.seed;
+    let win = config.data.seq_len + 1;
+    let n_train = data.train.len() / win;
+    let n_val = (data.validation.len() / win).min(o.eval_windows);
+    if n_train < o.batch_size {
+        return Err(Error::Run(format!(
+            "the training split has {} windows of {win} tokens, fewer than one batch of {}",
+            n_train, o.batch_size
+        )));
+    }
+    if n_val == 0 {
+        return Err(Error::Run(format!(
+            "the validation split has no window of {win} tokens: raise data.validation"
+        )));
+    }
+
+    let init = weights::random(
+        &config.model,
+        derive_seed(seed, "backbone-init", 0),
+        DType::F32,
+        &device,
+    )?;
+    let vars: Vec<(String, Var)> = init
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), Var::from_tensor(t)?)))
+        .collect::<Result<_>>()?;
+    let adam = AdamWConfig {
+        beta1: 0.9,
+        beta2: o.beta2,
+        eps: 1e-8,
+        weight_decay: o.weight_decay,
+    };
+    let mut opt = AdamW::new(vars.clone(), adam)?;
+    let mut start = 0u64;
+    if let Some((tensors, state)) = run.load_checkpoint(&device)? {
+        for (name, var) in &vars {
+            let t = tensors
+                .get(&format!("model.{name}"))
+                .ok_or_else(|| Error::Run(format!("checkpoint lacks model.{name}")))?;
+            var.set(t)?;
+        }
+        let opt_state: BTreeMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        start = state["step"]
+            .as_u64()
+            .ok_or_else(|| Error::Run("checkpoint state lacks step".into()))?;
+        opt.load_state(&opt_state, start)?;
+        run.truncate_metrics(state["metric_lines"].as_u64().unwrap_or(0) as usize)?;
+        tracing::info!(step = start, "resumed from checkpoint");
+    }
+    let tracked = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let model = Gpt2::from_weights(config.model.clone(), tracked, None)?;
+
+    let val_idx: Vec<usize> = (0..n_val).collect();
+    let val_targets: Vec<u32> = val_idx
+        .iter()
+        .flat_map(|&i| data.validation[i * win + 1..(i + 1) * win].to_vec())
+        .collect();
+    let unigram = unigram_loss(&data.train, config.model.vocab_size, &val_targets);
+    let batches_per_epoch = (n_train / o.batch_size) as u64;
+    let dropout_p = config
+        .model
+        .resid_pdrop
+        .max(config.model.embd_pdrop)
+        .max(config.model.attn_pdrop);
+    let bar = progress_bar(progress, o.steps, start);
+    let t0 = Instant::now();
+    let mut val_loss = f64::NAN;
+    for step in start..o.steps {
+        let epoch = step / batches_per_epoch;
+        let order = batches(
+            n_train,
+            o.batch_size,
+            Some(derive_seed(seed, "backbone-data", epoch)),
+        )?;
+        let ids = windows_tensor(
+            &data.train,
+            &order[(step % batches_per_epoch) as usize],
+            win,
+            &device,
+        )?;
+        let mut dropout = Dropout::new(dropout_p, derive_seed(seed, "backbone-dropout", step))?;
+        let loss = batch_loss(&model, &ids, (dropout_p > 0.0).then_some(&mut dropout))?;
+        let mut grads = loss.backward()?;
+        let grad_norm = clip_grad_norm(&mut grads, &vars, o.grad_clip)?;
+        let lr = warmup_cosine(step, o.warmup, o.steps, o.lr, o.min_lr);
+        opt.step(&grads, lr)?;
+        let loss_v = loss.to_scalar::<f32>()? as f64;
+        if !loss_v.is_finite() {
+            return Err(Error::Run(format!(
+                "training loss is {loss_v} at step {step}: lower backbone.lr"
+            )));
+        }
+        run.metric(&json!({"step": step + 1, "loss": loss_v, "lr": lr, "grad_norm": grad_norm}))?;
+        let done = step + 1 == o.steps;
+        if (step + 1) % o.eval_every == 0 || done {
+            val_loss = evaluate(
+                &model,
+                &data.validation,
+                &val_idx,
+                win,
+                o.batch_size,
+                &device,
+            )?;
+            run.metric(&json!({"step": step + 1, "val_loss": val_loss, "val_ppl": val_loss.exp(), "unigram_val_loss": unigram}))?;
+            bar.set_message(format!("val {val_loss:.3} (unigram {unigram:.3})"));
+        }
+        let tokens = ((step + 1 - start) as usize * o.batch_size * (win - 1)) as f64;
+        if (step + 1) % o.checkpoint_every == 0 || done {
+            let mut tensors: BTreeMap<String, Tensor> = vars
+                .iter()
+                .map(|(k, v)| (format!("model.{k}"), v.as_tensor().clone()))
+                .collect();
+            tensors.extend(
+                opt.state()
+                    .into_iter()
+                    .map(|(k, v)| (format!("optim.{k}"), v)),
+            );
+            run.save_checkpoint(
+                &tensors,
+                &json!({"step": step + 1, "metric_lines": run.metric_lines()?}),
+            )?;
+            run.timing(&json!({"step": step + 1, "elapsed_s": t0.elapsed().as_secs_f64(), "tokens_per_s": tokens / t0.elapsed().as_secs_f64()}))?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let steps_run = o.steps - start;
+    let tokens_per_s =
+        (steps_run as usize * o.batch_size * (win - 1)) as f64 / t0.elapsed().as_secs_f64();
+    if val_loss.is_nan() {
+        val_loss = evaluate(
+            &model,
+            &data.validation,
+            &val_idx,
+            win,
+            o.batch_size,
+            &device,
+        )?;
+    }
+    ponder_gpt2::save(&model, &run.path().join("model"))?;
+    if let Some(p) = &data.tokenizer_path {
+        std::fs::copy(p, run.path().join("model").join("tokenizer.json")).map_err(|source| {
+            Error::Io {
+                path: p.clone(),
+                source,
+            }
+        })?;
+    }
+    run.metric(&json!({"done": true, "val_loss": val_loss, "unigram_val_loss": unigram}))?;
+    Ok(BackboneReport {
+        val_loss,
+        unigram_val_loss: unigram,
+        steps_run,
+        tokens_per_s,
+    })
+}
+
+fn evaluate(
+    model: &Gpt2,
+    stream: &[u32],
+    idx: &[usize],
+    win: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<f64> {
+    let mut total = 0.0;
+    for chunk in idx.chunks(batch) {
+        let ids = windows_tensor(stream, chunk, win, device)?;
+        total += batch_loss(model, &ids, None)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+    }
+    Ok(total / idx.len() as f64)
+}
+
+fn progress_bar(show: bool, total: u64, start: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_position(start);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} backbone [{bar:30}] {pos}/{len} steps, eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}

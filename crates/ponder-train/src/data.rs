@@ -1,0 +1,157 @@
+//! The training data of a config: its sources scanned, the tokenizer (GPT-2's, or a byte-level
+//! BPE trained on the training split and cached), and the token streams of each split, cached as
+//! shards beside their manifests.
+
+use std::path::PathBuf;
+
+use ponder_data::dataset::{prepare, PrepareSpec, Prepared};
+use ponder_data::{
+    scan_dir, Corpus, Language, Manifest, NamedSource, ScanOptions, SourceHints, Split,
+    SplitFractions, Tokenizer,
+};
+
+use crate::config::{TokenizerConfig, TrainConfig};
+use crate::error::{Error, Result};
+
+/// The data of a run.
+pub struct TrainData {
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Where the tokenizer is saved (`tokenizer.json`), for BPE tokenizers.
+    pub tokenizer_path: Option<PathBuf>,
+    /// Training tokens of all sources, documents joined by `<|endoftext|>`.
+    pub train: Vec<u32>,
+    /// Validation tokens.
+    pub validation: Vec<u32>,
+    /// Test tokens.
+    pub test: Vec<u32>,
+    /// The manifest of each source.
+    pub manifests: Vec<Manifest>,
+}
+
+/// Scans a source: a named one, or a folder of `language` files.
+pub fn scan_source(source: &str, language: &str, hints: &SourceHints) -> Result<Corpus> {
+    let corpus = match NamedSource::parse(source) {
+        Some(named) => named.scan(hints)?,
+        None => {
+            let lang = Language::parse(language).ok_or_else(|| {
+                Error::Config(format!("data.language: unknown language {language:?}"))
+            })?;
+            let path = PathBuf::from(source);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| source.to_string());
+            scan_dir(&name, &path, lang, &ScanOptions::standard())?
+        }
+    };
+    Ok(corpus.non_empty()?)
+}
+
+/// Builds (or reads back from the cache) the data of `config`.
+pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
+    let d = &config.data;
+    let fractions = SplitFractions {
+        validation: d.validation,
+        test: d.test,
+    };
+    fractions.validate()?;
+    let salt = "";
+    let corpora = d
+        .sources
+        .iter()
+        .map(|s| scan_source(s, &d.language, hints))
+        .collect::<Result<Vec<_>>>()?;
+    let (tokenizer, tokenizer_path) = match &d.tokenizer {
+        TokenizerConfig::Gpt2 => (Tokenizer::gpt2()?, None),
+        TokenizerConfig::Bpe {
+            vocab_size,
+            min_frequency,
+        } => {
+            // Train on the training split only; cache by what it was trained on.
+            let mut texts = Vec::new();
+            let mut ids = Vec::new();
+            for c in &corpora {
+                for (f, t) in c.files.iter().zip(c.read_all()?) {
+                    if fractions.split_of(&f.rel_path, salt) == Split::Train {
+                        ids.push(format!("{}/{}", c.name, f.rel_path));
+                        texts.push(t);
+                    }
+                }
+            }
+            let digest = ponder_data::manifest::sha256_hex(
+                format!(
+                    "{}|{}|{vocab_size}|{min_frequency}",
+                    ids.join("\n"),
+                    texts
+                        .iter()
+                        .map(|t| ponder_data::manifest::sha256_hex(t.as_bytes()))
+                        .collect::<String>()
+                )
+                .as_bytes(),
+            );
+            let path = config
+                .run
+                .cache_dir
+                .join("tokenizers")
+                .join(format!("bpe-{vocab_size}-{}.json", &digest[..16]));
+            let tok = if path.is_file() {
+                Tokenizer::from_file(&path)?
+            } else {
+                tracing::info!(
+                    files = texts.len(),
+                    vocab_size,
+                    "training the byte-level BPE"
+                );
+                let tok = Tokenizer::train_byte_level_bpe(&texts, *vocab_size, *min_frequency)?;
+                std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(
+                    |source| Error::Io {
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
+                tok.save(&path)?;
+                tok
+            };
+            (tok, Some(path))
+        }
+    };
+    if tokenizer.vocab_size() != config.model.vocab_size {
+        return Err(Error::Config(format!(
+            "model.vocab_size is {} but the tokenizer has {} ids (a BPE may stop short of its target on a small corpus: set model.vocab_size to match)",
+            config.model.vocab_size,
+            tokenizer.vocab_size()
+        )));
+    }
+    let mut out = TrainData {
+        tokenizer,
+        tokenizer_path,
+        train: Vec::new(),
+        validation: Vec::new(),
+        test: Vec::new(),
+        manifests: Vec::new(),
+    };
+    for corpus in &corpora {
+        let prepared: Prepared = prepare(&PrepareSpec {
+            corpus,
+            tokenizer: &out.tokenizer,
+            fractions,
+            salt,
+            decontaminator: None,
+            cache_dir: &config.run.cache_dir,
+        })?;
+        let eot = out.tokenizer.eot_id();
+        for (split, dst) in [
+            (Split::Train, &mut out.train),
+            (Split::Validation, &mut out.validation),
+            (Split::Test, &mut out.test),
+        ] {
+            if !dst.is_empty() {
+                dst.push(eot);
+            }
+            dst.extend_from_slice(&prepared.streams[&split]);
+        }
+        out.manifests.push(prepared.manifest);
+    }
+    Ok(out)
+}

@@ -1,0 +1,32 @@
+//! The error type of `ponder-train`.
+
+use std::path::PathBuf;
+
+/// Errors from training.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad configuration or override.
+    #[error("config: {0}")]
+    Config(String),
+    /// Data preparation failed.
+    #[error(transparent)]
+    Data(#[from] ponder_data::Error),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle::Error),
+    /// A run folder or checkpoint does not fit this run.
+    #[error("{0}")]
+    Run(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

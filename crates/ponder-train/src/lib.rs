@@ -1,0 +1,17 @@
+//! Training loops for ponder.
+//!
+//! - [`config`]: the TOML training configuration with typed `--set` overrides;
+//! - [`data`]: sources → tokenizer → cached token streams per split;
+//! - [`run`]: run folders, metrics, atomic checkpoints;
+//! - [`backbone`]: pretraining the embedded-default backbone from scratch.
+
+pub mod backbone;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod run;
+
+pub use backbone::{train_backbone, BackboneReport};
+pub use config::TrainConfig;
+pub use error::{Error, Result};
+pub use run::RunDir;
