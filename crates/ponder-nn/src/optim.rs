@@ -67,13 +67,16 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let g = g.to_dtype(DType::F32)?;
+            // Optimizer arithmetic must not record autograd history: a variable's gradient can
+            // reference the step's activations, and moments built from it would keep every step
+            // alive.
+            let g = g.detach().to_dtype(DType::F32)?;
             self.m[i] = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             self.v[i] = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&self.m[i] / bias1)?;
             let v_hat = (&self.v[i] / bias2)?;
             let update = (m_hat / (v_hat.sqrt()? + c.eps)?)?;
-            let w = var.as_tensor().to_dtype(DType::F32)?;
+            let w = var.as_tensor().detach().to_dtype(DType::F32)?;
             let next = ((w.clone() * (1.0 - lr * c.weight_decay))? - (update * lr)?)?;
             var.set(&next.to_dtype(var.dtype())?)?;
         }
