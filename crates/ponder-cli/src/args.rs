@@ -51,6 +51,9 @@ pub enum Command {
 pub enum TrainCommand {
     /// Pretrain a GPT-2-architecture backbone from scratch on the config's code.
     Backbone(TrainArgs),
+    /// Train the fast layer (TTT) and fast_norm on the config's frozen `fast.backbone`, the
+    /// original's Phase 1; writes `<run.out_dir>/fast-k<k>`.
+    Fast(TrainArgs),
 }
 
 /// Arguments of a training command.

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(&cli.global, a),
         Command::Score(a) => score::run(&cli.global, a),
         Command::Data(c) => data::run(c),
-        Command::Train(c) => train::run(c),
+        Command::Train(c) => train::run(&cli.global, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

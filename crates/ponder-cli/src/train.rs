@@ -1,9 +1,9 @@
 //! `ponder train`: training runs driven by a TOML config.
 
 use anyhow::{Context, Result};
-use ponder_train::{train_backbone, RunDir, TrainConfig};
+use ponder_train::{train_backbone, train_fast, RunDir, TrainConfig};
 
-use crate::args::TrainCommand;
+use crate::args::{Global, TrainCommand};
 
 /// The git revision of the working tree, or `unknown` outside a checkout.
 fn git_rev() -> String {
@@ -18,8 +18,44 @@ fn git_rev() -> String {
 }
 
 /// Runs a `ponder train` subcommand.
-pub fn run(cmd: &TrainCommand) -> Result<()> {
+pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
     match cmd {
+        TrainCommand::Fast(a) => {
+            let config = TrainConfig::load(&a.config, &a.overrides)?;
+            let fast = config
+                .fast
+                .as_ref()
+                .context("the config has no [fast] section")?;
+            let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
+                .with_context(|| {
+                    format!(
+                        "loading the backbone {} (train it first with `ponder train backbone`)",
+                        fast.backbone
+                    )
+                })?
+                .model;
+            let out = config.run.out_dir.join(format!("fast-k{}", fast.k));
+            let run = RunDir::open(
+                &out,
+                &config.to_toml(),
+                config.run.seed,
+                &git_rev(),
+                a.resume,
+            )?;
+            let data = ponder_train::data::build(&config, &crate::data::hints())
+                .context("preparing the data")?;
+            let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
+            println!(
+                "fast layer (UPDATE_{}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
+                fast.k,
+                report.val_skip_loss,
+                report.val_update_loss,
+                report.steps_run,
+                report.cache_hits,
+                run.path().join("fast_layer").display()
+            );
+            Ok(())
+        }
         TrainCommand::Backbone(a) => {
             let config = TrainConfig::load(&a.config, &a.overrides)?;
             let run = RunDir::open(

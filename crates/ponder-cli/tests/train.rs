@@ -61,12 +61,43 @@ grad_clip = 1.0
 eval_every = 40
 eval_windows = 4
 checkpoint_every = 10
+
+[fast]
+backbone = "{out}/model"
+chunk_len = 32
+k = 2
+steps = 12
+batch_size = 4
+lr = 1e-3
+grad_clip = 1.0
+ssl_weight = 0.1
+eval_every = 6
+eval_chunks = 4
+checkpoint_every = 4
+
+[fast.ttt]
+hidden_dim = 48
+num_heads = 2
+head_dim = 16
+fast_model = "linear"
+mini_batch_size = 8
+ttt_base_lr = 1.0
+eta_decay_rate = 0.0
+rope_theta = 10000.0
+conv_width = 4
+conv_window = "shifted"
+causal_k = 0
+eta_form = "per_key"
+layer_norm_eps = 1e-5
 "#,
         out = out.display(),
         cache = cache.display(),
         src = src.display()
     );
-    let path = dir.join("config.toml");
+    let path = dir.join(format!(
+        "{}.toml",
+        out.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -172,6 +203,42 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
     );
     assert!(c.join("model").join("model.safetensors").is_file());
     assert!(c.join("model").join("tokenizer.json").is_file());
+
+    // The fast layer trains on the frozen backbone, deterministically.
+    for _ in 0..2 {
+        let _ = std::fs::remove_dir_all(a.join("fast-k2-prev"));
+        if a.join("fast-k2").exists() {
+            std::fs::rename(a.join("fast-k2"), a.join("fast-k2-prev")).unwrap();
+        }
+        let mut args = vec![
+            "train",
+            "fast",
+            "--quiet",
+            "--config",
+            cfg_a.to_str().unwrap(),
+        ];
+        args.extend_from_slice(&[]);
+        let out = ponder(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let fast_metrics = std::fs::read_to_string(a.join("fast-k2").join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        fast_metrics,
+        std::fs::read_to_string(a.join("fast-k2-prev").join("metrics.jsonl")).unwrap()
+    );
+    assert!(
+        fast_metrics.contains("\"val_update_loss\"")
+            && fast_metrics.contains("\"ttt_loss_step_1\"")
+    );
+    assert!(a
+        .join("fast-k2")
+        .join("fast_layer")
+        .join("fast_layer.safetensors")
+        .is_file());
 
     // Without --resume an existing run folder is refused; with a changed config too.
     let out = train(&cfg_c, &[]);

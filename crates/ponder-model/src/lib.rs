@@ -15,3 +15,6 @@ pub mod lora;
 pub use fast::{FastLayer, FastNorm, FastState};
 pub use lm::{ChunkResult, PonderLm, UpdateOutput};
 pub use lora::{LoraState, LoraUpdate};
+// The fast layers' own types appear in this crate's API (`FastLayer`), so they are re-exported
+// for crates above that must not depend on `ponder-ttt` directly.
+pub use ponder_ttt::{ConvWindow, EtaForm, FastModelKind, TttConfig, TttParams, TttStats};

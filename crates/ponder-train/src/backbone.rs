@@ -53,7 +53,12 @@ fn batch_loss(model: &Gpt2, ids: &Tensor, dropout: Option<&mut Dropout>) -> Resu
     Ok(ponder_nn::cross_entropy(&logits, &targets)?.mean_all()?)
 }
 
-fn windows_tensor(stream: &[u32], idx: &[usize], len: usize, device: &Device) -> Result<Tensor> {
+pub(crate) fn windows_tensor(
+    stream: &[u32],
+    idx: &[usize],
+    len: usize,
+    device: &Device,
+) -> Result<Tensor> {
     let mut flat = Vec::with_capacity(idx.len() * len);
     for &i in idx {
         flat.extend_from_slice(&stream[i * len..(i + 1) * len]);
@@ -155,7 +160,7 @@ pub fn train_backbone(
         .resid_pdrop
         .max(config.model.embd_pdrop)
         .max(config.model.attn_pdrop);
-    let bar = progress_bar(progress, o.steps, start);
+    let bar = progress_bar("backbone", progress, o.steps, start);
     let t0 = Instant::now();
     let mut val_loss = f64::NAN;
     for step in start..o.steps {
@@ -264,16 +269,21 @@ fn evaluate(
     Ok(total / idx.len() as f64)
 }
 
-fn progress_bar(show: bool, total: u64, start: u64) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(
+    label: &str,
+    show: bool,
+    total: u64,
+    start: u64,
+) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_position(start);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} backbone [{bar:30}] {pos}/{len} steps, eta {eta} {msg}",
-        )
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {label} [{{bar:30}}] {{pos}}/{{len}} steps, eta {{eta}} {{msg}}"
+        ))
         .expect("valid template")
         .progress_chars("=> "),
     );

@@ -21,6 +21,40 @@ pub struct TrainConfig {
     pub model: Gpt2Config,
     /// Backbone pretraining.
     pub backbone: OptimConfig,
+    /// Fast-layer training (the original's Phase 1), if the config has a `[fast]` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast: Option<FastTrainConfig>,
+}
+
+/// Fast-layer training: only the TTT layer and `fast_norm` learn, on top of a frozen backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastTrainConfig {
+    /// The frozen backbone: a local folder (e.g. the embedded default's `runs/tiny/model`) or a
+    /// Hub id.
+    pub backbone: String,
+    /// Tokens per chunk (512 in the original).
+    pub chunk_len: usize,
+    /// UPDATE_k: Adam steps per chunk-batch, each with learning rate `lr / k` (1, 2 or 4).
+    pub k: usize,
+    /// Chunk-batches.
+    pub steps: u64,
+    /// Chunks per batch.
+    pub batch_size: usize,
+    /// Adam learning rate before the division by `k` (3e-4 in the original).
+    pub lr: f64,
+    /// Global gradient-norm clip (1.0).
+    pub grad_clip: f64,
+    /// Weight of the mean reconstruction loss in the objective (0.1).
+    pub ssl_weight: f64,
+    /// Validation every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Validation chunks per evaluation.
+    pub eval_chunks: usize,
+    /// Checkpoint every this many steps (and at the end).
+    pub checkpoint_every: u64,
+    /// The TTT layer.
+    pub ttt: ponder_model::TttConfig,
 }
 
 /// Run identity.

@@ -3,15 +3,18 @@
 //! - [`config`]: the TOML training configuration with typed `--set` overrides;
 //! - [`data`]: sources → tokenizer → cached token streams per split;
 //! - [`run`]: run folders, metrics, atomic checkpoints;
-//! - [`backbone`]: pretraining the embedded-default backbone from scratch.
+//! - [`backbone`]: pretraining the embedded-default backbone from scratch;
+//! - [`fast`]: training the fast layer on a frozen backbone (the original's Phase 1).
 
 pub mod backbone;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fast;
 pub mod run;
 
 pub use backbone::{train_backbone, BackboneReport};
 pub use config::TrainConfig;
 pub use error::{Error, Result};
+pub use fast::{train_fast, FastReport};
 pub use run::RunDir;
