@@ -89,7 +89,10 @@ pub fn train_backbone(
     progress: bool,
 ) -> Result<BackboneReport> {
     let device = Device::Cpu;
-    let o = &config.backbone;
+    let o = config
+        .backbone
+        .as_ref()
+        .ok_or_else(|| Error::Config("the config has no [backbone] section".into()))?;
     let seed = config.run.seed;
     let win = config.data.seq_len + 1;
     let n_train = data.train.len() / win;

@@ -19,8 +19,10 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// The backbone's shape (Hugging Face GPT-2 names); `vocab_size` must match the tokenizer.
     pub model: Gpt2Config,
-    /// Backbone pretraining.
-    pub backbone: OptimConfig,
+    /// Backbone pretraining, if the config trains its own backbone (the embedded default; the
+    /// GPT-2 presets load OpenAI's weights instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<OptimConfig>,
     /// Fast-layer training (the original's Phase 1), if the config has a `[fast]` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast: Option<FastTrainConfig>,
@@ -170,7 +172,9 @@ impl TrainConfig {
                 d.seq_len, self.model.n_positions
             )));
         }
-        let b = &self.backbone;
+        let Some(b) = &self.backbone else {
+            return Ok(());
+        };
         if b.batch_size == 0
             || b.steps == 0
             || b.lr.is_nan()
@@ -228,6 +232,36 @@ fn apply_override(value: &mut toml::Value, spec: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_gpt2_presets_load_and_mirror_the_original() {
+        for (name, d, heads, decay) in [
+            ("small", 768, 12, 0.0),
+            ("medium", 1024, 16, 0.3),
+            ("large", 1280, 20, 0.3),
+            ("xl", 1600, 25, 0.3),
+        ] {
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
+            let c = TrainConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let f = c.fast.as_ref().unwrap();
+            assert_eq!((c.model.n_embd, c.model.n_head), (d, heads), "{name}");
+            assert_eq!(f.ttt, ponder_model::TttConfig::for_gpt2(d, heads), "{name}");
+            assert_eq!(f.ttt.eta_decay_rate, decay);
+            // §4: batch 16 × 512-token chunks, 160,000 sample-chunks = 10,000 steps, lr 3e-4, clip 1, β 0.1.
+            assert_eq!(
+                (f.batch_size, f.chunk_len, f.steps),
+                (16, 512, 10_000),
+                "{name}"
+            );
+            assert_eq!(
+                (f.lr, f.grad_clip, f.ssl_weight, f.k),
+                (3e-4, 1.0, 0.1, 1),
+                "{name}"
+            );
+            assert!(c.backbone.is_none());
+        }
+    }
+
     fn tiny_toml() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml")
     }
@@ -239,7 +273,7 @@ mod tests {
             &["backbone.steps=7".into(), "run.out_dir=/tmp/x".into()],
         )
         .unwrap();
-        assert_eq!(c.backbone.steps, 7);
+        assert_eq!(c.backbone.as_ref().unwrap().steps, 7);
         assert_eq!(c.run.out_dir, PathBuf::from("/tmp/x"));
         let again: TrainConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(again, c);

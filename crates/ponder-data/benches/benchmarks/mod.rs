@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-data`.
+
+pub mod shard;
