@@ -2,7 +2,6 @@
 //! and cosine decay, global gradient clipping, seeded dropout and data order, periodic validation
 //! against a unigram baseline, atomic checkpoints and bit-identical resume.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use candle::{DType, Device, Tensor, Var};
@@ -126,25 +125,7 @@ pub fn train_backbone(
         weight_decay: o.weight_decay,
     };
     let mut opt = AdamW::new(vars.clone(), adam)?;
-    let mut start = 0u64;
-    if let Some((tensors, state)) = run.load_checkpoint(&device)? {
-        for (name, var) in &vars {
-            let t = tensors
-                .get(&format!("model.{name}"))
-                .ok_or_else(|| Error::Run(format!("checkpoint lacks model.{name}")))?;
-            var.set(t)?;
-        }
-        let opt_state: BTreeMap<String, Tensor> = tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
-            .collect();
-        start = state["step"]
-            .as_u64()
-            .ok_or_else(|| Error::Run("checkpoint state lacks step".into()))?;
-        opt.load_state(&opt_state, start)?;
-        run.truncate_metrics(state["metric_lines"].as_u64().unwrap_or(0) as usize)?;
-        tracing::info!(step = start, "resumed from checkpoint");
-    }
+    let start = run.resume_training(&vars, &mut opt, &device)?;
     let tracked = vars
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
@@ -207,19 +188,7 @@ pub fn train_backbone(
         }
         let tokens = ((step + 1 - start) as usize * o.batch_size * (win - 1)) as f64;
         if (step + 1) % o.checkpoint_every == 0 || done {
-            let mut tensors: BTreeMap<String, Tensor> = vars
-                .iter()
-                .map(|(k, v)| (format!("model.{k}"), v.as_tensor().clone()))
-                .collect();
-            tensors.extend(
-                opt.state()
-                    .into_iter()
-                    .map(|(k, v)| (format!("optim.{k}"), v)),
-            );
-            run.save_checkpoint(
-                &tensors,
-                &json!({"step": step + 1, "metric_lines": run.metric_lines()?}),
-            )?;
+            run.checkpoint_training(&vars, &opt, step + 1)?;
             run.timing(&json!({"step": step + 1, "elapsed_s": t0.elapsed().as_secs_f64(), "tokens_per_s": tokens / t0.elapsed().as_secs_f64()}))?;
         }
         bar.inc(1);

@@ -4,7 +4,7 @@
 //! The backbone's hidden states of a chunk never change, so they are computed once per chunk
 //! and cached for every later step on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use candle::{DType, Device, Tensor};
@@ -138,27 +138,7 @@ pub fn train_fast(
         weight_decay: 0.0,
     };
     let mut opt = AdamW::new(vars.clone(), adam)?;
-    let mut start = 0u64;
-    if let Some((tensors, state)) = run.load_checkpoint(&device)? {
-        for (name, var) in &vars {
-            let t = tensors
-                .get(&format!("model.{name}"))
-                .ok_or_else(|| Error::Run(format!("checkpoint lacks model.{name}")))?;
-            var.set(t)?;
-        }
-        let opt_state: BTreeMap<String, Tensor> = tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
-            .collect();
-        start = state["step"]
-            .as_u64()
-            .ok_or_else(|| Error::Run("checkpoint state lacks step".into()))?;
-        let adam_steps = state["adam_steps"]
-            .as_u64()
-            .ok_or_else(|| Error::Run("checkpoint state lacks adam_steps".into()))?;
-        opt.load_state(&opt_state, adam_steps)?;
-        run.truncate_metrics(state["metric_lines"].as_u64().unwrap_or(0) as usize)?;
-    }
+    let start = run.resume_training(&vars, &mut opt, &device)?;
 
     let len = f.chunk_len;
     let n_train = data.train.len() / len;
@@ -222,16 +202,7 @@ pub fn train_fast(
             bar.set_message(format!("val skip {val_skip:.3} update {val_update:.3}"));
         }
         if (step + 1) % f.checkpoint_every == 0 || done {
-            let mut tensors: BTreeMap<String, Tensor> = vars
-                .iter()
-                .map(|(k, v)| (format!("model.{k}"), v.as_tensor().clone()))
-                .collect();
-            tensors.extend(
-                opt.state()
-                    .into_iter()
-                    .map(|(k, v)| (format!("optim.{k}"), v)),
-            );
-            run.save_checkpoint(&tensors, &json!({"step": step + 1, "adam_steps": opt.steps(), "metric_lines": run.metric_lines()?}))?;
+            run.checkpoint_training(&vars, &opt, step + 1)?;
             let tokens = ((step + 1 - start) as usize * f.batch_size * len) as f64;
             run.timing(&json!({"step": step + 1, "elapsed_s": t0.elapsed().as_secs_f64(), "tokens_per_s": tokens / t0.elapsed().as_secs_f64(), "cache_hits": train_cache.hits}))?;
         }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle::{Device, Tensor};
+use candle::{Device, Tensor, Var};
+use ponder_nn::optim::AdamW;
 
 use crate::error::{Error, Result};
 
@@ -149,6 +150,69 @@ impl RunDir {
             return Ok(Some((tensors.into_iter().collect(), state)));
         }
         Ok(None)
+    }
+}
+
+impl RunDir {
+    /// Saves the trainable `vars` (as `model.<name>`), the optimizer's state (`optim.<name>`),
+    /// the step and the number of metric lines written so far, as one atomic checkpoint.
+    pub fn checkpoint_training(
+        &self,
+        vars: &[(String, Var)],
+        opt: &AdamW,
+        step: u64,
+    ) -> Result<()> {
+        let mut tensors: BTreeMap<String, Tensor> = vars
+            .iter()
+            .map(|(k, v)| (format!("model.{k}"), v.as_tensor().clone()))
+            .collect();
+        tensors.extend(
+            opt.state()
+                .into_iter()
+                .map(|(k, v)| (format!("optim.{k}"), v)),
+        );
+        let state = serde_json::json!({"step": step, "adam_steps": opt.steps(), "metric_lines": self.metric_lines()?});
+        self.save_checkpoint(&tensors, &state)
+    }
+
+    /// Restores `vars` and `opt` from the run's checkpoint, if it has one, and cuts
+    /// `metrics.jsonl` back to what that checkpoint had seen; returns the step to continue
+    /// from (0 for a fresh run).
+    pub fn resume_training(
+        &self,
+        vars: &[(String, Var)],
+        opt: &mut AdamW,
+        device: &Device,
+    ) -> Result<u64> {
+        let Some((tensors, state)) = self.load_checkpoint(device)? else {
+            return Ok(0);
+        };
+        for (name, var) in vars {
+            let t = tensors.get(&format!("model.{name}")).ok_or_else(|| {
+                Error::Run(format!(
+                    "{}: checkpoint lacks model.{name}",
+                    self.dir.display()
+                ))
+            })?;
+            var.set(t)?;
+        }
+        let opt_state: BTreeMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        let field = |key: &str| {
+            state[key].as_u64().ok_or_else(|| {
+                Error::Run(format!(
+                    "{}: checkpoint state lacks {key}",
+                    self.dir.display()
+                ))
+            })
+        };
+        opt.load_state(&opt_state, field("adam_steps")?)?;
+        self.truncate_metrics(field("metric_lines")? as usize)?;
+        let step = field("step")?;
+        tracing::info!(step, "resumed from checkpoint");
+        Ok(step)
     }
 }
 
