@@ -177,6 +177,10 @@ mod tests {
             (w[0] - 0.9).abs() < 1e-6 && (w[1] + 1.9).abs() < 1e-6,
             "{w:?}"
         );
+        // The moments carry no autograd history (the gradient of `w` does): otherwise every
+        // step's graph would stay alive through them.
+        assert!(loss.backward()?.get(var.as_tensor()).unwrap().track_op());
+        assert!(opt.state().values().all(|t| !t.track_op()));
         let mut other = AdamW::new(
             vec![("w".into(), Var::new(&[0f32, 0.], &Device::Cpu)?)],
             cfg,
