@@ -6,10 +6,16 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 /// The subcommands, with a one-line description each, for the usage message.
-const COMMANDS: &[(&str, &str)] = &[(
-    "tidy",
-    "check the crate map and that every .rs file starts with a `//!` doc comment",
-)];
+const COMMANDS: &[(&str, &str)] = &[
+    (
+        "tidy",
+        "check the crate map and that every .rs file starts with a `//!` doc comment",
+    ),
+    (
+        "data",
+        "list the optional out-of-distribution corpora; `data --yes` installs them into data/ood",
+    ),
+];
 
 /// The usage message, listing every subcommand.
 fn usage() -> String {
@@ -43,6 +49,9 @@ fn run() -> Result<()> {
             println!("tidy: ok");
             Ok(())
         }
+        ["data"] => xtask::data::run(&xtask::tidy::workspace_root(), false),
+        ["data", "--yes"] => xtask::data::run(&xtask::tidy::workspace_root(), true),
+        ["data", rest @ ..] => bail!("data takes only --yes, got `{}`", rest.join(" ")),
         ["help" | "--help" | "-h"] => {
             println!("{}", usage());
             Ok(())

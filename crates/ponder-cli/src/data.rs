@@ -7,12 +7,19 @@ use ponder_data::{NamedSource, SourceHints};
 
 use crate::args::DataCommand;
 
-/// The source hints from the environment: `$CARGO_HOME`, else `~/.cargo`.
+/// The source hints from the environment: `$CARGO_HOME`, else `~/.cargo`; and `data/ood` (where
+/// `cargo xtask data` installs the optional corpora), or `$PONDER_OOD_DIR`.
 pub fn hints() -> SourceHints {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    SourceHints { cargo_home }
+    let ood_dir = std::env::var_os("PONDER_OOD_DIR")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("data/ood")));
+    SourceHints {
+        cargo_home,
+        ood_dir,
+    }
 }
 
 /// Runs a `ponder data` subcommand.

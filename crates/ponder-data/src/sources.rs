@@ -30,6 +30,9 @@ pub enum NamedSource {
 pub struct SourceHints {
     /// `$CARGO_HOME`, or `~/.cargo`.
     pub cargo_home: Option<PathBuf>,
+    /// Where `cargo xtask data` installs the optional corpora (`data/ood`), searched first for
+    /// `go-src` and `jdk-src`.
+    pub ood_dir: Option<PathBuf>,
 }
 
 impl NamedSource {
@@ -113,15 +116,23 @@ impl NamedSource {
             NamedSource::NpmGlobal => command_line("npm", &["root", "-g"])
                 .or_else(|| Some(PathBuf::from("/usr/lib/node_modules")))
                 .map(|p| p.join("npm")),
-            NamedSource::GoSrc => command_line("go", &["env", "GOROOT"])
-                .map(|p| p.join("src"))
+            NamedSource::GoSrc => ood(hints, "go/usr/share", |n| n.starts_with("go-"), "src")
+                .or_else(|| command_line("go", &["env", "GOROOT"]).map(|p| p.join("src")))
                 .or_else(|| first_glob("/usr/share", |n| n.starts_with("go-"), "src"))
                 .or_else(|| first_glob("/usr/lib", |n| n.starts_with("go-"), "src")),
-            NamedSource::JdkSrc => first_glob(
-                "/usr/lib/jvm",
-                |n| n.starts_with("java-17-openjdk"),
+            NamedSource::JdkSrc => ood(
+                hints,
+                "jdk/usr/lib/jvm",
+                |n| n.starts_with("openjdk-17"),
                 "lib/src.zip",
             )
+            .or_else(|| {
+                first_glob(
+                    "/usr/lib/jvm",
+                    |n| n.starts_with("java-17-openjdk"),
+                    "lib/src.zip",
+                )
+            })
             .or_else(|| first_glob("/usr/lib/jvm", |_| true, "lib/src.zip")),
         };
         match found {
@@ -147,6 +158,12 @@ impl NamedSource {
             scan_dir(self.name(), &root, self.language(), &opts)
         }
     }
+}
+
+/// `first_glob` under the OOD folder, if there is one.
+fn ood(hints: &SourceHints, dir: &str, keep: impl Fn(&str) -> bool, tail: &str) -> Option<PathBuf> {
+    let base = hints.ood_dir.as_ref()?.join(dir);
+    first_glob(base.to_str()?, keep, tail)
 }
 
 /// The trimmed stdout of a command as a path, if it ran and printed one.
@@ -183,6 +200,7 @@ mod tests {
         }
         let hints = SourceHints {
             cargo_home: Some(PathBuf::from("/nonexistent-cargo-home")),
+            ood_dir: None,
         };
         let err = NamedSource::CargoRegistry
             .locate(&hints)
@@ -207,6 +225,7 @@ mod tests {
             });
         let hints = SourceHints {
             cargo_home: Some(home),
+            ood_dir: None,
         };
         let corpus = NamedSource::CargoRegistry
             .scan(&hints)
