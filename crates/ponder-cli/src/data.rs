@@ -5,32 +5,35 @@ use std::path::PathBuf;
 use anyhow::Result;
 use ponder_data::{NamedSource, SourceHints};
 
-use crate::args::DataCommand;
+use crate::args::{DataCommand, Global};
 
 /// The source hints from the environment: `$CARGO_HOME`, else `~/.cargo`; and `data/ood` (where
-/// `cargo xtask data` installs the optional corpora), or `$PONDER_OOD_DIR`.
-pub fn hints() -> SourceHints {
+/// `cargo xtask data` installs the optional corpora), or `$PONDER_OOD_DIR`; and the Hub client
+/// (offline with `--offline` or `HF_HUB_OFFLINE`).
+pub fn hints(global: &Global) -> SourceHints {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     let ood_dir = std::env::var_os("PONDER_OOD_DIR")
         .map(PathBuf::from)
         .or_else(|| Some(PathBuf::from("data/ood")));
+    let hub = Some(crate::resolve::hub(global));
     SourceHints {
         cargo_home,
         ood_dir,
+        hub,
     }
 }
 
 /// Runs a `ponder data` subcommand.
-pub fn run(cmd: &DataCommand) -> Result<()> {
+pub fn run(global: &Global, cmd: &DataCommand) -> Result<()> {
     match cmd {
-        DataCommand::Sources => sources(),
+        DataCommand::Sources => sources(global),
     }
 }
 
-fn sources() -> Result<()> {
-    let hints = hints();
+fn sources(global: &Global) -> Result<()> {
+    let hints = hints(global);
     println!(
         "{:<16} {:<11} {:>8} {:>10}  where / skipped",
         "source", "language", "files", "MB"

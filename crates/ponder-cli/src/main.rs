@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Info(a) => info::run(&cli.global, a),
         Command::Score(a) => score::run(&cli.global, a),
-        Command::Data(c) => data::run(c),
+        Command::Data(c) => data::run(&cli.global, c),
         Command::Train(c) => train::run(&cli.global, c),
     };
     match result {

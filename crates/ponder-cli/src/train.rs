@@ -42,7 +42,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 &git_rev(),
                 a.resume,
             )?;
-            let data = ponder_train::data::build(&config, &crate::data::hints())
+            let data = ponder_train::data::build(&config, &crate::data::hints(global))
                 .context("preparing the data")?;
             let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
             println!(
@@ -65,7 +65,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 &git_rev(),
                 a.resume,
             )?;
-            let data = ponder_train::data::build(&config, &crate::data::hints())
+            let data = ponder_train::data::build(&config, &crate::data::hints(global))
                 .context("preparing the data")?;
             eprintln!(
                 "data: {} train / {} validation tokens from {} files; tokenizer {} ({} ids)",

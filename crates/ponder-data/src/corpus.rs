@@ -72,6 +72,8 @@ pub enum SkipReason {
 pub enum Origin {
     /// A file on disk.
     File(PathBuf),
+    /// Text already in memory (a row of a dataset file).
+    Text(std::sync::Arc<str>),
     /// An entry of a zip archive, read in place.
     Zip {
         /// The archive.
@@ -125,6 +127,7 @@ fn read_bytes(origin: &Origin) -> Result<Vec<u8>> {
             path: path.clone(),
             source,
         }),
+        Origin::Text(text) => Ok(text.as_bytes().to_vec()),
         Origin::Zip { archive, entry } => {
             let io = |source| Error::Io {
                 path: archive.clone(),

@@ -5,6 +5,7 @@
 //! - [`corpus`]: the files of one language under a folder or in a zip archive, with skip rules;
 //! - [`sources`]: named sources of code already on a machine (`python-stdlib`, `cargo-registry`,
 //!   `npm-global`, `go-src`, `jdk-src`);
+//! - [`hf`]: code from Hugging Face dataset repositories (`.jsonl`, through the HF cache);
 //! - [`split`]: train / validation / test by a hash of the relative path;
 //! - [`manifest`]: the files, sizes and SHA-256 a prepared dataset was built from;
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;
@@ -14,6 +15,7 @@ pub mod corpus;
 pub mod dataset;
 pub mod decontam;
 pub mod error;
+pub mod hf;
 pub mod lang;
 pub mod manifest;
 pub mod pack;
@@ -28,6 +30,7 @@ pub use corpus::{scan_dir, scan_zip, Corpus, ScanOptions, SkipReason, SourceFile
 pub use error::{Error, Result};
 pub use lang::Language;
 pub use manifest::Manifest;
+pub use ponder_hub::{Hub, HubOptions};
 pub use sources::{NamedSource, SourceHints};
 pub use split::{Split, SplitFractions};
 pub use tokenizer::Tokenizer;

@@ -33,6 +33,8 @@ pub struct SourceHints {
     /// Where `cargo xtask data` installs the optional corpora (`data/ood`), searched first for
     /// `go-src` and `jdk-src`.
     pub ood_dir: Option<PathBuf>,
+    /// The Hugging Face Hub client for `hf:` dataset sources.
+    pub hub: Option<ponder_hub::Hub>,
 }
 
 impl NamedSource {
@@ -201,6 +203,7 @@ mod tests {
         let hints = SourceHints {
             cargo_home: Some(PathBuf::from("/nonexistent-cargo-home")),
             ood_dir: None,
+            hub: None,
         };
         let err = NamedSource::CargoRegistry
             .locate(&hints)
@@ -226,6 +229,7 @@ mod tests {
         let hints = SourceHints {
             cargo_home: Some(home),
             ood_dir: None,
+            hub: None,
         };
         let corpus = NamedSource::CargoRegistry
             .scan(&hints)

@@ -134,20 +134,41 @@ impl Hub {
     /// The cached copy of `file` in model repository `repo`, if there is one. Short GPT-2 names
     /// are looked up under both their legacy and their `openai-community/` folder.
     pub fn cached(&self, repo: &str, file: &str) -> Option<PathBuf> {
+        self.cached_in(RepoKind::Model, repo, file)
+    }
+
+    fn cached_in(&self, kind: RepoKind, repo: &str, file: &str) -> Option<PathBuf> {
         let cache = hf_hub::Cache::new(self.options.cache_dir.clone());
-        let canonical = canonical_repo(repo);
-        [repo.to_string(), canonical]
-            .into_iter()
-            .find_map(|id| cache.model(id).get(file))
+        let ids = match kind {
+            RepoKind::Model => vec![repo.to_string(), canonical_repo(repo)],
+            RepoKind::Dataset => vec![repo.to_string()],
+        };
+        ids.into_iter().find_map(|id| match kind {
+            RepoKind::Model => cache.model(id).get(file),
+            RepoKind::Dataset => cache.dataset(id).get(file),
+        })
     }
 
     /// The local path of `file` in model repository `repo`: from the cache, or downloaded into
     /// it unless offline.
     pub fn get(&self, repo: &str, file: &str) -> Result<PathBuf, HubError> {
-        if let Some(path) = self.cached(repo, file) {
+        self.get_in(RepoKind::Model, repo, file)
+    }
+
+    /// The local path of `file` in dataset repository `repo` (e.g. a `.jsonl` shard of a code
+    /// dataset), from the cache or downloaded unless offline.
+    pub fn get_dataset(&self, repo: &str, file: &str) -> Result<PathBuf, HubError> {
+        self.get_in(RepoKind::Dataset, repo, file)
+    }
+
+    fn get_in(&self, kind: RepoKind, repo: &str, file: &str) -> Result<PathBuf, HubError> {
+        if let Some(path) = self.cached_in(kind, repo, file) {
             return Ok(path);
         }
-        let repo_id = canonical_repo(repo);
+        let repo_id = match kind {
+            RepoKind::Model => canonical_repo(repo),
+            RepoKind::Dataset => repo.to_string(),
+        };
         if self.options.offline {
             return Err(HubError::NotCached {
                 repo: repo_id,
@@ -170,8 +191,21 @@ impl Hub {
             builder = builder.with_endpoint(endpoint.clone());
         }
         let api = builder.build().map_err(download_err)?;
-        api.model(repo_id.clone()).get(file).map_err(download_err)
+        let handle = match kind {
+            RepoKind::Model => api.model(repo_id.clone()),
+            RepoKind::Dataset => api.dataset(repo_id.clone()),
+        };
+        handle.get(file).map_err(download_err)
     }
+}
+
+/// Model or dataset repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoKind {
+    /// `models--ORG--NAME` in the cache.
+    Model,
+    /// `datasets--ORG--NAME` in the cache.
+    Dataset,
 }
 
 /// Writes a file into the cache layout by hand, as a download would: used by tests and by tools
@@ -183,12 +217,31 @@ pub fn insert_into_cache(
     file: &str,
     bytes: &[u8],
 ) -> std::io::Result<PathBuf> {
-    let folder = cache_dir.join(format!("models--{}", repo.replace('/', "--")));
+    insert_repo_file(cache_dir, RepoKind::Model, repo, commit, file, bytes)
+}
+
+/// [`insert_into_cache`] for any repository kind.
+pub fn insert_repo_file(
+    cache_dir: &Path,
+    kind: RepoKind,
+    repo: &str,
+    commit: &str,
+    file: &str,
+    bytes: &[u8],
+) -> std::io::Result<PathBuf> {
+    let prefix = match kind {
+        RepoKind::Model => "models",
+        RepoKind::Dataset => "datasets",
+    };
+    let folder = cache_dir.join(format!("{prefix}--{}", repo.replace('/', "--")));
     let snapshot = folder.join("snapshots").join(commit);
     std::fs::create_dir_all(folder.join("refs"))?;
     std::fs::create_dir_all(&snapshot)?;
     std::fs::write(folder.join("refs").join("main"), commit)?;
     let path = snapshot.join(file);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     std::fs::write(&path, bytes)?;
     Ok(path)
 }
@@ -237,6 +290,29 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("huggingface-cli download"), "{msg}");
+    }
+
+    #[test]
+    fn datasets_have_their_own_cache_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = insert_repo_file(
+            dir.path(),
+            RepoKind::Dataset,
+            "org/code",
+            "c0ffee",
+            "data/py/0.jsonl",
+            b"{}",
+        )
+        .unwrap();
+        let hub = offline(dir.path());
+        assert_eq!(
+            hub.get_dataset("org/code", "data/py/0.jsonl").unwrap(),
+            written
+        );
+        assert!(
+            hub.get("org/code", "data/py/0.jsonl").is_err(),
+            "a dataset is not a model"
+        );
     }
 
     #[test]

@@ -75,8 +75,13 @@ pub struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Named sources (`python-stdlib`, `cargo-registry`, …) or folders, all of one language.
+    /// Named sources (`python-stdlib`, `cargo-registry`, …), folders, or Hugging Face dataset
+    /// files (`hf:ORG/NAME:path/in/repo.jsonl`, read with the `[data.hf]` columns), all of one
+    /// language.
     pub sources: Vec<String>,
+    /// Columns of `hf:` dataset sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<ponder_data::hf::HfColumns>,
     /// Language of folder sources (`python`, `rust`, …); named sources carry their own.
     pub language: String,
     /// Fraction of files held out for validation.

@@ -29,14 +29,30 @@ pub struct TrainData {
     pub manifests: Vec<Manifest>,
 }
 
-/// Scans a source: a named one, or a folder of `language` files.
-pub fn scan_source(source: &str, language: &str, hints: &SourceHints) -> Result<Corpus> {
+/// Scans a source: a named one, an `hf:` dataset file, or a folder of `language` files.
+pub fn scan_source(
+    source: &str,
+    language: &str,
+    hf: Option<&ponder_data::hf::HfColumns>,
+    hints: &SourceHints,
+) -> Result<Corpus> {
+    let lang = Language::parse(language)
+        .ok_or_else(|| Error::Config(format!("data.language: unknown language {language:?}")))?;
     let corpus = match NamedSource::parse(source) {
         Some(named) => named.scan(hints)?,
-        None => {
-            let lang = Language::parse(language).ok_or_else(|| {
-                Error::Config(format!("data.language: unknown language {language:?}"))
+        None if source.starts_with("hf:") => {
+            let columns = hf.ok_or_else(|| {
+                Error::Config(format!(
+                    "data.sources has {source} but no [data.hf] section names its columns"
+                ))
             })?;
+            let hub = hints
+                .hub
+                .as_ref()
+                .ok_or_else(|| Error::Config(format!("{source}: no Hugging Face Hub client")))?;
+            ponder_data::hf::dataset_corpus(hub, source, columns, lang, &ScanOptions::standard())?
+        }
+        None => {
             let path = PathBuf::from(source);
             let name = path
                 .file_name()
@@ -60,7 +76,7 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
     let corpora = d
         .sources
         .iter()
-        .map(|s| scan_source(s, &d.language, hints))
+        .map(|s| scan_source(s, &d.language, d.hf.as_ref(), hints))
         .collect::<Result<Vec<_>>>()?;
     let (tokenizer, tokenizer_path) = match &d.tokenizer {
         TokenizerConfig::Gpt2 => (Tokenizer::gpt2()?, None),
@@ -154,4 +170,33 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
         out.manifests.push(prepared.manifest);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_sources_need_their_columns_and_a_hub() {
+        let hints = SourceHints::default();
+        let err = scan_source("hf:org/code:train.jsonl", "python", None, &hints)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no [data.hf] section"), "{err}");
+        let cols = ponder_data::hf::HfColumns {
+            content: "content".into(),
+            language: None,
+        };
+        let err = scan_source("hf:org/code:train.jsonl", "python", Some(&cols), &hints)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no Hugging Face Hub client"), "{err}");
+        let err = scan_source("x", "klingon", None, &hints)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown language \"klingon\""), "{err}");
+    }
 }
