@@ -204,21 +204,16 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
     assert!(c.join("model").join("model.safetensors").is_file());
     assert!(c.join("model").join("tokenizer.json").is_file());
 
-    // The fast layer trains on the frozen backbone, deterministically.
-    for _ in 0..2 {
+    // The fast layer trains on the frozen backbone, deterministically, with or without the
+    // hidden-state cache.
+    for cache_mb in ["2048", "0"] {
         let _ = std::fs::remove_dir_all(a.join("fast-k2-prev"));
         if a.join("fast-k2").exists() {
             std::fs::rename(a.join("fast-k2"), a.join("fast-k2-prev")).unwrap();
         }
-        let mut args = vec![
-            "train",
-            "fast",
-            "--quiet",
-            "--config",
-            cfg_a.to_str().unwrap(),
-        ];
-        args.extend_from_slice(&[]);
-        let out = ponder(&args);
+        let set = format!("fast.hidden_cache_mb={cache_mb}");
+        let cfg = cfg_a.to_str().unwrap();
+        let out = ponder(&["train", "fast", "--quiet", "--config", cfg, "--set", &set]);
         assert!(
             out.status.success(),
             "{}",

@@ -57,6 +57,14 @@ pub struct FastTrainConfig {
     pub checkpoint_every: u64,
     /// The TTT layer.
     pub ttt: ponder_model::TttConfig,
+    /// Memory budget (MB) for caching the frozen backbone's hidden states of chunks seen before;
+    /// chunks beyond it are recomputed. Changes speed, never numbers.
+    #[serde(default = "default_hidden_cache_mb")]
+    pub hidden_cache_mb: usize,
+}
+
+fn default_hidden_cache_mb() -> usize {
+    2048
 }
 
 /// Run identity.
@@ -145,14 +153,14 @@ impl TrainConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut value: toml::Value =
-            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let parse_err = |e: toml::de::Error| Error::Config(format!("{}: {e}", path.display()));
+        // Resolve first, so that overrides can reach fields filled by defaults too.
+        let resolved: Self = toml::from_str(&text).map_err(parse_err)?;
+        let mut value = toml::Value::try_from(&resolved).expect("config serializes");
         for o in overrides {
             apply_override(&mut value, o)?;
         }
-        let config: Self = value
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config(format!("{}: {e}", path.display())))?;
+        let config: Self = value.try_into().map_err(parse_err)?;
         config.validate()?;
         Ok(config)
     }

@@ -33,10 +33,12 @@ pub struct FastReport {
     pub cache_hits: u64,
 }
 
-/// Hidden states of chunks, computed once by the frozen backbone.
+/// Hidden states of chunks, computed once by the frozen backbone, up to a memory budget.
 struct HiddenCache {
     map: HashMap<usize, Tensor>,
     hits: u64,
+    bytes: usize,
+    budget: usize,
 }
 
 impl HiddenCache {
@@ -49,18 +51,37 @@ impl HiddenCache {
         len: usize,
         device: &Device,
     ) -> Result<Tensor> {
-        let mut rows = Vec::with_capacity(idx.len());
-        for &i in idx {
-            if let Some(h) = self.map.get(&i) {
-                self.hits += 1;
-                rows.push(h.clone());
-            } else {
-                let ids = windows_tensor(stream, &[i], len, device)?;
-                let h = lm.backbone(&ids)?; // (1, t, d), detached
-                self.map.insert(i, h.clone());
-                rows.push(h);
+        // One batched backbone pass for the chunks not cached yet.
+        let missing: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|i| !self.map.contains_key(i))
+            .collect();
+        let mut fresh = HashMap::new();
+        if !missing.is_empty() {
+            let ids = windows_tensor(stream, &missing, len, device)?;
+            let hidden = lm.backbone(&ids)?; // (m, t, d), detached
+            for (row, &i) in missing.iter().enumerate() {
+                let h = hidden.narrow(0, row, 1)?.contiguous()?; // (1, t, d)
+                let size = h.elem_count() * h.dtype().size_in_bytes();
+                if self.bytes + size <= self.budget {
+                    self.bytes += size;
+                    self.map.insert(i, h.clone());
+                }
+                fresh.insert(i, h);
             }
         }
+        self.hits += (idx.len() - missing.len()) as u64;
+        let rows: Vec<Tensor> = idx
+            .iter()
+            .map(|i| {
+                fresh
+                    .get(i)
+                    .or_else(|| self.map.get(i))
+                    .cloned()
+                    .expect("computed or cached")
+            })
+            .collect();
         Ok(Tensor::cat(&rows, 0)?)
     }
 }
@@ -149,13 +170,20 @@ pub fn train_fast(
         )));
     }
     let val_idx: Vec<usize> = (0..n_val).collect();
-    let mut train_cache = HiddenCache {
-        map: HashMap::new(),
-        hits: 0,
-    };
+    // Half the budget each: validation chunks recur at every evaluation, training chunks once
+    // per epoch.
+    let budget = (f.hidden_cache_mb << 20) / 2;
     let mut val_cache = HiddenCache {
         map: HashMap::new(),
         hits: 0,
+        bytes: 0,
+        budget,
+    };
+    let mut train_cache = HiddenCache {
+        map: HashMap::new(),
+        hits: 0,
+        bytes: 0,
+        budget,
     };
     let batches_per_epoch = (n_train / f.batch_size) as u64;
     let lr = f.lr / f.k as f64;
@@ -226,7 +254,7 @@ pub fn train_fast(
         val_skip_loss: val_skip,
         val_update_loss: val_update,
         steps_run: f.steps - start,
-        cache_hits: train_cache.hits,
+        cache_hits: train_cache.hits + val_cache.hits,
     })
 }
 
