@@ -17,6 +17,17 @@ fn git_rev() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// A spinner on stderr while `msg` happens (hidden with `--quiet`).
+fn spinner(quiet: bool, msg: &'static str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(msg);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// Runs a `ponder train` subcommand.
 pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
     match cmd {
@@ -42,8 +53,14 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 &git_rev(),
                 a.resume,
             )?;
+            let wait = spinner(
+                a.quiet,
+                "preparing the data: scanning sources, tokenizer, token shards",
+            );
             let data = ponder_train::data::build(&config, &crate::data::hints(global))
                 .context("preparing the data")?;
+            wait.finish_and_clear();
+            run.record_data(&data.manifests)?;
             let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
             println!(
                 "fast layer (UPDATE_{}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
@@ -65,8 +82,14 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 &git_rev(),
                 a.resume,
             )?;
+            let wait = spinner(
+                a.quiet,
+                "preparing the data: scanning sources, tokenizer, token shards",
+            );
             let data = ponder_train::data::build(&config, &crate::data::hints(global))
                 .context("preparing the data")?;
+            wait.finish_and_clear();
+            run.record_data(&data.manifests)?;
             eprintln!(
                 "data: {} train / {} validation tokens from {} files; tokenizer {} ({} ids)",
                 data.train.len(),

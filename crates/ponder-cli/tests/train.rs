@@ -154,6 +154,9 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
     );
     let metrics_a = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
     assert!(metrics_a.lines().last().unwrap().contains("\"done\":true"));
+    // The run records the manifest of every source it read.
+    let recorded = std::fs::read_dir(a.join("data")).unwrap().count();
+    assert_eq!(recorded, 1, "one manifest per source in the run folder");
 
     // The same config again: byte-identical metrics.
     let b = dir.path().join("b");

@@ -154,6 +154,28 @@ impl RunDir {
 }
 
 impl RunDir {
+    /// Writes the manifest of every data source into `data/` of the run folder, so the run
+    /// records exactly which files (and bytes, by SHA-256) it saw.
+    pub fn record_data(&self, manifests: &[ponder_data::Manifest]) -> Result<()> {
+        let dir = self.dir.join("data");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        for m in manifests {
+            let safe: String = m
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            m.save(&dir.join(format!("{safe}.manifest.json")))?;
+        }
+        Ok(())
+    }
+
     /// Saves the trainable `vars` (as `model.<name>`), the optimizer's state (`optim.<name>`),
     /// the step and the number of metric lines written so far, as one atomic checkpoint.
     pub fn checkpoint_training(
