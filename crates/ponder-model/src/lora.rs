@@ -141,6 +141,7 @@ pub(crate) fn mean_stats(per_seq: &[[Vec<Tensor>; 3]]) -> Result<TttStats> {
         Tensor::stack(&blocks, 0)
     };
     Ok(TttStats {
+        ssl_target_variance: None,
         init: mean(0)?,
         step_0: mean(1)?,
         step_1: mean(2)?,

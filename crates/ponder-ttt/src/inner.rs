@@ -23,6 +23,10 @@ pub struct TttStats {
     pub step_0: Tensor,
     /// The same under the weights after the mini-batch's update.
     pub step_1: Tensor,
+    /// Mean squared distance of each mini-batch's last pre-RoPE target `v − k` from the chunk's
+    /// mean target (per sequence and head), as the original reports it; `None` where the fast
+    /// layer has no reconstruction target (LoRA) or the inner loop ran on its own.
+    pub ssl_target_variance: Option<Tensor>,
 }
 
 impl TttStats {
@@ -231,6 +235,7 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
         step1.push(last_token_loss(&k_last, &y_last, &fast, norm, opt.eps)?);
     }
     let stats = TttStats {
+        ssl_target_variance: None,
         init: Tensor::stack(&init, 0)?,
         step_0: Tensor::stack(&step0, 0)?,
         step_1: Tensor::stack(&step1, 0)?,

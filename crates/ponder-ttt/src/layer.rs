@@ -86,6 +86,8 @@ struct Prepared {
     q: Option<Tensor>,
     k: Tensor,
     target: Tensor,
+    /// The pre-RoPE targets `v − k` of the valid tokens, `(bs, nh, t, hd)`.
+    target_pre: Tensor,
     eta_out: Option<Tensor>,
     eta_update: Tensor,
     gamma: Tensor,
@@ -116,6 +118,23 @@ impl Prepared {
             last_valid: self.last_valid,
         }
     }
+}
+
+/// Per mini-batch: the mean over sequences, heads and dims of `(target[last] − mean_t target)²`,
+/// with `last` the mini-batch's last valid token and the mean over the chunk's valid tokens.
+///
+/// # Shapes
+/// - `target_pre`: `(bs, nh, t, hd)`; returns `(ceil(t / mb))`.
+fn target_variance(target_pre: &Tensor, mb: usize) -> Result<Tensor> {
+    let t = target_pre.dim(2)?;
+    let mean = target_pre.mean_keepdim(2)?; // (bs, nh, 1, hd)
+    let per_mb = (0..t.div_ceil(mb))
+        .map(|m| {
+            let last = ((m + 1) * mb).min(t) - 1;
+            target_pre.narrow(2, last, 1)?.sub(&mean)?.sqr()?.mean_all()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::stack(&per_mb, 0)
 }
 
 /// Depthwise causal convolution over time with zero history.
@@ -179,7 +198,9 @@ impl TttParams {
         let p = self.prepare(cfg, x, state, true)?;
         let (bs, t, t_pad, d) = (p.bs, p.t, p.t_pad, cfg.hidden_dim);
         let (nh, hd, f) = (cfg.num_heads, cfg.head_dim, cfg.inner_dim());
-        let inner = inner_loop(&p.inputs(), &p.options(cfg, steps))?;
+        let mut inner = inner_loop(&p.inputs(), &p.options(cfg, steps))?;
+        inner.stats.ssl_target_variance =
+            Some(target_variance(&p.target_pre, cfg.mini_batch_size)?);
         let out = inner.out.expect("queries were given"); // (n, m, b, hd)
         let out = out
             .reshape((bs, nh, t_pad, hd))?
@@ -225,7 +246,9 @@ impl TttParams {
         steps: usize,
     ) -> Result<TttStats> {
         let p = self.prepare(cfg, x, state, false)?;
-        Ok(inner_loop(&p.inputs(), &p.options(cfg, steps))?.stats)
+        let mut stats = inner_loop(&p.inputs(), &p.options(cfg, steps))?.stats;
+        stats.ssl_target_variance = Some(target_variance(&p.target_pre, cfg.mini_batch_size)?);
+        Ok(stats)
     }
 
     /// Projections, convolution, RoPE, learning rates and per-head parameters for the inner loop.
@@ -274,8 +297,11 @@ impl TttParams {
         }; // (bs, nh, T, hd)
         let to_mb = |z: &Tensor| -> Result<Tensor> { z.reshape((n, m, mb, hd)) }; // (n, m, b, hd)
         let xk = depthwise_conv(&u, &self.conv_k.0, &self.conv_k.1, cfg.conv_window)?;
-        let k = rope(&heads(&xk)?, mb, cfg.rope_theta)?;
-        let target = to_mb(&(heads(&xv)? - &k)?)?; // (n, m, b, hd)
+        let k_pre = heads(&xk)?; // (bs, nh, T, hd)
+        let v = heads(&xv)?;
+        let target_pre = (&v - &k_pre)?.narrow(2, 0, t)?; // (bs, nh, t, hd)
+        let k = rope(&k_pre, mb, cfg.rope_theta)?;
+        let target = to_mb(&(v - &k)?)?; // (n, m, b, hd)
         let q = if with_queries {
             let xq = depthwise_conv(&u, &self.conv_q.0, &self.conv_q.1, cfg.conv_window)?;
             Some(to_mb(&rope(&heads(&xq)?, mb, cfg.rope_theta)?)?)
@@ -299,6 +325,7 @@ impl TttParams {
             q,
             k: to_mb(&k)?,
             target,
+            target_pre,
             eta_out: with_queries.then_some(eta_out),
             eta_update,
             gamma: per_seq(&self.ttt_norm.0)?, // (n, 1, hd)

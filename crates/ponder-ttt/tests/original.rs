@@ -94,6 +94,12 @@ fn output_and_statistics_match_the_original() -> Result<()> {
         1e-5,
     )?;
     assert_rel(
+        "ssl_target_variance",
+        out.stats.ssl_target_variance.as_ref().unwrap(),
+        &f["output.ssl_target_variance"],
+        1e-5,
+    )?;
+    assert_rel(
         "ttt_loss_step_1",
         &out.stats.step_1,
         &f["output.ttt_loss_step_1"],
