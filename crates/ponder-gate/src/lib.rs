@@ -1,0 +1,108 @@
+//! Gating policies for adaptive test-time training: per-chunk signals in, SKIP or UPDATE_k out.
+//!
+//! This crate knows nothing about models or tokens. A caller streams chunks, computes a
+//! [`Signals`] value for each (the reconstruction loss of the fast layer's inner loop, optionally
+//! the SKIP loss, the position in the stream, the budget used so far) and asks a [`Gate`] for a
+//! [`Decision`]. After acting on it, the caller reports back with [`Gate::observe`], which is where
+//! stateful controllers (the reconstruction threshold, its PID variant) adapt.
+//!
+//! Policies that need the whole stream before deciding (the oracles, TTT-improvement top-k) are
+//! not [`Gate`]s: they are functions over a slice of [`StreamRecord`]s in `offline`.
+//! `GateConfig` names every policy for TOML configs, and `stream::decide_stream` replays
+//! any of them over recorded signals.
+//!
+//! Definitions follow the original implementation (see `docs/design/gating.md`).
+
+pub mod budget;
+pub mod error;
+
+pub use budget::Budget;
+pub use error::{Error, Result};
+
+/// What a gate may know about one chunk when it decides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signals {
+    /// Position of the chunk in the decision stream, from 0.
+    pub position: usize,
+    /// The training-free signal: mean reconstruction loss of the fast layer's inner loop on
+    /// this chunk before each mini-batch's update (the original's `mean(ttt_loss_step_0)`).
+    pub recon: f64,
+    /// The SKIP path's next-token loss, for methods allowed to use it; `None` otherwise.
+    pub skip_loss: Option<f64>,
+    /// UPDATE decisions made so far in this stream (before this chunk).
+    pub updates_so_far: usize,
+}
+
+/// A gate's decision for one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Decision {
+    /// Backbone only; the fast weights are not updated.
+    Skip,
+    /// Update the fast weights with this many steps (k ≥ 1).
+    Update(u32),
+}
+
+impl Decision {
+    /// The number of update steps: 0 for SKIP, k for UPDATE_k.
+    pub fn steps(self) -> u32 {
+        match self {
+            Decision::Skip => 0,
+            Decision::Update(k) => k,
+        }
+    }
+
+    /// Whether this is an update.
+    pub fn is_update(self) -> bool {
+        self.steps() > 0
+    }
+
+    /// Cost in the original's units: SKIP = 1, UPDATE_k = 1 + 2k (forward, plus k backward and
+    /// re-forward passes).
+    pub fn cost(self) -> f64 {
+        1.0 + 2.0 * f64::from(self.steps())
+    }
+}
+
+/// An online gating policy: decides chunk by chunk, seeing only the past.
+pub trait Gate {
+    /// A short name for reports ("recon", "random", ...).
+    fn name(&self) -> &str;
+
+    /// The decision for the chunk described by `signals`.
+    fn decide(&mut self, signals: &Signals) -> Decision;
+
+    /// Called once after every [`Gate::decide`], with the same signals and the decision taken.
+    fn observe(&mut self, _signals: &Signals, _decision: Decision) {}
+
+    /// The current threshold on the signal, for controllers that keep one (for traces and
+    /// plots); `None` for policies without a threshold or before calibration ends.
+    fn threshold(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// One chunk of a recorded stream: everything any policy, online or offline, may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamRecord {
+    /// The training-free signal (see [`Signals::recon`]).
+    pub recon: f64,
+    /// Mean reconstruction loss after each mini-batch's update (the original's
+    /// `mean(ttt_loss_step_1)`); known only after running the update.
+    pub recon_after: f64,
+    /// Next-token loss of the SKIP path.
+    pub skip_loss: f64,
+    /// Next-token loss of the UPDATE path.
+    pub update_loss: f64,
+}
+
+impl StreamRecord {
+    /// How much the update helps this chunk: `skip_loss − update_loss`.
+    pub fn advantage(&self) -> f64 {
+        self.skip_loss - self.update_loss
+    }
+
+    /// How much the update lowers the reconstruction loss: `recon − recon_after`.
+    pub fn ttt_improvement(&self) -> f64 {
+        self.recon - self.recon_after
+    }
+}
