@@ -12,6 +12,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "check the crate map and that every .rs file starts with a `//!` doc comment",
     ),
     (
+        "reproduce",
+        "run the paper's experiment: [--tiny|--small|--medium|--large|--xl] [--phases LIST] [--resume] [--emit slurm]",
+    ),
+    (
         "data",
         "list the optional out-of-distribution corpora; `data --yes` installs them into data/ood",
     ),
@@ -21,7 +25,7 @@ const COMMANDS: &[(&str, &str)] = &[
 fn usage() -> String {
     let lines: Vec<String> = COMMANDS
         .iter()
-        .map(|(name, help)| format!("  {name:<8} {help}"))
+        .map(|(name, help)| format!("  {name:<10} {help}"))
         .collect();
     format!(
         "usage: cargo xtask <command>\n\ncommands:\n{}",
@@ -52,6 +56,10 @@ fn run() -> Result<()> {
         ["data"] => xtask::data::run(&xtask::tidy::workspace_root(), false),
         ["data", "--yes"] => xtask::data::run(&xtask::tidy::workspace_root(), true),
         ["data", rest @ ..] => bail!("data takes only --yes, got `{}`", rest.join(" ")),
+        ["reproduce", rest @ ..] => {
+            let plan = xtask::reproduce::parse(rest)?;
+            xtask::reproduce::run(&xtask::tidy::workspace_root(), &plan)
+        }
         ["help" | "--help" | "-h"] => {
             println!("{}", usage());
             Ok(())

@@ -40,6 +40,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
         "ponder-eval",
         &[
             "ponder-nn",
+            "ponder-gpt2",
             "ponder-model",
             "ponder-data",
             "ponder-gate",

@@ -44,6 +44,98 @@ pub enum Command {
     /// Code corpora: list the named sources of code found on this machine.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Compare gating methods (SKIP, UPDATE_1, Random, Oracle, Ours, ...) on one evaluation
+    /// stream, from one model pass; writes chunks.csv, summary.json, correlation.json and
+    /// cost.json into the run folder.
+    Compare(CompareArgs),
+    /// Write `report.md` (the paper's tables, ours beside its numbers) and SVG plots of an
+    /// experiment folder.
+    Report(ReportArgs),
+    /// Latency per chunk of SKIP, UPDATE_1, the gating signal and the comparison pass, measured
+    /// in one process (medians).
+    Bench(BenchArgs),
+}
+
+/// Arguments of `ponder report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The experiment folder (the config's `run.out_dir`, e.g. runs/tiny).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Show the paper's numbers for this GPT-2 size beside ours: small, medium, large or xl.
+    #[arg(long)]
+    pub paper: Option<String>,
+}
+
+/// Arguments of `ponder bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measure the trained backbone and fast layer of this config, at its `fast.chunk_len`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a config value by its dotted key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Also measure a randomly initialized preset (tiny, gpt2, gpt2-medium, ...) with a random
+    /// fast layer of the original's shape, at `--tokens` (repeatable).
+    #[arg(long)]
+    pub random: Vec<String>,
+    /// Tokens per chunk of the random presets (512 in the original).
+    #[arg(long, default_value_t = 512)]
+    pub tokens: usize,
+    /// Sequences per chunk (1 in the original's latency measurement).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed repetitions of each path, after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Write the measurements as JSON here (the report reads `<run>/latency.json`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `ponder compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The TOML config with `[fast]` (backbone and fast layer) and `[eval]` sections.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config value by its dotted key, e.g. `--set eval.max_batches=50` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// The budget ρ in [0, 1] (shortcut for `--set eval.budget=...`).
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Comma-separated methods (shortcut for `--set eval.methods=[...]`): skip, update_1,
+    /// random, oracle, ours, pid, ttt_improvement.
+    #[arg(long)]
+    pub methods: Option<String>,
+    /// An out-of-distribution source (a named source such as go-src, a folder, or hf:...);
+    /// default: the held-out test split of the config's own sources.
+    #[arg(long, requires = "language")]
+    pub source: Option<String>,
+    /// The language of `--source`.
+    #[arg(long, requires = "source")]
+    pub language: Option<String>,
+    /// The fast-layer checkpoint folder; default `<run.out_dir>/fast-k<k>/fast_layer`.
+    #[arg(long)]
+    pub fast: Option<PathBuf>,
+    /// The shuffled-input ablation: permute the tokens of every chunk.
+    #[arg(long)]
+    pub shuffle: bool,
+    /// The diagonal ablation: the TTT layer's `causal_k` (-1 excludes each token's own
+    /// update from its output).
+    #[arg(long, allow_hyphen_values = true)]
+    pub causal_k: Option<i64>,
+    /// The run folder; default `<run.out_dir>/eval/<language>[-shuffled][-diagonal<k>]`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted comparison in the same folder (its config must match).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `ponder train` subcommands.

@@ -6,8 +6,10 @@
 #![allow(clippy::print_stdout)]
 
 mod args;
+mod compare;
 mod data;
 mod info;
+mod report;
 mod resolve;
 mod score;
 mod train;
@@ -37,6 +39,9 @@ fn main() -> ExitCode {
         Command::Score(a) => score::run(&cli.global, a),
         Command::Data(c) => data::run(&cli.global, c),
         Command::Train(c) => train::run(&cli.global, c),
+        Command::Compare(a) => compare::run(&cli.global, a),
+        Command::Report(a) => report::report(a),
+        Command::Bench(a) => report::bench(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

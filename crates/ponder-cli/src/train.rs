@@ -9,7 +9,7 @@ use ponder_train::{train_backbone, train_fast, RunDir, TrainConfig};
 use crate::args::{Global, TrainArgs, TrainCommand};
 
 /// The git revision of the working tree, or `unknown` outside a checkout.
-fn git_rev() -> String {
+pub(crate) fn git_rev() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()
@@ -21,13 +21,29 @@ fn git_rev() -> String {
 }
 
 /// A spinner on stderr while `msg` happens (hidden with `--quiet`).
-fn spinner(quiet: bool, msg: &'static str) -> indicatif::ProgressBar {
+pub(crate) fn spinner(quiet: bool, msg: &'static str) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(msg);
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// A progress bar with ETA on stderr over `total` items (hidden with `--quiet`).
+pub(crate) fn progress(quiet: bool, label: &str, total: u64, unit: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {label} [{{bar:30}}] {{pos}}/{{len}} {unit}, eta {{eta}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
     bar
 }
 
@@ -39,9 +55,14 @@ fn open_run(
     config: &TrainConfig,
     out: &Path,
 ) -> Result<(RunDir, TrainData)> {
+    // Training does not read [eval], so changing it must not make a finished run look foreign.
+    let training = TrainConfig {
+        eval: None,
+        ..config.clone()
+    };
     let run = RunDir::open(
         out,
-        &config.to_toml(),
+        &training.to_toml(),
         config.run.seed,
         &git_rev(),
         a.resume,

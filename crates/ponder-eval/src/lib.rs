@@ -1,2 +1,30 @@
 //! Method comparison over a chunk stream: one backbone pass and one fast-layer pass per chunk,
 //! shared by every gating method; run folders and the report.
+//!
+//! - [`stream`]: the evaluation stream cut into chunk-batches as the original does;
+//! - [`records`]: the one model pass, resumable, giving a [`ChunkRecord`] per chunk-batch;
+//! - [`compare`]: every method's decisions and statistics from those records;
+//! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
+//! - [`flops`] and [`latency`]: cost counted from shapes and measured;
+//! - [`report`], [`plots`], [`plot`], [`paper`]: `report.md` with SVG plots and the paper's
+//!   numbers beside ours;
+//! - [`run`]: atomic files of a run folder.
+
+pub mod compare;
+pub mod config;
+pub mod error;
+pub mod flops;
+pub mod latency;
+pub mod output;
+pub mod paper;
+pub mod plot;
+pub mod plots;
+pub mod records;
+pub mod report;
+pub mod run;
+pub mod stream;
+
+pub use config::CompareConfig;
+pub use error::{Error, Result};
+pub use records::{ChunkRecord, PassTimes};
+pub use stream::{chunk_batches, ChunkBatch};

@@ -7,17 +7,33 @@
 //! stateful controllers (the reconstruction threshold, its PID variant) adapt.
 //!
 //! Policies that need the whole stream before deciding (the oracles, TTT-improvement top-k) are
-//! not [`Gate`]s: they are functions over a slice of [`StreamRecord`]s in `offline`.
-//! `GateConfig` names every policy for TOML configs, and `stream::decide_stream` replays
+//! not [`Gate`]s: they are functions over a slice of [`StreamRecord`]s in [`offline`].
+//! [`GateConfig`] names every policy for TOML configs, and [`decide_stream`] replays
 //! any of them over recorded signals.
 //!
+//! The online gates are [`Fixed`] (SKIP or UPDATE_k), [`RandomGate`], [`ReconGate`] (the
+//! original's controller, "Ours") and [`PidReconGate`] (ours: the same signal with a PID-held
+//! update rate).
 //! Definitions follow the original implementation (see `docs/design/gating.md`).
 
 pub mod budget;
+pub mod config;
 pub mod error;
+pub mod fixed;
+pub mod offline;
+pub mod pid;
+pub mod random;
+pub mod recon;
+pub mod stream;
 
 pub use budget::Budget;
+pub use config::{GateConfig, OracleScope};
 pub use error::{Error, Result};
+pub use fixed::Fixed;
+pub use pid::{PidParams, PidReconGate};
+pub use random::RandomGate;
+pub use recon::ReconGate;
+pub use stream::{decide_stream, Trace};
 
 /// What a gate may know about one chunk when it decides.
 #[derive(Debug, Clone, Copy, PartialEq)]

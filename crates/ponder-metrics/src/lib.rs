@@ -1,7 +1,28 @@
 //! Statistics for comparing gating methods, on plain `f64`s (no Candle): average loss and
 //! perplexity, Oracle Recovery, update rate, decision accuracy, Pearson and Spearman correlation,
 //! McNemar's test, bootstrap confidence intervals and cost.
+//!
+//! Definitions follow §5.3 of the upstream specification; `docs/metrics.md` says which are the
+//! original's and which are ours.
+//! Every statistic validates its input and returns [`Error::Input`] naming itself and what it
+//! expected; nothing panics on bad data.
+//! The p-values come from special functions written for this crate ([`special`],
+//! [`distribution`]) and are checked against scipy in `tests/scipy.rs`.
 
+pub mod bootstrap;
+pub mod correlation;
+pub mod cost;
+pub mod decision;
+pub mod distribution;
 pub mod error;
+pub mod loss;
+pub mod mcnemar;
+pub mod special;
 
+pub use bootstrap::{bootstrap_ci, bootstrap_ci_paired, Interval};
+pub use correlation::{pearson, spearman, Correlation};
+pub use cost::{cost_units, mean_cost};
+pub use decision::{above_median, decision_accuracy, positive, top_fraction_set};
 pub use error::{Error, Result};
+pub use loss::{mean, method_loss, oracle_recovery, perplexity, update_rate};
+pub use mcnemar::{mcnemar, McNemar};

@@ -26,6 +26,10 @@ pub struct TrainConfig {
     /// Fast-layer training (the original's Phase 1), if the config has a `[fast]` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast: Option<FastTrainConfig>,
+    /// The `[eval]` section of method comparisons. Training never reads it; `ponder-eval`
+    /// parses and checks it (`CompareConfig`), so it is kept here as a table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<toml::Table>,
 }
 
 /// Fast-layer training: only the TTT layer and `fast_norm` learn, on top of a frozen backbone.

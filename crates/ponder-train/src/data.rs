@@ -172,6 +172,31 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
     Ok(out)
 }
 
+/// The whole token stream of `source` (every file, no split) under `tokenizer`, cached like the
+/// training data: the out-of-distribution evaluation sets, which training never sees.
+pub fn full_stream(
+    config: &TrainConfig,
+    tokenizer: &Tokenizer,
+    source: &str,
+    language: &str,
+    hints: &SourceHints,
+) -> Result<(Vec<u32>, Manifest)> {
+    let corpus = scan_source(source, language, config.data.hf.as_ref(), hints)?;
+    let prepared = prepare(&PrepareSpec {
+        corpus: &corpus,
+        tokenizer,
+        fractions: SplitFractions {
+            validation: 0.0,
+            test: 0.0,
+        },
+        salt: "",
+        decontaminator: None,
+        cache_dir: &config.run.cache_dir,
+    })?;
+    let stream = prepared.streams[&Split::Train].clone();
+    Ok((stream, prepared.manifest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

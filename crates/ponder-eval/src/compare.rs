@@ -1,0 +1,320 @@
+//! Every method applied to the shared chunk records: decisions by `ponder-gate`, statistics by
+//! `ponder-metrics`. Nothing here runs the model; the oracle sees the whole stream because the
+//! records already hold it.
+
+use ponder_gate::{Budget, Decision, GateConfig};
+use ponder_metrics as m;
+use serde::{Deserialize, Serialize};
+
+use crate::config::CompareConfig;
+use crate::error::{Error, Result};
+use crate::records::ChunkRecord;
+
+/// One method's decisions over the stream, and the threshold trace of controllers.
+#[derive(Debug, Clone)]
+pub struct MethodRun {
+    /// The short name (`ours`, `oracle`, …).
+    pub name: String,
+    /// One decision per chunk-batch.
+    pub decisions: Vec<Decision>,
+    /// The threshold after each decision, for controllers that keep one.
+    pub thresholds: Vec<Option<f64>>,
+}
+
+impl MethodRun {
+    /// Which chunk-batches were updated.
+    pub fn updated(&self) -> Vec<bool> {
+        self.decisions.iter().map(|d| d.is_update()).collect()
+    }
+}
+
+/// A confidence interval with its point estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// The estimate on the full sample.
+    pub point: f64,
+    /// Lower end.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+}
+
+impl From<m::Interval> for Interval {
+    fn from(i: m::Interval) -> Self {
+        Self {
+            point: i.point,
+            lo: i.lo,
+            hi: i.hi,
+        }
+    }
+}
+
+/// One method's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodSummary {
+    /// The short name.
+    pub method: String,
+    /// Mean next-token loss of the chosen paths, nats/token, with its bootstrap interval.
+    pub loss: Interval,
+    /// `exp(loss)`.
+    pub perplexity: f64,
+    /// Fraction of chunk-batches updated (calibration included).
+    pub update_rate: f64,
+    /// Mean cost per chunk-batch in the original's units (SKIP 1, UPDATE_k 1 + 2k).
+    pub cost_units: f64,
+    /// Oracle Recovery `(L_SKIP − L) / (L_SKIP − L_Oracle)`; `None` when the oracle equals
+    /// SKIP.
+    pub recovery: Option<f64>,
+    /// Its paired bootstrap interval (decisions held fixed); `None` when some resample has no
+    /// oracle gain to recover (too few chunk-batches).
+    pub recovery_ci: Option<[f64; 2]>,
+    /// Fraction of decisions agreeing with the oracle's top-ρ set.
+    pub decision_accuracy: f64,
+}
+
+/// McNemar's test of Ours against Random, each scored by agreement with the oracle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McNemarSummary {
+    /// The method tested (`ours`).
+    pub method: String,
+    /// The method it is tested against (`random`).
+    pub against: String,
+    /// Chunk-batches where only the method agrees with the oracle.
+    pub n10: u64,
+    /// Chunk-batches where only the other agrees.
+    pub n01: u64,
+    /// χ² with continuity correction.
+    pub chi2: f64,
+    /// Its p-value (χ², 1 degree of freedom).
+    pub p_chi2: f64,
+    /// The exact two-sided binomial p-value.
+    pub p_exact: f64,
+}
+
+/// One point of the loss-vs-budget sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// ρ.
+    pub budget: f64,
+    /// Loss of each swept method at this budget, by name.
+    pub losses: Vec<(String, f64)>,
+}
+
+/// Pearson and Spearman correlation of one quantity with the advantage; `None` in
+/// [`Correlations`] where a column is constant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correlation {
+    /// Pearson r.
+    pub pearson: f64,
+    /// Its two-sided p-value.
+    pub pearson_p: f64,
+    /// Spearman ρ.
+    pub spearman: f64,
+    /// Its two-sided p-value.
+    pub spearman_p: f64,
+}
+
+/// What `correlation.json` holds: each candidate signal against the advantage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correlations {
+    /// Chunk-batches.
+    pub n: usize,
+    /// The gating signal `mean(step_0)`.
+    pub recon: Option<Correlation>,
+    /// `mean(init)`, the "full-sequence" signal of an earlier version of the original.
+    pub recon_init: Option<Correlation>,
+    /// The SKIP loss.
+    pub skip_loss: Option<Correlation>,
+    /// `mean(step_0) − mean(step_1)`.
+    pub ttt_improvement: Option<Correlation>,
+}
+
+/// What `summary.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Chunk-batches compared.
+    pub chunks: usize,
+    /// ρ.
+    pub budget: f64,
+    /// Each method, in the config's order.
+    pub methods: Vec<MethodSummary>,
+    /// Ours against Random (when both ran).
+    pub mcnemar: Option<McNemarSummary>,
+    /// The loss-vs-budget sweep.
+    pub sweep: Vec<SweepPoint>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The summary.
+    pub summary: Summary,
+    /// Correlations with the advantage.
+    pub correlations: Correlations,
+    /// Each method's decisions.
+    pub runs: Vec<MethodRun>,
+}
+
+/// Runs `name` under budget `rho` on the records.
+pub fn run_method(name: &str, rho: f64, gates: &[ponder_gate::StreamRecord]) -> Result<MethodRun> {
+    let config: GateConfig = name
+        .parse()
+        .map_err(|e: ponder_gate::Error| Error::Config(format!("method {name:?}: {e}")))?;
+    let trace = ponder_gate::stream::decide_stream(&config, Budget::new(rho)?, gates)?;
+    Ok(MethodRun {
+        name: name.to_string(),
+        decisions: trace.decisions,
+        thresholds: trace.thresholds,
+    })
+}
+
+/// The correlation of `x` with `y`, `None` when either is constant.
+fn correlation(x: &[f64], y: &[f64]) -> Result<Option<Correlation>> {
+    let constant = |v: &[f64]| v.iter().all(|a| *a == v[0]);
+    if x.is_empty() || constant(x) || constant(y) {
+        return Ok(None);
+    }
+    let p = m::pearson(x, y)?;
+    let s = m::spearman(x, y)?;
+    Ok(Some(Correlation {
+        pearson: p.r,
+        pearson_p: p.p,
+        spearman: s.r,
+        spearman_p: s.p,
+    }))
+}
+
+/// Every quantity against the advantage.
+pub fn correlations(records: &[ChunkRecord]) -> Result<Correlations> {
+    let col = |f: fn(&ChunkRecord) -> f64| records.iter().map(f).collect::<Vec<f64>>();
+    let adv = col(ChunkRecord::advantage);
+    Ok(Correlations {
+        n: records.len(),
+        recon: correlation(&col(|r| r.recon), &adv)?,
+        recon_init: correlation(&col(|r| r.recon_init), &adv)?,
+        skip_loss: correlation(&col(|r| r.skip_loss), &adv)?,
+        ttt_improvement: correlation(&col(|r| r.recon - r.recon_after), &adv)?,
+    })
+}
+
+/// Mean loss of the chosen paths.
+fn loss_of(records: &[ChunkRecord], updated: &[bool], idx: &[usize]) -> f64 {
+    idx.iter()
+        .map(|&i| {
+            if updated[i] {
+                records[i].update_loss
+            } else {
+                records[i].skip_loss
+            }
+        })
+        .sum::<f64>()
+        / idx.len() as f64
+}
+
+/// Applies every method of `config` to `records`.
+pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Comparison> {
+    config.validate()?;
+    let n = records.len();
+    let gates: Vec<_> = records.iter().map(ChunkRecord::gate_record).collect();
+    let runs = config
+        .methods
+        .iter()
+        .map(|name| run_method(name, config.budget, &gates))
+        .collect::<Result<Vec<_>>>()?;
+    let oracle = run_method("oracle", config.budget, &gates)?.updated();
+    let skip_all = vec![false; n];
+    let all: Vec<usize> = (0..n).collect();
+    let l_skip = loss_of(records, &skip_all, &all);
+    let l_oracle = loss_of(records, &oracle, &all);
+    let boot = |stat: &dyn Fn(&[usize]) -> f64| -> Result<Interval> {
+        Ok(m::bootstrap_ci_paired(
+            n,
+            stat,
+            config.bootstrap_resamples,
+            config.ci_level,
+            config.seed,
+        )?
+        .into())
+    };
+    let mut methods = Vec::new();
+    for run in &runs {
+        let updated = run.updated();
+        let loss = boot(&|idx| loss_of(records, &updated, idx))?;
+        let recovery = ((l_skip - l_oracle).abs() > 1e-12)
+            .then(|| (l_skip - loss.point) / (l_skip - l_oracle));
+        let recovery_ci = recovery
+            .and_then(|_| {
+                boot(&|idx| {
+                    let s = loss_of(records, &skip_all, idx);
+                    (s - loss_of(records, &updated, idx)) / (s - loss_of(records, &oracle, idx))
+                })
+                .ok()
+            })
+            .map(|i| [i.lo, i.hi]);
+        methods.push(MethodSummary {
+            method: run.name.clone(),
+            perplexity: m::perplexity(loss.point),
+            loss,
+            update_rate: m::update_rate(&updated)?,
+            cost_units: run.decisions.iter().map(|d| d.cost()).sum::<f64>() / n as f64,
+            recovery,
+            recovery_ci,
+            decision_accuracy: m::decision_accuracy(&updated, &oracle)?,
+        });
+    }
+    let find = |name: &str| runs.iter().find(|r| r.name == name);
+    let mcnemar = match (find("ours"), find("random")) {
+        (Some(ours), Some(random)) => {
+            let agree = |r: &MethodRun| -> Vec<bool> {
+                r.updated()
+                    .iter()
+                    .zip(&oracle)
+                    .map(|(a, b)| a == b)
+                    .collect()
+            };
+            let t = m::mcnemar(&agree(ours), &agree(random))?;
+            Some(McNemarSummary {
+                method: "ours".into(),
+                against: "random".into(),
+                n10: t.n10,
+                n01: t.n01,
+                chi2: t.chi2,
+                p_chi2: t.p_chi2,
+                p_exact: t.p_exact,
+            })
+        }
+        _ => None,
+    };
+    let swept: Vec<&str> = ["oracle", "ours", "random", "pid"]
+        .into_iter()
+        .filter(|name| *name == "oracle" || config.methods.iter().any(|m| m == name))
+        .collect();
+    let sweep = config
+        .budget_sweep
+        .iter()
+        .map(|&rho| {
+            let losses = swept
+                .iter()
+                .map(|name| {
+                    let updated = run_method(name, rho, &gates)?.updated();
+                    Ok((name.to_string(), loss_of(records, &updated, &all)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(SweepPoint {
+                budget: rho,
+                losses,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Comparison {
+        summary: Summary {
+            chunks: n,
+            budget: config.budget,
+            methods,
+            mcnemar,
+            sweep,
+        },
+        correlations: correlations(records)?,
+        runs,
+    })
+}

@@ -1,0 +1,158 @@
+//! The files a comparison writes into its run folder:
+//!
+//! - `chunks.csv`: one row per chunk-batch (losses, signals, every method's decision and the
+//!   controllers' thresholds);
+//! - `summary.json` and `correlation.json`: deterministic, the same bytes for the same config,
+//!   seed and data;
+//! - `cost.json`: cost per method in the original's units, in FLOPs counted from the shapes, and
+//!   in measured seconds, with the measured cost of the comparison against one UPDATE forward
+//!   (wall-clock figures, so not byte-identical between runs).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::Comparison;
+use crate::error::Result;
+use crate::flops::ChunkFlops;
+use crate::records::{ChunkRecord, PassTimes};
+use crate::run::{write_atomic, write_json};
+
+/// File names in the run folder.
+pub mod files {
+    /// Per-chunk records of the model pass (resumable).
+    pub const RECORDS: &str = "records.jsonl";
+    /// Per-chunk table.
+    pub const CHUNKS: &str = "chunks.csv";
+    /// Summary per method.
+    pub const SUMMARY: &str = "summary.json";
+    /// Correlations with the advantage.
+    pub const CORRELATION: &str = "correlation.json";
+    /// Costs and timings.
+    pub const COST: &str = "cost.json";
+}
+
+/// One method's cost per chunk-batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodCost {
+    /// The method.
+    pub method: String,
+    /// Original units (SKIP 1, UPDATE_k 1 + 2k), mean per chunk-batch.
+    pub cost_units: f64,
+    /// FLOPs per chunk-batch of a deployment that runs only the chosen path.
+    pub flops: f64,
+    /// Seconds per chunk-batch of such a deployment, from the measured part times.
+    pub seconds: f64,
+}
+
+/// What `cost.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostReport {
+    /// FLOPs of the parts of one chunk-batch.
+    pub flops: ChunkFlops,
+    /// Measured time of the parts, summed over the chunk-batches computed in this process.
+    pub times: PassTimes,
+    /// Measured seconds of the comparison pass over one UPDATE forward (backbone, fast layer and
+    /// one head): what sharing one pass among all methods costs.
+    pub comparison_over_update: Option<f64>,
+    /// The same ratio in FLOPs.
+    pub comparison_over_update_flops: f64,
+    /// Measured UPDATE_1 over SKIP seconds per chunk-batch.
+    pub update_over_skip: Option<f64>,
+    /// Per method.
+    pub methods: Vec<MethodCost>,
+}
+
+/// The cost report of `comparison`.
+pub fn cost_report(comparison: &Comparison, flops: ChunkFlops, times: PassTimes) -> CostReport {
+    let timed = times.chunks > 0;
+    let per = |s: f64| s / times.chunks.max(1) as f64;
+    let skip_s = per(times.backbone_s + times.skip_head_s);
+    let update_s = per(times.update_forward_s());
+    let methods = comparison
+        .runs
+        .iter()
+        .map(|run| {
+            let n = run.decisions.len().max(1) as f64;
+            let rate = run.decisions.iter().filter(|d| d.is_update()).count() as f64 / n;
+            MethodCost {
+                method: run.name.clone(),
+                cost_units: run.decisions.iter().map(|d| d.cost()).sum::<f64>() / n,
+                flops: flops.skip() + rate * (flops.update() - flops.skip()),
+                seconds: skip_s + rate * (update_s - skip_s),
+            }
+        })
+        .collect();
+    CostReport {
+        flops,
+        times,
+        comparison_over_update: timed.then(|| times.total_s() / times.update_forward_s()),
+        comparison_over_update_flops: flops.comparison() / flops.update(),
+        update_over_skip: timed.then(|| update_s / skip_s),
+        methods,
+    }
+}
+
+/// The per-chunk table.
+pub fn chunks_csv(records: &[ChunkRecord], comparison: &Comparison) -> String {
+    let mut s = String::from(
+        "index,batch,position,skip_loss,update_loss,advantage,recon_init,recon,recon_after",
+    );
+    let traced: Vec<_> = comparison
+        .runs
+        .iter()
+        .filter(|r| r.thresholds.iter().any(Option::is_some))
+        .collect();
+    for run in &comparison.runs {
+        let _ = write!(s, ",{}", run.name);
+    }
+    for run in &traced {
+        let _ = write!(s, ",{}_threshold", run.name);
+    }
+    s.push('\n');
+    for (i, r) in records.iter().enumerate() {
+        let _ = write!(
+            s,
+            "{},{},{},{},{},{},{},{},{}",
+            r.index,
+            r.batch,
+            r.position,
+            r.skip_loss,
+            r.update_loss,
+            r.advantage(),
+            r.recon_init,
+            r.recon,
+            r.recon_after
+        );
+        for run in &comparison.runs {
+            let _ = write!(s, ",{}", run.decisions[i].steps());
+        }
+        for run in &traced {
+            match run.thresholds[i] {
+                Some(t) => {
+                    let _ = write!(s, ",{t}");
+                }
+                None => s.push(','),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Writes `chunks.csv`, `summary.json`, `correlation.json` and `cost.json` into `dir`.
+pub fn write_outputs(
+    dir: &Path,
+    records: &[ChunkRecord],
+    comparison: &Comparison,
+    cost: &CostReport,
+) -> Result<()> {
+    write_atomic(
+        &dir.join(files::CHUNKS),
+        chunks_csv(records, comparison).as_bytes(),
+    )?;
+    write_json(&dir.join(files::SUMMARY), &comparison.summary)?;
+    write_json(&dir.join(files::CORRELATION), &comparison.correlations)?;
+    write_json(&dir.join(files::COST), cost)
+}

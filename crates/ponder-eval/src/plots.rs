@@ -1,0 +1,201 @@
+//! The report's plots of one evaluation, read back from its files: the signal against the
+//! advantage, loss against budget, the decisions along the stream and the threshold trace.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{io, Error, Result};
+use crate::output::files;
+use crate::plot::{Chart, Mark, Series};
+use crate::report::EvalRun;
+use crate::run::write_atomic;
+
+/// The columns of `chunks.csv` by header name.
+pub struct ChunkTable {
+    columns: HashMap<String, Vec<Option<f64>>>,
+    rows: usize,
+}
+
+impl ChunkTable {
+    /// Reads `chunks.csv`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let mut columns: HashMap<String, Vec<Option<f64>>> =
+            header.iter().map(|h| (h.clone(), Vec::new())).collect();
+        let mut rows = 0;
+        for (i, line) in lines.enumerate() {
+            let cells: Vec<&str> = line.split(',').collect();
+            if cells.len() != header.len() {
+                return Err(Error::Resume {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "row {} has {} cells, the header {}",
+                        i + 1,
+                        cells.len(),
+                        header.len()
+                    ),
+                });
+            }
+            for (h, c) in header.iter().zip(cells) {
+                let v = if c.is_empty() {
+                    None
+                } else {
+                    Some(c.parse::<f64>().map_err(|_| Error::Resume {
+                        path: path.to_path_buf(),
+                        reason: format!("row {}, column {h}: {c:?} is not a number", i + 1),
+                    })?)
+                };
+                columns.get_mut(h).expect("from the header").push(v);
+            }
+            rows += 1;
+        }
+        Ok(Self { columns, rows })
+    }
+
+    /// A column (`None` cells where empty), if present.
+    pub fn column(&self, name: &str) -> Option<&[Option<f64>]> {
+        self.columns.get(name).map(Vec::as_slice)
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+fn pairs(x: &[Option<f64>], y: &[Option<f64>], keep: impl Fn(usize) -> bool) -> Vec<(f64, f64)> {
+    x.iter()
+        .zip(y)
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .filter_map(|(_, (a, b))| Some(((*a)?, (*b)?)))
+        .collect()
+}
+
+/// Writes the plots of `run` into `dir`; returns `(file name, title)` of each.
+pub fn write_plots(run: &EvalRun, dir: &Path) -> Result<Vec<(String, String)>> {
+    let table = ChunkTable::read(&run.dir.join(files::CHUNKS))?;
+    let missing = |c: &str| Error::Resume {
+        path: run.dir.join(files::CHUNKS),
+        reason: format!("no column {c}"),
+    };
+    let col = |c: &str| table.column(c).ok_or_else(|| missing(c));
+    let index: Vec<Option<f64>> = (0..table.rows()).map(|i| Some(i as f64)).collect();
+    let (recon, adv) = (col("recon")?, col("advantage")?);
+    let mut out = Vec::new();
+    let mut save = |name: &str, chart: Chart| -> Result<()> {
+        let file = format!("{}-{name}.svg", run.name);
+        let path = dir.join(&file);
+        write_atomic(&path, chart.to_svg().as_bytes())?;
+        out.push((file, chart.title));
+        Ok(())
+    };
+    save(
+        "signal-vs-advantage",
+        Chart {
+            title: format!(
+                "{}: reconstruction signal vs advantage (r = {})",
+                run.name,
+                run.correlations
+                    .recon
+                    .as_ref()
+                    .map(|c| format!("{:.3}", c.pearson))
+                    .unwrap_or_else(|| "undefined".into())
+            ),
+            x_label: "mean reconstruction loss (step_0)".into(),
+            y_label: "advantage: SKIP loss − UPDATE loss".into(),
+            series: vec![Series {
+                label: "chunk-batches".into(),
+                points: pairs(recon, adv, |_| true),
+                mark: Mark::Points,
+            }],
+        },
+    )?;
+    if !run.summary.sweep.is_empty() {
+        let names: Vec<String> = run.summary.sweep[0]
+            .losses
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        let series = names
+            .iter()
+            .map(|n| Series {
+                label: n.clone(),
+                points: run
+                    .summary
+                    .sweep
+                    .iter()
+                    .filter_map(|p| {
+                        p.losses
+                            .iter()
+                            .find(|(m, _)| m == n)
+                            .map(|(_, l)| (p.budget, *l))
+                    })
+                    .collect(),
+                mark: Mark::LinePoints,
+            })
+            .collect();
+        save(
+            "loss-vs-budget",
+            Chart {
+                title: format!("{}: loss vs update budget", run.name),
+                x_label: "budget ρ (fraction of chunk-batches updated)".into(),
+                y_label: "mean loss (nats/token)".into(),
+                series,
+            },
+        )?;
+    }
+    if let Ok(ours) = col("ours") {
+        let updated = |i: usize| ours[i].is_some_and(|d| d > 0.0);
+        save(
+            "decisions",
+            Chart {
+                title: format!("{}: Ours' decisions along the stream", run.name),
+                x_label: "chunk-batch".into(),
+                y_label: "advantage".into(),
+                series: vec![
+                    Series {
+                        label: "UPDATE".into(),
+                        points: pairs(&index, adv, updated),
+                        mark: Mark::Points,
+                    },
+                    Series {
+                        label: "SKIP".into(),
+                        points: pairs(&index, adv, |i| !updated(i)),
+                        mark: Mark::Points,
+                    },
+                ],
+            },
+        )?;
+    }
+    if let Ok(threshold) = col("ours_threshold") {
+        save(
+            "threshold",
+            Chart {
+                title: format!("{}: threshold trace of Ours", run.name),
+                x_label: "chunk-batch".into(),
+                y_label: "reconstruction loss".into(),
+                series: vec![
+                    Series {
+                        label: "signal".into(),
+                        points: pairs(&index, recon, |_| true),
+                        mark: Mark::Points,
+                    },
+                    Series {
+                        label: "threshold τ".into(),
+                        points: pairs(&index, threshold, |_| true),
+                        mark: Mark::Line,
+                    },
+                ],
+            },
+        )?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,222 @@
+//! The one model pass of a comparison: for every chunk-batch, one backbone pass and one
+//! fast-layer pass give the SKIP and UPDATE_1 losses and the reconstruction statistics; every
+//! method's decisions are later applied to these shared records, never to a new model pass.
+//!
+//! Records are appended to `records.jsonl` as they are made, so an interrupted evaluation
+//! resumes where it stopped: the valid prefix is kept (each record is checked against the
+//! digest of its chunk-batch's ids) and the rest is recomputed. The model is deterministic on
+//! the CPU, so a resumed run writes the same bytes as an uninterrupted one.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use candle::{DType, Device, Tensor};
+use ponder_model::PonderLm;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io, Error, Result};
+use crate::stream::ChunkBatch;
+
+/// What the model says about one chunk-batch (means over its sequences).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkRecord {
+    /// Position in the decision stream.
+    pub index: usize,
+    /// The batch of windows.
+    pub batch: usize,
+    /// The chunk position within the windows.
+    pub position: usize,
+    /// FNV-1a digest of the chunk-batch's ids ([`ChunkBatch::digest`]).
+    pub digest: u64,
+    /// Next-token loss of the SKIP path (per-sequence means, then the mean over sequences).
+    pub skip_loss: f64,
+    /// Next-token loss of the UPDATE_1 path.
+    pub update_loss: f64,
+    /// Mean reconstruction loss under the chunk's initial fast weights (`ttt_loss_init`).
+    pub recon_init: f64,
+    /// Mean reconstruction loss before each mini-batch's update (`ttt_loss_step_0`): the
+    /// gating signal.
+    pub recon: f64,
+    /// Mean reconstruction loss after each mini-batch's update (`ttt_loss_step_1`).
+    pub recon_after: f64,
+}
+
+impl ChunkRecord {
+    /// `skip_loss − update_loss`.
+    pub fn advantage(&self) -> f64 {
+        self.skip_loss - self.update_loss
+    }
+
+    /// The record as a gating policy sees it.
+    pub fn gate_record(&self) -> ponder_gate::StreamRecord {
+        ponder_gate::StreamRecord {
+            recon: self.recon,
+            recon_after: self.recon_after,
+            skip_loss: self.skip_loss,
+            update_loss: self.update_loss,
+        }
+    }
+}
+
+/// Wall-clock time spent in each part of the model pass, summed over the chunk-batches
+/// computed in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassTimes {
+    /// Chunk-batches timed.
+    pub chunks: usize,
+    /// The backbone.
+    pub backbone_s: f64,
+    /// The fast layer (UPDATE_1 with its statistics).
+    pub fast_s: f64,
+    /// LM head and loss of the UPDATE path.
+    pub update_head_s: f64,
+    /// LM head and loss of the SKIP path: the only work a comparison adds to one UPDATE forward.
+    pub skip_head_s: f64,
+}
+
+impl PassTimes {
+    /// Seconds of one UPDATE forward (backbone, fast layer, head) over the timed chunks.
+    pub fn update_forward_s(&self) -> f64 {
+        self.backbone_s + self.fast_s + self.update_head_s
+    }
+
+    /// Seconds of the whole comparison pass over the timed chunks.
+    pub fn total_s(&self) -> f64 {
+        self.update_forward_s() + self.skip_head_s
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Runs the model on one chunk-batch.
+pub fn record_chunk(
+    lm: &PonderLm,
+    chunk: &ChunkBatch,
+    device: &Device,
+    times: &mut PassTimes,
+) -> Result<ChunkRecord> {
+    let ids = Tensor::from_vec(chunk.ids.clone(), (chunk.rows, chunk.len), device)?;
+    let mean =
+        |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()?) };
+    let t0 = Instant::now();
+    let hidden = lm.backbone(&ids)?; // (b, t, d)
+    let hidden = hidden.contiguous()?;
+    let t1 = Instant::now();
+    let state = lm.initial_state(chunk.rows)?;
+    let up = lm.update(&hidden, &ids, &state, 1)?;
+    let (recon_init, recon, recon_after) = up.stats.chunk_means()?;
+    let t2 = Instant::now();
+    let update_loss = mean(&lm.next_token_loss(&up.features, &ids)?)?;
+    let t3 = Instant::now();
+    let skip_loss = mean(&lm.next_token_loss(&hidden, &ids)?)?;
+    let t4 = Instant::now();
+    times.chunks += 1;
+    times.backbone_s += secs(t1 - t0);
+    times.fast_s += secs(t2 - t1);
+    times.update_head_s += secs(t3 - t2);
+    times.skip_head_s += secs(t4 - t3);
+    let record = ChunkRecord {
+        index: chunk.index,
+        batch: chunk.batch,
+        position: chunk.position,
+        digest: chunk.digest(),
+        skip_loss,
+        update_loss,
+        recon_init,
+        recon,
+        recon_after,
+    };
+    for (name, v) in [
+        ("SKIP loss", skip_loss),
+        ("UPDATE loss", update_loss),
+        ("reconstruction loss (init)", recon_init),
+        ("reconstruction loss (step_0)", recon),
+        ("reconstruction loss (step_1)", recon_after),
+    ] {
+        if !v.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "chunk-batch {} (batch {}, chunk position {}): the {name} is {v}",
+                chunk.index, chunk.batch, chunk.position
+            )));
+        }
+    }
+    Ok(record)
+}
+
+/// Reads the valid prefix of `path` for `chunks`: records in order whose digests match; a
+/// partial last line (a killed write) is dropped. A record that does not fit its chunk-batch
+/// is an error: the file belongs to other data.
+pub fn read_records(path: &Path, chunks: &[ChunkBatch]) -> Result<Vec<ChunkRecord>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break; // a write cut short by a kill
+        }
+        let record: ChunkRecord =
+            serde_json::from_str(line.trim_end()).map_err(|e| Error::Resume {
+                path: path.to_path_buf(),
+                reason: format!("line {}: not a chunk record ({e})", out.len() + 1),
+            })?;
+        let Some(chunk) = chunks.get(out.len()) else {
+            return Err(Error::Resume {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "holds more records than this evaluation has chunk-batches ({})",
+                    chunks.len()
+                ),
+            });
+        };
+        if record.index != chunk.index || record.digest != chunk.digest() {
+            return Err(Error::Resume {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "record {} was made from different tokens than this evaluation's chunk-batch {} (different data or config)",
+                    record.index, chunk.index
+                ),
+            });
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Records of every chunk-batch, resuming from `path` and appending new records to it.
+/// `on_chunk` is called after each chunk-batch (for progress bars).
+pub fn evaluate(
+    lm: &PonderLm,
+    chunks: &[ChunkBatch],
+    device: &Device,
+    path: &Path,
+    mut on_chunk: impl FnMut(usize),
+) -> Result<(Vec<ChunkRecord>, PassTimes)> {
+    let mut records = read_records(path, chunks)?;
+    // Rewrite the valid prefix (drops a partial line), then append.
+    let prefix: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("records serialize") + "\n")
+        .collect();
+    crate::run::write_atomic(path, prefix.as_bytes())?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io(path))?;
+    let mut times = PassTimes::default();
+    on_chunk(records.len());
+    for chunk in &chunks[records.len()..] {
+        let record = record_chunk(lm, chunk, device, &mut times)?;
+        let line = serde_json::to_string(&record).expect("records serialize") + "\n";
+        file.write_all(line.as_bytes()).map_err(io(path))?;
+        records.push(record);
+        on_chunk(records.len());
+    }
+    file.sync_all().map_err(io(path))?;
+    Ok((records, times))
+}

@@ -1,0 +1,396 @@
+//! `report.md` of an experiment folder, in the shape of the paper's tables, with SVG plots
+//! beside it. Every number is read from the files the runs wrote (`eval/*/summary.json`,
+//! `correlation.json`, `cost.json`, `chunks.csv`, `latency.json`, the training metrics); nothing
+//! is computed here but ratios and formatting.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::compare::{Correlations, MethodSummary, Summary};
+use crate::error::{io, Error, Result};
+use crate::latency::Latency;
+use crate::output::{files, CostReport};
+use crate::paper::PaperSize;
+use crate::plots;
+use crate::run::write_atomic;
+
+/// One evaluation folder's results.
+#[derive(Debug, Clone)]
+pub struct EvalRun {
+    /// The folder name (`python`, `go`, `python-shuffled`, `python-diagonal-1`).
+    pub name: String,
+    /// The folder.
+    pub dir: PathBuf,
+    /// `summary.json`.
+    pub summary: Summary,
+    /// `correlation.json`.
+    pub correlations: Correlations,
+    /// `cost.json`.
+    pub cost: CostReport,
+}
+
+impl EvalRun {
+    /// The summary of `method`, if it ran.
+    pub fn method(&self, method: &str) -> Option<&MethodSummary> {
+        self.summary.methods.iter().find(|m| m.method == method)
+    }
+
+    /// The mean loss of `method`, if it ran.
+    pub fn loss(&self, method: &str) -> Option<f64> {
+        self.method(method).map(|m| m.loss.point)
+    }
+}
+
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| Error::Resume {
+        path: path.to_path_buf(),
+        reason: format!("not the expected JSON ({e})"),
+    })
+}
+
+/// The evaluation folders under `root/eval` that hold a finished comparison, sorted by name.
+pub fn eval_runs(root: &Path) -> Result<Vec<EvalRun>> {
+    let dir = root.join("eval");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(files::SUMMARY).is_file())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        out.push(EvalRun {
+            name: d
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            summary: read_json(&d.join(files::SUMMARY))?,
+            correlations: read_json(&d.join(files::CORRELATION))?,
+            cost: read_json(&d.join(files::COST))?,
+            dir: d,
+        });
+    }
+    Ok(out)
+}
+
+/// The last JSON line of `path` holding `key`, if the file exists.
+fn last_with(path: &Path, key: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get(key).is_some())
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", 100.0 * x))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn ci(m: Option<&MethodSummary>) -> String {
+    m.map(|m| format!("{:.3} [{:.3}, {:.3}]", m.loss.point, m.loss.lo, m.loss.hi))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn recovery(m: Option<&MethodSummary>) -> String {
+    match m.map(|m| (m.recovery, m.recovery_ci)) {
+        Some((Some(r), Some([lo, hi]))) => {
+            format!("{:.1}% [{:.1}, {:.1}]", 100.0 * r, 100.0 * lo, 100.0 * hi)
+        }
+        Some((Some(r), None)) => format!("{:.1}%", 100.0 * r),
+        _ => "–".into(),
+    }
+}
+
+/// `+0.123` or `–` for an undefined correlation.
+fn signed(c: Option<&crate::compare::Correlation>, spearman: bool) -> String {
+    c.map(|c| format!("{:+.3}", if spearman { c.spearman } else { c.pearson }))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// What the report is about.
+pub struct ReportSpec<'a> {
+    /// The experiment folder (`runs/tiny`).
+    pub root: &'a Path,
+    /// The in-distribution language (the name of its evaluation folder).
+    pub language: &'a str,
+    /// The paper's numbers to show beside ours (GPT-2 presets), if any.
+    pub paper: Option<&'a PaperSize>,
+    /// Provenance lines to print at the top (config, seed, revision).
+    pub provenance: Vec<String>,
+}
+
+/// Writes `root/report.md` and its plots under `root/plots/`; returns the report's path.
+pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
+    let runs = eval_runs(spec.root)?;
+    let id = runs.iter().find(|r| r.name == spec.language);
+    let mut s = String::from("# PonderTTT reproduction report\n\n");
+    for line in &spec.provenance {
+        let _ = writeln!(s, "- {line}");
+    }
+    s.push('\n');
+    training_section(&mut s, spec.root);
+    table1(&mut s, id, spec);
+    ood_table(&mut s, &runs, spec);
+    signal_section(&mut s, &runs, spec);
+    ablation_section(&mut s, &runs, spec);
+    cost_section(&mut s, id, spec.root)?;
+    let plot_dir = spec.root.join("plots");
+    std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
+    s.push_str("## Plots\n\n");
+    for run in runs.iter().filter(|r| !r.name.contains('-')) {
+        for (file, title) in plots::write_plots(run, &plot_dir)? {
+            let _ = writeln!(s, "![{title}](plots/{file})\n");
+        }
+    }
+    let path = spec.root.join("report.md");
+    write_atomic(&path, s.as_bytes())?;
+    Ok(path)
+}
+
+fn training_section(s: &mut String, root: &Path) {
+    s.push_str("## Training\n\n");
+    match last_with(&root.join("metrics.jsonl"), "val_loss") {
+        Some(v) => {
+            let _ = writeln!(
+                s,
+                "- Backbone (trained from scratch): validation loss {} nats/token against a unigram baseline of {}.",
+                cell(v["val_loss"].as_f64(), 4),
+                cell(v["unigram_val_loss"].as_f64(), 4)
+            );
+        }
+        None => s.push_str("- Backbone: pretrained (not trained in this experiment).\n"),
+    }
+    let mut ks: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("fast-k"))
+        })
+        .collect();
+    ks.sort();
+    for dir in ks {
+        if let Some(v) = last_with(&dir.join("metrics.jsonl"), "val_update_loss") {
+            let _ = writeln!(
+                s,
+                "- Fast layer {}: validation SKIP {} → UPDATE {} nats/token.",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                cell(v["val_skip_loss"].as_f64(), 4),
+                cell(v["val_update_loss"].as_f64(), 4)
+            );
+        }
+    }
+    s.push('\n');
+}
+
+fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>) {
+    let _ = writeln!(s, "## Table 1: in distribution ({})\n", spec.language);
+    let Some(run) = id else {
+        s.push_str("No in-distribution evaluation was found.\n\n");
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "{} chunk-batches, budget ρ = {}. Losses in nats/token with bootstrap 95% intervals over chunk-batches.\n",
+        run.summary.chunks, run.summary.budget
+    );
+    s.push_str("| | SKIP | Oracle | Ours | Recovery | Rate | Random | UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
+    let _ = writeln!(
+        s,
+        "| ours | {} | {} | {} | {} | {} | {} | {} |",
+        ci(run.method("skip")),
+        ci(run.method("oracle")),
+        ci(run.method("ours")),
+        recovery(run.method("ours")),
+        pct(run.method("ours").map(|m| m.update_rate)),
+        ci(run.method("random")),
+        ci(run.method("update_1")),
+    );
+    if let Some(p) = spec.paper {
+        let q = &p.python;
+        let _ = writeln!(
+            s,
+            "| paper ({}) | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.3} | {:.3} |",
+            p.size,
+            q.skip,
+            q.oracle,
+            q.ours,
+            100.0 * q.recovery,
+            100.0 * q.rate,
+            q.random,
+            q.update_1
+        );
+    }
+    s.push('\n');
+}
+
+fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
+    s.push_str("## Out of distribution\n\n");
+    let ood: Vec<&EvalRun> = runs
+        .iter()
+        .filter(|r| r.name != spec.language && !r.name.contains('-'))
+        .collect();
+    if ood.is_empty() {
+        s.push_str("No out-of-distribution evaluation was found (run `cargo xtask data` to install Go, Java and JavaScript sources).\n\n");
+        return;
+    }
+    s.push_str("| language | chunks | SKIP | Random | Ours | Oracle | UPDATE_1 | Recovery | paper SKIP / Random / Ours / Oracle / UPDATE_1 |\n|---|---|---|---|---|---|---|---|---|\n");
+    for r in ood {
+        let paper = spec
+            .paper
+            .and_then(|p| p.ood.iter().find(|o| o.language == r.name))
+            .map(|o| {
+                format!(
+                    "{:.3} / {} / {:.3} / {:.3} / {:.3}",
+                    o.skip,
+                    cell(o.random, 2),
+                    o.ours,
+                    o.oracle,
+                    o.update_1
+                )
+            })
+            .unwrap_or_else(|| "–".into());
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.summary.chunks,
+            cell(r.loss("skip"), 3),
+            cell(r.loss("random"), 3),
+            cell(r.loss("ours"), 3),
+            cell(r.loss("oracle"), 3),
+            cell(r.loss("update_1"), 3),
+            recovery(r.method("ours")),
+            paper
+        );
+    }
+    s.push('\n');
+}
+
+fn signal_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
+    s.push_str("## Signal quality and decisions\n\n");
+    s.push_str("Correlation of each quantity with the advantage `SKIP loss − UPDATE loss` over chunk-batches; decision accuracy is agreement with the oracle's top-ρ set; McNemar compares Ours with Random by that agreement.\n\n");
+    s.push_str("| eval | Pearson r (signal) | Spearman (signal) | r (SKIP loss) | r (TTT improvement) | accuracy Random | accuracy Ours | McNemar n10 / n01 | p exact | p χ² |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in runs.iter().filter(|r| !r.name.contains('-')) {
+        let c = &r.correlations;
+        let (n, pe, pc) = match &r.summary.mcnemar {
+            Some(t) => (
+                format!("{} / {}", t.n10, t.n01),
+                format!("{:.2e}", t.p_exact),
+                format!("{:.2e}", t.p_chi2),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} (p {}) | {} | {} | {} | {} | {} | {n} | {pe} | {pc} |",
+            r.name,
+            signed(c.recon.as_ref(), false),
+            c.recon
+                .as_ref()
+                .map(|c| format!("{:.1e}", c.pearson_p))
+                .unwrap_or_else(|| "–".into()),
+            signed(c.recon.as_ref(), true),
+            signed(c.skip_loss.as_ref(), false),
+            signed(c.ttt_improvement.as_ref(), false),
+            pct(r.method("random").map(|m| m.decision_accuracy)),
+            pct(r.method("ours").map(|m| m.decision_accuracy)),
+        );
+    }
+    if let Some(p) = spec.paper {
+        let _ = writeln!(
+            s,
+            "\nPaper ({}, Python): r = {:+.2}; decision accuracy Random {:.1}%, Ours {:.1}%.",
+            p.size,
+            p.python.pearson,
+            100.0 * p.python.accuracy.0,
+            100.0 * p.python.accuracy.1
+        );
+    }
+    s.push('\n');
+}
+
+fn ablation_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
+    s.push_str("## Ablations\n\n");
+    let base = runs.iter().find(|r| r.name == spec.language);
+    let rows: Vec<&EvalRun> = runs.iter().filter(|r| r.name.contains('-')).collect();
+    if rows.is_empty() || base.is_none() {
+        s.push_str("No ablation was run.\n\n");
+        return;
+    }
+    s.push_str("| eval | SKIP | Ours | UPDATE_1 | SKIP → Ours |\n|---|---|---|---|---|\n");
+    for r in base.into_iter().chain(rows) {
+        let gain = match (r.loss("skip"), r.loss("ours")) {
+            (Some(a), Some(b)) => format!("{:.1}%", 100.0 * (a - b) / a),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {gain} |",
+            r.name,
+            cell(r.loss("skip"), 3),
+            cell(r.loss("ours"), 3),
+            cell(r.loss("update_1"), 3)
+        );
+    }
+    s.push_str("\nPaper (small): shuffled input SKIP 6.382 → Ours 6.329 (0.8%) against 2.324 → 1.977 (14.9%); diagonal k = −1: Ours 1.978 against 1.977.\n\n");
+}
+
+fn cost_section(s: &mut String, id: Option<&EvalRun>, root: &Path) -> Result<()> {
+    s.push_str("## Cost and latency\n\n");
+    if let Some(run) = id {
+        s.push_str("Per chunk-batch, in the original's units (SKIP 1, UPDATE_k 1 + 2k), in FLOPs counted from the shapes, and in seconds from the measured part times of the comparison pass.\n\n| method | units | GFLOPs | ms |\n|---|---|---|---|\n");
+        for m in &run.cost.methods {
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} | {:.3} | {:.1} |",
+                m.method,
+                m.cost_units,
+                m.flops / 1e9,
+                1e3 * m.seconds
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nThe one-pass comparison of all methods cost {} of one UPDATE forward per chunk-batch (measured; {:.3}× in FLOPs).\n",
+            run.cost
+                .comparison_over_update
+                .map(|r| format!("{r:.3}×"))
+                .unwrap_or_else(|| "–".into()),
+            run.cost.comparison_over_update_flops
+        );
+    }
+    let path = root.join("latency.json");
+    if path.is_file() {
+        let rows: Vec<Latency> = read_json(&path)?;
+        s.push_str("Latency per chunk (`ponder bench`, medians in one process):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 ms | UPDATE / SKIP | signal / SKIP | comparison / UPDATE |\n|---|---|---|---|---|---|---|\n");
+        for l in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} × {} | {:.1} | {:.1} | {:.3} | {:.1}% | {:.3} |",
+                l.label,
+                l.rows,
+                l.tokens,
+                1e3 * l.skip_s,
+                1e3 * l.update_s,
+                l.update_over_skip(),
+                100.0 * l.signal_over_skip(),
+                l.compare_over_update()
+            );
+        }
+        s.push('\n');
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! `compare` on records small enough to work out by hand, and its errors.
+
+use ponder_eval::compare::compare;
+use ponder_eval::{ChunkRecord, CompareConfig};
+
+fn record(index: usize, skip: f64, update: f64, recon: f64, recon_after: f64) -> ChunkRecord {
+    ChunkRecord {
+        index,
+        batch: index / 2,
+        position: index % 2,
+        digest: index as u64,
+        skip_loss: skip,
+        update_loss: update,
+        recon_init: recon,
+        recon,
+        recon_after,
+    }
+}
+
+fn config(methods: &[&str]) -> CompareConfig {
+    CompareConfig {
+        chunk_len: 16,
+        chunks_per_window: 2,
+        batch_size: 1,
+        max_batches: 10,
+        budget: 0.5,
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        random_seed: 42,
+        seed: 0,
+        bootstrap_resamples: 200,
+        ci_level: 0.95,
+        budget_sweep: vec![0.25, 0.75],
+    }
+}
+
+/// Advantages 2, −0.5, 1, 0; reconstruction drops 0.1, 0.05, 0.3, 0.2.
+fn four() -> Vec<ChunkRecord> {
+    vec![
+        record(0, 3.0, 1.0, 0.5, 0.4),
+        record(1, 2.0, 2.5, 0.1, 0.05),
+        record(2, 4.0, 3.0, 0.4, 0.1),
+        record(3, 1.0, 1.0, 0.2, 0.0),
+    ]
+}
+
+#[test]
+fn losses_recovery_and_accuracy_by_hand() {
+    let records = four();
+    let c = compare(
+        &records,
+        &config(&["skip", "update_1", "oracle", "ttt_improvement"]),
+    )
+    .unwrap();
+    let get = |name: &str| c.summary.methods.iter().find(|m| m.method == name).unwrap();
+    // SKIP: (3 + 2 + 4 + 1) / 4.
+    assert!((get("skip").loss.point - 2.5).abs() < 1e-12);
+    // UPDATE_1: (1 + 2.5 + 3 + 1) / 4.
+    assert!((get("update_1").loss.point - 1.875).abs() < 1e-12);
+    // Oracle, top 2 by advantage (chunks 0 and 2): (1 + 2 + 3 + 1) / 4.
+    let oracle = get("oracle");
+    assert!((oracle.loss.point - 1.75).abs() < 1e-12);
+    assert_eq!(oracle.update_rate, 0.5);
+    assert_eq!(oracle.cost_units, 2.0);
+    assert_eq!(oracle.decision_accuracy, 1.0);
+    // Recovery of UPDATE_1: (2.5 − 1.875) / (2.5 − 1.75) = 5/6.
+    let r = get("update_1").recovery.unwrap();
+    assert!((r - 5.0 / 6.0).abs() < 1e-12, "{r}");
+    // Some resamples of four chunks have no oracle gain: no interval rather than a NaN.
+    assert!(get("update_1").recovery_ci.is_none());
+    assert_eq!(get("update_1").decision_accuracy, 0.5);
+    assert_eq!(get("update_1").cost_units, 3.0);
+    // TTT improvement, top 2 by drop (0.3 at chunk 2, 0.2 at chunk 3): (3 + 2 + 3 + 1) / 4.
+    let t = get("ttt_improvement");
+    assert!((t.loss.point - 2.25).abs() < 1e-12);
+    assert_eq!(t.decision_accuracy, 0.5);
+    // The sweep replays the oracle: ρ = 0.25 updates chunk 0 only, ρ = 0.75 chunks 0, 2, 3.
+    let at = |i: usize| {
+        c.summary.sweep[i]
+            .losses
+            .iter()
+            .find(|(n, _)| n == "oracle")
+            .unwrap()
+            .1
+    };
+    assert!((at(0) - (1.0 + 2.0 + 4.0 + 1.0) / 4.0).abs() < 1e-12);
+    assert!((at(1) - (1.0 + 2.0 + 3.0 + 1.0) / 4.0).abs() < 1e-12);
+    // No McNemar without both Ours and Random.
+    assert!(c.summary.mcnemar.is_none());
+    assert_eq!(c.correlations.n, 4);
+}
+
+#[test]
+fn a_stream_shorter_than_the_calibration_window_is_an_error() {
+    let e = compare(&four(), &config(&["skip", "ours"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("16") && e.contains('4'), "{e}");
+}
+
+#[test]
+fn ours_and_random_get_mcnemar_and_same_input_same_summary() {
+    // 40 chunks whose advantage grows with the signal: Ours should agree with the oracle more
+    // often than Random does.
+    let records: Vec<ChunkRecord> = (0..40)
+        .map(|i| {
+            let s = ((i * 7) % 40) as f64 / 40.0;
+            record(i, 3.0, 3.0 - s, s, s / 2.0)
+        })
+        .collect();
+    let cfg = config(&["skip", "random", "oracle", "ours"]);
+    let a = compare(&records, &cfg).unwrap();
+    let b = compare(&records, &cfg).unwrap();
+    assert_eq!(
+        serde_json::to_string(&a.summary).unwrap(),
+        serde_json::to_string(&b.summary).unwrap()
+    );
+    let m = a.summary.mcnemar.as_ref().unwrap();
+    assert!(m.n10 > m.n01, "{m:?}");
+    assert!(a.correlations.recon.as_ref().unwrap().pearson > 0.99);
+    // The SKIP loss is constant here: its correlation is undefined, not an error.
+    assert!(a.correlations.skip_loss.is_none());
+    let ours = a
+        .summary
+        .methods
+        .iter()
+        .find(|m| m.method == "ours")
+        .unwrap();
+    let [lo, hi] = ours.recovery_ci.unwrap();
+    assert!(lo <= ours.recovery.unwrap() && ours.recovery.unwrap() <= hi);
+    let ours = a
+        .summary
+        .methods
+        .iter()
+        .find(|m| m.method == "ours")
+        .unwrap();
+    let random = a
+        .summary
+        .methods
+        .iter()
+        .find(|m| m.method == "random")
+        .unwrap();
+    assert!(ours.decision_accuracy > random.decision_accuracy);
+}
+
+#[test]
+fn bad_budget_and_unknown_method_are_errors() {
+    let mut cfg = config(&["skip"]);
+    cfg.budget = -0.1;
+    let e = compare(&four(), &cfg).unwrap_err().to_string();
+    assert!(e.contains("eval.budget = -0.1"), "{e}");
+    let e = compare(&four(), &config(&["skip", "psychic"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("psychic") && e.contains("oracle"), "{e}");
+}

@@ -1,0 +1,105 @@
+//! The model pass of a comparison on a small random model: an interrupted pass resumes to the
+//! same records as an uninterrupted one, and records of other data are refused.
+
+use candle::{DType, Device};
+use ponder_eval::records::{evaluate, read_records};
+use ponder_eval::{chunk_batches, CompareConfig};
+use ponder_gpt2::{Gpt2Config, LoadOptions};
+use ponder_model::{FastLayer, FastNorm, PonderLm, TttConfig, TttParams};
+
+fn lm() -> PonderLm {
+    let config = Gpt2Config {
+        vocab_size: 300,
+        ..Gpt2Config::tiny()
+    };
+    let options = LoadOptions {
+        dtype: DType::F32,
+        device: Device::Cpu,
+        pad_token: None,
+    };
+    let backbone = ponder_gpt2::random(config, 1, &options).unwrap();
+    let ttt = TttConfig::for_gpt2(64, 4);
+    let params = TttParams::init(&ttt, 2, DType::F32, &Device::Cpu).unwrap();
+    let fast = FastLayer::TttLinear {
+        config: ttt,
+        params,
+    };
+    PonderLm::new(
+        &backbone,
+        FastNorm::init(64, DType::F32, &Device::Cpu).unwrap(),
+        fast,
+    )
+    .unwrap()
+}
+
+fn config() -> CompareConfig {
+    CompareConfig {
+        chunk_len: 32,
+        chunks_per_window: 2,
+        batch_size: 2,
+        max_batches: 3,
+        budget: 0.5,
+        methods: vec!["skip".into()],
+        random_seed: 42,
+        seed: 0,
+        bootstrap_resamples: 10,
+        ci_level: 0.95,
+        budget_sweep: vec![],
+    }
+}
+
+#[test]
+fn an_interrupted_pass_resumes_to_the_same_records() {
+    let lm = lm();
+    let stream: Vec<u32> = (0..1000u32).map(|i| (i * 37 + i / 7) % 300).collect();
+    let chunks = chunk_batches(&stream, &config(), None).unwrap();
+    assert_eq!(chunks.len(), 6);
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.jsonl");
+    let (records, times) = evaluate(&lm, &chunks, &Device::Cpu, &full, |_| {}).unwrap();
+    assert_eq!(records.len(), 6);
+    assert_eq!(times.chunks, 6);
+    let bytes = std::fs::read_to_string(&full).unwrap();
+
+    // A kill after two records and half of the third line.
+    let cut = dir.path().join("cut.jsonl");
+    let lines: Vec<&str> = bytes.lines().collect();
+    std::fs::write(
+        &cut,
+        format!("{}\n{}\n{}", lines[0], lines[1], &lines[2][..20]),
+    )
+    .unwrap();
+    assert_eq!(read_records(&cut, &chunks).unwrap().len(), 2);
+    let (resumed, times) = evaluate(&lm, &chunks, &Device::Cpu, &cut, |_| {}).unwrap();
+    assert_eq!(
+        times.chunks, 4,
+        "only the missing chunk-batches are computed"
+    );
+    assert_eq!(resumed, records);
+    assert_eq!(std::fs::read_to_string(&cut).unwrap(), bytes);
+
+    // Records of other tokens are refused, naming the file.
+    let other: Vec<u32> = stream.iter().map(|t| (t + 1) % 300).collect();
+    let other_chunks = chunk_batches(&other, &config(), None).unwrap();
+    let e = evaluate(&lm, &other_chunks, &Device::Cpu, &full, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("full.jsonl") && e.contains("different tokens"),
+        "{e}"
+    );
+}
+
+#[test]
+fn flops_count_both_heads_once_more() {
+    let lm = lm();
+    let f = ponder_eval::flops::chunk_flops(&lm, 2, 32);
+    // The head: 2 · rows · t · d · V.
+    assert_eq!(f.head, 2.0 * 2.0 * 32.0 * 64.0 * 300.0);
+    assert_eq!(f.comparison() - f.update(), f.head);
+    // Per block and token: 2 · (4d² + 2 · d · 4d) for the projections and MLP, plus 2 · 2 · t · d
+    // for QKᵀ and AV; 2 blocks, 2 rows of 32 tokens.
+    let block = 2.0 * (4.0 * 64.0 * 64.0 + 2.0 * 64.0 * 256.0) + 4.0 * 32.0 * 64.0;
+    assert_eq!(f.backbone, 2.0 * 2.0 * 32.0 * block);
+    assert!(f.fast > 0.0, "{f:?}");
+}

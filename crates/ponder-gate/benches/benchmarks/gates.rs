@@ -1,0 +1,79 @@
+//! Gate latency: one `decide` + `observe` of the online reconstruction gates in steady state
+//! (calibrated, window full), and a whole-stream replay of the oracle over 2000 records (the
+//! original protocol's 1000 batches × 2 chunk positions).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, Criterion, Throughput};
+use ponder_gate::{
+    decide_stream, Budget, Gate, GateConfig, PidParams, PidReconGate, ReconGate, Signals,
+    StreamRecord,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal};
+
+const N_CHUNKS: usize = 2000;
+
+/// Lognormal reconstruction signals and losses, seeded.
+fn records(n: usize) -> Vec<StreamRecord> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let dist = LogNormal::new(0.0, 0.5).expect("valid lognormal");
+    (0..n)
+        .map(|_| {
+            let recon = dist.sample(&mut rng);
+            let skip_loss = 2.0 + dist.sample(&mut rng);
+            StreamRecord {
+                recon,
+                recon_after: 0.8 * recon,
+                skip_loss,
+                update_loss: skip_loss - 0.1 * recon,
+            }
+        })
+        .collect()
+}
+
+/// Times `decide` + `observe` on a gate already past calibration, cycling through the records.
+fn bench_gate(c: &mut Criterion, name: &str, mut gate: impl Gate, recs: &[StreamRecord]) {
+    let mut position = 0usize;
+    let mut updates_so_far = 0usize;
+    let mut step = |gate: &mut dyn Gate| {
+        let signals = Signals {
+            position,
+            recon: recs[position % recs.len()].recon,
+            skip_loss: None,
+            updates_so_far,
+        };
+        let d = gate.decide(&signals);
+        gate.observe(&signals, d);
+        position += 1;
+        updates_so_far += usize::from(d.is_update());
+        d
+    };
+    // Warm up past calibration and fill the window.
+    for _ in 0..500 {
+        step(&mut gate);
+    }
+    c.bench_function(&format!("cpu_decide_observe/{name}"), |b| {
+        b.iter(|| black_box(step(&mut gate)))
+    });
+}
+
+fn bench(c: &mut Criterion) {
+    let recs = records(N_CHUNKS);
+    let budget = Budget::new(0.5).expect("valid budget");
+    bench_gate(c, "recon", ReconGate::original(budget), &recs);
+    let pid = PidReconGate::new(budget, PidParams::recommended()).expect("valid params");
+    bench_gate(c, "pid_recon", pid, &recs);
+
+    let mut group = c.benchmark_group("cpu_decide_stream");
+    group.throughput(Throughput::Elements(N_CHUNKS as u64));
+    for config in [GateConfig::oracle_global(), GateConfig::original_recon()] {
+        group.bench_function(format!("{}_{N_CHUNKS}", config.name()), |b| {
+            b.iter(|| black_box(decide_stream(&config, budget, &recs).expect("replay")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);

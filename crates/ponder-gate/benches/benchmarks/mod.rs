@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-gate`.
+
+pub mod gates;

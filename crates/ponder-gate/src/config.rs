@@ -1,0 +1,376 @@
+//! [`GateConfig`]: every gating policy by name, for TOML configs and the command line.
+//!
+//! In a TOML file the policy is picked by `kind`, and every number that moves a result is
+//! written out (no defaults):
+//!
+//! ```toml
+//! [gate]
+//! kind = "recon"
+//! alpha = 0.1
+//! calibration = 16
+//! ```
+//!
+//! The budget ρ is not part of the config; it is passed separately as a [`Budget`].
+//! On the command line, short method names ("skip", "update_1", "random", "oracle", "ours", "pid",
+//! "ttt_improvement", …) parse with [`std::str::FromStr`] into the original's settings.
+
+use std::str::FromStr;
+
+use crate::budget::Budget;
+use crate::error::{Error, Result};
+use crate::fixed::Fixed;
+use crate::pid::{PidParams, PidReconGate};
+use crate::random::{RandomGate, ORIGINAL_RANDOM_SEED};
+use crate::recon::{ReconGate, ORIGINAL_ALPHA, ORIGINAL_CALIBRATION};
+use crate::Gate;
+
+/// Which chunks an oracle ranks against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OracleScope {
+    /// Top-k over the whole stream (the paper's Oracle, upstream spec §5.2 O2).
+    Global,
+    /// Top-k inside each consecutive group of `group` chunks (O1).
+    PerBatch,
+    /// UPDATE iff the advantage is positive, no budget (O3).
+    Unconstrained,
+}
+
+/// A gating policy and all of its parameters except the budget.
+///
+/// Deserialized through a private mirror whose `skip` and `ttt_improvement` are empty structs,
+/// because serde lets extra keys through on an internally tagged unit variant: with it,
+/// `kind = "skip"` next to any other key is an error like every unknown key.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "GateConfigToml"
+)]
+pub enum GateConfig {
+    /// Never update.
+    Skip,
+    /// Always update with `steps` ≥ 1 inner steps.
+    Update {
+        /// Inner steps per update.
+        steps: u32,
+    },
+    /// Update each chunk with probability ρ (see [`RandomGate`]).
+    Random {
+        /// The generator's seed.
+        seed: u64,
+    },
+    /// An oracle that knows every chunk's advantage (offline, see `offline`).
+    Oracle {
+        /// What the top-k ranks over.
+        scope: OracleScope,
+        /// Chunks per group: required with `scope = "per_batch"`, rejected otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        group: Option<usize>,
+    },
+    /// The original's reconstruction gate (see [`ReconGate`]).
+    Recon {
+        /// EMA rate α ∈ (0, 1].
+        alpha: f64,
+        /// Calibration chunks (≥ 1).
+        calibration: usize,
+    },
+    /// The reconstruction gate with a PID-controlled threshold (see [`PidReconGate`]).
+    PidRecon(PidParams),
+    /// Global top-k by reconstruction improvement (offline, not deployable).
+    TttImprovement,
+}
+
+/// [`GateConfig`] as read from TOML (see its doc).
+#[derive(serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum GateConfigToml {
+    Skip {},
+    Update {
+        steps: u32,
+    },
+    Random {
+        seed: u64,
+    },
+    Oracle {
+        scope: OracleScope,
+        group: Option<usize>,
+    },
+    Recon {
+        alpha: f64,
+        calibration: usize,
+    },
+    PidRecon(PidParams),
+    TttImprovement {},
+}
+
+impl From<GateConfigToml> for GateConfig {
+    fn from(raw: GateConfigToml) -> Self {
+        match raw {
+            GateConfigToml::Skip {} => GateConfig::Skip,
+            GateConfigToml::Update { steps } => GateConfig::Update { steps },
+            GateConfigToml::Random { seed } => GateConfig::Random { seed },
+            GateConfigToml::Oracle { scope, group } => GateConfig::Oracle { scope, group },
+            GateConfigToml::Recon { alpha, calibration } => {
+                GateConfig::Recon { alpha, calibration }
+            }
+            GateConfigToml::PidRecon(params) => GateConfig::PidRecon(params),
+            GateConfigToml::TttImprovement {} => GateConfig::TttImprovement,
+        }
+    }
+}
+
+/// The method names `GateConfig::from_str` accepts, for error messages.
+const VALID_NAMES: &str = "skip, update_K (K ≥ 1, e.g. update_1), random, random_seedN, oracle, \
+     oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement";
+
+impl GateConfig {
+    /// "Ours": the reconstruction gate with the original's α = 0.1 and 16 calibration chunks.
+    pub fn original_recon() -> Self {
+        GateConfig::Recon {
+            alpha: ORIGINAL_ALPHA,
+            calibration: ORIGINAL_CALIBRATION,
+        }
+    }
+
+    /// The original's Random Skip: seed 42.
+    pub fn original_random() -> Self {
+        GateConfig::Random {
+            seed: ORIGINAL_RANDOM_SEED,
+        }
+    }
+
+    /// The paper's Oracle: global top-k by advantage.
+    pub fn oracle_global() -> Self {
+        GateConfig::Oracle {
+            scope: OracleScope::Global,
+            group: None,
+        }
+    }
+
+    /// The PID reconstruction gate with [`PidParams::recommended`].
+    pub fn pid_recommended() -> Self {
+        GateConfig::PidRecon(PidParams::recommended())
+    }
+
+    /// Checks every parameter's range, naming the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            GateConfig::Skip | GateConfig::Random { .. } | GateConfig::TttImprovement => Ok(()),
+            GateConfig::Update { steps } => Fixed::update(*steps).map(|_| ()),
+            GateConfig::Oracle { scope, group } => match (scope, group) {
+                (OracleScope::PerBatch, Some(0)) => Err(Error::Config(
+                    "oracle: group = 0 chunks, expected at least 1".to_string(),
+                )),
+                (OracleScope::PerBatch, Some(_)) => Ok(()),
+                (OracleScope::PerBatch, None) => Err(Error::Config(
+                    "oracle: scope = \"per_batch\" needs `group` (chunks per group)".to_string(),
+                )),
+                (_, Some(g)) => Err(Error::Config(format!(
+                    "oracle: group = {g} is only meaningful with scope = \"per_batch\""
+                ))),
+                (_, None) => Ok(()),
+            },
+            GateConfig::Recon { alpha, calibration } => {
+                ReconGate::new(Budget::new(0.5)?, *alpha, *calibration).map(|_| ())
+            }
+            GateConfig::PidRecon(params) => params.validate(),
+        }
+    }
+
+    /// The name for reports: the short name `GateConfig::from_str` parses back when there is
+    /// one ("ours" for the original reconstruction gate, "pid" for the recommended PID gate),
+    /// otherwise a name listing the parameters.
+    pub fn name(&self) -> String {
+        match self {
+            GateConfig::Skip => "skip".to_string(),
+            GateConfig::Update { steps } => format!("update_{steps}"),
+            GateConfig::Random { seed } if *seed == ORIGINAL_RANDOM_SEED => "random".to_string(),
+            GateConfig::Random { seed } => format!("random_seed{seed}"),
+            GateConfig::Oracle { scope, group } => match (scope, group) {
+                (OracleScope::Global, _) => "oracle".to_string(),
+                (OracleScope::PerBatch, Some(g)) => format!("oracle_per_batch_{g}"),
+                (OracleScope::PerBatch, None) => "oracle_per_batch".to_string(),
+                (OracleScope::Unconstrained, _) => "oracle_unconstrained".to_string(),
+            },
+            GateConfig::Recon { .. } if *self == Self::original_recon() => "ours".to_string(),
+            GateConfig::Recon { alpha, calibration } => {
+                format!("recon_alpha{alpha}_cal{calibration}")
+            }
+            GateConfig::PidRecon(p) if *p == PidParams::recommended() => "pid".to_string(),
+            GateConfig::PidRecon(p) => format!(
+                "pid_cal{}_win{}_kp{}_ki{}_kd{}_ema{}_db{}",
+                p.calibration, p.window, p.kp, p.ki, p.kd, p.rate_ema, p.deadband
+            ),
+            GateConfig::TttImprovement => "ttt_improvement".to_string(),
+        }
+    }
+
+    /// Whether the policy decides chunk by chunk ([`GateConfig::online_gate`] gives the gate);
+    /// `false` for the offline oracles and TTT-improvement top-k.
+    pub fn is_online(&self) -> bool {
+        !matches!(self, GateConfig::Oracle { .. } | GateConfig::TttImprovement)
+    }
+
+    /// The calibration window of the reconstruction gates; `None` for the other policies.
+    pub fn calibration(&self) -> Option<usize> {
+        match self {
+            GateConfig::Recon { calibration, .. } => Some(*calibration),
+            GateConfig::PidRecon(p) => Some(p.calibration),
+            _ => None,
+        }
+    }
+
+    /// Whether the policy reads [`crate::Signals::recon`].
+    pub fn reads_recon(&self) -> bool {
+        matches!(self, GateConfig::Recon { .. } | GateConfig::PidRecon(_))
+    }
+
+    /// A fresh online gate for this policy at budget ρ; `Ok(None)` for offline policies, an error
+    /// if a parameter is out of range.
+    pub fn online_gate(&self, budget: Budget) -> Result<Option<Box<dyn Gate + Send>>> {
+        self.validate()?;
+        Ok(match self {
+            GateConfig::Skip => Some(Box::new(Fixed::skip())),
+            GateConfig::Update { steps } => Some(Box::new(Fixed::update(*steps)?)),
+            GateConfig::Random { seed } => Some(Box::new(RandomGate::new(budget, *seed))),
+            GateConfig::Recon { alpha, calibration } => {
+                Some(Box::new(ReconGate::new(budget, *alpha, *calibration)?))
+            }
+            GateConfig::PidRecon(params) => Some(Box::new(PidReconGate::new(budget, *params)?)),
+            GateConfig::Oracle { .. } | GateConfig::TttImprovement => None,
+        })
+    }
+}
+
+impl FromStr for GateConfig {
+    type Err = Error;
+
+    /// Parses a short method name into the original's settings; an error listing the valid
+    /// names for anything else.
+    fn from_str(s: &str) -> Result<Self> {
+        let unknown = || {
+            Error::Config(format!(
+                "unknown method \"{s}\"; valid names: {VALID_NAMES}"
+            ))
+        };
+        let number = |digits: &str| -> Result<u64> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(unknown());
+            }
+            digits.parse::<u64>().map_err(|_| unknown())
+        };
+        let config = match s {
+            "skip" => GateConfig::Skip,
+            "random" => Self::original_random(),
+            "oracle" => Self::oracle_global(),
+            "oracle_unconstrained" => GateConfig::Oracle {
+                scope: OracleScope::Unconstrained,
+                group: None,
+            },
+            "ours" => Self::original_recon(),
+            "pid" => Self::pid_recommended(),
+            "ttt_improvement" => GateConfig::TttImprovement,
+            _ => {
+                if let Some(k) = s.strip_prefix("update_") {
+                    let steps = u32::try_from(number(k)?).map_err(|_| unknown())?;
+                    GateConfig::Update { steps }
+                } else if let Some(seed) = s.strip_prefix("random_seed") {
+                    GateConfig::Random {
+                        seed: number(seed)?,
+                    }
+                } else if let Some(g) = s.strip_prefix("oracle_per_batch_") {
+                    let group = usize::try_from(number(g)?).map_err(|_| unknown())?;
+                    GateConfig::Oracle {
+                        scope: OracleScope::PerBatch,
+                        group: Some(group),
+                    }
+                } else {
+                    return Err(unknown());
+                }
+            }
+        };
+        config.validate().map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("method \"{s}\": {m}")),
+            other => other,
+        })?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_round_trip() {
+        for name in [
+            "skip",
+            "update_1",
+            "update_4",
+            "random",
+            "random_seed7",
+            "oracle",
+            "oracle_per_batch_2",
+            "oracle_unconstrained",
+            "ours",
+            "pid",
+            "ttt_improvement",
+        ] {
+            let config: GateConfig = name.parse().unwrap();
+            assert_eq!(config.name(), name);
+        }
+        assert_eq!(
+            "ours".parse::<GateConfig>().unwrap(),
+            GateConfig::Recon {
+                alpha: 0.1,
+                calibration: 16
+            }
+        );
+        assert_eq!(
+            "update_3".parse::<GateConfig>().unwrap(),
+            GateConfig::Update { steps: 3 }
+        );
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        for bad in [
+            "",
+            "Ours",
+            "update",
+            "update_",
+            "update_x",
+            "update_-1",
+            "oracle_per_batch_",
+        ] {
+            let err = bad.parse::<GateConfig>().unwrap_err();
+            let Error::Config(msg) = err else {
+                panic!("{bad}: {err:?}")
+            };
+            assert!(msg.contains("valid names: skip, update_K"), "{msg}");
+            assert!(msg.contains("ttt_improvement"), "{msg}");
+        }
+        let err = "update_0".parse::<GateConfig>().unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref m) if m.contains("steps = 0")),
+            "{err}"
+        );
+        assert!("oracle_per_batch_0".parse::<GateConfig>().is_err());
+    }
+
+    #[test]
+    fn descriptive_names_for_non_default_parameters() {
+        let recon = GateConfig::Recon {
+            alpha: 0.2,
+            calibration: 8,
+        };
+        assert_eq!(recon.name(), "recon_alpha0.2_cal8");
+        let pid = GateConfig::PidRecon(PidParams {
+            kp: 0.5,
+            ..PidParams::recommended()
+        });
+        assert_eq!(pid.name(), "pid_cal16_win128_kp0.5_ki0.1_kd0_ema0.1_db4");
+    }
+}
