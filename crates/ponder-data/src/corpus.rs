@@ -2,7 +2,8 @@
 //! as the JDK's `src.zip`), filtered by skip rules, in a deterministic order.
 //!
 //! Skipped files are counted by reason, never fatal: larger than the size limit, minified,
-//! inside an excluded folder (vendored code, test data), generated, empty, or not UTF-8 text.
+//! inside an excluded folder (vendored code, test data), generated, empty, or not UTF-8 text
+//! (and, for dataset rows, null).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -65,6 +66,8 @@ pub enum SkipReason {
     NotText,
     /// Could not be read.
     Unreadable,
+    /// A dataset row whose content is null.
+    Null,
 }
 
 /// Where a file's bytes live.

@@ -36,6 +36,15 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A dataset file (JSON Lines or Parquet) is malformed, lacks a configured column, or cannot
+    /// be read by this build.
+    #[error("{path}: {reason}")]
+    BadDataset {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the line or row, or the column.
+        reason: String,
+    },
     /// No file of the language is left after filtering.
     #[error(
         "corpus {name}: no {language} files left under {root} after filtering (skipped: {skipped})"

@@ -5,7 +5,8 @@
 //! - [`corpus`]: the files of one language under a folder or in a zip archive, with skip rules;
 //! - [`sources`]: named sources of code already on a machine (`python-stdlib`, `cargo-registry`,
 //!   `npm-global`, `go-src`, `jdk-src`);
-//! - [`hf`]: code from Hugging Face dataset repositories (`.jsonl`, through the HF cache);
+//! - [`hf`]: code from Hugging Face dataset repositories (`.jsonl`, and `.parquet` with the
+//!   default `parquet` feature, through the HF cache);
 //! - [`split`]: train / validation / test by a hash of the relative path;
 //! - [`manifest`]: the files, sizes and SHA-256 a prepared dataset was built from;
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;
