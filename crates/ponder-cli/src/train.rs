@@ -111,6 +111,8 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
         }
         TrainCommand::Backbone(a) => {
             let config = TrainConfig::load(&a.config, &a.overrides)?;
+            // The device first: an unusable --device must fail before the run folder exists.
+            let device = crate::resolve::device(global.device)?;
             let (run, data) = open_run(global, a, &config, &config.run.out_dir)?;
             eprintln!(
                 "data: {} train / {} validation tokens from {} files; tokenizer {} ({} ids)",
@@ -120,7 +122,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 data.tokenizer.kind(),
                 data.tokenizer.vocab_size()
             );
-            let report = train_backbone(&config, &data, &run, !a.quiet)?;
+            let report = train_backbone(&config, &data, &run, &device, !a.quiet)?;
             println!(
                 "backbone: validation loss {:.4} nats/token (unigram baseline {:.4}), {} steps at {:.0} tokens/s; model in {}",
                 report.val_loss,

@@ -1,6 +1,7 @@
 //! Backbone pretraining from scratch: GPT-2's architecture and initialization, AdamW with warmup
 //! and cosine decay, global gradient clipping, seeded dropout and data order, periodic validation
-//! against a unigram baseline, atomic checkpoints and bit-identical resume.
+//! against a unigram baseline, atomic checkpoints and bit-identical resume, on any device, in
+//! f32 or bf16 mixed precision (f32 master weights, see [`crate::precision`]).
 
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use serde_json::json;
 use crate::config::TrainConfig;
 use crate::data::TrainData;
 use crate::error::{Error, Result};
+use crate::precision::{cast_vars, to_f32, Precision};
 use crate::run::RunDir;
 
 /// What a finished backbone run reports.
@@ -38,21 +40,43 @@ pub fn derive_seed(seed: u64, stream: &str, index: u64) -> u64 {
     h
 }
 
-/// Mean next-token loss over a batch of windows `(b, t + 1)`, with dropout when training.
-fn batch_loss(model: &Gpt2, ids: &Tensor, dropout: Option<&mut Dropout>) -> Result<Tensor> {
+/// Mean next-token loss over a batch of windows, with dropout when training. The logits are
+/// cast to f32 before the cross-entropy, so the loss is an f32 scalar whatever `model`'s dtype.
+///
+/// # Shapes
+/// - `ids`: `(b, t + 1)` u32; returns a scalar.
+pub fn batch_loss(model: &Gpt2, ids: &Tensor, dropout: Option<&mut Dropout>) -> Result<Tensor> {
     let (b, t1) = ids.dims2()?;
     let t = t1 - 1;
-    let inputs = ids.narrow(1, 0, t)?;
+    let inputs = ids.narrow(1, 0, t)?; // (b, t)
     let hidden = match dropout {
         Some(d) => model.forward_train(&inputs, d)?,
         None => model.forward(&inputs)?,
     };
     let logits = model.logits(&hidden)?.reshape((b * t, model.n_logits()))?; // (b·t, V)
     let targets = ids.narrow(1, 1, t)?.flatten_all()?; // (b·t)
-    Ok(ponder_nn::cross_entropy(&logits, &targets)?.mean_all()?)
+    Ok(ponder_nn::cross_entropy(&to_f32(&logits)?, &targets)?.mean_all()?)
 }
 
-pub(crate) fn windows_tensor(
+/// The model a step runs: `master` itself for f32; for bf16 a copy built from the bf16 casts of
+/// `vars` (the master weights), through which gradients reach the vars.
+pub fn compute_model(master: &Gpt2, vars: &[(String, Var)], precision: Precision) -> Result<Gpt2> {
+    if precision == Precision::F32 {
+        return Ok(master.clone());
+    }
+    let cast = cast_vars(vars, precision)?.into_iter().collect();
+    Ok(Gpt2::from_weights(
+        master.config().clone(),
+        cast,
+        master.pad_token(),
+    )?)
+}
+
+/// The windows `idx` of `stream` (window `i` is `stream[i·len..(i + 1)·len]`) as a batch.
+///
+/// # Shapes
+/// - returns `(idx.len(), len)` u32.
+pub fn windows_tensor(
     stream: &[u32],
     idx: &[usize],
     len: usize,
@@ -79,19 +103,21 @@ pub fn unigram_loss(train: &[u32], vocab: usize, targets: &[u32]) -> f64 {
         / targets.len() as f64
 }
 
-/// Trains the backbone of `config` on `data` in `run`, resuming from its checkpoint if it has
-/// one. Returns the final report; the weights are in `run/checkpoint` and `run/model`.
+/// Trains the backbone of `config` on `data` in `run` on `device`, resuming from its checkpoint
+/// if it has one (a checkpoint written on any device resumes on any other). Returns the final
+/// report; the weights are in `run/checkpoint` and `run/model` (f32 master weights).
 pub fn train_backbone(
     config: &TrainConfig,
     data: &TrainData,
     run: &RunDir,
+    device: &Device,
     progress: bool,
 ) -> Result<BackboneReport> {
-    let device = Device::Cpu;
     let o = config
         .backbone
         .as_ref()
         .ok_or_else(|| Error::Config("the config has no [backbone] section".into()))?;
+    o.precision.warn_if_slow(device, "backbone");
     let seed = config.run.seed;
     let win = config.data.seq_len + 1;
     let n_train = data.train.len() / win;
@@ -112,7 +138,7 @@ pub fn train_backbone(
         &config.model,
         derive_seed(seed, "backbone-init", 0),
         DType::F32,
-        &device,
+        device,
     )?;
     let vars: Vec<(String, Var)> = init
         .iter()
@@ -125,12 +151,13 @@ pub fn train_backbone(
         weight_decay: o.weight_decay,
     };
     let mut opt = AdamW::new(vars.clone(), adam)?;
-    let start = run.resume_training(&vars, &mut opt, &device)?;
+    let start = run.resume_training(&vars, &mut opt, device)?;
     let tracked = vars
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect();
-    let model = Gpt2::from_weights(config.model.clone(), tracked, None)?;
+    // The master model: its tensors are the vars, so it always holds the current weights.
+    let master = Gpt2::from_weights(config.model.clone(), tracked, None)?;
 
     let val_idx: Vec<usize> = (0..n_val).collect();
     let val_targets: Vec<u32> = val_idx
@@ -158,9 +185,10 @@ pub fn train_backbone(
             &data.train,
             &order[(step % batches_per_epoch) as usize],
             win,
-            &device,
+            device,
         )?;
         let mut dropout = Dropout::new(dropout_p, derive_seed(seed, "backbone-dropout", step))?;
+        let model = compute_model(&master, &vars, o.precision)?;
         let loss = batch_loss(&model, &ids, (dropout_p > 0.0).then_some(&mut dropout))?;
         let mut grads = loss.backward()?;
         let grad_norm = clip_grad_norm(&mut grads, &vars, o.grad_clip)?;
@@ -176,12 +204,11 @@ pub fn train_backbone(
         let done = step + 1 == o.steps;
         if (step + 1) % o.eval_every == 0 || done {
             val_loss = evaluate(
-                &model,
+                &compute_model(&master, &vars, o.precision)?,
                 &data.validation,
                 &val_idx,
                 win,
                 o.batch_size,
-                &device,
             )?;
             run.metric(&json!({"step": step + 1, "val_loss": val_loss, "val_ppl": val_loss.exp(), "unigram_val_loss": unigram}))?;
             bar.set_message(format!("val {val_loss:.3} (unigram {unigram:.3})"));
@@ -199,15 +226,14 @@ pub fn train_backbone(
         (steps_run as usize * o.batch_size * (win - 1)) as f64 / t0.elapsed().as_secs_f64();
     if val_loss.is_nan() {
         val_loss = evaluate(
-            &model,
+            &compute_model(&master, &vars, o.precision)?,
             &data.validation,
             &val_idx,
             win,
             o.batch_size,
-            &device,
         )?;
     }
-    ponder_gpt2::save(&model, &run.path().join("model"))?;
+    ponder_gpt2::save(&master, &run.path().join("model"))?;
     if let Some(p) = &data.tokenizer_path {
         std::fs::copy(p, run.path().join("model").join("tokenizer.json")).map_err(|source| {
             Error::Io {
@@ -225,17 +251,11 @@ pub fn train_backbone(
     })
 }
 
-fn evaluate(
-    model: &Gpt2,
-    stream: &[u32],
-    idx: &[usize],
-    win: usize,
-    batch: usize,
-    device: &Device,
-) -> Result<f64> {
+/// Mean validation loss of `model` over the windows `idx` of `stream`, on `model`'s device.
+fn evaluate(model: &Gpt2, stream: &[u32], idx: &[usize], win: usize, batch: usize) -> Result<f64> {
     let mut total = 0.0;
     for chunk in idx.chunks(batch) {
-        let ids = windows_tensor(stream, chunk, win, device)?;
+        let ids = windows_tensor(stream, chunk, win, model.device())?;
         total += batch_loss(model, &ids, None)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
     }
     Ok(total / idx.len() as f64)

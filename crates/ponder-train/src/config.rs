@@ -8,6 +8,7 @@ use ponder_gpt2::Gpt2Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +62,9 @@ pub struct FastTrainConfig {
     pub checkpoint_every: u64,
     /// The TTT layer.
     pub ttt: ponder_model::TttConfig,
+    /// Compute precision: `"f32"`, or `"bf16"` (f32 master weights and Adam state, bf16 forward
+    /// and backward, f32 loss; see [`crate::precision`]).
+    pub precision: Precision,
     /// Memory budget (MB) for caching the frozen backbone's hidden states of chunks seen before;
     /// chunks beyond it are recomputed. Changes speed, never numbers.
     #[serde(default = "default_hidden_cache_mb")]
@@ -147,6 +151,9 @@ pub struct OptimConfig {
     pub eval_windows: usize,
     /// Checkpoint every this many steps (and at the end).
     pub checkpoint_every: u64,
+    /// Compute precision: `"f32"`, or `"bf16"` (f32 master weights and AdamW state, bf16
+    /// forward and backward, f32 loss; see [`crate::precision`]).
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -321,5 +328,39 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let err = TrainConfig::load(&path, &[]).unwrap_err().to_string();
         assert!(err.contains("unknown field `momentum`"), "{err}");
+    }
+
+    #[test]
+    fn precision_is_required_in_both_sections_and_overridable() {
+        let text = std::fs::read_to_string(tiny_toml()).unwrap();
+        assert_eq!(text.matches("\nprecision = \"f32\"\n").count(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (section, next) in [("[backbone]", "[fast]"), ("[fast]", "[fast.ttt]")] {
+            // Drop the key from one section only.
+            let (head, tail) = text.split_once(section).unwrap();
+            let (body, rest) = tail.split_once(next).unwrap();
+            let body = body.replace("precision = \"f32\"\n", "");
+            std::fs::write(&path, format!("{head}{section}{body}{next}{rest}")).unwrap();
+            let err = TrainConfig::load(&path, &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("missing field `precision`"),
+                "{section}: {err}"
+            );
+        }
+        let c = TrainConfig::load(
+            &tiny_toml(),
+            &[
+                "backbone.precision=bf16".into(),
+                "fast.precision=\"bf16\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.backbone.unwrap().precision, Precision::Bf16);
+        assert_eq!(c.fast.unwrap().precision, Precision::Bf16);
+        let err = TrainConfig::load(&tiny_toml(), &["fast.precision=f16".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `f16`"), "{err}");
     }
 }

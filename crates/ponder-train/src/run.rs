@@ -100,7 +100,8 @@ impl RunDir {
     }
 
     /// Writes a checkpoint: named tensors and a JSON state, into `checkpoint/` atomically (a new
-    /// folder is written, then swapped in by renames).
+    /// folder is written, then swapped in by renames). Tensors on any device are copied to the
+    /// CPU first; the file does not record where they came from, so it loads on any device.
     pub fn save_checkpoint(
         &self,
         tensors: &BTreeMap<String, Tensor>,
@@ -111,8 +112,8 @@ impl RunDir {
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
         let map: std::collections::HashMap<String, Tensor> = tensors
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?)))
+            .collect::<Result<_>>()?;
         candle::safetensors::save(&map, tmp.join("tensors.safetensors"))?;
         std::fs::write(
             tmp.join("state.json"),
@@ -131,7 +132,7 @@ impl RunDir {
     }
 
     /// The latest complete checkpoint, if any (a crash between the two renames leaves
-    /// `checkpoint.old`, which is used then).
+    /// `checkpoint.old`, which is used then), with its tensors on `device`.
     pub fn load_checkpoint(
         &self,
         device: &Device,
@@ -199,7 +200,8 @@ impl RunDir {
 
     /// Restores `vars` and `opt` from the run's checkpoint, if it has one, and cuts
     /// `metrics.jsonl` back to what that checkpoint had seen; returns the step to continue
-    /// from (0 for a fresh run).
+    /// from (0 for a fresh run). `device` is where the vars live; the checkpoint may have been
+    /// written from any device.
     pub fn resume_training(
         &self,
         vars: &[(String, Var)],

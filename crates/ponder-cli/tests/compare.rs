@@ -1,0 +1,188 @@
+//! `ponder compare`, `ponder report` and `ponder bench` end to end on a small trained model:
+//! determinism, a resumed comparison equal to an uninterrupted one, the ablations, the report,
+//! and clear errors for bad budgets, methods, short streams and foreign run folders.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{config, corpus, ponder, reached_vocab, train};
+
+const EVAL: &str = r#"
+[eval]
+chunk_len = 16
+chunks_per_window = 2
+batch_size = 2
+max_batches = 20
+budget = 0.5
+methods = ["skip", "update_1", "random", "oracle", "ours", "pid", "ttt_improvement"]
+random_seed = 42
+seed = 0
+bootstrap_resamples = 50
+ci_level = 0.95
+budget_sweep = [0.25, 0.5, 0.75]
+"#;
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn err(out: &Output) -> String {
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+fn compare(cfg: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["compare", "--quiet", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ponder(&args)
+}
+
+#[test]
+fn compare_report_and_bench_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    corpus(&src, 160);
+    let cache = dir.path().join("cache");
+    let vocab = reached_vocab(dir.path(), &src, &cache);
+    let run = dir.path().join("run");
+    let cfg = config(dir.path(), &src, &run, &cache, vocab, EVAL);
+    ok(&train(&cfg, &["--set", "backbone.steps=20"]));
+    let fast = [
+        "train",
+        "fast",
+        "--quiet",
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    ok(&ponder(&fast));
+
+    // Bad input is refused before any model work.
+    let e = err(&compare(&cfg, &["--budget", "1.5"]));
+    assert!(e.contains("eval.budget = 1.5 is outside [0, 1]"), "{e}");
+    let e = err(&compare(&cfg, &["--methods", "skip,magic"]));
+    assert!(e.contains("magic") && e.contains("ours"), "{e}");
+    let e = err(&compare(&cfg, &["--source", "go-src"]));
+    assert!(e.contains("--language"), "{e}");
+
+    // A stream shorter than the reconstruction gate's calibration window.
+    let short = dir.path().join("short");
+    let e = err(&compare(
+        &cfg,
+        &[
+            "--set",
+            "eval.max_batches=4",
+            "--out",
+            short.to_str().unwrap(),
+        ],
+    ));
+    assert!(e.contains("16") && e.contains('8'), "{e}");
+
+    let a = dir.path().join("a");
+    let stdout = ok(&compare(&cfg, &["--out", a.to_str().unwrap()]));
+    assert!(stdout.contains("30 chunk-batches"), "{stdout}");
+    assert!(stdout.contains("McNemar ours vs random"), "{stdout}");
+    for f in [
+        "config.toml",
+        "seed",
+        "git_rev",
+        "records.jsonl",
+        "chunks.csv",
+        "summary.json",
+        "correlation.json",
+        "cost.json",
+    ] {
+        assert!(a.join(f).is_file(), "{f}");
+    }
+    assert!(a.join("data").is_dir(), "the data manifest");
+    let csv = std::fs::read_to_string(a.join("chunks.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains(",ours,pid,ttt_improvement,ours_threshold"));
+    let summary = std::fs::read_to_string(a.join("summary.json")).unwrap();
+
+    // The same config again: byte-identical results.
+    let b = dir.path().join("b");
+    ok(&compare(&cfg, &["--out", b.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read_to_string(b.join("summary.json")).unwrap(),
+        summary
+    );
+    assert_eq!(std::fs::read_to_string(b.join("chunks.csv")).unwrap(), csv);
+
+    // Interrupted after 15 records (half a line more): --resume gives the same results.
+    let records = std::fs::read_to_string(b.join("records.jsonl")).unwrap();
+    let lines: Vec<&str> = records.lines().collect();
+    let cut = format!("{}\n{}", lines[..15].join("\n"), &lines[15][..10]);
+    std::fs::write(b.join("records.jsonl"), cut).unwrap();
+    std::fs::remove_file(b.join("summary.json")).unwrap();
+    let e = err(&compare(&cfg, &["--out", b.to_str().unwrap()]));
+    assert!(e.contains("pass --resume"), "{e}");
+    ok(&compare(&cfg, &["--out", b.to_str().unwrap(), "--resume"]));
+    assert_eq!(
+        std::fs::read_to_string(b.join("summary.json")).unwrap(),
+        summary
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.join("records.jsonl")).unwrap(),
+        records
+    );
+
+    // Resuming into a folder made by another config.
+    let e = err(&compare(
+        &cfg,
+        &["--out", b.to_str().unwrap(), "--resume", "--budget", "0.3"],
+    ));
+    assert!(e.contains("different config"), "{e}");
+
+    // The ablations and the report of the experiment folder.
+    ok(&compare(&cfg, &[]));
+    ok(&compare(&cfg, &["--shuffle"]));
+    ok(&compare(&cfg, &["--causal-k", "-1"]));
+    let shuffled = std::fs::read_to_string(run.join("eval/python-shuffled/summary.json")).unwrap();
+    assert_ne!(shuffled, summary);
+    let latency = run.join("latency.json");
+    let stdout = ok(&ponder(&[
+        "bench",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--reps",
+        "1",
+        "--out",
+        latency.to_str().unwrap(),
+    ]));
+    assert!(stdout.contains("UPDATE_1"), "{stdout}");
+    ok(&ponder(&["report", "--run", run.to_str().unwrap()]));
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for needle in [
+        "## Table 1",
+        "| ours |",
+        "python-shuffled",
+        "python-diagonal-1",
+        "Latency per chunk",
+        "plots/python-signal-vs-advantage.svg",
+    ] {
+        assert!(report.contains(needle), "{needle} missing from\n{report}");
+    }
+    assert!(!report.contains("NaN"), "{report}");
+    assert!(run.join("plots/python-threshold.svg").is_file());
+    let e = err(&ponder(&[
+        "report",
+        "--run",
+        run.to_str().unwrap(),
+        "--paper",
+        "huge",
+    ]));
+    assert!(e.contains("small, medium, large or xl"), "{e}");
+}

@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-train`.
+
+pub mod fast_step;

@@ -1,0 +1,163 @@
+//! The fast-layer training loop over a run's data: seeded chunk-batch order, validation of the
+//! SKIP and UPDATE losses, the hidden-state cache (split between training and validation
+//! chunks), checkpoints with bit-identical resume, and the trained layer saved as a fast-weight
+//! checkpoint.
+
+use std::time::Instant;
+
+use ponder_data::pack::batches;
+use ponder_gpt2::Gpt2;
+use serde_json::json;
+
+use super::model::{fast_step, next_token_loss, FastModel, HiddenCache};
+use crate::backbone::{derive_seed, progress_bar, windows_tensor};
+use crate::config::{FastTrainConfig, TrainConfig};
+use crate::data::TrainData;
+use crate::error::{Error, Result};
+use crate::run::RunDir;
+
+/// What a finished fast-layer run reports.
+#[derive(Debug, Clone)]
+pub struct FastReport {
+    /// Validation SKIP loss (the frozen backbone), nats/token.
+    pub val_skip_loss: f64,
+    /// Validation UPDATE_1 loss with the trained layer, nats/token.
+    pub val_update_loss: f64,
+    /// Steps run in this process.
+    pub steps_run: u64,
+    /// Backbone passes saved by the hidden-state cache in this process.
+    pub cache_hits: u64,
+}
+
+/// Trains the fast layer of `config.fast` on `backbone` (frozen) in `run`, resuming from its
+/// checkpoint if it has one. The trained layer is saved as a fast-weight checkpoint in
+/// `run/fast_layer`.
+pub fn train_fast(
+    config: &TrainConfig,
+    backbone: &Gpt2,
+    data: &TrainData,
+    run: &RunDir,
+    progress: bool,
+) -> Result<FastReport> {
+    let f: &FastTrainConfig = config
+        .fast
+        .as_ref()
+        .ok_or_else(|| Error::Config("the config has no [fast] section".into()))?;
+    if f.k == 0
+        || f.batch_size == 0
+        || f.steps == 0
+        || f.chunk_len < 2
+        || f.eval_every == 0
+        || f.checkpoint_every == 0
+        || f.eval_chunks == 0
+    {
+        return Err(Error::Config("fast: k, batch_size, steps, eval_every, eval_chunks and checkpoint_every must be positive, chunk_len at least 2".into()));
+    }
+    if f.chunk_len > backbone.config().n_positions {
+        return Err(Error::Config(format!(
+            "fast.chunk_len {} exceeds the backbone's n_positions {}",
+            f.chunk_len,
+            backbone.config().n_positions
+        )));
+    }
+    f.precision.warn_if_slow(backbone.device(), "fast layer");
+    let seed = config.run.seed;
+    let model = FastModel::new(backbone, f, seed)?;
+    let device = model.device().clone();
+    let mut opt = model.optimizer()?;
+    let start = run.resume_training(model.vars(), &mut opt, &device)?;
+
+    let len = f.chunk_len;
+    let n_train = data.train.len() / len;
+    let n_val = (data.validation.len() / len).min(f.eval_chunks);
+    if n_train < f.batch_size || n_val == 0 {
+        return Err(Error::Run(format!(
+            "not enough data: {n_train} training and {n_val} validation chunks of {len} tokens"
+        )));
+    }
+    let val_idx: Vec<usize> = (0..n_val).collect();
+    // Half the budget each: validation chunks recur at every evaluation, training chunks once
+    // per epoch.
+    let budget = (f.hidden_cache_mb << 20) / 2;
+    let mut val_cache = HiddenCache::new(budget);
+    let mut train_cache = HiddenCache::new(budget);
+    let batches_per_epoch = (n_train / f.batch_size) as u64;
+    let lr = f.lr / f.k as f64;
+    let bar = progress_bar("fast layer", progress, f.steps, start);
+    let t0 = Instant::now();
+    let (mut val_skip, mut val_update) = (f64::NAN, f64::NAN);
+    for step in start..f.steps {
+        let epoch = step / batches_per_epoch;
+        let order = batches(
+            n_train,
+            f.batch_size,
+            Some(derive_seed(seed, "fast-data", epoch)),
+        )?;
+        let idx = &order[(step % batches_per_epoch) as usize];
+        let ids = windows_tensor(&data.train, idx, len, &device)?;
+        let hidden = train_cache.get(&model, &data.train, idx, len)?;
+        let s = fast_step(&model, &mut opt, &hidden, &ids, f)?;
+        let (ce, recon, norm) = (s.loss, s.recon, s.grad_norm);
+        if !ce.is_finite() {
+            return Err(Error::Run(format!(
+                "fast-layer loss is {ce} at step {step}"
+            )));
+        }
+        run.metric(&json!({"step": step + 1, "loss": ce, "ppl": ce.exp(), "ttt_loss_init": recon[0], "ttt_loss_step_0": recon[1], "ttt_loss_step_1": recon[2], "lr": lr, "grad_norm": norm}))?;
+        let done = step + 1 == f.steps;
+        if (step + 1) % f.eval_every == 0 || done {
+            (val_skip, val_update) =
+                evaluate(&model, data, &val_idx, len, f.batch_size, &mut val_cache)?;
+            run.metric(&json!({"step": step + 1, "val_skip_loss": val_skip, "val_update_loss": val_update}))?;
+            bar.set_message(format!("val skip {val_skip:.3} update {val_update:.3}"));
+        }
+        if (step + 1) % f.checkpoint_every == 0 || done {
+            run.checkpoint_training(model.vars(), &opt, step + 1)?;
+            let tokens = ((step + 1 - start) as usize * f.batch_size * len) as f64;
+            run.timing(&json!({"step": step + 1, "elapsed_s": t0.elapsed().as_secs_f64(), "tokens_per_s": tokens / t0.elapsed().as_secs_f64(), "cache_hits": train_cache.hits()}))?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if val_update.is_nan() {
+        (val_skip, val_update) =
+            evaluate(&model, data, &val_idx, len, f.batch_size, &mut val_cache)?;
+    }
+    ponder_model::checkpoint::save(model.master(), &run.path().join("fast_layer"))?;
+    run.metric(&json!({"done": true, "val_skip_loss": val_skip, "val_update_loss": val_update}))?;
+    Ok(FastReport {
+        val_skip_loss: val_skip,
+        val_update_loss: val_update,
+        steps_run: f.steps - start,
+        cache_hits: train_cache.hits() + val_cache.hits(),
+    })
+}
+
+/// Mean validation SKIP and UPDATE_1 losses over the chunks `idx` of the validation stream, in
+/// the model's compute precision (losses in f32).
+fn evaluate(
+    model: &FastModel,
+    data: &TrainData,
+    idx: &[usize],
+    len: usize,
+    batch: usize,
+    cache: &mut HiddenCache,
+) -> Result<(f64, f64)> {
+    let lm = model.compute_lm()?;
+    let (mut skip, mut update) = (0.0, 0.0);
+    for chunk in idx.chunks(batch) {
+        let ids = windows_tensor(&data.validation, chunk, len, model.device())?;
+        let hidden = cache.get(model, &data.validation, chunk, len)?;
+        let n = chunk.len() as f64;
+        skip += next_token_loss(&lm, &hidden, &ids)?
+            .mean_all()?
+            .to_scalar::<f32>()? as f64
+            * n;
+        let up = lm.update(&hidden, &ids, &lm.initial_state(chunk.len())?, 1)?;
+        update += next_token_loss(&lm, &up.features.detach(), &ids)?
+            .mean_all()?
+            .to_scalar::<f32>()? as f64
+            * n;
+    }
+    Ok((skip / idx.len() as f64, update / idx.len() as f64))
+}
