@@ -3,7 +3,8 @@
 //!
 //! Skipped files are counted by reason, never fatal: larger than the size limit, minified,
 //! inside an excluded folder (vendored code, test data), generated, empty, or not UTF-8 text
-//! (and, for dataset rows, null).
+//! (and, for dataset rows, null; for Stack v2 files, an encoding other than UTF-8, a failed
+//! download, corrupt gzip, or a blob not cached while offline).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -68,6 +69,14 @@ pub enum SkipReason {
     Unreadable,
     /// A dataset row whose content is null.
     Null,
+    /// A Stack v2 file whose `src_encoding` is not UTF-8 (only UTF-8 is decoded; not fetched).
+    Encoding,
+    /// A Stack v2 file whose content could not be downloaded (HTTP error, timeout, network).
+    DownloadFailed,
+    /// A Stack v2 file whose downloaded content is not valid gzip.
+    CorruptGzip,
+    /// A Stack v2 file not in the content cache while offline.
+    NotCached,
 }
 
 /// Where a file's bytes live.

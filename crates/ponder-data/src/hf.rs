@@ -9,11 +9,16 @@
 //! or one that is not a string, is an error naming it.
 //!
 //! Public repositories in these formats work without credentials; gated ones need `HF_TOKEN`.
-//! The original's `bigcode/the-stack-v2-train-full-ids` holds only file ids (content lives in
-//! Software Heritage's S3 bucket), so it is not supported.
+//! The original's `bigcode/the-stack-v2-train-full-ids` holds only file ids, whose contents live
+//! in Software Heritage's S3 bucket: [`stack_v2`] reads it (`hf-stack-v2:` sources) and [`swh`]
+//! fetches and caches the contents.
 
 #[cfg(feature = "parquet")]
 mod parquet;
+pub mod stack_v2;
+#[cfg(feature = "parquet")]
+mod stack_v2_rows;
+pub mod swh;
 
 use std::collections::BTreeMap;
 use std::path::Path;

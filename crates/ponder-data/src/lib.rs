@@ -6,7 +6,8 @@
 //! - [`sources`]: named sources of code already on a machine (`python-stdlib`, `cargo-registry`,
 //!   `npm-global`, `go-src`, `jdk-src`);
 //! - [`hf`]: code from Hugging Face dataset repositories (`.jsonl`, and `.parquet` with the
-//!   default `parquet` feature, through the HF cache);
+//!   default `parquet` feature, through the HF cache), and The Stack v2's file ids with contents
+//!   from Software Heritage ([`hf::stack_v2`]);
 //! - [`split`]: train / validation / test by a hash of the relative path;
 //! - [`manifest`]: the files, sizes and SHA-256 a prepared dataset was built from;
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use candle::{DType, Device, Tensor};
+use candle::{Device, Tensor};
 use ponder_model::PonderLm;
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +101,7 @@ pub fn record_chunk(
 ) -> Result<ChunkRecord> {
     let ids = Tensor::from_vec(chunk.ids.clone(), (chunk.rows, chunk.len), device)?;
     let mean =
-        |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()?) };
+        |t: &Tensor| -> Result<f64> { Ok(ponder_nn::to_f64(t)?.mean_all()?.to_scalar::<f64>()?) };
     let t0 = Instant::now();
     let hidden = lm.backbone(&ids)?; // (b, t, d)
     let hidden = hidden.contiguous()?;

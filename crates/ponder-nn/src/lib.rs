@@ -28,6 +28,6 @@ mod cpu;
 pub use activation::gelu_tanh;
 pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
-pub use loss::cross_entropy;
+pub use loss::{cross_entropy, to_f64};
 pub use softmax::{causal_softmax, softmax_last_dim};
 pub use testing::{assert_close, max_abs_diff};

@@ -132,3 +132,13 @@ impl CustomOp1 for CrossEntropy {
         Ok(Some(dx))
     }
 }
+
+/// `t` as f64 on a device that has f64: where it is (CPU, CUDA), or copied to the CPU from Metal,
+/// which has no f64. For host-side statistics (norms, means) that must not lose precision.
+pub fn to_f64(t: &Tensor) -> Result<Tensor> {
+    if t.device().is_metal() {
+        t.to_device(&candle::Device::Cpu)?.to_dtype(DType::F64)
+    } else {
+        t.to_dtype(DType::F64)
+    }
+}

@@ -123,11 +123,7 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[(String, Var)], max_norm: f
     let mut sq = 0.0f64;
     for (_, v) in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
-            sq += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
+            sq += crate::to_f64(g)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
         }
     }
     let norm = sq.sqrt();

@@ -29,7 +29,8 @@ pub struct TrainData {
     pub manifests: Vec<Manifest>,
 }
 
-/// Scans a source: a named one, an `hf:` dataset file, or a folder of `language` files.
+/// Scans a source: a named one, an `hf:` dataset file, an `hf-stack-v2:` file of The Stack v2's
+/// ids (contents from Software Heritage), or a folder of `language` files.
 pub fn scan_source(
     source: &str,
     language: &str,
@@ -40,6 +41,13 @@ pub fn scan_source(
         .ok_or_else(|| Error::Config(format!("data.language: unknown language {language:?}")))?;
     let corpus = match NamedSource::parse(source) {
         Some(named) => named.scan(hints)?,
+        None if source.starts_with("hf-stack-v2:") => {
+            let hub = hints
+                .hub
+                .as_ref()
+                .ok_or_else(|| Error::Config(format!("{source}: no Hugging Face Hub client")))?;
+            ponder_data::hf::stack_v2::stack_v2_corpus(hub, source, lang, &ScanOptions::standard())?
+        }
         None if source.starts_with("hf:") => {
             let columns = hf.ok_or_else(|| {
                 Error::Config(format!(

@@ -34,7 +34,7 @@ impl TttStats {
     /// and its "TTT improvement" is `step_0 − step_1`.
     pub fn chunk_means(&self) -> Result<(f64, f64, f64)> {
         let mean =
-            |t: &Tensor| -> Result<f64> { t.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>() };
+            |t: &Tensor| -> Result<f64> { ponder_nn::to_f64(t)?.mean_all()?.to_scalar::<f64>() };
         Ok((mean(&self.init)?, mean(&self.step_0)?, mean(&self.step_1)?))
     }
 }
@@ -359,7 +359,7 @@ fn check_finite(stats: &TttStats) -> Result<()> {
         ("ttt_loss_step_0", &stats.step_0),
         ("ttt_loss_step_1", &stats.step_1),
     ] {
-        let v = t.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let v = ponder_nn::to_f64(t)?.to_vec1::<f64>()?;
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             candle::bail!("ttt: {name} is {} at mini-batch {i} (the inner loop diverged; lower ttt_base_lr or set max_grad_norm)", v[i]);
         }

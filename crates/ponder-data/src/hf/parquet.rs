@@ -33,7 +33,13 @@ struct StringColumn {
 /// as corrupt data naming the file, like the errors it returns. `rows` is then half-filled and
 /// must be dropped.
 pub(super) fn read_rows(path: &Path, columns: &HfColumns, rows: &mut Rows<'_>) -> Result<()> {
-    let read = std::panic::AssertUnwindSafe(|| read_rows_unguarded(path, columns, rows));
+    catching_panics(path, || read_rows_unguarded(path, columns, rows))
+}
+
+/// Runs `read` (which reads the Parquet file at `path`), reporting a panic of the `parquet`
+/// crate as corrupt data naming the file.
+pub(super) fn catching_panics<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    let read = std::panic::AssertUnwindSafe(read);
     std::panic::catch_unwind(read).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
