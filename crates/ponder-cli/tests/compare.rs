@@ -177,6 +177,9 @@ fn compare_report_and_bench_end_to_end() {
     }
     assert!(!report.contains("NaN"), "{report}");
     assert!(run.join("plots/python-threshold.svg").is_file());
+    assert!(run.join("plots/backbone-loss.svg").is_file());
+    assert!(run.join("plots/fast-k2-loss.svg").is_file());
+    assert!(report.contains("tokens/s"), "{report}");
     let e = err(&ponder(&[
         "report",
         "--run",

@@ -199,3 +199,45 @@ pub fn write_plots(run: &EvalRun, dir: &Path) -> Result<Vec<(String, String)>> {
     }
     Ok(out)
 }
+
+/// `(step, value)` of every JSON line of `path` that holds `key`.
+fn series_of(path: &Path, key: &str) -> Vec<(f64, f64)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("step")?.as_f64()?, v.get(key)?.as_f64()?)))
+        .collect()
+}
+
+/// The loss curves of a training run folder (`metrics.jsonl`): training loss per step and the
+/// validation losses; `None` when the folder has no metrics.
+pub fn training_chart(dir: &Path, title: &str, validation: &[&str]) -> Option<Chart> {
+    let metrics = dir.join("metrics.jsonl");
+    let train = series_of(&metrics, "loss");
+    if train.is_empty() {
+        return None;
+    }
+    let mut series = vec![Series {
+        label: "training loss".into(),
+        points: train,
+        mark: Mark::Line,
+    }];
+    for key in validation {
+        let points = series_of(&metrics, key);
+        if !points.is_empty() {
+            series.push(Series {
+                label: key.replace('_', " "),
+                points,
+                mark: Mark::LinePoints,
+            });
+        }
+    }
+    Some(Chart {
+        title: title.to_string(),
+        x_label: "step".into(),
+        y_label: "loss (nats/token)".into(),
+        series,
+    })
+}

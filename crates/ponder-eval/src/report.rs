@@ -139,14 +139,14 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
         let _ = writeln!(s, "- {line}");
     }
     s.push('\n');
-    training_section(&mut s, spec.root);
+    let plot_dir = spec.root.join("plots");
+    std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
+    training_section(&mut s, spec.root, &plot_dir)?;
     table1(&mut s, id, spec);
     ood_table(&mut s, &runs, spec);
     signal_section(&mut s, &runs, spec);
     ablation_section(&mut s, &runs, spec);
     cost_section(&mut s, id, spec.root)?;
-    let plot_dir = spec.root.join("plots");
-    std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
     s.push_str("## Plots\n\n");
     for run in runs.iter().filter(|r| !r.name.contains('-')) {
         for (file, title) in plots::write_plots(run, &plot_dir)? {
@@ -158,15 +158,24 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn training_section(s: &mut String, root: &Path) {
+fn training_section(s: &mut String, root: &Path, plot_dir: &Path) -> Result<()> {
     s.push_str("## Training\n\n");
+    let mut charts = Vec::new();
     match last_with(&root.join("metrics.jsonl"), "val_loss") {
         Some(v) => {
+            let speed = last_with(&root.join("timing.jsonl"), "tokens_per_s")
+                .and_then(|t| t["tokens_per_s"].as_f64())
+                .map(|x| format!(", trained at {x:.0} tokens/s"))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "- Backbone (trained from scratch): validation loss {} nats/token against a unigram baseline of {}.",
+                "- Backbone (trained from scratch): validation loss {} nats/token against a unigram baseline of {}{speed}.",
                 cell(v["val_loss"].as_f64(), 4),
                 cell(v["unigram_val_loss"].as_f64(), 4)
+            );
+            charts.extend(
+                plots::training_chart(root, "backbone: loss curve", &["val_loss"])
+                    .map(|c| ("backbone-loss.svg".to_string(), c)),
             );
         }
         None => s.push_str("- Backbone: pretrained (not trained in this experiment).\n"),
@@ -190,9 +199,27 @@ fn training_section(s: &mut String, root: &Path) {
                 cell(v["val_skip_loss"].as_f64(), 4),
                 cell(v["val_update_loss"].as_f64(), 4)
             );
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            charts.extend(
+                plots::training_chart(
+                    &dir,
+                    &format!("fast layer {name}: loss curve"),
+                    &["val_skip_loss", "val_update_loss"],
+                )
+                .map(|c| (format!("{name}-loss.svg"), c)),
+            );
         }
     }
     s.push('\n');
+    for (file, chart) in charts {
+        write_atomic(&plot_dir.join(&file), chart.to_svg().as_bytes())?;
+        let _ = writeln!(s, "![{}](plots/{file})\n", chart.title);
+    }
+    Ok(())
 }
 
 fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>) {
