@@ -44,11 +44,18 @@ pub fn phase_script(plan: &Plan, phase: &str, steps: &[&Step]) -> String {
         if gpu {
             args.extend(["--device".into(), "cuda".into()]);
         }
+        // An optional step (an out-of-distribution language whose source the cluster may lack)
+        // must not fail the array, or every later phase would wait forever.
+        let tail = if step.optional {
+            " || echo \"skipped: ponder exited with $?\""
+        } else {
+            ""
+        };
         if let Some(dir) = &step.resumable {
             // A requeued task continues its run folder.
             let _ = writeln!(
                 s,
-                "  {i}) if [ -f {}/config.toml ]; then R=--resume; else R=; fi\n     ./target/release/ponder {} $R ;;",
+                "  {i}) if [ -f {}/config.toml ]; then R=--resume; else R=; fi\n     ./target/release/ponder {} $R{tail} ;;",
                 quote(&dir.display().to_string()),
                 args.join(" ")
             );
