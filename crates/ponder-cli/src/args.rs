@@ -86,7 +86,8 @@ pub struct BenchArgs {
     /// Sequences per chunk (1 in the original's latency measurement).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Timed repetitions of each path, after one warm-up.
+    /// Timed rounds of the paths, which take turns (at least this many; fast paths get more,
+    /// about two seconds' worth), after two warm-up rounds.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
     /// Write the measurements as JSON here (the report reads `<run>/latency.json`).

@@ -1,6 +1,6 @@
 //! Wall-clock cost of SKIP, UPDATE_1, the gating signal alone and the one-pass comparison per
-//! chunk-batch, measured in one process on the same inputs (medians over repetitions after a
-//! warm-up), so that their ratios are comparable. The report's latency table comes from here;
+//! chunk-batch, measured in one process on the same inputs, the paths taking turns (medians over
+//! repetitions after a warm-up), so that their ratios are comparable. The report's latency table comes from here;
 //! the criterion benches of `ponder-model` measure the same paths with statistics.
 
 use std::time::Instant;
@@ -22,7 +22,8 @@ pub struct Latency {
     pub rows: usize,
     /// Tokens per chunk.
     pub tokens: usize,
-    /// Timed repetitions of each path (after one warm-up).
+    /// Timed rounds (after two warm-up rounds): at least the `reps` asked for, more for fast
+    /// paths (about two seconds of rounds, at most 1,000).
     pub reps: usize,
     /// SKIP: backbone, head and loss; seconds.
     pub skip_s: f64,
@@ -61,16 +62,33 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// Median seconds of `f` over `reps` runs after one warm-up.
-fn time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    let mut xs = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        f()?;
-        xs.push(t.elapsed().as_secs_f64());
+/// Median seconds of each of `paths` over at least `reps` rounds (and the rounds taken), after
+/// `warmup` untimed rounds. The
+/// paths take turns within a round, so drift in the machine's speed (other load, frequency,
+/// allocator warm-up) reaches every path alike and their ratios stay fair.
+fn time_interleaved(
+    warmup: usize,
+    reps: usize,
+    paths: &mut [&mut dyn FnMut() -> Result<()>],
+) -> Result<(Vec<f64>, usize)> {
+    let start = Instant::now();
+    for _ in 0..warmup {
+        for f in paths.iter_mut() {
+            f()?;
+        }
     }
-    Ok(median(xs))
+    // Fast paths get more rounds: about two seconds of rounds at least, 1,000 at most.
+    let round = start.elapsed().as_secs_f64() / warmup.max(1) as f64;
+    let reps = reps.max(((2.0 / round.max(1e-6)) as usize).min(1000));
+    let mut times = vec![Vec::with_capacity(reps); paths.len()];
+    for _ in 0..reps {
+        for (f, xs) in paths.iter_mut().zip(&mut times) {
+            let t = Instant::now();
+            f()?;
+            xs.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok((times.into_iter().map(median).collect(), reps))
 }
 
 /// Measures the paths of `lm` on seeded random ids of shape `(rows, tokens)`.
@@ -98,25 +116,31 @@ pub fn measure(
         t.sum_all()?.to_scalar::<f32>()?;
         Ok(())
     };
-    let skip_s = time(reps, || {
+    let hidden = lm.backbone(&ids)?;
+    let mut skip = || -> Result<()> {
         let h = lm.backbone(&ids)?;
         sync(&lm.next_token_loss(&h, &ids)?)
-    })?;
-    let update_s = time(reps, || {
+    };
+    let mut update = || -> Result<()> {
         let h = lm.backbone(&ids)?;
         let up = lm.update(&h, &ids, &lm.initial_state(rows)?, 1)?;
         sync(&lm.next_token_loss(&up.features, &ids)?)
-    })?;
-    let hidden = lm.backbone(&ids)?;
-    let signal_s = time(reps, || {
+    };
+    let mut signal = || -> Result<()> {
         let stats = lm.signal(&hidden, &ids, &lm.initial_state(rows)?, 1)?;
         sync(&stats.step_0)
-    })?;
-    let compare_s = time(reps, || {
+    };
+    let mut compare = || -> Result<()> {
         let r = lm.chunk(&ids, &lm.initial_state(rows)?, 1)?;
         sync(&r.skip_loss)?;
         sync(&r.update_loss)
-    })?;
+    };
+    let (t, reps) = time_interleaved(
+        2,
+        reps,
+        &mut [&mut skip, &mut update, &mut signal, &mut compare],
+    )?;
+    let (skip_s, update_s, signal_s, compare_s) = (t[0], t[1], t[2], t[3]);
     Ok(Latency {
         label: label.to_string(),
         rows,
