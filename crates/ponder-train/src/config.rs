@@ -91,9 +91,10 @@ pub struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Named sources (`python-stdlib`, `cargo-registry`, …), folders, or Hugging Face dataset
-    /// files (`hf:ORG/NAME:path/in/repo.jsonl`, read with the `[data.hf]` columns), all of one
-    /// language.
+    /// Named sources (`python-stdlib`, `cargo-registry`, …), folders, Hugging Face dataset
+    /// files in JSON Lines or Parquet (`hf:ORG/NAME:path/in/repo.jsonl` or `.parquet`, read with
+    /// the `[data.hf]` columns), or The Stack v2's id files (`hf-stack-v2:path.parquet`), all of
+    /// one language.
     pub sources: Vec<String>,
     /// Columns of `hf:` dataset sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
