@@ -6,8 +6,8 @@
 //! - [`compare`]: every method's decisions and statistics from those records;
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
-//! - [`report`], [`plots`], [`plot`], [`paper`]: `report.md` with SVG plots and the paper's
-//!   numbers beside ours;
+//! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
+//!   SVG plots and the paper's numbers beside ours;
 //! - [`run`]: atomic files of a run folder.
 
 pub mod compare;
@@ -23,6 +23,7 @@ pub mod records;
 pub mod report;
 pub mod run;
 pub mod stream;
+mod tables;
 
 pub use config::CompareConfig;
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ use crate::output::{files, CostReport};
 use crate::paper::PaperSize;
 use crate::plots;
 use crate::run::write_atomic;
+use crate::tables::{ablation_section, cell, ood_table, signal_section, table1};
 
 /// One evaluation folder's results.
 #[derive(Debug, Clone)]
@@ -85,37 +86,6 @@ fn last_with(path: &Path, key: &str) -> Option<serde_json::Value> {
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v.get(key).is_some())
-}
-
-fn cell(v: Option<f64>, digits: usize) -> String {
-    v.map(|x| format!("{x:.digits$}"))
-        .unwrap_or_else(|| "–".into())
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map(|x| format!("{:.1}%", 100.0 * x))
-        .unwrap_or_else(|| "–".into())
-}
-
-fn ci(m: Option<&MethodSummary>) -> String {
-    m.map(|m| format!("{:.3} [{:.3}, {:.3}]", m.loss.point, m.loss.lo, m.loss.hi))
-        .unwrap_or_else(|| "–".into())
-}
-
-fn recovery(m: Option<&MethodSummary>) -> String {
-    match m.map(|m| (m.recovery, m.recovery_ci)) {
-        Some((Some(r), Some([lo, hi]))) => {
-            format!("{:.1}% [{:.1}, {:.1}]", 100.0 * r, 100.0 * lo, 100.0 * hi)
-        }
-        Some((Some(r), None)) => format!("{:.1}%", 100.0 * r),
-        _ => "–".into(),
-    }
-}
-
-/// `+0.123` or `–` for an undefined correlation.
-fn signed(c: Option<&crate::compare::Correlation>, spearman: bool) -> String {
-    c.map(|c| format!("{:+.3}", if spearman { c.spearman } else { c.pearson }))
-        .unwrap_or_else(|| "–".into())
 }
 
 /// What the report is about.
@@ -220,159 +190,6 @@ fn training_section(s: &mut String, root: &Path, plot_dir: &Path) -> Result<()> 
         let _ = writeln!(s, "![{}](plots/{file})\n", chart.title);
     }
     Ok(())
-}
-
-fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>) {
-    let _ = writeln!(s, "## Table 1: in distribution ({})\n", spec.language);
-    let Some(run) = id else {
-        s.push_str("No in-distribution evaluation was found.\n\n");
-        return;
-    };
-    let _ = writeln!(
-        s,
-        "{} chunk-batches, budget ρ = {}. Losses in nats/token with bootstrap 95% intervals over chunk-batches.\n",
-        run.summary.chunks, run.summary.budget
-    );
-    s.push_str("| | SKIP | Oracle | Ours | Recovery | Rate | Random | UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
-    let _ = writeln!(
-        s,
-        "| ours | {} | {} | {} | {} | {} | {} | {} |",
-        ci(run.method("skip")),
-        ci(run.method("oracle")),
-        ci(run.method("ours")),
-        recovery(run.method("ours")),
-        pct(run.method("ours").map(|m| m.update_rate)),
-        ci(run.method("random")),
-        ci(run.method("update_1")),
-    );
-    if let Some(p) = spec.paper {
-        let q = &p.python;
-        let _ = writeln!(
-            s,
-            "| paper ({}) | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.3} | {:.3} |",
-            p.size,
-            q.skip,
-            q.oracle,
-            q.ours,
-            100.0 * q.recovery,
-            100.0 * q.rate,
-            q.random,
-            q.update_1
-        );
-    }
-    s.push('\n');
-}
-
-fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
-    s.push_str("## Out of distribution\n\n");
-    let ood: Vec<&EvalRun> = runs
-        .iter()
-        .filter(|r| r.name != spec.language && !r.name.contains('-'))
-        .collect();
-    if ood.is_empty() {
-        s.push_str("No out-of-distribution evaluation was found (run `cargo xtask data` to install Go, Java and JavaScript sources).\n\n");
-        return;
-    }
-    s.push_str("| language | chunks | SKIP | Random | Ours | Oracle | UPDATE_1 | Recovery | paper SKIP / Random / Ours / Oracle / UPDATE_1 |\n|---|---|---|---|---|---|---|---|---|\n");
-    for r in ood {
-        let paper = spec
-            .paper
-            .and_then(|p| p.ood.iter().find(|o| o.language == r.name))
-            .map(|o| {
-                format!(
-                    "{:.3} / {} / {:.3} / {:.3} / {:.3}",
-                    o.skip,
-                    cell(o.random, 2),
-                    o.ours,
-                    o.oracle,
-                    o.update_1
-                )
-            })
-            .unwrap_or_else(|| "–".into());
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.name,
-            r.summary.chunks,
-            cell(r.loss("skip"), 3),
-            cell(r.loss("random"), 3),
-            cell(r.loss("ours"), 3),
-            cell(r.loss("oracle"), 3),
-            cell(r.loss("update_1"), 3),
-            recovery(r.method("ours")),
-            paper
-        );
-    }
-    s.push('\n');
-}
-
-fn signal_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
-    s.push_str("## Signal quality and decisions\n\n");
-    s.push_str("Correlation of each quantity with the advantage `SKIP loss − UPDATE loss` over chunk-batches; decision accuracy is agreement with the oracle's top-ρ set; McNemar compares Ours with Random by that agreement.\n\n");
-    s.push_str("| eval | Pearson r (signal) | Spearman (signal) | r (SKIP loss) | r (TTT improvement) | accuracy Random | accuracy Ours | McNemar n10 / n01 | p exact | p χ² |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    for r in runs.iter().filter(|r| !r.name.contains('-')) {
-        let c = &r.correlations;
-        let (n, pe, pc) = match &r.summary.mcnemar {
-            Some(t) => (
-                format!("{} / {}", t.n10, t.n01),
-                format!("{:.2e}", t.p_exact),
-                format!("{:.2e}", t.p_chi2),
-            ),
-            None => ("–".into(), "–".into(), "–".into()),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} (p {}) | {} | {} | {} | {} | {} | {n} | {pe} | {pc} |",
-            r.name,
-            signed(c.recon.as_ref(), false),
-            c.recon
-                .as_ref()
-                .map(|c| format!("{:.1e}", c.pearson_p))
-                .unwrap_or_else(|| "–".into()),
-            signed(c.recon.as_ref(), true),
-            signed(c.skip_loss.as_ref(), false),
-            signed(c.ttt_improvement.as_ref(), false),
-            pct(r.method("random").map(|m| m.decision_accuracy)),
-            pct(r.method("ours").map(|m| m.decision_accuracy)),
-        );
-    }
-    if let Some(p) = spec.paper {
-        let _ = writeln!(
-            s,
-            "\nPaper ({}, Python): r = {:+.2}; decision accuracy Random {:.1}%, Ours {:.1}%.",
-            p.size,
-            p.python.pearson,
-            100.0 * p.python.accuracy.0,
-            100.0 * p.python.accuracy.1
-        );
-    }
-    s.push('\n');
-}
-
-fn ablation_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
-    s.push_str("## Ablations\n\n");
-    let base = runs.iter().find(|r| r.name == spec.language);
-    let rows: Vec<&EvalRun> = runs.iter().filter(|r| r.name.contains('-')).collect();
-    if rows.is_empty() || base.is_none() {
-        s.push_str("No ablation was run.\n\n");
-        return;
-    }
-    s.push_str("| eval | SKIP | Ours | UPDATE_1 | SKIP → Ours |\n|---|---|---|---|---|\n");
-    for r in base.into_iter().chain(rows) {
-        let gain = match (r.loss("skip"), r.loss("ours")) {
-            (Some(a), Some(b)) => format!("{:.1}%", 100.0 * (a - b) / a),
-            _ => "–".into(),
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {gain} |",
-            r.name,
-            cell(r.loss("skip"), 3),
-            cell(r.loss("ours"), 3),
-            cell(r.loss("update_1"), 3)
-        );
-    }
-    s.push_str("\nPaper (small): shuffled input SKIP 6.382 → Ours 6.329 (0.8%) against 2.324 → 1.977 (14.9%); diagonal k = −1: Ours 1.978 against 1.977.\n\n");
 }
 
 fn cost_section(s: &mut String, id: Option<&EvalRun>, root: &Path) -> Result<()> {
