@@ -132,6 +132,7 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
     wait.finish_and_clear();
     run.record_data(&manifests)?;
     let chunks = chunk_batches(&stream, &eval, a.shuffle.then_some(eval.seed))?;
+    ponder_eval::compare::check_stream_length(&eval, chunks.len())?;
 
     let bar = crate::train::progress(a.quiet, "compare", chunks.len() as u64, "chunk-batches");
     let device = backbone.device().clone();

@@ -84,7 +84,14 @@ fn compare_report_and_bench_end_to_end() {
             short.to_str().unwrap(),
         ],
     ));
-    assert!(e.contains("16") && e.contains('8'), "{e}");
+    assert!(
+        e.contains("8 chunk-batches, fewer than the calibration window of 16 of method ours"),
+        "{e}"
+    );
+    assert!(
+        !short.join("records.jsonl").exists(),
+        "refused before the model pass"
+    );
 
     let a = dir.path().join("a");
     let stdout = ok(&compare(&cfg, &["--out", a.to_str().unwrap()]));

@@ -211,6 +211,24 @@ fn loss_of(records: &[ChunkRecord], updated: &[bool], idx: &[usize]) -> f64 {
         / idx.len() as f64
 }
 
+/// Checks, before any model work, that `n` chunk-batches are enough for every method of
+/// `config` (a reconstruction gate needs at least its calibration window).
+pub fn check_stream_length(config: &CompareConfig, n: usize) -> Result<()> {
+    for name in &config.methods {
+        let gate: GateConfig = name
+            .parse()
+            .map_err(|e: ponder_gate::Error| Error::Config(format!("method {name:?}: {e}")))?;
+        if let Some(window) = gate.calibration() {
+            if n < window {
+                return Err(Error::Data(format!(
+                    "the evaluation set has {n} chunk-batches, fewer than the calibration window of {window} of method {name} (raise eval.max_batches, lower eval.batch_size, or add data)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Applies every method of `config` to `records`.
 pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Comparison> {
     config.validate()?;
