@@ -182,14 +182,7 @@ fn deviance(x: f64, m: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn assert_rel(actual: f64, expected: f64, rtol: f64) {
-        let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            err <= rtol,
-            "actual {actual:e}, expected {expected:e}, rel err {err:e}"
-        );
-    }
+    use crate::test_util::assert_rel;
 
     #[test]
     fn t_with_one_dof_is_cauchy() {

@@ -26,3 +26,16 @@ pub use decision::{above_median, decision_accuracy, positive, top_fraction_set};
 pub use error::{Error, Result};
 pub use loss::{mean, method_loss, oracle_recovery, perplexity, update_rate};
 pub use mcnemar::{mcnemar, McNemar};
+
+/// Helpers shared by the unit tests of the special functions and tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Asserts that `actual` is within `rtol` of `expected`, relative to `|expected|`.
+    pub(crate) fn assert_rel(actual: f64, expected: f64, rtol: f64) {
+        let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
+        assert!(
+            err <= rtol,
+            "actual {actual:e}, expected {expected:e}, rel err {err:e}"
+        );
+    }
+}

@@ -108,14 +108,7 @@ pub fn mcnemar_from_counts(n10: u64, n01: u64) -> McNemar {
 mod tests {
     use super::*;
     use crate::special::erfc;
-
-    fn assert_rel(actual: f64, expected: f64, rtol: f64) {
-        let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            err <= rtol,
-            "actual {actual:e}, expected {expected:e}, rel err {err:e}"
-        );
-    }
+    use crate::test_util::assert_rel;
 
     #[test]
     fn counts_from_pairs() {

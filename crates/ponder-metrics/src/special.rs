@@ -261,14 +261,7 @@ fn beta_fraction(a: f64, b: f64, x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn assert_rel(actual: f64, expected: f64, rtol: f64) {
-        let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            err <= rtol,
-            "actual {actual:e}, expected {expected:e}, rel err {err:e}"
-        );
-    }
+    use crate::test_util::assert_rel;
 
     #[test]
     fn ln_gamma_matches_factorials_and_half_integers() {
