@@ -90,6 +90,14 @@ pub trait Gate {
     /// Called once after every [`Gate::decide`], with the same signals and the decision taken.
     fn observe(&mut self, _signals: &Signals, _decision: Decision) {}
 
+    /// [`Gate::decide`], then [`Gate::observe`] with the decision taken: one chunk of a stream
+    /// whose caller acts on every decision as given.
+    fn step(&mut self, signals: &Signals) -> Decision {
+        let decision = self.decide(signals);
+        self.observe(signals, decision);
+        decision
+    }
+
     /// The current threshold on the signal, for controllers that keep one (for traces and
     /// plots); `None` for policies without a threshold or before calibration ends.
     fn threshold(&self) -> Option<f64> {

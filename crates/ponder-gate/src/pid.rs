@@ -273,9 +273,7 @@ mod tests {
             skip_loss: None,
             updates_so_far: 0,
         };
-        let d = gate.decide(&sig);
-        gate.observe(&sig, d);
-        d
+        gate.step(&sig)
     }
 
     #[test]

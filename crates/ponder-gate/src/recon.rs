@@ -191,8 +191,7 @@ mod tests {
                     skip_loss: None,
                     updates_so_far: 0,
                 };
-                let d = gate.decide(&sig);
-                gate.observe(&sig, d);
+                let d = gate.step(&sig);
                 (d, gate.threshold(), gate.rate())
             })
             .collect()

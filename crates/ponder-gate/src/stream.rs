@@ -113,8 +113,7 @@ pub fn replay(gate: &mut dyn Gate, records: &[StreamRecord]) -> Trace {
             skip_loss: None,
             updates_so_far,
         };
-        let decision = gate.decide(&signals);
-        gate.observe(&signals, decision);
+        let decision = gate.step(&signals);
         updates_so_far += usize::from(decision.is_update());
         trace.decisions.push(decision);
         trace.thresholds.push(gate.threshold());

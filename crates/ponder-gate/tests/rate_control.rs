@@ -133,8 +133,7 @@ fn count_error_stays_under_the_bound_on_adversarial_streams() {
                     skip_loss: None,
                     updates_so_far: 0,
                 };
-                let d = gate.decide(&sig);
-                gate.observe(&sig, d);
+                gate.step(&sig);
                 assert!(
                     gate.deficit().abs() <= bound,
                     "{name}, ρ = {rho}, chunk {position}: deficit {} > {bound}",

@@ -44,8 +44,7 @@ fn bench_gate(c: &mut Criterion, name: &str, mut gate: impl Gate, recs: &[Stream
             skip_loss: None,
             updates_so_far,
         };
-        let d = gate.decide(&signals);
-        gate.observe(&signals, d);
+        let d = gate.step(&signals);
         position += 1;
         updates_so_far += usize::from(d.is_update());
         d
