@@ -53,17 +53,24 @@ pub(super) fn catching_panics<T>(path: &Path, read: impl FnOnce() -> Result<T>) 
     })
 }
 
+/// Opens the Parquet file at `path`: an I/O error, or a file that is not Parquet, names it.
+pub(super) fn open(path: &Path) -> Result<SerializedFileReader<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SerializedFileReader::new(file).map_err(|e| Error::BadDataset {
+        path: path.to_path_buf(),
+        reason: format!("not a readable Parquet file ({e})"),
+    })
+}
+
 fn read_rows_unguarded(path: &Path, columns: &HfColumns, rows: &mut Rows<'_>) -> Result<()> {
     let bad = |reason: String| Error::BadDataset {
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| bad(format!("not a readable Parquet file ({e})")))?;
+    let reader = open(path)?;
     let schema = reader.metadata().file_metadata().schema_descr();
     let content = string_column(schema, &columns.content).map_err(bad)?;
     let lang = match &columns.language {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::FileReader;
 use parquet::record::{Field, Row};
 use parquet::schema::types::Type;
 
@@ -23,12 +23,7 @@ pub(super) fn read_ids(
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| bad(format!("not a readable Parquet file ({e})")))?;
+    let reader = super::parquet::open(path)?;
     let schema = reader.metadata().file_metadata().schema_descr();
     check_schema(schema).map_err(&bad)?;
     let files_field = schema
