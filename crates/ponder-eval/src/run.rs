@@ -6,11 +6,10 @@ use std::path::Path;
 
 use crate::error::{io, Result};
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file and a rename
+/// ([`ponder_data::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    ponder_data::write_atomic(path, bytes).map_err(io(path))
 }
 
 /// Writes `value` as pretty JSON with a final newline.

@@ -8,7 +8,7 @@
 //! not cached while offline) that the corpus counts, like the original, which drops the file.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::corpus::SkipReason;
@@ -125,7 +125,7 @@ fn fetch_one(
         tracing::debug!("{url}: {why}");
         SkipReason::CorruptGzip
     })?;
-    if let Err(e) = write_atomically(&cached, &bytes) {
+    if let Err(e) = crate::atomic::write_atomic(&cached, &bytes) {
         tracing::warn!("{}: cannot cache a Stack v2 blob ({e})", cached.display());
     }
     Ok(bytes)
@@ -185,23 +185,6 @@ fn gunzip(bytes: &[u8], already_decoded: bool) -> std::result::Result<Vec<u8>, S
         ));
     }
     Ok(out)
-}
-
-/// Writes `path` through a temporary file in the same folder and a rename, so a reader never
-/// sees half a blob.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:?}.tmp",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 /// Whether `id` is safe as a file name and URL segment (Software Heritage ids are hexadecimal).
