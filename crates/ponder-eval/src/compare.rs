@@ -239,7 +239,12 @@ pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Compar
         .iter()
         .map(|name| run_method(name, config.budget, &gates))
         .collect::<Result<Vec<_>>>()?;
-    let oracle = run_method("oracle", config.budget, &gates)?.updated();
+    let find = |name: &str| runs.iter().find(|r| r.name == name);
+    // The reference of Recovery and decision accuracy: the oracle's run if it was asked for.
+    let oracle = match find("oracle") {
+        Some(run) => run.updated(),
+        None => run_method("oracle", config.budget, &gates)?.updated(),
+    };
     let skip_all = vec![false; n];
     let all: Vec<usize> = (0..n).collect();
     let l_skip = loss_of(records, &skip_all, &all);
@@ -280,7 +285,6 @@ pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Compar
             decision_accuracy: m::decision_accuracy(&updated, &oracle)?,
         });
     }
-    let find = |name: &str| runs.iter().find(|r| r.name == name);
     let mcnemar = match (find("ours"), find("random")) {
         (Some(ours), Some(random)) => {
             let agree = |r: &MethodRun| -> Vec<bool> {

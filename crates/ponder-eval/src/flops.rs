@@ -78,12 +78,12 @@ pub fn chunk_flops(lm: &PonderLm, rows: usize, tokens: usize) -> ChunkFlops {
             3.0 * 2.0 * t * 2.0 * (cfg.hidden_dim * cfg.r) as f64
         }
     };
-    let rows = rows as f64;
+    let r = rows as f64;
     ChunkFlops {
         tokens,
-        rows: rows as usize,
-        backbone: rows * backbone,
-        head: rows * head,
-        fast: rows * fast,
+        rows,
+        backbone: r * backbone,
+        head: r * head,
+        fast: r * fast,
     }
 }

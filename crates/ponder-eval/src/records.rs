@@ -99,7 +99,7 @@ pub fn record_chunk(
     device: &Device,
     times: &mut PassTimes,
 ) -> Result<ChunkRecord> {
-    let ids = Tensor::from_vec(chunk.ids.clone(), (chunk.rows, chunk.len), device)?;
+    let ids = Tensor::from_slice(&chunk.ids, (chunk.rows, chunk.len), device)?;
     let mean =
         |t: &Tensor| -> Result<f64> { Ok(ponder_nn::to_f64(t)?.mean_all()?.to_scalar::<f64>()?) };
     let t0 = Instant::now();
