@@ -120,6 +120,11 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
     let wait = crate::train::spinner(a.quiet, "preparing the evaluation data");
     let hints = crate::data::hints(global);
     let data = ponder_train::data::build(&config, &hints).context("preparing the data")?;
+    crate::resolve::check_same_tokenizer(
+        &fast.backbone,
+        &data.tokenizer,
+        data.tokenizer_path.as_deref(),
+    )?;
     let (stream, manifests) = match &source {
         None => (data.test.clone(), data.manifests.clone()),
         Some(s) => {

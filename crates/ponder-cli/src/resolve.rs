@@ -118,3 +118,68 @@ pub fn tokenizer(
     }
     bail!("model {model_spec} has a vocabulary of {vocab}, not GPT-2's 50257, and no tokenizer.json beside it: pass --tokenizer")
 }
+
+/// Errors when a local model has a `tokenizer.json` beside it that is not `data`, the tokenizer
+/// the config's data is encoded with: a backbone trained on another corpus (or a BPE retrained
+/// since) would read the token ids as other tokens and every loss would be meaningless.
+pub fn check_same_tokenizer(
+    model_spec: &str,
+    data: &Tokenizer,
+    data_path: Option<&Path>,
+) -> Result<()> {
+    let local = Path::new(model_spec);
+    let beside = if local.is_dir() {
+        local.join("tokenizer.json")
+    } else {
+        match local.parent() {
+            Some(dir) => dir.join("tokenizer.json"),
+            None => return Ok(()),
+        }
+    };
+    if !beside.is_file() {
+        return Ok(());
+    }
+    let model = Tokenizer::from_file(&beside)?;
+    if model.fingerprint() != data.fingerprint() {
+        bail!(
+            "the backbone {model_spec} was trained with the tokenizer {}, but the config's data is encoded with {} ({} ids): they differ (the corpus or the BPE settings changed since the backbone was trained), so the losses would be meaningless; retrain the backbone with this config or point [fast] backbone at one trained with it",
+            beside.display(),
+            data_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| data.kind().to_string()),
+            data.vocab_size()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bpe(text: &str) -> Tokenizer {
+        let texts: Vec<String> = (0..20).map(|i| format!("{text} {i}\n")).collect();
+        Tokenizer::train_byte_level_bpe(&texts, 300, 2).unwrap()
+    }
+
+    #[test]
+    fn a_backbone_with_another_tokenizer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        let spec = model.to_str().unwrap();
+        let ours = bpe("def add(a, b): return a + b");
+        // No tokenizer.json beside the model: nothing to check.
+        check_same_tokenizer(spec, &ours, None).unwrap();
+        ours.save(&model.join("tokenizer.json")).unwrap();
+        check_same_tokenizer(spec, &ours, None).unwrap();
+        let theirs = bpe("function mul(x, y) { return x * y; }");
+        let data_path = dir.path().join("data-tokenizer.json");
+        let err = check_same_tokenizer(spec, &theirs, Some(&data_path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model/tokenizer.json"), "{err}");
+        assert!(err.contains("data-tokenizer.json"), "{err}");
+        assert!(err.contains("they differ"), "{err}");
+    }
+}

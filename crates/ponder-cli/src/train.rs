@@ -97,6 +97,11 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 .model;
             let out = config.run.out_dir.join(format!("fast-k{}", fast.k));
             let (run, data) = open_run(global, a, &config, &out)?;
+            crate::resolve::check_same_tokenizer(
+                &fast.backbone,
+                &data.tokenizer,
+                data.tokenizer_path.as_deref(),
+            )?;
             let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
             println!(
                 "fast layer (UPDATE_{}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
