@@ -25,20 +25,32 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
 struct GeluTanh;
 
 fn forward<T: Float>(x: &[T]) -> Vec<T> {
-    let two = T::from(2.0).expect("2");
-    let c = T::from(SQRT_2_OVER_PI).expect("constant");
-    let a = T::from(COEF).expect("constant");
     let mut out = vec![T::zero(); x.len()];
     out.par_chunks_mut(8192)
         .zip(x.par_chunks(8192))
-        .for_each(|(out, x)| {
-            for (o, &v) in out.iter_mut().zip(x) {
-                // 0.5 (1 + tanh z) = 1 / (1 + e^(−2z)).
-                let z2 = two * c * (v + a * v * v * v);
-                *o = v / (T::one() + (-z2).exp_fast());
-            }
-        });
+        .for_each(|(out, x)| cpu::dispatch(Block { x, out }));
     out
+}
+
+/// GELU of one block of elements, written into `out`.
+struct Block<'a, T> {
+    x: &'a [T],
+    out: &'a mut [T],
+}
+
+impl<T: Float> cpu::Kernel for Block<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let two = T::from(2.0).expect("2");
+        let c = T::from(SQRT_2_OVER_PI).expect("constant");
+        let a = T::from(COEF).expect("constant");
+        for (o, &v) in self.out.iter_mut().zip(self.x) {
+            // 0.5 (1 + tanh z) = 1 / (1 + e^(−2z)).
+            let z2 = two * c * (v + a * v * v * v);
+            *o = v / (T::one() + (-z2).exp_fast::<FMA>());
+        }
+    }
 }
 
 impl CustomOp1 for GeluTanh {

@@ -43,21 +43,56 @@ struct CrossEntropy {
     targets: Vec<u32>,
 }
 
-/// `log Σ exp(row)`, computed stably.
-fn logsumexp<T: Float>(row: &[T]) -> T {
+/// `log Σ exp(row)`, computed stably. The exponentials go through a small buffer, one block at
+/// a time, so that the compiler vectorizes the `exp` loop on its own and then the sum.
+#[inline(always)]
+fn logsumexp<T: Float, const FMA: bool>(row: &[T]) -> T {
+    const BLOCK: usize = 64;
     let max = cpu::max(row);
-    let mut sum = [T::zero(); 8];
-    let chunks = row.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..8 {
-            sum[i] += (c[i] - max).exp_fast();
+    let mut buf = [T::zero(); BLOCK];
+    let mut sum = T::zero();
+    for block in row.chunks(BLOCK) {
+        let buf = &mut buf[..block.len()];
+        for (b, &v) in buf.iter_mut().zip(block) {
+            *b = (v - max).exp_fast::<FMA>();
         }
+        sum += cpu::sum(buf);
     }
-    let sum = rest
-        .iter()
-        .fold(cpu::sum(&sum), |a, &v| a + (v - max).exp_fast());
     max + sum.ln()
+}
+
+/// One row's loss, `logsumexp(row) − row[target]`.
+struct RowLoss<'a, T> {
+    row: &'a [T],
+    target: usize,
+}
+
+impl<T: Float> cpu::Kernel for RowLoss<'_, T> {
+    type Out = T;
+    #[inline(always)]
+    fn run<const FMA: bool>(self) -> T {
+        logsumexp::<T, FMA>(self.row) - self.row[self.target]
+    }
+}
+
+/// One row's gradient, `(softmax(row) − onehot(target)) · g`, written into `out`.
+struct RowGrad<'a, T> {
+    row: &'a [T],
+    out: &'a mut [T],
+    target: usize,
+    g: T,
+}
+
+impl<T: Float> cpu::Kernel for RowGrad<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let lse = logsumexp::<T, FMA>(self.row);
+        for (o, &x) in self.out.iter_mut().zip(self.row) {
+            *o = (x - lse).exp_fast::<FMA>() * self.g;
+        }
+        self.out[self.target] -= self.g;
+    }
 }
 
 impl CrossEntropy {
@@ -65,7 +100,12 @@ impl CrossEntropy {
         logits
             .par_chunks(v)
             .zip(self.targets.par_iter())
-            .map(|(row, &t)| logsumexp(row) - row[t as usize])
+            .map(|(row, &t)| {
+                cpu::dispatch(RowLoss {
+                    row,
+                    target: t as usize,
+                })
+            })
             .collect()
     }
 
@@ -76,11 +116,12 @@ impl CrossEntropy {
             .zip(logits.par_chunks(v))
             .zip(self.targets.par_iter().zip(grad.par_iter()))
             .for_each(|((out, row), (&t, &g))| {
-                let lse = logsumexp(row);
-                for (o, &x) in out.iter_mut().zip(row) {
-                    *o = (x - lse).exp_fast() * g;
-                }
-                out[t as usize] -= g;
+                cpu::dispatch(RowGrad {
+                    row,
+                    out,
+                    target: t as usize,
+                    g,
+                })
             });
         out
     }

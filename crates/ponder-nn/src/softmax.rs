@@ -73,17 +73,34 @@ impl Softmax {
                     } else {
                         t_k
                     };
-                    let (live, _) = x.split_at(n);
-                    let max = cpu::max(live);
-                    for (o, &v) in out[..n].iter_mut().zip(live) {
-                        *o = ((v - max) * scale).exp_fast();
-                    }
-                    let sum = cpu::sum(&out[..n]);
-                    let inv = sum.recip();
-                    out[..n].iter_mut().for_each(|o| *o *= inv);
+                    cpu::dispatch(RowSoftmax {
+                        x: &x[..n],
+                        out: &mut out[..n],
+                        scale,
+                    });
                 }
             });
         out
+    }
+}
+
+/// `softmax(scale · x)` of one row's live entries, written into `out`.
+struct RowSoftmax<'a, T> {
+    x: &'a [T],
+    out: &'a mut [T],
+    scale: T,
+}
+
+impl<T: Float> cpu::Kernel for RowSoftmax<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let max = cpu::max(self.x);
+        for (o, &v) in self.out.iter_mut().zip(self.x) {
+            *o = ((v - max) * self.scale).exp_fast::<FMA>();
+        }
+        let inv = cpu::sum(self.out).recip();
+        self.out.iter_mut().for_each(|o| *o *= inv);
     }
 }
 
