@@ -249,6 +249,18 @@ impl Gpt2 {
         logits.reshape((b, t, self.n_logits()))
     }
 
+    /// Next-token negative log-likelihood of `targets` through the tied head, with the pad
+    /// logit at [`PAD_LOGIT`]: the cross-entropy of [`Gpt2::logits`] without materializing
+    /// them on the CPU for inference ([`ponder_nn::linear_cross_entropy`]).
+    ///
+    /// # Shapes
+    /// - `hidden`: `(n, n_embd)`; `targets`: `(n)` u32; returns `(n)`, f64 for f64 and f32
+    ///   otherwise.
+    pub fn head_nll(&self, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let masked = self.pad_token.map(|pad| (pad as usize, PAD_LOGIT));
+        ponder_nn::linear_cross_entropy(hidden, &self.wte, targets, masked)
+    }
+
     fn check_ids(&self, ids: &Tensor) -> Result<(usize, usize)> {
         let (b, t) = ids.dims2().map_err(|_| {
             candle::Error::Msg(format!(

@@ -13,6 +13,9 @@ use ponder_ttt::TttStats;
 use crate::fast::{FastLayer, FastNorm, FastState};
 use crate::lora::{mean_stats, update_sequence, LoraState, LoraUpdate};
 
+/// Most logits [`PonderLm::next_token_loss`] materializes at once: 32 M f32 values, 128 MB.
+pub const LOGITS_BUDGET: usize = 1 << 25;
+
 /// The PonderTTT LM.
 #[derive(Clone)]
 pub struct PonderLm {
@@ -227,11 +230,14 @@ impl PonderLm {
     }
 
     /// Mean next-token negative log-likelihood of each sequence: position `i` predicts token
-    /// `i + 1`, so a chunk of `t` tokens has `t − 1` predictions. Logits are built one sequence
-    /// at a time, so memory stays at one `(t, vocab)` matrix.
+    /// `i + 1`, so a chunk of `t` tokens has `t − 1` predictions. The head and its
+    /// cross-entropy run fused where nothing needs a gradient ([`Gpt2::head_nll`]); otherwise
+    /// the logits (cast to f32 from a half type) are built for as many sequences at a time as fit in
+    /// [`LOGITS_BUDGET`] elements, so memory stays bounded.
     ///
     /// # Shapes
-    /// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b)`.
+    /// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b)`, f64 for f64
+    ///   features and f32 otherwise.
     pub fn next_token_loss(&self, features: &Tensor, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t < 2 || features.dims()[..2] != [b, t] {
@@ -241,15 +247,20 @@ impl PonderLm {
                 ids.dims()
             );
         }
-        let per_seq = (0..b)
-            .map(|s| {
-                let f = features.narrow(0, s, 1)?.narrow(1, 0, t - 1)?; // (1, t−1, d)
-                let logits = self.backbone.logits(&f)?.squeeze(0)?; // (t−1, V)
-                let targets = ids.narrow(0, s, 1)?.narrow(1, 1, t - 1)?.flatten_all()?; // (t−1)
-                ponder_nn::cross_entropy(&logits, &targets)?.mean_all()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::stack(&per_seq, 0)
+        let per_pass = (LOGITS_BUDGET / ((t - 1) * self.backbone.n_logits())).max(1);
+        let mut means = Vec::with_capacity(b.div_ceil(per_pass));
+        for start in (0..b).step_by(per_pass) {
+            let n = per_pass.min(b - start);
+            let f = features.narrow(0, start, n)?.narrow(1, 0, t - 1)?; // (n, t−1, d)
+            let f = f.reshape((n * (t - 1), f.dim(2)?))?; // (n·(t−1), d)
+            let targets = ids
+                .narrow(0, start, n)?
+                .narrow(1, 1, t - 1)?
+                .flatten_all()?;
+            let nll = self.backbone.head_nll(&f, &targets)?; // (n·(t−1))
+            means.push(nll.reshape((n, t - 1))?.mean(1)?); // (n)
+        }
+        Tensor::cat(&means, 0)
     }
 
     /// One chunk through both paths with a single backbone pass.

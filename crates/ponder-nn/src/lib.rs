@@ -6,6 +6,8 @@
 //!   [`gelu_tanh`], [`cross_entropy`]) with parallel CPU kernels and a backward pass written in
 //!   primitive tensor ops, so that trainable paths never lose gradients (Candle's own fused
 //!   `layer_norm` and `softmax_last_dim` have no backward);
+//! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
+//!   which never materializes the logits;
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);
 //! - test helpers ([`assert_close`], [`test_device!`]).
 //!
@@ -16,6 +18,7 @@ pub mod activation;
 pub mod dropout;
 pub mod init;
 pub mod layer_norm;
+pub mod linear_loss;
 pub mod loss;
 pub mod masks;
 pub mod optim;
@@ -28,6 +31,7 @@ mod cpu;
 pub use activation::gelu_tanh;
 pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
+pub use linear_loss::linear_cross_entropy;
 pub use loss::{cross_entropy, to_f64};
 pub use softmax::{causal_softmax, softmax_last_dim};
 pub use testing::{assert_close, max_abs_diff};

@@ -268,7 +268,7 @@ pub fn objective(
 ) -> Result<Objective> {
     let state = lm.initial_state(ids.dim(0)?)?;
     let up = lm.update(hidden, ids, &state, 1)?;
-    let ce = next_token_loss(lm, &up.features, ids)?.mean_all()?;
+    let ce = lm.next_token_loss(&up.features, ids)?.mean_all()?;
     let s = &up.stats;
     let mean = |t: &Tensor| to_f32(t)?.mean_all();
     let aux = (((mean(&s.init)? + mean(&s.step_0)?)? + mean(&s.step_1)?)? / 3.0)?;
@@ -279,27 +279,6 @@ pub fn objective(
         ce: ce.to_scalar::<f32>()? as f64,
         recon: [means.0, means.1, means.2],
     })
-}
-
-/// [`PonderLm::next_token_loss`] computed in f32: for other feature dtypes the logits are cast
-/// to f32 before the cross-entropy (one sequence at a time, as the model does).
-///
-/// # Shapes
-/// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b)` f32.
-pub(crate) fn next_token_loss(lm: &PonderLm, features: &Tensor, ids: &Tensor) -> Result<Tensor> {
-    if features.dtype() == DType::F32 {
-        return Ok(lm.next_token_loss(features, ids)?);
-    }
-    let (b, t) = ids.dims2()?;
-    let per_seq = (0..b)
-        .map(|s| {
-            let f = features.narrow(0, s, 1)?.narrow(1, 0, t - 1)?; // (1, t−1, d)
-            let logits = to_f32(&lm.logits(&f)?.squeeze(0)?)?; // (t−1, V)
-            let targets = ids.narrow(0, s, 1)?.narrow(1, 1, t - 1)?.flatten_all()?; // (t−1)
-            ponder_nn::cross_entropy(&logits, &targets)?.mean_all()
-        })
-        .collect::<candle::Result<Vec<_>>>()?;
-    Ok(Tensor::stack(&per_seq, 0)?) // (b)
 }
 
 /// `backbone` in the compute precision, detached: as it is for f32, else every weight cast once.

@@ -9,7 +9,7 @@ use ponder_data::pack::batches;
 use ponder_gpt2::Gpt2;
 use serde_json::json;
 
-use super::model::{fast_step, next_token_loss, FastModel, HiddenCache};
+use super::model::{fast_step, FastModel, HiddenCache};
 use crate::backbone::{derive_seed, progress_bar, windows_tensor};
 use crate::config::{FastTrainConfig, TrainConfig};
 use crate::data::TrainData;
@@ -149,12 +149,14 @@ fn evaluate(
         let ids = windows_tensor(&data.validation, chunk, len, model.device())?;
         let hidden = cache.get(model, &data.validation, chunk, len)?;
         let n = chunk.len() as f64;
-        skip += next_token_loss(&lm, &hidden, &ids)?
+        skip += lm
+            .next_token_loss(&hidden, &ids)?
             .mean_all()?
             .to_scalar::<f32>()? as f64
             * n;
         let up = lm.update(&hidden, &ids, &lm.initial_state(chunk.len())?, 1)?;
-        update += next_token_loss(&lm, &up.features.detach(), &ids)?
+        update += lm
+            .next_token_loss(&up.features.detach(), &ids)?
             .mean_all()?
             .to_scalar::<f32>()? as f64
             * n;

@@ -1,0 +1,3 @@
+//! Benchmark groups of `ponder-nn`.
+
+pub mod head;
