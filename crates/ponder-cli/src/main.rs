@@ -34,7 +34,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let result = match &cli.command {
+    // Before any tensor work starts a thread pool.
+    ponder_nn::threads::configure();
+    // The command runs on a worker of Candle's CPU pool, so that the many short parallel
+    // sections of a forward pass start on this thread instead of waking a pool.
+    let result = candle::Device::Cpu.with_context(|| match &cli.command {
         Command::Info(a) => info::run(&cli.global, a),
         Command::Score(a) => score::run(&cli.global, a),
         Command::Data(c) => data::run(&cli.global, c),
@@ -42,7 +46,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => compare::run(&cli.global, a),
         Command::Report(a) => report::report(a),
         Command::Bench(a) => report::bench(&cli.global, a),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,6 +9,7 @@
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
 //!   which never materializes the logits;
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);
+//! - start-up thread settings for Candle's CPU backend ([`threads::configure`]);
 //! - test helpers ([`assert_close`], [`test_device!`]).
 //!
 //! Every op has a reference composition of primitive Candle ops in [`reference`]; the fused CPU
@@ -25,6 +26,7 @@ pub mod optim;
 pub mod reference;
 pub mod softmax;
 pub mod testing;
+pub mod threads;
 
 mod cpu;
 

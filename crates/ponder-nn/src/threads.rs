@@ -1,0 +1,64 @@
+//! Thread settings for Candle's CPU backend, for an application to apply at start-up before any
+//! tensor work (the `ponder` binary does).
+//!
+//! Candle runs matrix products on a rayon pool and element-wise ops on a second pool of its own,
+//! whose workers spin (about 25,000 pause instructions) after every op before they park. Two
+//! costs follow, both measured on the project's 2-core machine (`docs/performance.md`):
+//!
+//! - every matrix product asks for the thread count, which without `RAYON_NUM_THREADS` parses
+//!   `/proc/cpuinfo` again (about 5% of a tiny-shape comparison pass, all in the kernel);
+//! - the spinning element-wise worker takes a core from the matmul pool each time the two
+//!   alternate, as they do several times per layer.
+//!
+//! Unless the user set them, [`configure`] therefore fixes `RAYON_NUM_THREADS` to the count
+//! Candle would compute (once) and runs element-wise ops on the calling thread
+//! (`CANDLE_NUM_THREADS=1`); setting either variable keeps the user's value. The `ponder`
+//! binary also runs each command inside `Device::Cpu.with_context`, so that parallel sections
+//! start on the calling thread instead of waking an idle pool.
+
+/// The variables to set and their values, given the current environment (`get`) and Candle's
+/// thread count (`threads`, called only when needed).
+pub fn defaults(
+    get: impl Fn(&str) -> Option<String>,
+    threads: impl FnOnce() -> usize,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if get("RAYON_NUM_THREADS").is_none() {
+        out.push(("RAYON_NUM_THREADS", threads().max(1).to_string()));
+    }
+    if get("CANDLE_NUM_THREADS").is_none() {
+        out.push(("CANDLE_NUM_THREADS", "1".to_string()));
+    }
+    out
+}
+
+/// Applies [`defaults`] to this process. Call early in `main`, before any thread pool exists
+/// (Candle creates its pools on first use).
+pub fn configure() {
+    let set = defaults(|k| std::env::var(k).ok(), candle::utils::get_num_threads);
+    for (key, value) in set {
+        std::env::set_var(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_variables_get_defaults_and_set_ones_are_kept() {
+        let none = defaults(|_| None, || 6);
+        assert_eq!(
+            none,
+            vec![
+                ("RAYON_NUM_THREADS", "6".to_string()),
+                ("CANDLE_NUM_THREADS", "1".to_string())
+            ]
+        );
+        let user = |k: &str| (k == "RAYON_NUM_THREADS").then(|| "3".to_string());
+        let kept = defaults(user, || panic!("the count is not needed"));
+        assert_eq!(kept, vec![("CANDLE_NUM_THREADS", "1".to_string())]);
+        let both = |_: &str| Some("4".to_string());
+        assert!(defaults(both, || 1).is_empty());
+    }
+}
