@@ -232,8 +232,8 @@ impl PonderLm {
     /// Mean next-token negative log-likelihood of each sequence: position `i` predicts token
     /// `i + 1`, so a chunk of `t` tokens has `t − 1` predictions. The head and its
     /// cross-entropy run fused where nothing needs a gradient ([`Gpt2::head_nll`]); otherwise
-    /// the logits (cast to f32 from a half type) are built for as many sequences at a time as fit in
-    /// [`LOGITS_BUDGET`] elements, so memory stays bounded.
+    /// the logits (cast to f32 from a half type) are built for as many sequences at a time as
+    /// fit in [`LOGITS_BUDGET`] elements, so memory stays bounded.
     ///
     /// # Shapes
     /// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b)`, f64 for f64

@@ -2,8 +2,8 @@
 //! UPDATE): the logits materialized by a matmul then [`ponder_nn::cross_entropy`], against
 //! [`ponder_nn::linear_cross_entropy`], which never materializes them; and the cross-entropy
 //! alone on saved logits (the vectorized `exp`). Shapes: the tiny preset's evaluation
-//! chunk-batch (4 × 127 predictions, width 128, vocabulary 4,096) and one GPT-2 small
-//! sequence (511 predictions, width 768, vocabulary 50,257).
+//! chunk-batch (4 × 127 predictions, width 128, vocabulary 4,096) and one GPT-2 small and one
+//! GPT-2 medium sequence (511 predictions, widths 768 and 1,024, vocabulary 50,257).
 
 use std::time::Duration;
 
@@ -12,7 +12,11 @@ use criterion::{criterion_group, Criterion, Throughput};
 
 fn bench(c: &mut Criterion) {
     let dev = Device::Cpu;
-    for (name, n, d, v) in [("tiny", 508, 128, 4096), ("gpt2-small", 511, 768, 50_257)] {
+    for (name, n, d, v) in [
+        ("tiny", 508, 128, 4096),
+        ("gpt2-small", 511, 768, 50_257),
+        ("gpt2-medium", 511, 1024, 50_257),
+    ] {
         let x = Tensor::randn(0f32, 1.0, (n, d), &dev).expect("x");
         let w = Tensor::randn(0f32, 0.02, (v, d), &dev).expect("w");
         let ids: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % v as u32).collect();
