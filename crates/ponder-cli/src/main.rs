@@ -36,9 +36,9 @@ fn main() -> ExitCode {
         .init();
     // Before any tensor work starts a thread pool.
     ponder_nn::threads::configure();
-    // The command runs on a worker of Candle's CPU pool, so that the many short parallel
-    // sections of a forward pass start on this thread instead of waking a pool.
-    let result = candle::Device::Cpu.with_context(|| match &cli.command {
+    // The command runs on a worker of the CPU pool, so that the many short parallel sections
+    // of a forward pass start on its thread instead of waking a pool.
+    let result = ponder_nn::threads::run_in_pool(|| match &cli.command {
         Command::Info(a) => info::run(&cli.global, a),
         Command::Score(a) => score::run(&cli.global, a),
         Command::Data(c) => data::run(&cli.global, c),

@@ -13,8 +13,9 @@
 //! Unless the user set them, [`configure`] therefore fixes `RAYON_NUM_THREADS` to the count
 //! Candle would compute (once) and runs element-wise ops on the calling thread
 //! (`CANDLE_NUM_THREADS=1`); setting either variable keeps the user's value. The `ponder`
-//! binary also runs each command inside `Device::Cpu.with_context`, so that parallel sections
-//! start on the calling thread instead of waking an idle pool.
+//! binary also runs each command with [`run_in_pool`], on a worker of the rayon pool that the
+//! matrix products and ponder's kernels use, so that parallel sections start on the calling
+//! thread instead of waking an idle pool.
 
 /// The variables to set and their values, given the current environment (`get`) and Candle's
 /// thread count (`threads`, called only when needed).
@@ -41,6 +42,25 @@ pub fn configure() {
     }
 }
 
+/// Stack of the pool's threads: the command runs on one of them, so it gets a main thread's
+/// 8 MiB rather than rayon's default.
+const STACK_BYTES: usize = 8 << 20;
+
+/// Runs `f` on a worker of a new rayon pool of Candle's thread count (call [`configure`]
+/// first), which becomes the pool of every parallel section inside `f`: Candle's matrix
+/// products and ponder's kernels. Where the pool cannot be built, `f` runs on this thread.
+pub fn run_in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(candle::utils::get_num_threads())
+        .stack_size(STACK_BYTES)
+        .thread_name(|i| format!("ponder-cpu-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +80,18 @@ mod tests {
         assert_eq!(kept, vec![("CANDLE_NUM_THREADS", "1".to_string())]);
         let both = |_: &str| Some("4".to_string());
         assert!(defaults(both, || 1).is_empty());
+    }
+
+    #[test]
+    fn the_pool_runs_the_work_and_its_parallel_sections() {
+        use rayon::prelude::*;
+        let sum = run_in_pool(|| {
+            assert!(
+                rayon::current_thread_index().is_some(),
+                "not on a pool worker"
+            );
+            (0..1000u64).into_par_iter().sum::<u64>()
+        });
+        assert_eq!(sum, 499_500);
     }
 }
