@@ -6,7 +6,10 @@
 //! On the CPU, bf16 is emulated (weights rounded to bf16, maths in f32; see
 //! `ponder_train::precision`); on CUDA and Metal it is native.
 
+mod common;
+
 use candle::{DType, Device, Tensor};
+use common::{assert_bf16_grads_follow_f32, named_grads, t};
 use ponder_gpt2::{Gpt2, Gpt2Config, LoadOptions};
 use ponder_model::TttConfig;
 use ponder_train::config::FastTrainConfig;
@@ -15,11 +18,6 @@ use ponder_train::{fast_step, FastModel, HiddenCache, Precision};
 
 const VOCAB: usize = 64;
 const LEN: usize = 32;
-
-/// A `ponder_train` result as a `candle` one, for the device-generic test bodies.
-fn t<T>(r: ponder_train::Result<T>) -> candle::Result<T> {
-    r.map_err(candle::Error::wrap)
-}
 
 fn backbone(dev: &Device) -> candle::Result<Gpt2> {
     let config = Gpt2Config {
@@ -104,38 +102,14 @@ fn grads(dev: &Device, precision: Precision) -> candle::Result<Vec<(String, Tens
     let obj = t(objective(&t(model.compute_lm())?, &hidden, &ids, 0.1))?;
     assert_eq!(obj.loss.dtype(), DType::F32);
     let g = obj.loss.backward()?;
-    Ok(model
-        .vars()
-        .iter()
-        .map(|(k, v)| {
-            let g = g.get(v.as_tensor());
-            (
-                k.clone(),
-                g.unwrap_or_else(|| panic!("{precision:?}: no gradient for {k}"))
-                    .clone(),
-            )
-        })
-        .collect())
+    Ok(named_grads(&g, model.vars(), precision))
 }
 
 fn every_fast_var_gets_an_f32_gradient_in_bf16(dev: &Device) -> candle::Result<()> {
     let full = grads(dev, Precision::F32)?;
     let half = grads(dev, Precision::Bf16)?;
     assert!(full.len() >= 10, "{} vars", full.len());
-    for ((name, g32), (_, g16)) in full.iter().zip(&half) {
-        assert_eq!(g16.dtype(), DType::F32, "{name}");
-        let (a, b) = (g32.flatten_all()?, g16.flatten_all()?);
-        let norm16 = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        assert!(norm16 > 0.0, "{name}: zero gradient in bf16");
-        // Same direction as in f32 (bf16 rounding perturbs it by well under 1%).
-        let norm32 = a.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        let cos = (&a * &b)?.sum_all()?.to_scalar::<f32>()? / (norm16 * norm32);
-        assert!(
-            cos > 0.99,
-            "{name}: cosine {cos} between f32 and bf16 gradients"
-        );
-    }
-    Ok(())
+    assert_bf16_grads_follow_f32(&full, &half)
 }
 
 /// The objective's CE before training and after `steps` fast steps, in `precision`.

@@ -5,9 +5,12 @@
 //! On the CPU, Candle 0.11 has no bf16 matmul, so bf16 there is emulated (weights rounded to
 //! bf16, maths in f32; see `ponder_train::precision`); on CUDA and Metal it is native.
 
+mod common;
+
 use std::path::Path;
 
 use candle::{DType, Device, Tensor, Var};
+use common::{assert_bf16_grads_follow_f32, named_grads, t};
 use ponder_gpt2::{weights, Gpt2, Gpt2Config};
 use ponder_nn::Dropout;
 use ponder_train::backbone::{batch_loss, compute_model};
@@ -62,11 +65,6 @@ fn ids(dev: &Device) -> candle::Result<Tensor> {
     Tensor::from_vec(stream(4 * 17, 1), (4, 17), dev)
 }
 
-/// A `ponder_train` result as a `candle` one, for the device-generic test bodies.
-fn t<T>(r: ponder_train::Result<T>) -> candle::Result<T> {
-    r.map_err(candle::Error::wrap)
-}
-
 /// The gradient of every var under `precision`, in var order.
 fn grads(dev: &Device, precision: Precision) -> candle::Result<Vec<(String, Tensor)>> {
     let (master, vars) = master(dev, &model_config())?;
@@ -75,37 +73,14 @@ fn grads(dev: &Device, precision: Precision) -> candle::Result<Vec<(String, Tens
     let loss = t(batch_loss(&model, &ids(dev)?, Some(&mut dropout)))?;
     assert_eq!(loss.dtype(), DType::F32);
     let g = loss.backward()?;
-    Ok(vars
-        .iter()
-        .map(|(k, v)| {
-            let g = g.get(v.as_tensor());
-            (
-                k.clone(),
-                g.unwrap_or_else(|| panic!("{precision:?}: no gradient for {k}"))
-                    .clone(),
-            )
-        })
-        .collect())
+    Ok(named_grads(&g, &vars, precision))
 }
 
 fn every_var_gets_an_f32_gradient_in_bf16(dev: &Device) -> candle::Result<()> {
     let full = grads(dev, Precision::F32)?;
     let half = grads(dev, Precision::Bf16)?;
     assert_eq!(full.len(), 2 + 12 * 2 + 2, "wte, wpe, 12 per block, ln_f");
-    for ((name, g32), (_, g16)) in full.iter().zip(&half) {
-        assert_eq!(g16.dtype(), DType::F32, "{name}");
-        let (a, b) = (g32.flatten_all()?, g16.flatten_all()?);
-        let norm16 = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        assert!(norm16 > 0.0, "{name}: zero gradient in bf16");
-        // Same direction as in f32: bf16 rounding perturbs it by well under 1%.
-        let norm32 = a.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
-        let cos = (&a * &b)?.sum_all()?.to_scalar::<f32>()? / (norm16 * norm32);
-        assert!(
-            cos > 0.99,
-            "{name}: cosine {cos} between f32 and bf16 gradients"
-        );
-    }
-    Ok(())
+    assert_bf16_grads_follow_f32(&full, &half)
 }
 
 fn the_first_loss_in_bf16_matches_f32(dev: &Device) -> candle::Result<()> {
