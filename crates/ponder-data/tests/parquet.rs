@@ -2,16 +2,14 @@
 //! back row for row (against the script's `hf_rows.json`), language filtering, skip counts, each
 //! error, and the `hf:` path through an HF cache.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fixture;
 
 use ponder_data::hf::{dataset_corpus, parquet_corpus, HfColumns};
-use ponder_data::{Hub, HubOptions, Language, ScanOptions};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+#[cfg(not(feature = "parquet"))]
+use ponder_data::{Hub, HubOptions};
+use ponder_data::{Language, ScanOptions};
 
 fn columns(content: &str, language: Option<&str>) -> HfColumns {
     HfColumns {
@@ -37,10 +35,12 @@ fn written_rows(file: &str) -> Vec<(Option<String>, Option<String>)> {
 mod with_parquet {
     use std::collections::BTreeMap;
 
+    use std::path::Path;
+
+    use crate::common::offline_hub_with;
     use ponder_data::corpus::skip_reason;
     use ponder_data::hf::jsonl_corpus;
     use ponder_data::SkipReason;
-    use ponder_hub::{insert_repo_file, RepoKind};
 
     use super::*;
 
@@ -268,20 +268,7 @@ mod with_parquet {
     fn hf_specs_dispatch_on_the_extension_through_the_cache() {
         let cache = tempfile::tempdir().unwrap();
         let file = "data/train-00000-of-00001.parquet";
-        let bytes = std::fs::read(fixture("hf_rows_snappy.parquet")).unwrap();
-        insert_repo_file(
-            cache.path(),
-            RepoKind::Dataset,
-            "org/code",
-            "abc",
-            file,
-            &bytes,
-        )
-        .unwrap();
-        let hub = Hub::new(HubOptions {
-            offline: true,
-            ..HubOptions::new(cache.path())
-        });
+        let hub = offline_hub_with(cache.path(), "org/code", file, "hf_rows_snappy.parquet");
         let opts = ScanOptions::standard();
         let cols = columns("content", Some("lang"));
         let spec = format!("hf:org/code:{file}");

@@ -4,10 +4,12 @@
 //! offline, and the error for a file without a `files` column. Nothing leaves the machine.
 #![cfg(feature = "parquet")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,14 +18,9 @@ use ponder_data::hf::stack_v2::{
     read_ids, stack_v2_corpus_with, stack_v2_file_corpus, StackV2Slice, STACK_V2_IDS_REPO,
 };
 use ponder_data::hf::swh::SwhOptions;
-use ponder_data::{Corpus, Hub, HubOptions, Language, ScanOptions, SkipReason};
-use ponder_hub::{insert_repo_file, RepoKind};
+use ponder_data::{Corpus, Language, ScanOptions, SkipReason};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use common::{fixture, offline_hub_with};
 
 /// A one-thread HTTP/1.1 server serving `stack_v2_blobs.json` under `/content/<blob_id>`.
 struct Server {
@@ -216,21 +213,13 @@ fn skip_and_max_files_count_files_of_the_language_before_any_download() {
 fn a_spec_goes_through_the_hf_cache() {
     let server = Server::start();
     let cache = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(fixture("stack_v2_ids.parquet")).unwrap();
     let file = "data/sample.parquet";
-    insert_repo_file(
+    let hub = offline_hub_with(
         cache.path(),
-        RepoKind::Dataset,
         STACK_V2_IDS_REPO,
-        "abc",
         file,
-        &bytes,
-    )
-    .unwrap();
-    let hub = Hub::new(HubOptions {
-        offline: true,
-        ..HubOptions::new(cache.path())
-    });
+        "stack_v2_ids.parquet",
+    );
     let scan = ScanOptions::standard();
     let opts = swh(&server, cache.path(), false);
     let spec = format!("hf-stack-v2:{file}?max_files=1");
