@@ -40,6 +40,26 @@ pub fn derive_seed(seed: u64, stream: &str, index: u64) -> u64 {
     h
 }
 
+/// The window indices of training step `step`: batch `step % per_epoch` of epoch
+/// `step / per_epoch`, whose order is shuffled by the run's random stream `stream`, where an
+/// epoch holds `per_epoch = n_windows / batch_size` full batches.
+pub(crate) fn step_windows(
+    n_windows: usize,
+    batch_size: usize,
+    seed: u64,
+    stream: &str,
+    step: u64,
+) -> Result<Vec<usize>> {
+    let per_epoch = (n_windows / batch_size) as u64;
+    let epoch = step / per_epoch;
+    let mut order = batches(
+        n_windows,
+        batch_size,
+        Some(derive_seed(seed, stream, epoch)),
+    )?;
+    Ok(order.swap_remove((step % per_epoch) as usize))
+}
+
 /// Mean next-token loss over a batch of windows, with dropout when training. The logits are
 /// cast to f32 before the cross-entropy, so the loss is an f32 scalar whatever `model`'s dtype.
 ///
@@ -165,7 +185,6 @@ pub fn train_backbone(
         .flat_map(|&i| data.validation[i * win + 1..(i + 1) * win].to_vec())
         .collect();
     let unigram = unigram_loss(&data.train, config.model.vocab_size, &val_targets);
-    let batches_per_epoch = (n_train / o.batch_size) as u64;
     let dropout_p = config
         .model
         .resid_pdrop
@@ -175,18 +194,8 @@ pub fn train_backbone(
     let t0 = Instant::now();
     let mut val_loss = f64::NAN;
     for step in start..o.steps {
-        let epoch = step / batches_per_epoch;
-        let order = batches(
-            n_train,
-            o.batch_size,
-            Some(derive_seed(seed, "backbone-data", epoch)),
-        )?;
-        let ids = windows_tensor(
-            &data.train,
-            &order[(step % batches_per_epoch) as usize],
-            win,
-            device,
-        )?;
+        let idx = step_windows(n_train, o.batch_size, seed, "backbone-data", step)?;
+        let ids = windows_tensor(&data.train, &idx, win, device)?;
         let mut dropout = Dropout::new(dropout_p, derive_seed(seed, "backbone-dropout", step))?;
         let model = compute_model(&master, &vars, o.precision)?;
         let loss = batch_loss(&model, &ids, (dropout_p > 0.0).then_some(&mut dropout))?;

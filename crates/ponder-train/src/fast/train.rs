@@ -5,12 +5,11 @@
 
 use std::time::Instant;
 
-use ponder_data::pack::batches;
 use ponder_gpt2::Gpt2;
 use serde_json::json;
 
 use super::model::{fast_step, FastModel, HiddenCache};
-use crate::backbone::{derive_seed, progress_bar, windows_tensor};
+use crate::backbone::{progress_bar, step_windows, windows_tensor};
 use crate::config::{FastTrainConfig, TrainConfig};
 use crate::data::TrainData;
 use crate::error::{Error, Result};
@@ -81,21 +80,14 @@ pub fn train_fast(
     let budget = (f.hidden_cache_mb << 20) / 2;
     let mut val_cache = HiddenCache::new(budget);
     let mut train_cache = HiddenCache::new(budget);
-    let batches_per_epoch = (n_train / f.batch_size) as u64;
     let lr = f.lr / f.k as f64;
     let bar = progress_bar("fast layer", progress, f.steps, start);
     let t0 = Instant::now();
     let (mut val_skip, mut val_update) = (f64::NAN, f64::NAN);
     for step in start..f.steps {
-        let epoch = step / batches_per_epoch;
-        let order = batches(
-            n_train,
-            f.batch_size,
-            Some(derive_seed(seed, "fast-data", epoch)),
-        )?;
-        let idx = &order[(step % batches_per_epoch) as usize];
-        let ids = windows_tensor(&data.train, idx, len, &device)?;
-        let hidden = train_cache.get(&model, &data.train, idx, len)?;
+        let idx = step_windows(n_train, f.batch_size, seed, "fast-data", step)?;
+        let ids = windows_tensor(&data.train, &idx, len, &device)?;
+        let hidden = train_cache.get(&model, &data.train, &idx, len)?;
         let s = fast_step(&model, &mut opt, &hidden, &ids, f)?;
         let (ce, recon, norm) = (s.loss, s.recon, s.grad_norm);
         if !ce.is_finite() {
