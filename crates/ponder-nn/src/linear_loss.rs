@@ -300,8 +300,7 @@ fn logits_tile<T: 'static + Copy + num_traits::Zero + num_traits::One>(
     }
 }
 
-/// A row's max and Σ exp(z − max), the exponentials through a small buffer so that the loop
-/// vectorizes.
+/// A row's max and Σ exp(z − max) ([`crate::loss::max_sum_exp`]) as a dispatched kernel.
 struct MaxSumExp<'a, T> {
     row: &'a [T],
 }
@@ -310,18 +309,7 @@ impl<T: Float> cpu::Kernel for MaxSumExp<'_, T> {
     type Out = (T, T);
     #[inline(always)]
     fn run<const FMA: bool>(self) -> (T, T) {
-        const BLOCK: usize = 64;
-        let max = cpu::max(self.row);
-        let mut buf = [T::zero(); BLOCK];
-        let mut sum = T::zero();
-        for block in self.row.chunks(BLOCK) {
-            let buf = &mut buf[..block.len()];
-            for (b, &z) in buf.iter_mut().zip(block) {
-                *b = (z - max).exp_fast::<FMA>();
-            }
-            sum += cpu::sum(buf);
-        }
-        (max, sum)
+        crate::loss::max_sum_exp::<T, FMA>(self.row)
     }
 }
 

@@ -43,10 +43,10 @@ struct CrossEntropy {
     targets: Vec<u32>,
 }
 
-/// `log Σ exp(row)`, computed stably. The exponentials go through a small buffer, one block at
+/// A row's max and `Σ exp(z − max)`. The exponentials go through a small buffer, one block at
 /// a time, so that the compiler vectorizes the `exp` loop on its own and then the sum.
 #[inline(always)]
-fn logsumexp<T: Float, const FMA: bool>(row: &[T]) -> T {
+pub(crate) fn max_sum_exp<T: Float, const FMA: bool>(row: &[T]) -> (T, T) {
     const BLOCK: usize = 64;
     let max = cpu::max(row);
     let mut buf = [T::zero(); BLOCK];
@@ -58,6 +58,13 @@ fn logsumexp<T: Float, const FMA: bool>(row: &[T]) -> T {
         }
         sum += cpu::sum(buf);
     }
+    (max, sum)
+}
+
+/// `log Σ exp(row)`, computed stably.
+#[inline(always)]
+fn logsumexp<T: Float, const FMA: bool>(row: &[T]) -> T {
+    let (max, sum) = max_sum_exp::<T, FMA>(row);
     max + sum.ln()
 }
 
