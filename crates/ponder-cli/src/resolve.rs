@@ -1,7 +1,7 @@
 //! Turning command-line choices into library values: the device, the dtype, the model and its
 //! tokenizer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle::{DType, Device};
@@ -84,6 +84,21 @@ pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
     Ok(LoadedModel { model, source })
 }
 
+/// The `tokenizer.json` beside a local model (in its folder, or beside its file), if there is
+/// one; never for the seeded random models.
+fn tokenizer_beside(model_spec: &str) -> Option<PathBuf> {
+    if model_spec == TINY_RANDOM || model_spec.starts_with("random:") {
+        return None;
+    }
+    let local = Path::new(model_spec);
+    let beside = if local.is_dir() {
+        Some(local.join("tokenizer.json"))
+    } else {
+        local.parent().map(|d| d.join("tokenizer.json"))
+    };
+    beside.filter(|p| p.is_file())
+}
+
 /// The tokenizer for `model_spec`: `--tokenizer` if given, else a `tokenizer.json` beside a
 /// local model, else GPT-2's compiled-in BPE when the model has GPT-2's vocabulary.
 pub fn tokenizer(
@@ -101,16 +116,8 @@ pub fn tokenizer(
                 .with_context(|| format!("loading tokenizer {spec}"))
         };
     }
-    let local = Path::new(model_spec);
-    let beside = if local.is_dir() {
-        Some(local.join("tokenizer.json"))
-    } else {
-        local.parent().map(|d| d.join("tokenizer.json"))
-    };
-    if model_spec != TINY_RANDOM && !model_spec.starts_with("random:") {
-        if let Some(p) = beside.filter(|p| p.is_file()) {
-            return Ok(Tokenizer::from_file(&p)?);
-        }
+    if let Some(p) = tokenizer_beside(model_spec) {
+        return Ok(Tokenizer::from_file(&p)?);
     }
     let vocab = model.config().vocab_size;
     if vocab == 50_257 {
@@ -127,18 +134,9 @@ pub fn check_same_tokenizer(
     data: &Tokenizer,
     data_path: Option<&Path>,
 ) -> Result<()> {
-    let local = Path::new(model_spec);
-    let beside = if local.is_dir() {
-        local.join("tokenizer.json")
-    } else {
-        match local.parent() {
-            Some(dir) => dir.join("tokenizer.json"),
-            None => return Ok(()),
-        }
-    };
-    if !beside.is_file() {
+    let Some(beside) = tokenizer_beside(model_spec) else {
         return Ok(());
-    }
+    };
     let model = Tokenizer::from_file(&beside)?;
     if model.fingerprint() != data.fingerprint() {
         bail!(
