@@ -1,4 +1,7 @@
-//! Helpers shared by the CPU kernels of the fused ops: dtype dispatch and contiguity checks.
+//! Helpers shared by the CPU kernels of the fused ops: dtype dispatch, the vectorizable `exp`
+//! and its AVX2+FMA dispatch, per-thread scratch buffers, and contiguity checks.
+
+use std::cell::RefCell;
 
 use candle::{CpuStorage, Layout, Result};
 
@@ -124,6 +127,32 @@ pub(crate) fn dispatch<K: Kernel>(k: K) -> K::Out {
 fn run_avx2_fma<K: Kernel>(k: K) -> K::Out {
     k.run::<true>()
 }
+
+/// A per-thread scratch buffer (a tile of logits, say), kept between calls so that it is
+/// neither allocated nor zeroed again.
+pub(crate) trait Scratch: Sized {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+macro_rules! scratch {
+    ($t:ty) => {
+        impl Scratch for $t {
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                std::thread_local! {
+                    static BUF: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
+                }
+                BUF.with_borrow_mut(|buf| {
+                    if buf.len() < len {
+                        buf.resize(len, 0.0);
+                    }
+                    f(&mut buf[..len])
+                })
+            }
+        }
+    };
+}
+scratch!(f32);
+scratch!(f64);
 
 /// The contiguous slice that `layout` describes inside `storage`, or an error naming `op`.
 pub(crate) fn contiguous<'a, T: candle::WithDType>(

@@ -11,11 +11,9 @@
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
-use crate::cpu::{self, Float};
+use crate::cpu::{self, Float, Scratch};
 
 /// Largest logits buffer of one tile, in elements (512 KB of f32): it stays in L2.
 const TILE_ELEMS: usize = 1 << 17;
@@ -124,32 +122,6 @@ struct Head {
     masked: Option<(usize, f64)>,
     ids: Vec<u32>,
 }
-
-/// A per-thread buffer for one tile's logits, kept between calls so that it is neither
-/// allocated nor zeroed again.
-trait Scratch: Sized {
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
-}
-
-macro_rules! scratch {
-    ($t:ty) => {
-        impl Scratch for $t {
-            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
-                thread_local! {
-                    static BUF: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
-                }
-                BUF.with_borrow_mut(|buf| {
-                    if buf.len() < len {
-                        buf.resize(len, 0.0);
-                    }
-                    f(&mut buf[..len])
-                })
-            }
-        }
-    };
-}
-scratch!(f32);
-scratch!(f64);
 
 /// One tile's contribution: per row, the max and Σ exp(z − max) over the tile's columns, and
 /// the target logits of the rows whose target falls in the tile.
