@@ -1,7 +1,8 @@
 //! Wall-clock cost of SKIP, UPDATE_1, the gating signal alone and the one-pass comparison per
-//! chunk-batch, measured in one process on the same inputs, the paths taking turns (medians over
-//! repetitions after a warm-up), so that their ratios are comparable. The report's latency table comes from here;
-//! the criterion benches of `ponder-model` measure the same paths with statistics.
+//! chunk-batch, measured in one process on the same inputs, the paths taking turns (medians
+//! over repetitions after a warm-up), so that their ratios are comparable. The report's latency
+//! table comes from here; the criterion benches of `ponder-model` measure the same paths with
+//! statistics.
 
 use std::time::Instant;
 
@@ -63,9 +64,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Median seconds of each of `paths` over at least `reps` rounds (and the rounds taken), after
-/// `warmup` untimed rounds. The
-/// paths take turns within a round, so drift in the machine's speed (other load, frequency,
-/// allocator warm-up) reaches every path alike and their ratios stay fair.
+/// `warmup` untimed rounds. The paths take turns within a round, so drift in the machine's
+/// speed (other load, frequency, allocator warm-up) reaches every path alike and their ratios
+/// stay fair.
 fn time_interleaved(
     warmup: usize,
     reps: usize,
