@@ -2,4 +2,4 @@
 
 mod benchmarks;
 
-criterion::criterion_main!(benchmarks::merge::benches);
+ponder_nn::criterion_main!(benchmarks::merge::benches);

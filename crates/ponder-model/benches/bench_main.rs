@@ -2,4 +2,4 @@
 
 mod benchmarks;
 
-criterion::criterion_main!(benchmarks::update_vs_skip::benches);
+ponder_nn::criterion_main!(benchmarks::update_vs_skip::benches);

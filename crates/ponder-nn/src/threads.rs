@@ -61,6 +61,24 @@ pub fn run_in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// `criterion::criterion_main!` under the `ponder` binary's thread settings ([`configure`], then
+/// the groups on a worker of [`run_in_pool`]), so that a bench's figures match the binary's
+/// runs. For bench targets that have `criterion` as a dependency.
+#[macro_export]
+macro_rules! criterion_main {
+    ($($group:path),+ $(,)?) => {
+        fn main() {
+            $crate::threads::configure();
+            $crate::threads::run_in_pool(|| {
+                $($group();)+
+                ::criterion::Criterion::default()
+                    .configure_from_args()
+                    .final_summary();
+            });
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

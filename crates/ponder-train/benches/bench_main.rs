@@ -2,4 +2,4 @@
 
 mod benchmarks;
 
-criterion::criterion_main!(benchmarks::fast_step::benches);
+ponder_nn::criterion_main!(benchmarks::fast_step::benches);
