@@ -80,7 +80,14 @@ fn check_op(
         .iter()
         .map(|t| t.to_dtype(DType::F32))
         .collect::<Result<_>>()?;
-    assert_close(&fused(&inputs32)?, &refr(inputs)?, 1e-5, 1e-5)
+    assert_close(&fused(&inputs32)?, &refr(inputs)?, 1e-5, 1e-5)?;
+    // So do the f32 gradients, which run the fused backward kernels where an op has them.
+    let g32 = grads_of(fused, &inputs32, &weight.to_dtype(DType::F32)?)?;
+    for (i, (a, b)) in g32.iter().zip(&g_ref).enumerate() {
+        assert_close(a, b, 1e-5, 1e-5)
+            .map_err(|e| candle::Error::Msg(format!("input {i}, f32: {e}")))?;
+    }
+    Ok(())
 }
 
 #[test]
@@ -139,6 +146,24 @@ fn gelu_matches_reference() -> Result<()> {
         &|t| reference::gelu_tanh(&t[0]),
         &[x],
     )
+}
+
+#[test]
+fn gelu_gradient_holds_at_extremes() -> Result<()> {
+    // Past about |x| = 10 the kernel's e^(−2z) overflows or vanishes in f32.
+    let xs = [
+        -1e4, -50.0, -10.2, -9.9, -3.0, -1e-3, 0.0, 1e-3, 3.0, 9.9, 10.2, 50.0, 1e4,
+    ];
+    let x = Tensor::new(&xs, &Device::Cpu)?;
+    let ones = Tensor::ones(xs.len(), DType::F64, &Device::Cpu)?;
+    let x32 = x.to_dtype(DType::F32)?;
+    let want = grads_of(&|t| reference::gelu_tanh(&t[0]), &[x], &ones)?;
+    let got = grads_of(
+        &|t| ponder_nn::gelu_tanh(&t[0]),
+        &[x32],
+        &ones.to_dtype(DType::F32)?,
+    )?;
+    assert_close(&got[0], &want[0], 1e-6, 1e-6)
 }
 
 #[test]
