@@ -25,7 +25,33 @@ use crate::args::{Cli, Command};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc hands freed pages back to the OS after `purge_delay` (1,000 ms by default). A
+/// training step frees and reallocates tens of megabytes of tensors, so the kernel faulted those
+/// pages in and zeroed them again at every step: a fifth of a tiny backbone step's samples in
+/// `perf`, and 10–18% of its time (docs/performance.md). A `ponder` command is one process
+/// doing one job, so it keeps freed memory for reuse instead; `MIMALLOC_PURGE_DELAY` still
+/// decides where it is set. Call first in `main`, before other threads exist.
+#[allow(unsafe_code)] // two calls into mimalloc's option API, which takes and returns integers
+fn keep_freed_memory() {
+    // `mi_option_purge_delay` in the `mi_option_e` of mimalloc 3.3 (libmimalloc-sys, pinned):
+    // the bindings name no constant for it.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    const DEFAULT_MS: std::ffi::c_long = 1000;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: no pointers cross; the option calls are not thread-safe, and no other thread
+    // exists yet. Only the documented default is replaced, so that a different option at this
+    // index (another mimalloc) is left alone.
+    unsafe {
+        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == DEFAULT_MS {
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
