@@ -5,7 +5,7 @@
 //! mask hides keys after each query, without materializing the mask or the scaled scores.
 
 use candle::backend::BackendStorage;
-use candle::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, D};
+use candle::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::cpu::{self, Float};
@@ -136,9 +136,105 @@ impl CustomOp1 for Softmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        // dx = scale · y ⊙ (g − Σ_j g_j y_j); masked entries have y = 0 and get 0.
-        let dot = (grad * y)?.sum_keepdim(D::Minus1)?; // (..., 1)
-        let dx = (y * grad.broadcast_sub(&dot)?)?;
-        Ok(Some(if self.causal { (dx * self.scale)? } else { dx }))
+        let scale = if self.causal { self.scale } else { 1.0 };
+        Ok(Some(softmax_backward(y, grad, scale)?))
+    }
+}
+
+/// `scale · y ⊙ (g − Σ_j g_j y_j)` over the last dimension: the gradient that reaches the scores
+/// of `y = softmax(scale · x)`; masked entries have `y = 0` and get 0. One fused CPU pass per
+/// row; from primitive ops, and so differentiable again, where `grad` is itself tracked or the
+/// kernel cannot serve the tensors.
+///
+/// # Shapes
+/// - `y`, `grad`: `(..., n)`; returns `(..., n)`.
+fn softmax_backward(y: &Tensor, grad: &Tensor, scale: f64) -> Result<Tensor> {
+    if cpu::fused_ok(y) && grad.dtype() == y.dtype() && grad.dims() == y.dims() && !grad.track_op()
+    {
+        return y
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad { scale });
+    }
+    let dot = (grad * y)?.sum_keepdim(D::Minus1)?; // (..., 1)
+    let dx = (y * grad.broadcast_sub(&dot)?)?;
+    if scale == 1.0 {
+        Ok(dx)
+    } else {
+        dx * scale
+    }
+}
+
+struct SoftmaxGrad {
+    scale: f64,
+}
+
+impl SoftmaxGrad {
+    fn backward<T: Float>(&self, y: &[T], grad: &[T], n: usize) -> Vec<T> {
+        let scale = T::from(self.scale).expect("scale fits the float type");
+        let mut out = vec![T::zero(); y.len()];
+        let rows = cpu::rows_per_task(n);
+        out.par_chunks_mut(n * rows)
+            .zip(y.par_chunks(n * rows).zip(grad.par_chunks(n * rows)))
+            .for_each(|(out, (y, grad))| {
+                for ((out, y), grad) in out.chunks_mut(n).zip(y.chunks(n)).zip(grad.chunks(n)) {
+                    cpu::dispatch(RowSoftmaxGrad {
+                        y,
+                        grad,
+                        out,
+                        scale,
+                    });
+                }
+            });
+        out
+    }
+}
+
+/// The softmax gradient of one row, written into `out`.
+struct RowSoftmaxGrad<'a, T> {
+    y: &'a [T],
+    grad: &'a [T],
+    out: &'a mut [T],
+    scale: T,
+}
+
+impl<T: Float> cpu::Kernel for RowSoftmaxGrad<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let dot = cpu::dot(self.y, self.grad);
+        for ((o, &y), &g) in self.out.iter_mut().zip(self.y).zip(self.grad) {
+            *o = y * (g - dot) * self.scale;
+        }
+    }
+}
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "ponder-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let n = l1.dims().last().copied().unwrap_or(1).max(1);
+        let out = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32(self.backward(
+                cpu::contiguous::<f32>(s1, l1, name)?,
+                cpu::contiguous::<f32>(s2, l2, name)?,
+                n,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(self.backward(
+                cpu::contiguous::<f64>(s1, l1, name)?,
+                cpu::contiguous::<f64>(s2, l2, name)?,
+                n,
+            )),
+            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, l1.shape().clone()))
     }
 }

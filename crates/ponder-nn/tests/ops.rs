@@ -81,10 +81,11 @@ fn check_op(
         .map(|t| t.to_dtype(DType::F32))
         .collect::<Result<_>>()?;
     assert_close(&fused(&inputs32)?, &refr(inputs)?, 1e-5, 1e-5)?;
-    // So do the f32 gradients, which run the fused backward kernels where an op has them.
+    // So do the f32 gradients, which run the fused backward kernels where an op has them,
+    // within the rounding of f32 sums over up to a few thousand rows (gamma's gradient).
     let g32 = grads_of(fused, &inputs32, &weight.to_dtype(DType::F32)?)?;
     for (i, (a, b)) in g32.iter().zip(&g_ref).enumerate() {
-        assert_close(a, b, 1e-5, 1e-5)
+        assert_close(a, b, 1e-4, 1e-4)
             .map_err(|e| candle::Error::Msg(format!("input {i}, f32: {e}")))?;
     }
     Ok(())
@@ -98,6 +99,20 @@ fn layer_norm_matches_reference() -> Result<()> {
     check_op(
         &|t| ponder_nn::layer_norm(&t[0], &t[1], &t[2], 1e-2),
         &|t| reference::layer_norm(&t[0], &t[1], &t[2], 1e-2),
+        &[x, gamma, beta],
+    )
+}
+
+#[test]
+fn layer_norm_matches_reference_over_many_row_blocks() -> Result<()> {
+    // 2,000 rows of 16 are two blocks of the kernel's parallel split, whose partial sums for
+    // gamma's and beta's gradients are merged.
+    let x = randn(&[2000, 16], 11, DType::F64)?;
+    let gamma = randn(&[16], 12, DType::F64)?;
+    let beta = randn(&[16], 13, DType::F64)?;
+    check_op(
+        &|t| ponder_nn::layer_norm(&t[0], &t[1], &t[2], 1e-5),
+        &|t| reference::layer_norm(&t[0], &t[1], &t[2], 1e-5),
         &[x, gamma, beta],
     )
 }
