@@ -4,7 +4,7 @@
 //! which matters at vocabulary 50,257: a 512-token chunk has 25.7 M logits.
 
 use candle::backend::BackendStorage;
-use candle::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu::{self, Float};
@@ -155,29 +155,45 @@ impl CustomOp1 for CrossEntropy {
     }
 
     fn bwd(&self, logits: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (n, v) = logits.dims2()?;
-        let dx = match logits.dtype() {
-            DType::F32 => Tensor::from_vec(
-                self.backward(
-                    &logits.flatten_all()?.to_vec1::<f32>()?,
-                    &grad.to_vec1::<f32>()?,
-                    v,
-                ),
-                (n, v),
-                logits.device(),
-            )?,
-            DType::F64 => Tensor::from_vec(
-                self.backward(
-                    &logits.flatten_all()?.to_vec1::<f64>()?,
-                    &grad.to_vec1::<f64>()?,
-                    v,
-                ),
-                (n, v),
-                logits.device(),
-            )?,
-            other => candle::bail!("{}: unsupported dtype {other:?}", self.name()),
-        };
+        // Read in place by a second custom op (no copy of the logits), not differentiable again.
+        let dx = logits
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &CrossEntropyGrad(self))?;
         Ok(Some(dx))
+    }
+}
+
+/// The gradient of [`CrossEntropy`] for its output gradient: `(logits, grad) → dlogits`.
+struct CrossEntropyGrad<'a>(&'a CrossEntropy);
+
+impl CustomOp2 for CrossEntropyGrad<'_> {
+    fn name(&self) -> &'static str {
+        "ponder-cross-entropy-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (_, v) = l1.shape().dims2()?;
+        let out = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32(self.0.backward(
+                cpu::contiguous::<f32>(s1, l1, name)?,
+                cpu::contiguous::<f32>(s2, l2, name)?,
+                v,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(self.0.backward(
+                cpu::contiguous::<f64>(s1, l1, name)?,
+                cpu::contiguous::<f64>(s2, l2, name)?,
+                v,
+            )),
+            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, l1.shape().clone()))
     }
 }
 
