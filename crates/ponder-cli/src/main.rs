@@ -25,6 +25,12 @@ use crate::args::{Cli, Command};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in the `mi_option_e` of mimalloc 3.3 (libmimalloc-sys, pinned): the
+/// bindings name no constant for it.
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// Its documented default, in milliseconds.
+const PURGE_DELAY_DEFAULT_MS: std::ffi::c_long = 1000;
+
 /// mimalloc hands freed pages back to the OS after `purge_delay` (1,000 ms by default). A
 /// training step frees and reallocates tens of megabytes of tensors, so the kernel faulted those
 /// pages in and zeroed them again at every step: a fifth of a tiny backbone step's samples in
@@ -33,10 +39,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// decides where it is set. Call first in `main`, before other threads exist.
 #[allow(unsafe_code)] // two calls into mimalloc's option API, which takes and returns integers
 fn keep_freed_memory() {
-    // `mi_option_purge_delay` in the `mi_option_e` of mimalloc 3.3 (libmimalloc-sys, pinned):
-    // the bindings name no constant for it.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    const DEFAULT_MS: std::ffi::c_long = 1000;
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
@@ -44,7 +46,7 @@ fn keep_freed_memory() {
     // exists yet. Only the documented default is replaced, so that a different option at this
     // index (another mimalloc) is left alone.
     unsafe {
-        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == DEFAULT_MS {
+        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == PURGE_DELAY_DEFAULT_MS {
             libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
         }
     }
@@ -79,5 +81,26 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails if a mimalloc upgrade moves the option: then the index no longer holds a
+    /// 1,000 ms default and `keep_freed_memory` would leave purging on.
+    #[test]
+    #[allow(unsafe_code)] // reads of mimalloc's options
+    fn the_purge_delay_option_is_found_and_turned_off() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: integer-only calls, as in `keep_freed_memory`; other tests may run meanwhile,
+        // and the write is of one integer that mimalloc reads at its next purge decision.
+        let get = || unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
+        assert_eq!(get(), PURGE_DELAY_DEFAULT_MS);
+        keep_freed_memory();
+        assert_eq!(get(), -1);
     }
 }
