@@ -1,6 +1,5 @@
 //! GPT-2's GELU (tanh approximation), fused on the CPU and differentiable.
 
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -23,6 +22,12 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
 }
 
 struct GeluTanh;
+
+impl cpu::SliceOp<1> for GeluTanh {
+    fn run<T: Float>(&self, [x]: [&[T]; 1]) -> Vec<T> {
+        forward(x)
+    }
+}
 
 fn forward<T: Float>(x: &[T]) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
@@ -59,12 +64,7 @@ impl CustomOp1 for GeluTanh {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(forward(cpu::contiguous::<f32>(s, l, name)?)),
-            CpuStorage::F64(_) => CpuStorage::F64(forward(cpu::contiguous::<f64>(s, l, name)?)),
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(self, self.name(), [(s, l)])?;
         Ok((out, l.shape().clone()))
     }
 
@@ -97,6 +97,12 @@ pub(crate) fn gelu_tanh_backward(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
 }
 
 struct GeluTanhGrad;
+
+impl cpu::SliceOp<2> for GeluTanhGrad {
+    fn run<T: Float>(&self, [x, grad]: [&[T]; 2]) -> Vec<T> {
+        backward(x, grad)
+    }
+}
 
 fn backward<T: Float>(x: &[T], grad: &[T]) -> Vec<T> {
     let mut out = vec![T::zero(); x.len()];
@@ -146,18 +152,7 @@ impl CustomOp2 for GeluTanhGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(backward(
-                cpu::contiguous::<f32>(s1, l1, name)?,
-                cpu::contiguous::<f32>(s2, l2, name)?,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(backward(
-                cpu::contiguous::<f64>(s1, l1, name)?,
-                cpu::contiguous::<f64>(s2, l2, name)?,
-            )),
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(self, self.name(), [(s1, l1), (s2, l2)])?;
         Ok((out, l1.shape().clone()))
     }
 }

@@ -165,6 +165,43 @@ macro_rules! scratch {
 scratch!(f32);
 scratch!(f64);
 
+/// A fused op's CPU work over the contiguous slices of its `N` inputs, in their shared dtype.
+pub(crate) trait SliceOp<const N: usize> {
+    fn run<T: Float + Scratch + 'static>(&self, inputs: [&[T]; N]) -> Vec<T>;
+}
+
+/// Runs `op` on the inputs of a Candle custom op's `cpu_fwd`: f32 or f64, contiguous, one dtype
+/// for all (otherwise an error naming `name`).
+pub(crate) fn run_slices<const N: usize>(
+    op: &impl SliceOp<N>,
+    name: &str,
+    inputs: [(&CpuStorage, &Layout); N],
+) -> Result<CpuStorage> {
+    use candle::backend::BackendStorage;
+    fn slices<'a, T: candle::WithDType, const N: usize>(
+        inputs: [(&'a CpuStorage, &Layout); N],
+        name: &str,
+    ) -> Result<[&'a [T]; N]> {
+        let mut out: [&[T]; N] = [&[]; N];
+        for (o, (s, l)) in out.iter_mut().zip(inputs) {
+            *o = contiguous::<T>(s, l, name)?;
+        }
+        Ok(out)
+    }
+    let dtypes: Vec<candle::DType> = inputs.iter().map(|(s, _)| s.dtype()).collect();
+    if dtypes.windows(2).any(|w| w[0] != w[1]) {
+        candle::bail!("{name}: the inputs must share one dtype, got {dtypes:?}");
+    }
+    let Some((first, _)) = inputs.first() else {
+        candle::bail!("{name}: no inputs");
+    };
+    Ok(match first {
+        CpuStorage::F32(_) => CpuStorage::F32(op.run(slices::<f32, N>(inputs, name)?)),
+        CpuStorage::F64(_) => CpuStorage::F64(op.run(slices::<f64, N>(inputs, name)?)),
+        other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+    })
+}
+
 /// The contiguous slice that `layout` describes inside `storage`, or an error naming `op`.
 pub(crate) fn contiguous<'a, T: candle::WithDType>(
     storage: &'a CpuStorage,
@@ -245,7 +282,30 @@ pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
 
 #[cfg(test)]
 mod tests {
-    use super::exp_f32;
+    use super::{exp_f32, run_slices, CpuStorage, Float, Layout, Scratch, SliceOp};
+
+    #[test]
+    fn run_slices_runs_one_dtype_and_refuses_mixed_ones() {
+        struct Add;
+        impl SliceOp<2> for Add {
+            fn run<T: Float + Scratch + 'static>(&self, [a, b]: [&[T]; 2]) -> Vec<T> {
+                a.iter().zip(b).map(|(&x, &y)| x + y).collect()
+            }
+        }
+        let (a, b) = (
+            CpuStorage::F32(vec![1.0, 2.0]),
+            CpuStorage::F64(vec![3.0, 4.0]),
+        );
+        let l = Layout::contiguous(2);
+        let sum = run_slices(&Add, "add", [(&a, &l), (&a, &l)]).unwrap();
+        assert!(matches!(sum, CpuStorage::F32(v) if v == [2.0, 4.0]));
+        let err = run_slices(&Add, "add", [(&a, &l), (&b, &l)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("add: the inputs must share one dtype"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn exp_f32_is_accurate() {

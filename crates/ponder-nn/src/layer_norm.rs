@@ -4,7 +4,6 @@
 //! pass, so gradients reach `x`, `gamma` and `beta` (Candle's own fused LayerNorm has no
 //! backward and silently cuts them); elsewhere the backward pass is written with primitive ops.
 
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 use rayon::prelude::*;
@@ -37,6 +36,12 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
 
 struct LayerNorm {
     eps: f64,
+}
+
+impl cpu::SliceOp<3> for LayerNorm {
+    fn run<T: Float>(&self, [x, gamma, beta]: [&[T]; 3]) -> Vec<T> {
+        forward(x, gamma, beta, self.eps)
+    }
 }
 
 fn forward<T: Float>(x: &[T], gamma: &[T], beta: &[T], eps: f64) -> Vec<T> {
@@ -74,22 +79,7 @@ impl CustomOp3 for LayerNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(forward(
-                cpu::contiguous::<f32>(s1, l1, name)?,
-                cpu::contiguous::<f32>(s2, l2, name)?,
-                cpu::contiguous::<f32>(s3, l3, name)?,
-                self.eps,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(forward(
-                cpu::contiguous::<f64>(s1, l1, name)?,
-                cpu::contiguous::<f64>(s2, l2, name)?,
-                cpu::contiguous::<f64>(s3, l3, name)?,
-                self.eps,
-            )),
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(self, self.name(), [(s1, l1), (s2, l2), (s3, l3)])?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -157,6 +147,12 @@ fn layer_norm_backward(
 
 struct LayerNormGrad {
     eps: f64,
+}
+
+impl cpu::SliceOp<3> for LayerNormGrad {
+    fn run<T: Float>(&self, [x, gamma, grad]: [&[T]; 3]) -> Vec<T> {
+        backward(x, gamma, grad, self.eps)
+    }
 }
 
 /// `dx` rows, then `dgamma` and `dbeta`: `(rows + 2) · d` values.
@@ -248,24 +244,9 @@ impl CustomOp3 for LayerNormGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
         let d = l2.dims()[0];
         let rows = l1.shape().elem_count() / d;
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(backward(
-                cpu::contiguous::<f32>(s1, l1, name)?,
-                cpu::contiguous::<f32>(s2, l2, name)?,
-                cpu::contiguous::<f32>(s3, l3, name)?,
-                self.eps,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(backward(
-                cpu::contiguous::<f64>(s1, l1, name)?,
-                cpu::contiguous::<f64>(s2, l2, name)?,
-                cpu::contiguous::<f64>(s3, l3, name)?,
-                self.eps,
-            )),
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(self, self.name(), [(s1, l1), (s2, l2), (s3, l3)])?;
         Ok((out, Shape::from((rows + 2, d))))
     }
 }

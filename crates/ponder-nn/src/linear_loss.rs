@@ -8,7 +8,6 @@
 //! on the number of threads. It serves inference; where a gradient is needed (either input
 //! tracked by autograd) or off the CPU, the same function takes the unfused path.
 
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -94,23 +93,14 @@ impl CustomOp2 for Head {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(self.forward(
-                cpu::contiguous::<f32>(s1, l1, name)?,
-                cpu::contiguous::<f32>(s2, l2, name)?,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(self.forward(
-                cpu::contiguous::<f64>(s1, l1, name)?,
-                cpu::contiguous::<f64>(s2, l2, name)?,
-            )),
-            _ => candle::bail!(
-                "{name}: unsupported dtypes {:?} and {:?}",
-                s1.dtype(),
-                s2.dtype()
-            ),
-        };
+        let out = cpu::run_slices(self, self.name(), [(s1, l1), (s2, l2)])?;
         Ok((out, Shape::from(self.n)))
+    }
+}
+
+impl cpu::SliceOp<2> for Head {
+    fn run<T: Float + Scratch + 'static>(&self, [x, w]: [&[T]; 2]) -> Vec<T> {
+        self.forward(x, w)
     }
 }
 

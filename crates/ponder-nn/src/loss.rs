@@ -3,7 +3,6 @@
 //! The kernel computes each row's log-sum-exp once and never materializes log-probabilities,
 //! which matters at vocabulary 50,257: a 512-token chunk has 25.7 M logits.
 
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -134,23 +133,26 @@ impl CrossEntropy {
     }
 }
 
+impl cpu::SliceOp<1> for (&CrossEntropy, usize) {
+    fn run<T: Float>(&self, [logits]: [&[T]; 1]) -> Vec<T> {
+        self.0.forward(logits, self.1)
+    }
+}
+
+impl cpu::SliceOp<2> for (&CrossEntropy, usize) {
+    fn run<T: Float>(&self, [logits, grad]: [&[T]; 2]) -> Vec<T> {
+        self.0.backward(logits, grad, self.1)
+    }
+}
+
 impl CustomOp1 for CrossEntropy {
     fn name(&self) -> &'static str {
         "ponder-cross-entropy"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
         let (n, v) = l.shape().dims2()?;
-        let out = match s {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, v))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(self.forward(cpu::contiguous::<f64>(s, l, name)?, v))
-            }
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(&(self, v), self.name(), [(s, l)])?;
         Ok((out, Shape::from(n)))
     }
 
@@ -178,21 +180,8 @@ impl CustomOp2 for CrossEntropyGrad<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
         let (_, v) = l1.shape().dims2()?;
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(self.0.backward(
-                cpu::contiguous::<f32>(s1, l1, name)?,
-                cpu::contiguous::<f32>(s2, l2, name)?,
-                v,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(self.0.backward(
-                cpu::contiguous::<f64>(s1, l1, name)?,
-                cpu::contiguous::<f64>(s2, l2, name)?,
-                v,
-            )),
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(&(self.0, v), self.name(), [(s1, l1), (s2, l2)])?;
         Ok((out, l1.shape().clone()))
     }
 }

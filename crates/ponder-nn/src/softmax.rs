@@ -4,7 +4,6 @@
 //! The causal form is the attention softmax: it computes `softmax(scale · x + mask)` where the
 //! mask hides keys after each query, without materializing the mask or the scaled scores.
 
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -84,6 +83,12 @@ impl Softmax {
     }
 }
 
+impl cpu::SliceOp<1> for (&Softmax, usize, usize) {
+    fn run<T: Float>(&self, [x]: [&[T]; 1]) -> Vec<T> {
+        self.0.forward(x, self.1, self.2)
+    }
+}
+
 /// `softmax(scale · x)` of one row's live entries, written into `out`.
 struct RowSoftmax<'a, T> {
     x: &'a [T],
@@ -123,15 +128,7 @@ impl CustomOp1 for Softmax {
         } else {
             t_k
         };
-        let out = match s {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(self.forward(cpu::contiguous::<f32>(s, l, name)?, t_q, t_k))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(self.forward(cpu::contiguous::<f64>(s, l, name)?, t_q, t_k))
-            }
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(&(self, t_q, t_k), name, [(s, l)])?;
         Ok((out, l.shape().clone()))
     }
 
@@ -189,6 +186,12 @@ impl SoftmaxGrad {
     }
 }
 
+impl cpu::SliceOp<2> for (&SoftmaxGrad, usize) {
+    fn run<T: Float>(&self, [y, grad]: [&[T]; 2]) -> Vec<T> {
+        self.0.backward(y, grad, self.1)
+    }
+}
+
 /// The softmax gradient of one row, written into `out`.
 struct RowSoftmaxGrad<'a, T> {
     y: &'a [T],
@@ -222,19 +225,7 @@ impl CustomOp2 for SoftmaxGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let n = l1.dims().last().copied().unwrap_or(1).max(1);
-        let out = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(self.backward(
-                cpu::contiguous::<f32>(s1, l1, name)?,
-                cpu::contiguous::<f32>(s2, l2, name)?,
-                n,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(self.backward(
-                cpu::contiguous::<f64>(s1, l1, name)?,
-                cpu::contiguous::<f64>(s2, l2, name)?,
-                n,
-            )),
-            other => candle::bail!("{name}: unsupported dtype {:?}", other.dtype()),
-        };
+        let out = cpu::run_slices(&(self, n), name, [(s1, l1), (s2, l2)])?;
         Ok((out, l1.shape().clone()))
     }
 }
