@@ -81,8 +81,7 @@ impl CustomOp1 for GeluTanh {
 /// # Shapes
 /// - `x`, `grad`: the same shape; returns that shape.
 pub(crate) fn gelu_tanh_backward(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
-    if cpu::fused_ok(x) && grad.dtype() == x.dtype() && grad.dims() == x.dims() && !grad.track_op()
-    {
+    if cpu::fused_grad_ok(x, grad) {
         return x
             .contiguous()?
             .apply_op2_no_bwd(&grad.contiguous()?, &GeluTanhGrad);

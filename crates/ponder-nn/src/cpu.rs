@@ -1,5 +1,6 @@
-//! Helpers shared by the CPU kernels of the fused ops: dtype dispatch, the vectorizable `exp`
-//! and its AVX2+FMA dispatch, per-thread scratch buffers, and contiguity checks.
+//! Helpers shared by the CPU kernels of the fused ops: the f32/f64 dispatch of `cpu_fwd`
+//! (`run_slices`), the vectorizable `exp` and its AVX-512/AVX2 dispatch, per-thread scratch
+//! buffers, contiguity checks and 8-lane reductions.
 
 use std::cell::RefCell;
 
@@ -221,6 +222,13 @@ pub(crate) fn contiguous<'a, T: candle::WithDType>(
 /// Whether the fused CPU kernel can serve a tensor: on the CPU, as f32 or f64.
 pub(crate) fn fused_ok(t: &candle::Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), candle::DType::F32 | candle::DType::F64)
+}
+
+/// Whether a fused backward kernel can serve the gradient `grad` of an op whose input (or
+/// output) was `t`: the CPU kernel serves `t`, `grad` matches it in dtype and shape, and `grad`
+/// is not itself tracked (a double backward needs the differentiable primitive-op form).
+pub(crate) fn fused_grad_ok(t: &candle::Tensor, grad: &candle::Tensor) -> bool {
+    fused_ok(t) && grad.dtype() == t.dtype() && grad.dims() == t.dims() && !grad.track_op()
 }
 
 /// Number of rows handled per rayon task, so that small rows are batched.

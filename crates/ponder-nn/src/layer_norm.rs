@@ -4,10 +4,10 @@
 //! pass, so gradients reach `x`, `gamma` and `beta` (Candle's own fused LayerNorm has no
 //! backward and silently cuts them); elsewhere the backward pass is written with primitive ops.
 
-use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
-
-use rayon::prelude::*;
 use std::ops::Range;
+
+use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use crate::cpu::{self, Float};
 use crate::reference;
@@ -44,6 +44,16 @@ impl cpu::SliceOp<3> for LayerNorm {
     }
 }
 
+/// The mean of a row and `1 / sqrt(σ² + eps)` (biased variance), as the forward and backward
+/// kernels both compute them.
+#[inline(always)]
+fn row_stats<T: Float>(x: &[T], eps: T) -> (T, T) {
+    let n = T::from(x.len()).expect("row length fits the float type");
+    let mean = cpu::sum(x) / n;
+    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
+    (mean, (var + eps).sqrt().recip())
+}
+
 fn forward<T: Float>(x: &[T], gamma: &[T], beta: &[T], eps: f64) -> Vec<T> {
     let d = gamma.len();
     let mut out = vec![T::zero(); x.len()];
@@ -53,10 +63,7 @@ fn forward<T: Float>(x: &[T], gamma: &[T], beta: &[T], eps: f64) -> Vec<T> {
         .zip(x.par_chunks(d * rows))
         .for_each(|(out, x)| {
             for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
-                let n = T::from(d).expect("row length fits the float type");
-                let mean = cpu::sum(x) / n;
-                let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
-                let rstd = (var + eps).sqrt().recip();
+                let (mean, rstd) = row_stats(x, eps);
                 for i in 0..d {
                     out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
                 }
@@ -110,13 +117,7 @@ fn layer_norm_backward(
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let d = x.dim(D::Minus1)?;
-    if cpu::fused_ok(x)
-        && gamma.dtype() == x.dtype()
-        && grad.dtype() == x.dtype()
-        && grad.dims() == x.dims()
-        && !grad.track_op()
-        && d > 0
-    {
+    if cpu::fused_grad_ok(x, grad) && gamma.dtype() == x.dtype() && d > 0 {
         // One buffer of `rows + 2` rows: dx, then dgamma, then dbeta.
         let rows = x.elem_count() / d;
         let out = x.contiguous()?.apply_op3_no_bwd(
@@ -208,9 +209,7 @@ impl<T: Float> cpu::Kernel for RowsGrad<'_, T> {
         let row = |r: usize| -> Range<usize> { r * d..(r + 1) * d };
         for r in 0..self.x.len() / d {
             let (x, grad, dx) = (&self.x[row(r)], &self.grad[row(r)], &mut self.dx[row(r)]);
-            let mean = cpu::sum(x) / n;
-            let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
-            let rstd = (var + self.eps).sqrt().recip();
+            let (mean, rstd) = row_stats(x, self.eps);
             // Σ g and Σ g·xhat with g = grad ⊙ gamma, xhat = (x − mean) · rstd.
             let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
             for i in 0..d {

@@ -146,8 +146,7 @@ impl CustomOp1 for Softmax {
 /// # Shapes
 /// - `y`, `grad`: `(..., n)`; returns `(..., n)`.
 fn softmax_backward(y: &Tensor, grad: &Tensor, scale: f64) -> Result<Tensor> {
-    if cpu::fused_ok(y) && grad.dtype() == y.dtype() && grad.dims() == y.dims() && !grad.track_op()
-    {
+    if cpu::fused_grad_ok(y, grad) {
         return y
             .contiguous()?
             .apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad { scale });
