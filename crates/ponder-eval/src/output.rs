@@ -42,7 +42,8 @@ pub struct MethodCost {
     pub cost_units: f64,
     /// FLOPs per chunk-batch of a deployment that runs only the chosen path.
     pub flops: f64,
-    /// Seconds per chunk-batch of such a deployment, from the measured part times.
+    /// Seconds per chunk-batch of such a deployment, from the part times of the probes (0 when
+    /// none was timed).
     pub seconds: f64,
 }
 
@@ -51,10 +52,12 @@ pub struct MethodCost {
 pub struct CostReport {
     /// FLOPs of the parts of one chunk-batch.
     pub flops: ChunkFlops,
-    /// Measured time of the parts, summed over the chunk-batches computed in this process.
+    /// Measured time of the pass, summed over the chunk-batches computed in this process: part
+    /// by part over the probes, whole over the rest ([`crate::records::PassMode`]).
     pub times: PassTimes,
-    /// Measured seconds of the comparison pass over one UPDATE forward (backbone, fast layer and
-    /// one head): what sharing one pass among all methods costs.
+    /// Measured seconds of the comparison pass as it runs (the SKIP head beside the fast layer)
+    /// over one UPDATE forward (backbone, fast layer and one head, timed on the probes): what
+    /// sharing one pass among all methods costs.
     pub comparison_over_update: Option<f64>,
     /// The same ratio in FLOPs.
     pub comparison_over_update_flops: f64,
@@ -66,16 +69,14 @@ pub struct CostReport {
 
 /// The cost report of `comparison`.
 pub fn cost_report(comparison: &Comparison, flops: ChunkFlops, times: PassTimes) -> CostReport {
-    let timed = times.chunks > 0;
-    let per = |s: f64| s / times.chunks.max(1) as f64;
-    let skip_s = per(times.backbone_s + times.skip_head_s);
-    let update_s = per(times.update_forward_s());
+    let (skip_s, update_s) = (times.skip_forward(), times.update_forward());
     let methods = comparison
         .runs
         .iter()
         .map(|run| {
             let n = run.decisions.len().max(1) as f64;
             let rate = run.decisions.iter().filter(|d| d.is_update()).count() as f64 / n;
+            let (skip_s, update_s) = (skip_s.unwrap_or(0.0), update_s.unwrap_or(0.0));
             MethodCost {
                 method: run.name.clone(),
                 cost_units: run.decisions.iter().map(|d| d.cost()).sum::<f64>() / n,
@@ -87,9 +88,9 @@ pub fn cost_report(comparison: &Comparison, flops: ChunkFlops, times: PassTimes)
     CostReport {
         flops,
         times,
-        comparison_over_update: timed.then(|| times.total_s() / times.update_forward_s()),
+        comparison_over_update: times.comparison().zip(update_s).map(|(c, u)| c / u),
         comparison_over_update_flops: flops.comparison() / flops.update(),
-        update_over_skip: timed.then(|| update_s / skip_s),
+        update_over_skip: update_s.zip(skip_s).map(|(u, s)| u / s),
         methods,
     }
 }

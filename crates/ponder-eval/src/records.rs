@@ -1,6 +1,8 @@
 //! The one model pass of a comparison: for every chunk-batch, one backbone pass and one
 //! fast-layer pass give the SKIP and UPDATE_1 losses and the reconstruction statistics; every
 //! method's decisions are later applied to these shared records, never to a new model pass.
+//! The SKIP head runs beside the fast layer, except on the probes ([`PassMode`]) that time each
+//! part alone.
 //!
 //! Records are appended to `records.jsonl` as they are made, so an interrupted evaluation
 //! resumes where it stopped: the valid prefix is kept (each record is checked against the
@@ -60,11 +62,39 @@ impl ChunkRecord {
     }
 }
 
-/// Wall-clock time spent in each part of the model pass, summed over the chunk-batches
-/// computed in this process.
+/// One chunk-batch in [`PROBE_EVERY`] (indices 0, 4, 8, …) runs its parts one after another
+/// ([`PassMode::Probe`]), so that each part is timed alone; the others run as the comparison
+/// is meant to, the SKIP head beside the fast layer ([`PassMode::Overlapped`]). Both give the
+/// same records.
+pub const PROBE_EVERY: usize = 4;
+
+/// How [`record_chunk`] runs the parts after the backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassMode {
+    /// Fast layer, UPDATE head, SKIP head, one after another, each timed: what a deployment
+    /// running one path costs.
+    Probe,
+    /// The SKIP head beside the fast layer ([`PonderLm::update_beside_skip_loss`]), then the
+    /// UPDATE head; only the whole pass is timed.
+    Overlapped,
+}
+
+impl PassMode {
+    /// The mode of chunk-batch `index` ([`PROBE_EVERY`]).
+    pub fn of(index: usize) -> Self {
+        if index % PROBE_EVERY == 0 {
+            Self::Probe
+        } else {
+            Self::Overlapped
+        }
+    }
+}
+
+/// Wall-clock time of the model pass, summed over the chunk-batches computed in this process:
+/// part by part over the probes, and whole over the overlapped chunk-batches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PassTimes {
-    /// Chunk-batches timed.
+    /// Chunk-batches timed part by part ([`PassMode::Probe`]).
     pub chunks: usize,
     /// The backbone.
     pub backbone_s: f64,
@@ -74,17 +104,36 @@ pub struct PassTimes {
     pub update_head_s: f64,
     /// LM head and loss of the SKIP path: the only work a comparison adds to one UPDATE forward.
     pub skip_head_s: f64,
+    /// Chunk-batches run with the SKIP head beside the fast layer ([`PassMode::Overlapped`]).
+    #[serde(default)]
+    pub overlapped: usize,
+    /// Their whole passes (backbone, fast layer beside the SKIP head, UPDATE head).
+    #[serde(default)]
+    pub overlapped_s: f64,
 }
 
 impl PassTimes {
-    /// Seconds of one UPDATE forward (backbone, fast layer, head) over the timed chunks.
-    pub fn update_forward_s(&self) -> f64 {
-        self.backbone_s + self.fast_s + self.update_head_s
+    fn per_probe(&self, s: f64) -> Option<f64> {
+        (self.chunks > 0).then(|| s / self.chunks as f64)
     }
 
-    /// Seconds of the whole comparison pass over the timed chunks.
-    pub fn total_s(&self) -> f64 {
-        self.update_forward_s() + self.skip_head_s
+    /// Mean seconds of one SKIP forward (backbone, head) over the probes.
+    pub fn skip_forward(&self) -> Option<f64> {
+        self.per_probe(self.backbone_s + self.skip_head_s)
+    }
+
+    /// Mean seconds of one UPDATE forward (backbone, fast layer, head) over the probes.
+    pub fn update_forward(&self) -> Option<f64> {
+        self.per_probe(self.backbone_s + self.fast_s + self.update_head_s)
+    }
+
+    /// Mean seconds of one comparison pass as the comparison runs it: over the overlapped
+    /// chunk-batches, or over the probes where there were none.
+    pub fn comparison(&self) -> Option<f64> {
+        if self.overlapped > 0 {
+            return Some(self.overlapped_s / self.overlapped as f64);
+        }
+        self.per_probe(self.backbone_s + self.fast_s + self.update_head_s + self.skip_head_s)
     }
 }
 
@@ -92,11 +141,12 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Runs the model on one chunk-batch.
+/// Runs the model on one chunk-batch in `mode` (the record does not depend on it).
 pub fn record_chunk(
     lm: &PonderLm,
     chunk: &ChunkBatch,
     device: &Device,
+    mode: PassMode,
     times: &mut PassTimes,
 ) -> Result<ChunkRecord> {
     let ids = Tensor::from_slice(&chunk.ids, (chunk.rows, chunk.len), device)?;
@@ -107,18 +157,32 @@ pub fn record_chunk(
     let hidden = hidden.contiguous()?;
     let t1 = Instant::now();
     let state = lm.initial_state(chunk.rows)?;
-    let up = lm.update(&hidden, &ids, &state, 1)?;
-    let (recon_init, recon, recon_after) = up.stats.chunk_means()?;
-    let t2 = Instant::now();
-    let update_loss = mean(&lm.next_token_loss(&up.features, &ids)?)?;
-    let t3 = Instant::now();
-    let skip_loss = mean(&lm.next_token_loss(&hidden, &ids)?)?;
-    let t4 = Instant::now();
-    times.chunks += 1;
-    times.backbone_s += secs(t1 - t0);
-    times.fast_s += secs(t2 - t1);
-    times.update_head_s += secs(t3 - t2);
-    times.skip_head_s += secs(t4 - t3);
+    let (skip_loss, update_loss, (recon_init, recon, recon_after)) = match mode {
+        PassMode::Probe => {
+            let up = lm.update(&hidden, &ids, &state, 1)?;
+            let stats = up.stats.chunk_means()?;
+            let t2 = Instant::now();
+            let update_loss = mean(&lm.next_token_loss(&up.features, &ids)?)?;
+            let t3 = Instant::now();
+            let skip_loss = mean(&lm.next_token_loss(&hidden, &ids)?)?;
+            let t4 = Instant::now();
+            times.chunks += 1;
+            times.backbone_s += secs(t1 - t0);
+            times.fast_s += secs(t2 - t1);
+            times.update_head_s += secs(t3 - t2);
+            times.skip_head_s += secs(t4 - t3);
+            (skip_loss, update_loss, stats)
+        }
+        PassMode::Overlapped => {
+            let (up, skip_loss) = lm.update_beside_skip_loss(&hidden, &ids, &state, 1)?;
+            let stats = up.stats.chunk_means()?;
+            let skip_loss = mean(&skip_loss)?;
+            let update_loss = mean(&lm.next_token_loss(&up.features, &ids)?)?;
+            times.overlapped += 1;
+            times.overlapped_s += secs(t0.elapsed());
+            (skip_loss, update_loss, stats)
+        }
+    };
     let record = ChunkRecord {
         index: chunk.index,
         batch: chunk.batch,
@@ -211,7 +275,7 @@ pub fn evaluate(
     let mut times = PassTimes::default();
     on_chunk(records.len());
     for chunk in &chunks[records.len()..] {
-        let record = record_chunk(lm, chunk, device, &mut times)?;
+        let record = record_chunk(lm, chunk, device, PassMode::of(chunk.index), &mut times)?;
         let line = serde_json::to_string(&record).expect("records serialize") + "\n";
         file.write_all(line.as_bytes()).map_err(io(path))?;
         records.push(record);

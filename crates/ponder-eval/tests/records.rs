@@ -2,7 +2,7 @@
 //! same records as an uninterrupted one, and records of other data are refused.
 
 use candle::{DType, Device};
-use ponder_eval::records::{evaluate, read_records};
+use ponder_eval::records::{evaluate, read_records, record_chunk, PassMode, PassTimes};
 use ponder_eval::{chunk_batches, CompareConfig};
 use ponder_gpt2::{Gpt2Config, LoadOptions};
 use ponder_model::{FastLayer, FastNorm, PonderLm, TttConfig, TttParams};
@@ -19,7 +19,11 @@ fn lm() -> PonderLm {
     };
     let backbone = ponder_gpt2::random(config, 1, &options).unwrap();
     let ttt = TttConfig::for_gpt2(64, 4);
-    let params = TttParams::init(&ttt, 2, DType::F32, &Device::Cpu).unwrap();
+    let mut params = TttParams::init(&ttt, 2, DType::F32, &Device::Cpu).unwrap();
+    // A nonzero output projection (it is zero at initialization), so UPDATE differs from SKIP.
+    let mut rng = ponder_nn::init::rng_for(3, "eval-test");
+    params.wo =
+        ponder_nn::init::normal(params.wo.dims(), 0.2, &mut rng, DType::F32, &Device::Cpu).unwrap();
     let fast = FastLayer::TttLinear {
         config: ttt,
         params,
@@ -58,7 +62,8 @@ fn an_interrupted_pass_resumes_to_the_same_records() {
     let full = dir.path().join("full.jsonl");
     let (records, times) = evaluate(&lm, &chunks, &Device::Cpu, &full, |_| {}).unwrap();
     assert_eq!(records.len(), 6);
-    assert_eq!(times.chunks, 6);
+    // Chunk-batches 0 and 4 are the probes, timed part by part.
+    assert_eq!((times.chunks, times.overlapped), (2, 4));
     let bytes = std::fs::read_to_string(&full).unwrap();
 
     // A kill after two records and half of the third line.
@@ -72,7 +77,8 @@ fn an_interrupted_pass_resumes_to_the_same_records() {
     assert_eq!(read_records(&cut, &chunks).unwrap().len(), 2);
     let (resumed, times) = evaluate(&lm, &chunks, &Device::Cpu, &cut, |_| {}).unwrap();
     assert_eq!(
-        times.chunks, 4,
+        (times.chunks, times.overlapped),
+        (1, 3),
         "only the missing chunk-batches are computed"
     );
     assert_eq!(resumed, records);
@@ -88,6 +94,33 @@ fn an_interrupted_pass_resumes_to_the_same_records() {
         e.contains("full.jsonl") && e.contains("different tokens"),
         "{e}"
     );
+}
+
+#[test]
+fn probes_and_overlapped_passes_give_the_same_records() {
+    let lm = lm();
+    let stream: Vec<u32> = (0..1000u32).map(|i| (i * 29 + i / 5) % 300).collect();
+    let chunks = chunk_batches(&stream, &config(), None).unwrap();
+    let mut times = PassTimes::default();
+    for chunk in &chunks {
+        let probe = record_chunk(&lm, chunk, &Device::Cpu, PassMode::Probe, &mut times).unwrap();
+        let overlapped =
+            record_chunk(&lm, chunk, &Device::Cpu, PassMode::Overlapped, &mut times).unwrap();
+        assert_eq!(probe, overlapped, "chunk-batch {}", chunk.index);
+        assert!(probe.skip_loss != probe.update_loss);
+    }
+    assert_eq!((times.chunks, times.overlapped), (6, 6));
+    let (skip, update) = (
+        times.skip_forward().unwrap(),
+        times.update_forward().unwrap(),
+    );
+    assert!(skip > 0.0 && update > skip, "{times:?}");
+    assert_eq!(
+        times.comparison(),
+        Some(times.overlapped_s / 6.0),
+        "the comparison's cost comes from the passes run as it runs them"
+    );
+    assert_eq!(PassTimes::default().update_forward(), None);
 }
 
 #[test]

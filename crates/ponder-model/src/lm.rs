@@ -3,8 +3,9 @@
 //! pad logit masked.
 //!
 //! One backbone pass serves every gating method: [`PonderLm::chunk`] returns the backbone's
-//! hidden states, the SKIP loss, the UPDATE_k loss and the reconstruction statistics, and the
-//! SKIP and UPDATE paths can also be called separately on saved hidden states.
+//! hidden states, the SKIP loss, the UPDATE_k loss and the reconstruction statistics, with the
+//! SKIP head running beside the fast layer on the CPU; the SKIP and UPDATE paths can also be
+//! called separately on saved hidden states.
 
 use candle::{DType, Result, Tensor};
 use ponder_gpt2::Gpt2;
@@ -263,14 +264,41 @@ impl PonderLm {
         Tensor::cat(&means, 0)
     }
 
-    /// One chunk through both paths with a single backbone pass.
+    /// [`Self::update`] and the SKIP loss of the same hidden states, the two independent halves
+    /// of a comparison pass. On the CPU they run side by side (`rayon::join`): the fast layer's
+    /// small products and single-threaded element-wise ops leave a core idle much of the time,
+    /// and the SKIP head's vocabulary tiles fill it. Elsewhere they run one after the other.
+    /// Either way the results are the same bits, since no kernel's result depends on the thread
+    /// that runs it.
+    ///
+    /// # Shapes
+    /// - `hidden`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; the SKIP loss is `(b)`.
+    pub fn update_beside_skip_loss(
+        &self,
+        hidden: &Tensor,
+        ids: &Tensor,
+        state: &FastState,
+        steps: usize,
+    ) -> Result<(UpdateOutput, Tensor)> {
+        if !hidden.device().is_cpu() {
+            let skip_loss = self.next_token_loss(hidden, ids)?;
+            return Ok((self.update(hidden, ids, state, steps)?, skip_loss));
+        }
+        let (up, skip_loss) = rayon::join(
+            || self.update(hidden, ids, state, steps),
+            || self.next_token_loss(hidden, ids),
+        );
+        Ok((up?, skip_loss?))
+    }
+
+    /// One chunk through both paths with a single backbone pass; the SKIP head runs beside the
+    /// fast layer ([`Self::update_beside_skip_loss`]).
     ///
     /// # Shapes
     /// - `ids`: `(b, t)` u32 with `t >= 2`.
     pub fn chunk(&self, ids: &Tensor, state: &FastState, steps: usize) -> Result<ChunkResult> {
         let hidden = self.backbone(ids)?;
-        let skip_loss = self.next_token_loss(&hidden, ids)?;
-        let up = self.update(&hidden, ids, state, steps)?;
+        let (up, skip_loss) = self.update_beside_skip_loss(&hidden, ids, state, steps)?;
         let update_loss = self.next_token_loss(&up.features, ids)?;
         Ok(ChunkResult {
             hidden,

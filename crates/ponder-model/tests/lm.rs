@@ -95,6 +95,28 @@ fn chunk_losses_match_the_backbone_and_the_signal_matches_the_update() -> Result
 }
 
 #[test]
+fn the_skip_head_beside_the_fast_layer_gives_the_same_bits() -> Result<()> {
+    let lm = lm(DType::F32, true)?;
+    let x = ids(3, 16)?;
+    let hidden = lm.backbone(&x)?;
+    let state = lm.initial_state(3)?;
+    let (up, skip) = lm.update_beside_skip_loss(&hidden, &x, &state, 1)?;
+    let alone = lm.update(&hidden, &x, &state, 1)?;
+    assert_close(&skip, &lm.next_token_loss(&hidden, &x)?, 0.0, 0.0)?;
+    assert_close(&up.features, &alone.features, 0.0, 0.0)?;
+    assert_close(&up.stats.step_0, &alone.stats.step_0, 0.0, 0.0)?;
+    assert_close(&up.stats.step_1, &alone.stats.step_1, 0.0, 0.0)?;
+    let r = lm.chunk(&x, &state, 1)?;
+    assert_close(&r.skip_loss, &skip, 0.0, 0.0)?;
+    assert_close(
+        &r.update_loss,
+        &lm.next_token_loss(&alone.features, &x)?,
+        0.0,
+        0.0,
+    )
+}
+
+#[test]
 fn only_the_fast_layer_and_fast_norm_receive_gradients() -> Result<()> {
     // A backbone whose weights are trainable vars, as during backbone pretraining.
     let config = gpt2_config();
