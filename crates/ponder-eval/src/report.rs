@@ -195,7 +195,11 @@ fn training_section(s: &mut String, root: &Path, plot_dir: &Path) -> Result<()> 
 fn cost_section(s: &mut String, id: Option<&EvalRun>, root: &Path) -> Result<()> {
     s.push_str("## Cost and latency\n\n");
     if let Some(run) = id {
-        s.push_str("Per chunk-batch, in the original's units (SKIP 1, UPDATE_k 1 + 2k), in FLOPs counted from the shapes, and in seconds from the measured part times of the comparison pass.\n\n| method | units | GFLOPs | ms |\n|---|---|---|---|\n");
+        let _ = write!(
+            s,
+            "Per chunk-batch, in the original's units (SKIP 1, UPDATE_k 1 + 2k), in FLOPs counted from the shapes, and in seconds from the part times of the probes (one chunk-batch in {} runs its parts one after another, each timed).\n\n| method | units | GFLOPs | ms |\n|---|---|---|---|\n",
+            crate::records::PROBE_EVERY
+        );
         for m in &run.cost.methods {
             let _ = writeln!(
                 s,
@@ -208,7 +212,7 @@ fn cost_section(s: &mut String, id: Option<&EvalRun>, root: &Path) -> Result<()>
         }
         let _ = writeln!(
             s,
-            "\nThe one-pass comparison of all methods cost {} of one UPDATE forward per chunk-batch (measured; {:.3}× in FLOPs).\n",
+            "\nThe one-pass comparison of all methods cost {} of one UPDATE forward per chunk-batch (measured, with the SKIP head running beside the fast layer; {:.3}× in FLOPs).\n",
             run.cost
                 .comparison_over_update
                 .map(|r| format!("{r:.3}×"))
