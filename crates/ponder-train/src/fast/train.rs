@@ -141,12 +141,9 @@ fn evaluate(
         let ids = windows_tensor(&data.validation, chunk, len, model.device())?;
         let hidden = cache.get(model, &data.validation, chunk, len)?;
         let n = chunk.len() as f64;
-        skip += lm
-            .next_token_loss(&hidden, &ids)?
-            .mean_all()?
-            .to_scalar::<f32>()? as f64
-            * n;
-        let up = lm.update(&hidden, &ids, &lm.initial_state(chunk.len())?, 1)?;
+        let state = lm.initial_state(chunk.len())?;
+        let (up, skip_loss) = lm.update_beside_skip_loss(&hidden, &ids, &state, 1)?;
+        skip += skip_loss.mean_all()?.to_scalar::<f32>()? as f64 * n;
         update += lm
             .next_token_loss(&up.features.detach(), &ids)?
             .mean_all()?
