@@ -68,7 +68,7 @@ impl Conv1d {
     /// # Shapes
     /// - `x`: `(n, in)`; returns `(n, out)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight)?.broadcast_add(&self.bias)
+        ponder_nn::add_bias(&x.matmul(&self.weight)?, &self.bias)
     }
 }
 
@@ -299,7 +299,7 @@ impl Gpt2 {
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, d))?; // (b, t, d)
         let pos = self.wpe.narrow(0, 0, t)?; // (t, d)
-        let mut x = tok.broadcast_add(&pos)?; // (b, t, d)
+        let mut x = ponder_nn::add_bias(&tok, &pos)?; // (b, t, d)
         if let Some(tr) = train.as_mut() {
             x = tr.dropout.apply_p(&x, tr.embd)?;
         }

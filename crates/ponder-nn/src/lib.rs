@@ -3,9 +3,9 @@
 //! The crates above this one build models from the pieces here:
 //!
 //! - differentiable fused operations ([`layer_norm`], [`softmax_last_dim`], [`causal_softmax`],
-//!   [`gelu_tanh`], [`cross_entropy`]) with parallel CPU kernels and a backward pass written in
-//!   primitive tensor ops, so that trainable paths never lose gradients (Candle's own fused
-//!   `layer_norm` and `softmax_last_dim` have no backward);
+//!   [`gelu_tanh`], [`cross_entropy`], [`add_bias`]) with parallel CPU kernels and a backward
+//!   pass, so that trainable paths never lose gradients (Candle's own fused `layer_norm` and
+//!   `softmax_last_dim` have no backward);
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
 //!   which never materializes the logits;
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);
@@ -16,6 +16,7 @@
 //! kernels are tested against it, and non-CPU devices use it directly.
 
 pub mod activation;
+pub mod bias;
 pub mod dropout;
 pub mod init;
 pub mod layer_norm;
@@ -31,6 +32,7 @@ pub mod threads;
 mod cpu;
 
 pub use activation::gelu_tanh;
+pub use bias::add_bias;
 pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
 pub use linear_loss::linear_cross_entropy;
