@@ -2,4 +2,4 @@
 
 mod benchmarks;
 
-ponder_nn::criterion_main!(benchmarks::head::benches);
+ponder_nn::criterion_main!(benchmarks::head::benches, benchmarks::bias::benches);

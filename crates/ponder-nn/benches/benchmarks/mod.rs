@@ -1,3 +1,4 @@
 //! Benchmark groups of `ponder-nn`.
 
+pub mod bias;
 pub mod head;
