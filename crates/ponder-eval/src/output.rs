@@ -70,18 +70,18 @@ pub struct CostReport {
 /// The cost report of `comparison`.
 pub fn cost_report(comparison: &Comparison, flops: ChunkFlops, times: PassTimes) -> CostReport {
     let (skip_s, update_s) = (times.skip_forward(), times.update_forward());
+    let (skip_part, update_part) = (skip_s.unwrap_or(0.0), update_s.unwrap_or(0.0));
     let methods = comparison
         .runs
         .iter()
         .map(|run| {
             let n = run.decisions.len().max(1) as f64;
             let rate = run.decisions.iter().filter(|d| d.is_update()).count() as f64 / n;
-            let (skip_s, update_s) = (skip_s.unwrap_or(0.0), update_s.unwrap_or(0.0));
             MethodCost {
                 method: run.name.clone(),
                 cost_units: run.decisions.iter().map(|d| d.cost()).sum::<f64>() / n,
                 flops: flops.skip() + rate * (flops.update() - flops.skip()),
-                seconds: skip_s + rate * (update_s - skip_s),
+                seconds: skip_part + rate * (update_part - skip_part),
             }
         })
         .collect();

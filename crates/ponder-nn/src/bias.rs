@@ -129,11 +129,7 @@ impl cpu::SliceOp<1> for SumRows {
             })
             .collect();
         let mut out = vec![T::zero(); m];
-        for p in &partials {
-            for (o, &v) in out.iter_mut().zip(p) {
-                *o += v;
-            }
-        }
+        cpu::add_in_order(&mut out, &partials);
         out
     }
 }

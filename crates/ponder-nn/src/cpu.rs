@@ -288,6 +288,17 @@ pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     )
 }
 
+/// Adds each of `partials` into `out` element by element, in the order given: per-task sums
+/// (over row blocks whose size does not depend on the thread count) merged the same way on any
+/// number of threads.
+pub(crate) fn add_in_order<T: Float>(out: &mut [T], partials: &[Vec<T>]) {
+    for partial in partials {
+        for (o, &p) in out.iter_mut().zip(partial) {
+            *o += p;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{exp_f32, run_slices, CpuStorage, Float, Layout, Scratch, SliceOp};

@@ -180,11 +180,7 @@ fn backward<T: Float>(x: &[T], gamma: &[T], grad: &[T], eps: f64) -> Vec<T> {
             partial
         })
         .collect();
-    for partial in &partials {
-        for (s, &p) in sums.iter_mut().zip(partial) {
-            *s += p;
-        }
-    }
+    cpu::add_in_order(sums, &partials);
     out
 }
 
