@@ -14,21 +14,29 @@ use serde_json::Value;
 
 /// Each workspace crate and the internal crates it may depend on (normal, dev or build).
 pub const CRATE_MAP: &[(&str, &[&str])] = &[
-    ("ponder-nn", &[]),
-    ("ponder-hub", &[]),
-    ("ponder-gpt2", &["ponder-nn", "ponder-hub"]),
-    ("ponder-ttt", &["ponder-nn"]),
-    ("ponder-lora", &["ponder-nn"]),
+    ("ponder-base", &[]),
+    ("ponder-nn", &["ponder-base"]),
+    ("ponder-hub", &["ponder-base"]),
+    ("ponder-gpt2", &["ponder-base", "ponder-nn", "ponder-hub"]),
+    ("ponder-ttt", &["ponder-base", "ponder-nn"]),
+    ("ponder-lora", &["ponder-base", "ponder-nn"]),
     (
         "ponder-model",
-        &["ponder-nn", "ponder-gpt2", "ponder-ttt", "ponder-lora"],
+        &[
+            "ponder-base",
+            "ponder-nn",
+            "ponder-gpt2",
+            "ponder-ttt",
+            "ponder-lora",
+        ],
     ),
-    ("ponder-data", &["ponder-hub"]),
-    ("ponder-metrics", &[]),
-    ("ponder-gate", &["ponder-nn"]),
+    ("ponder-data", &["ponder-base", "ponder-hub"]),
+    ("ponder-metrics", &["ponder-base"]),
+    ("ponder-gate", &["ponder-base", "ponder-nn"]),
     (
         "ponder-train",
         &[
+            "ponder-base",
             "ponder-nn",
             "ponder-gpt2",
             "ponder-model",
@@ -39,6 +47,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
     (
         "ponder-eval",
         &[
+            "ponder-base",
             "ponder-nn",
             "ponder-gpt2",
             "ponder-model",
@@ -50,6 +59,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
     (
         "ponder-cli",
         &[
+            "ponder-base",
             "ponder-train",
             "ponder-eval",
             "ponder-data",
@@ -64,7 +74,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must build without Candle.
-pub const CANDLE_FREE: &[&str] = &["ponder-data", "ponder-hub", "ponder-metrics"];
+pub const CANDLE_FREE: &[&str] = &["ponder-base", "ponder-data", "ponder-hub", "ponder-metrics"];
 
 /// The Candle packages that [`CANDLE_FREE`] crates may not depend on.
 const CANDLE_PACKAGES: &[&str] = &["candle-core", "candle-nn"];

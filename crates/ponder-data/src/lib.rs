@@ -13,7 +13,6 @@
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;
 //! - [`text::read_text`]: reading a source file as text, refusing empty and binary files.
 
-pub mod atomic;
 pub mod corpus;
 pub mod dataset;
 pub mod decontam;
@@ -29,7 +28,6 @@ pub mod text;
 pub mod tokenizer;
 pub mod windows;
 
-pub use atomic::write_atomic;
 pub use corpus::{scan_dir, scan_zip, Corpus, ScanOptions, SkipReason, SourceFile};
 pub use error::{Error, Result};
 pub use lang::Language;

@@ -1,6 +1,6 @@
 //! Packing token streams: documents joined by `<|endoftext|>`, cut into non-overlapping windows
-//! of `seq_len` (the tail is dropped), each window cut into chunks, windows grouped into batches
-//! in a seeded order (as the original: 1024-token windows of two 512-token chunks).
+//! (the tail is dropped; the one cutter of the workspace, used by training and evaluation), and
+//! windows grouped into batches in a seeded order.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -20,47 +20,32 @@ pub fn join_documents(docs: &[Vec<u32>], eot: u32) -> Vec<u32> {
     out
 }
 
-/// Windows of a packed stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packing {
-    /// Tokens per window (1024 in the original).
-    pub seq_len: usize,
-    /// Tokens per chunk (512 in the original); must divide `seq_len`.
-    pub chunk_len: usize,
+/// Window `i` of `stream` cut into consecutive, non-overlapping windows of `len` tokens:
+/// `stream[i·len..(i + 1)·len]`; `None` past the last whole window (the tail is dropped).
+pub fn window(stream: &[u32], i: usize, len: usize) -> Option<&[u32]> {
+    let start = i.checked_mul(len)?;
+    stream.get(start..start.checked_add(len)?)
 }
 
-impl Packing {
-    /// Checks `0 < chunk_len`, `chunk_len` divides `seq_len`.
-    pub fn validate(&self) -> Result<()> {
-        if self.chunk_len == 0 || self.seq_len == 0 || self.seq_len % self.chunk_len != 0 {
-            return Err(Error::Windows(format!(
-                "chunk_len {} must be positive and divide seq_len {}",
-                self.chunk_len, self.seq_len
-            )));
-        }
-        Ok(())
-    }
+/// The number of whole windows of `len` tokens in `stream` (0 when `len` is 0).
+pub fn n_windows(stream: &[u32], len: usize) -> usize {
+    stream.len().checked_div(len).unwrap_or(0)
+}
 
-    /// Number of whole windows in a stream of `n_tokens` (the tail is dropped).
-    pub fn n_windows(&self, n_tokens: usize) -> usize {
-        n_tokens / self.seq_len
+/// Windows `idx` of `stream` (see [`window`]) one after another, row-major `(idx.len(), len)`;
+/// an error naming the first index past the last whole window.
+pub fn gather_windows(stream: &[u32], idx: &[usize], len: usize) -> Result<Vec<u32>> {
+    let mut flat = Vec::with_capacity(idx.len() * len);
+    for &i in idx {
+        let w = window(stream, i, len).ok_or_else(|| {
+            Error::Windows(format!(
+                "window {i} of {len} tokens is past the end of a {}-token stream",
+                stream.len()
+            ))
+        })?;
+        flat.extend_from_slice(w);
     }
-
-    /// Chunks per window.
-    pub fn chunks_per_window(&self) -> usize {
-        self.seq_len / self.chunk_len
-    }
-
-    /// Window `i` of `stream`.
-    pub fn window<'a>(&self, stream: &'a [u32], i: usize) -> &'a [u32] {
-        &stream[i * self.seq_len..(i + 1) * self.seq_len]
-    }
-
-    /// Chunk `c` of window `i`.
-    pub fn chunk<'a>(&self, stream: &'a [u32], i: usize, c: usize) -> &'a [u32] {
-        let w = self.window(stream, i);
-        &w[c * self.chunk_len..(c + 1) * self.chunk_len]
-    }
+    Ok(flat)
 }
 
 /// Window indices grouped into batches: in stream order, or shuffled by `seed` (one epoch).
@@ -89,20 +74,13 @@ mod tests {
         let docs = vec![vec![1, 2, 3], vec![4], vec![5, 6]];
         let s = join_documents(&docs, 0);
         assert_eq!(s, [1, 2, 3, 0, 4, 0, 5, 6]);
-        let p = Packing {
-            seq_len: 4,
-            chunk_len: 2,
-        };
-        p.validate().unwrap();
-        assert_eq!(p.n_windows(s.len()), 2);
-        assert_eq!(p.window(&s, 1), [4, 0, 5, 6]);
-        assert_eq!(p.chunk(&s, 1, 1), [5, 6]);
-        assert!(Packing {
-            seq_len: 5,
-            chunk_len: 2
-        }
-        .validate()
-        .is_err());
+        assert_eq!(n_windows(&s, 4), 2);
+        assert_eq!(window(&s, 1, 4), Some(&[4, 0, 5, 6][..]));
+        assert_eq!(window(&s, 2, 4), None);
+        assert_eq!(gather_windows(&s, &[1, 0], 3).unwrap(), [0, 4, 0, 1, 2, 3]);
+        let err = gather_windows(&s, &[0, 2], 3).unwrap_err().to_string();
+        assert!(err.contains("window 2 of 3 tokens"), "{err}");
+        assert_eq!(n_windows(&s, 0), 0);
         let b = batches(5, 2, None).unwrap();
         assert_eq!(b, vec![vec![0, 1], vec![2, 3], vec![4]]);
         let shuffled = batches(100, 16, Some(7)).unwrap();

@@ -7,9 +7,9 @@ use std::path::Path;
 use crate::error::{io, Result};
 
 /// Writes `bytes` to `path` through a temporary file and a rename
-/// ([`ponder_data::write_atomic`]).
+/// ([`ponder_base::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    ponder_data::write_atomic(path, bytes).map_err(io(path))
+    ponder_base::write_atomic(path, bytes).map_err(io(path))
 }
 
 /// Writes `value` as pretty JSON with a final newline.

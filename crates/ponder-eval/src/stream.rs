@@ -34,14 +34,7 @@ pub struct ChunkBatch {
 impl ChunkBatch {
     /// A 64-bit FNV-1a digest of the ids, to check resumed records against the data.
     pub fn digest(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &id in &self.ids {
-            for byte in id.to_le_bytes() {
-                h ^= u64::from(byte);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        h
+        ponder_base::Fnv1a::new().write_u32s(&self.ids).finish()
     }
 }
 
@@ -83,8 +76,9 @@ pub fn chunk_batches(
         for position in 0..config.chunks_per_window {
             let mut ids = Vec::with_capacity(config.batch_size * t);
             for row in 0..config.batch_size {
-                let start = (batch * config.batch_size + row) * window + position * t;
-                let mut chunk = stream[start..start + t].to_vec();
+                let w = ponder_data::pack::window(stream, batch * config.batch_size + row, window)
+                    .expect("the batch count fits the stream");
+                let mut chunk = w[position * t..(position + 1) * t].to_vec();
                 if let Some(seed) = shuffle {
                     let mut rng = ChaCha8Rng::seed_from_u64(shuffle_seed(seed, position, row));
                     chunk.shuffle(&mut rng);

@@ -107,6 +107,9 @@ pub fn random(config: Gpt2Config, seed: u64, options: &LoadOptions) -> Result<Gp
 pub fn save(model: &Gpt2, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| candle::Error::Msg(format!("{}: cannot create: {e}", dir.display())))?;
-    weights::save_safetensors(&model.weights()?, &dir.join("model.safetensors"))?;
-    weights::write_atomic(&dir.join("config.json"), &model.config().to_hf_json())
+    // Each file through a temporary file and a rename, so a crash never leaves half a file.
+    ponder_nn::save_safetensors(&dir.join("model.safetensors"), &model.weights()?)?;
+    let config = dir.join("config.json");
+    ponder_base::write_atomic(&config, model.config().to_hf_json().as_bytes())
+        .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", config.display())))
 }

@@ -133,26 +133,3 @@ pub fn load_safetensors(
     }
     Ok(weights)
 }
-
-/// Writes `weights` as an HF-compatible `model.safetensors` (f32 unless the weights are another
-/// dtype), through a temporary file and a rename so that a crash never leaves half a file.
-pub fn save_safetensors(weights: &Weights, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    let map: std::collections::HashMap<String, Tensor> = weights
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    candle::safetensors::save(&map, &tmp)
-        .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        candle::Error::Msg(format!("{}: cannot rename into place: {e}", path.display()))
-    })
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", path.display())))
-}

@@ -3,7 +3,7 @@
 //! tensor's name and shape against the configuration, and the configuration against the
 //! backbone it is put on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle::{Result, Tensor};
@@ -85,7 +85,7 @@ pub fn save(lm: &PonderLm, dir: &Path) -> Result<()> {
         layer,
         fast_norm_eps: lm.fast_norm().eps,
     };
-    let mut tensors: HashMap<String, Tensor> = lm
+    let mut tensors: BTreeMap<String, Tensor> = lm
         .fast_layer()
         .named()
         .into_iter()
@@ -93,16 +93,10 @@ pub fn save(lm: &PonderLm, dir: &Path) -> Result<()> {
         .collect();
     tensors.insert("fast_norm.weight".into(), lm.fast_norm().weight.clone());
     tensors.insert("fast_norm.bias".into(), lm.fast_norm().bias.clone());
-    let weights = dir.join(WEIGHTS_FILE);
-    let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
-    candle::safetensors::save(&tensors, &tmp)
-        .map_err(|e| err(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, &weights).map_err(|e| err(&weights, format!("cannot rename: {e}")))?;
+    ponder_nn::save_safetensors(&dir.join(WEIGHTS_FILE), &tensors)?;
     let config = dir.join(CONFIG_FILE);
-    let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
     let text = serde_json::to_string_pretty(&meta).expect("config serializes");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, &config))
+    ponder_base::write_atomic(&config, text.as_bytes())
         .map_err(|e| err(&config, format!("cannot write: {e}")))
 }
 

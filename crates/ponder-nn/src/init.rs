@@ -48,10 +48,5 @@ pub fn truncated_normal(
 /// A generator seeded from `seed` and a stream name, so that each parameter gets its own
 /// stream and adding a parameter does not shift the others.
 pub fn rng_for(seed: u64, stream: &str) -> ChaCha8Rng {
-    // FNV-1a over the stream name, mixed with the seed.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in stream.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    ChaCha8Rng::seed_from_u64(seed ^ h.rotate_left(17))
+    ChaCha8Rng::seed_from_u64(seed ^ ponder_base::fnv1a(stream.as_bytes()).rotate_left(17))
 }

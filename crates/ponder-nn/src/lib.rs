@@ -8,6 +8,7 @@
 //!   `softmax_last_dim` have no backward);
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
 //!   which never materializes the logits;
+//! - atomic `.safetensors` files ([`save_safetensors`]);
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);
 //! - start-up thread settings for Candle's CPU backend ([`threads::configure`]);
 //! - test helpers ([`assert_close`], [`test_device!`]).
@@ -25,6 +26,7 @@ pub mod loss;
 pub mod masks;
 pub mod optim;
 pub mod reference;
+pub mod safetensors_file;
 pub mod softmax;
 pub mod testing;
 pub mod threads;
@@ -37,5 +39,6 @@ pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
 pub use linear_loss::linear_cross_entropy;
 pub use loss::{cross_entropy, to_f64};
+pub use safetensors_file::save_safetensors;
 pub use softmax::{causal_softmax, softmax_last_dim};
 pub use testing::{assert_close, max_abs_diff};

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use candle::{DType, Device, Tensor, Var};
+use ponder_base::derive_seed;
 use ponder_data::pack::batches;
 use ponder_gpt2::{weights, Gpt2};
 use ponder_nn::optim::{clip_grad_norm, warmup_cosine, AdamW, AdamWConfig};
@@ -29,15 +30,6 @@ pub struct BackboneReport {
     pub steps_run: u64,
     /// Training tokens per second in this process.
     pub tokens_per_s: f64,
-}
-
-/// Seed of a named random stream of a run.
-pub fn derive_seed(seed: u64, stream: &str, index: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.rotate_left(29);
-    for b in stream.bytes().chain(index.to_le_bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// The window indices of training step `step`: batch `step % per_epoch` of epoch
@@ -102,10 +94,7 @@ pub fn windows_tensor(
     len: usize,
     device: &Device,
 ) -> Result<Tensor> {
-    let mut flat = Vec::with_capacity(idx.len() * len);
-    for &i in idx {
-        flat.extend_from_slice(&stream[i * len..(i + 1) * len]);
-    }
+    let flat = ponder_data::pack::gather_windows(stream, idx, len)?;
     Ok(Tensor::from_vec(flat, (idx.len(), len), device)?)
 }
 

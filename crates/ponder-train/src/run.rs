@@ -24,9 +24,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename
-/// ([`ponder_data::write_atomic`]).
+/// ([`ponder_base::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    ponder_data::write_atomic(path, bytes).map_err(io(path))
+    ponder_base::write_atomic(path, bytes).map_err(io(path))
 }
 
 impl RunDir {
@@ -109,11 +109,7 @@ impl RunDir {
         let tmp = self.dir.join("checkpoint.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let map: std::collections::HashMap<String, Tensor> = tensors
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.to_device(&Device::Cpu)?)))
-            .collect::<Result<_>>()?;
-        candle::safetensors::save(&map, tmp.join("tensors.safetensors"))?;
+        ponder_nn::save_safetensors(&tmp.join("tensors.safetensors"), tensors)?;
         std::fs::write(
             tmp.join("state.json"),
             serde_json::to_string_pretty(state).expect("json"),

@@ -125,7 +125,7 @@ fn fetch_one(
         tracing::debug!("{url}: {why}");
         SkipReason::CorruptGzip
     })?;
-    if let Err(e) = crate::atomic::write_atomic(&cached, &bytes) {
+    if let Err(e) = ponder_base::write_atomic(&cached, &bytes) {
         tracing::warn!("{}: cannot cache a Stack v2 blob ({e})", cached.display());
     }
     Ok(bytes)

@@ -13,7 +13,9 @@ use ponder_gpt2::Gpt2;
 use ponder_model::{FastLayer, FastNorm, PonderLm, TttParams};
 use ponder_nn::optim::{clip_grad_norm, AdamW, AdamWConfig};
 
-use crate::backbone::{derive_seed, windows_tensor};
+use ponder_base::derive_seed;
+
+use crate::backbone::windows_tensor;
 use crate::config::FastTrainConfig;
 use crate::error::{Error, Result};
 use crate::precision::{to_f32, Precision};

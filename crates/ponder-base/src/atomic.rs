@@ -1,6 +1,6 @@
-//! Atomic file writes: a temporary file in the same folder, then a rename, so a reader (or a
-//! run killed mid-write) never sees half a file. Used for cached downloads here and for run
-//! folders by the training and evaluation crates.
+//! Atomic file writes: a temporary file in the same folder, then a rename, so a reader (or a run
+//! killed mid-write) never sees half a file. Cached downloads, checkpoints, model files and every
+//! file of a run folder are written through [`write_atomic`].
 
 use std::path::Path;
 
@@ -34,5 +34,20 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the file itself");
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder in the way: the rename of a file onto it fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&path, b"data").is_err());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["taken"]);
     }
 }
