@@ -32,7 +32,10 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
     ),
     ("ponder-data", &["ponder-base", "ponder-hub"]),
     ("ponder-metrics", &["ponder-base"]),
-    ("ponder-gate", &["ponder-base", "ponder-nn"]),
+    (
+        "ponder-gate",
+        &["ponder-base", "ponder-nn", "ponder-metrics"],
+    ),
     (
         "ponder-train",
         &[

@@ -141,16 +141,18 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
 
     let bar = crate::train::progress(a.quiet, "compare", chunks.len() as u64, "chunk-batches");
     let device = backbone.device().clone();
+    let extra_steps = eval.extra_update_steps();
     let (records, times) = ponder_eval::records::evaluate(
         &lm,
         &chunks,
         &device,
         &run.path().join(ponder_eval::output::files::RECORDS),
+        &extra_steps,
         |done| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
     let comparison = ponder_eval::compare::compare(&records, &eval)?;
-    let flops = ponder_eval::flops::chunk_flops(&lm, eval.batch_size, eval.chunk_len);
+    let flops = ponder_eval::flops::chunk_flops(&lm, eval.batch_size, eval.chunk_len, &extra_steps);
     let cost = cost_report(&comparison, flops, times);
     write_outputs(run.path(), &records, &comparison, &cost)?;
 

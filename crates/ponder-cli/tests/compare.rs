@@ -17,7 +17,6 @@ batch_size = 2
 max_batches = 20
 budget = 0.5
 methods = ["skip", "update_1", "random", "oracle", "ours", "pid", "ttt_improvement"]
-random_seed = 42
 seed = 0
 bootstrap_resamples = 50
 ci_level = 0.95

@@ -4,6 +4,7 @@
 
 use ponder_gate::{Budget, Decision, GateConfig};
 use ponder_metrics as m;
+use ponder_metrics::Interval;
 use serde::{Deserialize, Serialize};
 
 use crate::config::CompareConfig;
@@ -13,7 +14,7 @@ use crate::records::ChunkRecord;
 /// One method's decisions over the stream, and the threshold trace of controllers.
 #[derive(Debug, Clone)]
 pub struct MethodRun {
-    /// The short name (`ours`, `oracle`, …).
+    /// The method's one name (`ours`, `oracle`, …).
     pub name: String,
     /// One decision per chunk-batch.
     pub decisions: Vec<Decision>,
@@ -25,27 +26,6 @@ impl MethodRun {
     /// Which chunk-batches were updated.
     pub fn updated(&self) -> Vec<bool> {
         self.decisions.iter().map(|d| d.is_update()).collect()
-    }
-}
-
-/// A confidence interval with its point estimate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    /// The estimate on the full sample.
-    pub point: f64,
-    /// Lower end.
-    pub lo: f64,
-    /// Upper end.
-    pub hi: f64,
-}
-
-impl From<m::Interval> for Interval {
-    fn from(i: m::Interval) -> Self {
-        Self {
-            point: i.point,
-            lo: i.lo,
-            hi: i.hi,
-        }
     }
 }
 
@@ -155,14 +135,15 @@ pub struct Comparison {
     pub runs: Vec<MethodRun>,
 }
 
-/// Runs `name` under budget `rho` on the records.
-pub fn run_method(name: &str, rho: f64, gates: &[ponder_gate::StreamRecord]) -> Result<MethodRun> {
-    let config: GateConfig = name
-        .parse()
-        .map_err(|e: ponder_gate::Error| Error::Config(format!("method {name:?}: {e}")))?;
-    let trace = ponder_gate::stream::decide_stream(&config, Budget::new(rho)?, gates)?;
+/// The decisions of `method` under budget `rho` on the records.
+pub fn run_method(
+    method: &GateConfig,
+    rho: f64,
+    gates: &[ponder_gate::StreamRecord],
+) -> Result<MethodRun> {
+    let trace = ponder_gate::stream::decide_stream(method, Budget::new(rho)?, gates)?;
     Ok(MethodRun {
-        name: name.to_string(),
+        name: method.name(),
         decisions: trace.decisions,
         thresholds: trace.thresholds,
     })
@@ -197,31 +178,23 @@ pub fn correlations(records: &[ChunkRecord]) -> Result<Correlations> {
     })
 }
 
-/// Mean loss of the chosen paths.
-fn loss_of(records: &[ChunkRecord], updated: &[bool], idx: &[usize]) -> f64 {
-    idx.iter()
-        .map(|&i| {
-            if updated[i] {
-                records[i].update_loss
-            } else {
-                records[i].skip_loss
-            }
-        })
-        .sum::<f64>()
-        / idx.len() as f64
+/// The loss of the path each decision takes, chunk by chunk.
+fn chosen_losses(records: &[ChunkRecord], decisions: &[Decision]) -> Result<Vec<f64>> {
+    records
+        .iter()
+        .zip(decisions)
+        .map(|(r, &d)| r.loss_of(d))
+        .collect()
 }
 
 /// Checks, before any model work, that `n` chunk-batches are enough for every method of
 /// `config` (a reconstruction gate needs at least its calibration window).
 pub fn check_stream_length(config: &CompareConfig, n: usize) -> Result<()> {
-    for name in &config.methods {
-        let gate: GateConfig = name
-            .parse()
-            .map_err(|e: ponder_gate::Error| Error::Config(format!("method {name:?}: {e}")))?;
-        if let Some(window) = gate.calibration() {
+    for method in &config.methods {
+        if let Some(window) = method.config().calibration() {
             if n < window {
                 return Err(Error::Data(format!(
-                    "the evaluation set has {n} chunk-batches, fewer than the calibration window of {window} of method {name} (raise eval.max_batches, lower eval.batch_size, or add data)"
+                    "the evaluation set has {n} chunk-batches, fewer than the calibration window of {window} of method {method} (raise eval.max_batches, lower eval.batch_size, or add data)"
                 )));
             }
         }
@@ -237,51 +210,36 @@ pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Compar
     let runs = config
         .methods
         .iter()
-        .map(|name| run_method(name, config.budget, &gates))
+        .map(|method| run_method(method.config(), config.budget, &gates))
         .collect::<Result<Vec<_>>>()?;
     let find = |name: &str| runs.iter().find(|r| r.name == name);
     // The reference of Recovery and decision accuracy: the oracle's run if it was asked for.
-    let oracle = match find("oracle") {
-        Some(run) => run.updated(),
-        None => run_method("oracle", config.budget, &gates)?.updated(),
+    let oracle_run = match find("oracle") {
+        Some(run) => run.clone(),
+        None => run_method(&GateConfig::oracle_global(), config.budget, &gates)?,
     };
-    let skip_all = vec![false; n];
-    let all: Vec<usize> = (0..n).collect();
-    let l_skip = loss_of(records, &skip_all, &all);
-    let l_oracle = loss_of(records, &oracle, &all);
-    let boot = |stat: &dyn Fn(&[usize]) -> f64| -> Result<Interval> {
-        Ok(m::bootstrap_ci_paired(
-            n,
-            stat,
-            config.bootstrap_resamples,
-            config.ci_level,
-            config.seed,
-        )?
-        .into())
+    let oracle = oracle_run.updated();
+    let skip: Vec<f64> = records.iter().map(|r| r.skip_loss).collect();
+    let oracle_losses = chosen_losses(records, &oracle_run.decisions)?;
+    let resampling = m::Resampling {
+        resamples: config.bootstrap_resamples,
+        level: config.ci_level,
+        seed: config.seed,
     };
     let mut methods = Vec::new();
     for run in &runs {
         let updated = run.updated();
-        let loss = boot(&|idx| loss_of(records, &updated, idx))?;
-        let recovery = ((l_skip - l_oracle).abs() > 1e-12)
-            .then(|| (l_skip - loss.point) / (l_skip - l_oracle));
-        let recovery_ci = recovery
-            .and_then(|_| {
-                boot(&|idx| {
-                    let s = loss_of(records, &skip_all, idx);
-                    (s - loss_of(records, &updated, idx)) / (s - loss_of(records, &oracle, idx))
-                })
-                .ok()
-            })
-            .map(|i| [i.lo, i.hi]);
+        let chosen = chosen_losses(records, &run.decisions)?;
+        let stats = m::method_stats(&skip, &chosen, &oracle_losses, resampling)?;
+        let steps: Vec<u32> = run.decisions.iter().map(|d| d.steps()).collect();
         methods.push(MethodSummary {
             method: run.name.clone(),
-            perplexity: m::perplexity(loss.point),
-            loss,
+            perplexity: m::perplexity(stats.loss.point),
+            loss: stats.loss,
             update_rate: m::update_rate(&updated)?,
-            cost_units: run.decisions.iter().map(|d| d.cost()).sum::<f64>() / n as f64,
-            recovery,
-            recovery_ci,
+            cost_units: m::mean_cost(&steps)?,
+            recovery: stats.recovery,
+            recovery_ci: stats.recovery_ci,
             decision_accuracy: m::decision_accuracy(&updated, &oracle)?,
         });
     }
@@ -296,8 +254,8 @@ pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Compar
             };
             let t = m::mcnemar(&agree(ours), &agree(random))?;
             Some(McNemarSummary {
-                method: "ours".into(),
-                against: "random".into(),
+                method: ours.name.clone(),
+                against: random.name.clone(),
                 n10: t.n10,
                 n01: t.n01,
                 chi2: t.chi2,
@@ -307,19 +265,26 @@ pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Compar
         }
         _ => None,
     };
-    let swept: Vec<&str> = ["oracle", "ours", "random", "pid"]
-        .into_iter()
-        .filter(|name| *name == "oracle" || config.methods.iter().any(|m| m == name))
-        .collect();
+    let swept: Vec<GateConfig> = [
+        GateConfig::oracle_global(),
+        GateConfig::original_recon(),
+        GateConfig::original_random(),
+        GateConfig::pid_recommended(),
+    ]
+    .into_iter()
+    .filter(|g| g.name() == "oracle" || config.methods.iter().any(|m| m.config() == g))
+    .collect();
+    let all: Vec<usize> = (0..n).collect();
     let sweep = config
         .budget_sweep
         .iter()
         .map(|&rho| {
             let losses = swept
                 .iter()
-                .map(|name| {
-                    let updated = run_method(name, rho, &gates)?.updated();
-                    Ok((name.to_string(), loss_of(records, &updated, &all)))
+                .map(|method| {
+                    let run = run_method(method, rho, &gates)?;
+                    let chosen = chosen_losses(records, &run.decisions)?;
+                    Ok((run.name, m::mean_at(&chosen, &all)?))
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(SweepPoint {

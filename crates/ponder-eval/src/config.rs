@@ -21,11 +21,9 @@ pub struct CompareConfig {
     pub max_batches: usize,
     /// The update budget ρ: the fraction of chunk-batches a method may update (0.5).
     pub budget: f64,
-    /// Methods to compare, by short name (`skip`, `update_1`, `random`, `oracle`, `ours`,
-    /// `pid`, `ttt_improvement`).
-    pub methods: Vec<String>,
-    /// Seed of the Random method (42 in the original).
-    pub random_seed: u64,
+    /// Methods to compare, by short name (`skip`, `update_1`, `update_2`, `update_4`, `random`
+    /// (seed 42, the original's) or `random_seedN`, `oracle`, `ours`, `pid`, `ttt_improvement`).
+    pub methods: Vec<ponder_gate::Method>,
     /// Seed of the shuffled-input ablation's permutations and of the bootstrap.
     pub seed: u64,
     /// Bootstrap resamples for the confidence intervals.
@@ -42,6 +40,19 @@ impl CompareConfig {
         toml::Value::Table(table.clone())
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config(format!("[eval]: {e}")))
+    }
+
+    /// The inner steps k > 1 of the UPDATE_k methods listed, sorted: the fast-layer passes the
+    /// records need beside UPDATE_1.
+    pub fn extra_update_steps(&self) -> Vec<u32> {
+        let mut ks: Vec<u32> = self
+            .methods
+            .iter()
+            .filter_map(ponder_gate::Method::steps_beyond_one)
+            .collect();
+        ks.sort_unstable();
+        ks.dedup();
+        ks
     }
 
     /// Tokens per window.
@@ -74,10 +85,6 @@ impl CompareConfig {
         if self.methods.is_empty() {
             return bad("eval.methods is empty".into());
         }
-        for m in &self.methods {
-            m.parse::<ponder_gate::GateConfig>()
-                .map_err(|e| Error::Config(format!("eval.methods: {e}")))?;
-        }
         if self.bootstrap_resamples == 0 {
             return bad("eval.bootstrap_resamples must be positive".into());
         }
@@ -104,7 +111,6 @@ batch_size = 4
 max_batches = 10
 budget = 0.5
 methods = ["skip", "update_1", "random", "oracle", "ours"]
-random_seed = 42
 seed = 0
 bootstrap_resamples = 100
 ci_level = 0.95
@@ -134,9 +140,29 @@ budget_sweep = [0.25, 0.5]
         c.budget = 1.5;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("eval.budget = 1.5"), "{e}");
-        c.budget = 0.5;
-        c.methods.push("magic".into());
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("magic"), "{e}");
+        let text = toml::to_string(&table("")).unwrap();
+        let e = CompareConfig::from_table(
+            &text
+                .replace("\"ours\"]", "\"ours\", \"magic\"]")
+                .parse()
+                .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown method \"magic\""), "{e}");
+    }
+
+    #[test]
+    fn the_extra_update_passes_come_from_the_methods() {
+        let text = toml::to_string(&table("")).unwrap().replace(
+            "\"skip\",",
+            "\"skip\", \"update_4\", \"update_2\", \"update_4\",",
+        );
+        let c = CompareConfig::from_table(&text.parse().unwrap()).unwrap();
+        assert_eq!(c.extra_update_steps(), [2, 4]);
+        assert!(CompareConfig::from_table(&table(""))
+            .unwrap()
+            .extra_update_steps()
+            .is_empty());
     }
 }

@@ -1,12 +1,15 @@
-//! Floating-point operations of one chunk, counted from the shapes (2 per multiply-add of every
-//! matrix product; element-wise work, norms and softmaxes left out): the cost of SKIP and
-//! UPDATE_k in FLOPs beside the original's units (1 + 2k) and the measured seconds.
+//! Floating-point operations of one chunk-batch, from the counts the model crates make from the
+//! shapes ([`PonderLm::flops`]): the cost of SKIP and UPDATE_k in FLOPs beside the original's
+//! units (1 + 2k) and the measured seconds.
 
-use ponder_model::{FastLayer, FastModelKind, PonderLm};
+use std::collections::BTreeMap;
+
+use ponder_gate::Decision;
+use ponder_model::PonderLm;
 use serde::{Deserialize, Serialize};
 
-/// FLOPs of the parts of one chunk's forward.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// FLOPs of the parts of one chunk-batch's forward.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkFlops {
     /// Tokens per sequence.
     pub tokens: usize,
@@ -18,6 +21,9 @@ pub struct ChunkFlops {
     pub head: f64,
     /// The fast layer's UPDATE_1 forward (projections and inner loop).
     pub fast: f64,
+    /// The fast layer's UPDATE_k for each k > 1 a method uses, by k.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fast_k: BTreeMap<u32, f64>,
 }
 
 impl ChunkFlops {
@@ -31,6 +37,15 @@ impl ChunkFlops {
         self.backbone + self.fast + self.head
     }
 
+    /// The path `decision` takes; `None` for an UPDATE_k whose fast layer was not counted.
+    pub fn path(&self, decision: Decision) -> Option<f64> {
+        match decision.steps() {
+            0 => Some(self.skip()),
+            1 => Some(self.update()),
+            k => self.fast_k.get(&k).map(|f| self.backbone + f + self.head),
+        }
+    }
+
     /// What the one-pass comparison computes per chunk-batch: both paths sharing the backbone
     /// and the fast layer, with two heads.
     pub fn comparison(&self) -> f64 {
@@ -38,52 +53,30 @@ impl ChunkFlops {
     }
 }
 
-/// Counts the FLOPs of one chunk-batch of `rows × tokens` under `lm`.
-pub fn chunk_flops(lm: &PonderLm, rows: usize, tokens: usize) -> ChunkFlops {
-    let c = lm.backbone_model().config();
-    let (t, d, l, v) = (
-        tokens as f64,
-        c.n_embd as f64,
-        c.n_layer as f64,
-        c.vocab_size as f64,
-    );
-    let inner = c.n_inner.unwrap_or(4 * c.n_embd) as f64;
-    // Per block: QKV (3d²), output (d²), MLP (2·d·inner) per token; QKᵀ and AV (t·d each).
-    let per_block = 2.0 * t * (4.0 * d * d + 2.0 * d * inner) + 2.0 * 2.0 * t * t * d;
-    let backbone = l * per_block;
-    let head = 2.0 * t * d * v;
-    let fast = match lm.fast_layer() {
-        FastLayer::TttLinear { config, .. } => {
-            let (d, nh, hd, b) = (
-                config.hidden_dim as f64,
-                config.num_heads as f64,
-                config.head_dim as f64,
-                config.mini_batch_size as f64,
-            );
-            // Q, K, V, gate and output projections.
-            let proj = 2.0 * t * d * (4.0 * nh * hd) + 2.0 * t * nh * hd * d;
-            // Per head and token: K·W and its gradient Kᵀ·G (hd² each), the b×b attention of the
-            // dual form and its product with G (b·hd each), and Q·W (hd²); MLP doubles the weights
-            // with a 4× hidden layer.
-            let width = match config.fast_model {
-                FastModelKind::Linear => 1.0,
-                FastModelKind::Mlp => 8.0,
-            };
-            let inner = 2.0 * t * nh * (3.0 * hd * hd * width + 2.0 * b * hd);
-            proj + inner
-        }
-        FastLayer::Lora { layer, .. } => {
-            let cfg = layer.config();
-            // Two rank-r factors of a d×d map, forward and backward, per token.
-            3.0 * 2.0 * t * 2.0 * (cfg.hidden_dim * cfg.r) as f64
-        }
-    };
+/// Counts the FLOPs of one chunk-batch of `rows × tokens` under `lm`, with UPDATE_k for each k
+/// of `extra_steps` beside UPDATE_1.
+pub fn chunk_flops(lm: &PonderLm, rows: usize, tokens: usize, extra_steps: &[u32]) -> ChunkFlops {
+    let mut steps: Vec<usize> = vec![1];
+    steps.extend(extra_steps.iter().map(|&k| k as usize));
+    let parts = lm.flops(tokens, &steps);
     let r = rows as f64;
+    let fast_of = |k: usize| {
+        parts
+            .fast
+            .iter()
+            .find(|(s, _)| *s == k)
+            .map(|(_, f)| r * f)
+            .unwrap_or(0.0)
+    };
     ChunkFlops {
         tokens,
         rows,
-        backbone: r * backbone,
-        head: r * head,
-        fast: r * fast,
+        backbone: r * parts.backbone,
+        head: r * parts.head,
+        fast: fast_of(1),
+        fast_k: extra_steps
+            .iter()
+            .map(|&k| (k, fast_of(k as usize)))
+            .collect(),
     }
 }

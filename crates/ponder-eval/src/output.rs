@@ -11,6 +11,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use ponder_gate::Decision;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::Comparison;
@@ -70,27 +71,37 @@ pub struct CostReport {
 /// The cost report of `comparison`.
 pub fn cost_report(comparison: &Comparison, flops: ChunkFlops, times: PassTimes) -> CostReport {
     let (skip_s, update_s) = (times.skip_forward(), times.update_forward());
-    let (skip_part, update_part) = (skip_s.unwrap_or(0.0), update_s.unwrap_or(0.0));
     let methods = comparison
         .runs
         .iter()
         .map(|run| {
             let n = run.decisions.len().max(1) as f64;
-            let rate = run.decisions.iter().filter(|d| d.is_update()).count() as f64 / n;
+            let steps: Vec<u32> = run.decisions.iter().map(|d| d.steps()).collect();
+            // SKIP's cost, plus each UPDATE_k's extra cost at the rate it was chosen.
+            let (mut flops_mean, mut seconds) = (flops.skip(), times.skip_forward().unwrap_or(0.0));
+            for k in ponder_gate::UPDATE_STEPS {
+                let rate = steps.iter().filter(|&&s| s == k).count() as f64 / n;
+                if rate > 0.0 {
+                    let d = Decision::Update(k);
+                    flops_mean += rate * (flops.path(d).unwrap_or(f64::NAN) - flops.skip());
+                    seconds += rate
+                        * (times.forward(d).unwrap_or(0.0) - times.skip_forward().unwrap_or(0.0));
+                }
+            }
             MethodCost {
                 method: run.name.clone(),
-                cost_units: run.decisions.iter().map(|d| d.cost()).sum::<f64>() / n,
-                flops: flops.skip() + rate * (flops.update() - flops.skip()),
-                seconds: skip_part + rate * (update_part - skip_part),
+                cost_units: ponder_metrics::mean_cost(&steps).unwrap_or(f64::NAN),
+                flops: flops_mean,
+                seconds,
             }
         })
         .collect();
     CostReport {
-        flops,
-        times,
         comparison_over_update: times.comparison().zip(update_s).map(|(c, u)| c / u),
         comparison_over_update_flops: flops.comparison() / flops.update(),
         update_over_skip: update_s.zip(skip_s).map(|(u, s)| u / s),
+        flops,
+        times,
         methods,
     }
 }

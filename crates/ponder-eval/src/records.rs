@@ -1,6 +1,7 @@
 //! The one model pass of a comparison: for every chunk-batch, one backbone pass and one
-//! fast-layer pass give the SKIP and UPDATE_1 losses and the reconstruction statistics; every
-//! method's decisions are later applied to these shared records, never to a new model pass.
+//! fast-layer pass give the SKIP and UPDATE_1 losses and the reconstruction statistics (and one
+//! more fast-layer pass for each UPDATE_k with k > 1 that a method uses); every method's
+//! decisions are later applied to these shared records, never to a new model pass.
 //! The SKIP head runs beside the fast layer, except on the probes ([`PassMode`]) that time each
 //! part alone.
 //!
@@ -9,11 +10,13 @@
 //! digest of its chunk-batch's ids) and the rest is recomputed. The model is deterministic on
 //! the CPU, so a resumed run writes the same bytes as an uninterrupted one.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle::{Device, Tensor};
+use ponder_gate::Decision;
 use ponder_model::PonderLm;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +39,12 @@ pub struct ChunkRecord {
     pub skip_loss: f64,
     /// Next-token loss of the UPDATE_1 path.
     pub update_loss: f64,
+    /// Next-token loss of the UPDATE_2 path, when a method uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_2_loss: Option<f64>,
+    /// Next-token loss of the UPDATE_4 path, when a method uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_4_loss: Option<f64>,
     /// Mean reconstruction loss under the chunk's initial fast weights (`ttt_loss_init`).
     pub recon_init: f64,
     /// Mean reconstruction loss before each mini-batch's update (`ttt_loss_step_0`): the
@@ -49,6 +58,25 @@ impl ChunkRecord {
     /// `skip_loss − update_loss`.
     pub fn advantage(&self) -> f64 {
         self.skip_loss - self.update_loss
+    }
+
+    /// The loss of the path `decision` takes; an error when that path was not computed.
+    pub fn loss_of(&self, decision: Decision) -> Result<f64> {
+        let loss = match decision.steps() {
+            0 => Some(self.skip_loss),
+            1 => Some(self.update_loss),
+            2 => self.update_2_loss,
+            4 => self.update_4_loss,
+            _ => None,
+        };
+        loss.ok_or_else(|| {
+            Error::Config(format!(
+                "chunk-batch {}: the UPDATE_{} loss was not computed (list update_{} in eval.methods)",
+                self.index,
+                decision.steps(),
+                decision.steps()
+            ))
+        })
     }
 
     /// The record as a gating policy sees it.
@@ -92,7 +120,7 @@ impl PassMode {
 
 /// Wall-clock time of the model pass, summed over the chunk-batches computed in this process:
 /// part by part over the probes, and whole over the overlapped chunk-batches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PassTimes {
     /// Chunk-batches timed part by part ([`PassMode::Probe`]).
     pub chunks: usize,
@@ -110,6 +138,10 @@ pub struct PassTimes {
     /// Their whole passes (backbone, fast layer beside the SKIP head, UPDATE head).
     #[serde(default)]
     pub overlapped_s: f64,
+    /// The fast layer and head of each UPDATE_k with k > 1 that a method uses, over the probes,
+    /// by k.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub update_k_s: BTreeMap<u32, f64>,
 }
 
 impl PassTimes {
@@ -127,6 +159,19 @@ impl PassTimes {
         self.per_probe(self.backbone_s + self.fast_s + self.update_head_s)
     }
 
+    /// Mean seconds of a forward on the path of `decision` over the probes: SKIP, UPDATE_1, or
+    /// UPDATE_k (k > 1) when its parts were timed.
+    pub fn forward(&self, decision: Decision) -> Option<f64> {
+        match decision.steps() {
+            0 => self.skip_forward(),
+            1 => self.update_forward(),
+            k => self
+                .update_k_s
+                .get(&k)
+                .and_then(|s| self.per_probe(self.backbone_s + s)),
+        }
+    }
+
     /// Mean seconds of one comparison pass as the comparison runs it: over the overlapped
     /// chunk-batches, or over the probes where there were none.
     pub fn comparison(&self) -> Option<f64> {
@@ -141,12 +186,14 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Runs the model on one chunk-batch in `mode` (the record does not depend on it).
+/// Runs the model on one chunk-batch in `mode` (the record does not depend on it), with one more
+/// fast-layer pass and head for each k of `extra_steps` (UPDATE_k, k > 1).
 pub fn record_chunk(
     lm: &PonderLm,
     chunk: &ChunkBatch,
     device: &Device,
     mode: PassMode,
+    extra_steps: &[u32],
     times: &mut PassTimes,
 ) -> Result<ChunkRecord> {
     let ids = Tensor::from_slice(&chunk.ids, (chunk.rows, chunk.len), device)?;
@@ -183,6 +230,24 @@ pub fn record_chunk(
             (skip_loss, update_loss, stats)
         }
     };
+    let (mut update_2_loss, mut update_4_loss) = (None, None);
+    for &k in extra_steps {
+        let t = Instant::now();
+        let up = lm.update(&hidden, &ids, &state, k as usize)?;
+        let loss = mean(&lm.next_token_loss(&up.features, &ids)?)?;
+        if mode == PassMode::Probe {
+            *times.update_k_s.entry(k).or_default() += secs(t.elapsed());
+        }
+        match k {
+            2 => update_2_loss = Some(loss),
+            4 => update_4_loss = Some(loss),
+            _ => {
+                return Err(Error::Config(format!(
+                    "UPDATE_{k}: expected k = 2 or 4 beside UPDATE_1"
+                )))
+            }
+        }
+    }
     let record = ChunkRecord {
         index: chunk.index,
         batch: chunk.batch,
@@ -190,6 +255,8 @@ pub fn record_chunk(
         digest: chunk.digest(),
         skip_loss,
         update_loss,
+        update_2_loss,
+        update_4_loss,
         recon_init,
         recon,
         recon_after,
@@ -197,6 +264,8 @@ pub fn record_chunk(
     for (name, v) in [
         ("SKIP loss", skip_loss),
         ("UPDATE loss", update_loss),
+        ("UPDATE_2 loss", update_2_loss.unwrap_or(0.0)),
+        ("UPDATE_4 loss", update_4_loss.unwrap_or(0.0)),
         ("reconstruction loss (init)", recon_init),
         ("reconstruction loss (step_0)", recon),
         ("reconstruction loss (step_1)", recon_after),
@@ -252,13 +321,15 @@ pub fn read_records(path: &Path, chunks: &[ChunkBatch]) -> Result<Vec<ChunkRecor
     Ok(out)
 }
 
-/// Records of every chunk-batch, resuming from `path` and appending new records to it.
-/// `on_chunk` is called after each chunk-batch (for progress bars).
+/// Records of every chunk-batch, with the UPDATE_k losses of `extra_steps` (k > 1), resuming
+/// from `path` and appending new records to it. `on_chunk` is called after each chunk-batch (for
+/// progress bars).
 pub fn evaluate(
     lm: &PonderLm,
     chunks: &[ChunkBatch],
     device: &Device,
     path: &Path,
+    extra_steps: &[u32],
     mut on_chunk: impl FnMut(usize),
 ) -> Result<(Vec<ChunkRecord>, PassTimes)> {
     let mut records = read_records(path, chunks)?;
@@ -275,7 +346,8 @@ pub fn evaluate(
     let mut times = PassTimes::default();
     on_chunk(records.len());
     for chunk in &chunks[records.len()..] {
-        let record = record_chunk(lm, chunk, device, PassMode::of(chunk.index), &mut times)?;
+        let mode = PassMode::of(chunk.index);
+        let record = record_chunk(lm, chunk, device, mode, extra_steps, &mut times)?;
         let line = serde_json::to_string(&record).expect("records serialize") + "\n";
         file.write_all(line.as_bytes()).map_err(io(path))?;
         records.push(record);

@@ -11,6 +11,8 @@ fn record(index: usize, skip: f64, update: f64, recon: f64, recon_after: f64) ->
         digest: index as u64,
         skip_loss: skip,
         update_loss: update,
+        update_2_loss: None,
+        update_4_loss: None,
         recon_init: recon,
         recon,
         recon_after,
@@ -24,8 +26,7 @@ fn config(methods: &[&str]) -> CompareConfig {
         batch_size: 1,
         max_batches: 10,
         budget: 0.5,
-        methods: methods.iter().map(|m| m.to_string()).collect(),
-        random_seed: 42,
+        methods: methods.iter().map(|m| m.parse().unwrap()).collect(),
         seed: 0,
         bootstrap_resamples: 200,
         ci_level: 0.95,
@@ -148,8 +149,29 @@ fn bad_budget_and_unknown_method_are_errors() {
     cfg.budget = -0.1;
     let e = compare(&four(), &cfg).unwrap_err().to_string();
     assert!(e.contains("eval.budget = -0.1"), "{e}");
-    let e = compare(&four(), &config(&["skip", "psychic"]))
+    let e = "psychic"
+        .parse::<ponder_gate::Method>()
         .unwrap_err()
         .to_string();
     assert!(e.contains("psychic") && e.contains("oracle"), "{e}");
+}
+
+/// `update_2` is scored on the UPDATE_2 path and charged UPDATE_2's cost; records without that
+/// path are refused rather than scored on UPDATE_1's losses.
+#[test]
+fn update_2_is_scored_on_its_own_path() {
+    let mut records = four();
+    for (r, l2) in records.iter_mut().zip([0.5, 2.0, 2.5, 1.0]) {
+        r.update_2_loss = Some(l2);
+    }
+    let c = compare(&records, &config(&["update_1", "update_2"])).unwrap();
+    let get = |name: &str| c.summary.methods.iter().find(|m| m.method == name).unwrap();
+    // (0.5 + 2 + 2.5 + 1) / 4, not UPDATE_1's 1.875.
+    assert!((get("update_2").loss.point - 1.5).abs() < 1e-12);
+    assert_eq!(get("update_2").cost_units, 5.0);
+    assert!((get("update_1").loss.point - 1.875).abs() < 1e-12);
+    let e = compare(&four(), &config(&["update_2"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("UPDATE_2 loss was not computed"), "{e}");
 }

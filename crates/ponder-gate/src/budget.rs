@@ -27,14 +27,10 @@ impl Budget {
         self.0
     }
 
-    /// How many of `n` chunks an offline top-k policy updates: `max(1, ⌊n·ρ⌋)`, as the
-    /// original's oracle; 0 when ρ = 0 or `n` = 0.
+    /// How many of `n` chunks an offline top-k policy updates ([`ponder_metrics::top_k_count`]):
+    /// `max(1, ⌊n·ρ⌋)`, as the original's oracle; 0 when ρ = 0 or `n` = 0.
     pub fn top_k(self, n: usize) -> usize {
-        if n == 0 || self.0 == 0.0 {
-            0
-        } else {
-            ((n as f64 * self.0).floor() as usize).clamp(1, n)
-        }
+        ponder_metrics::top_k_count(n, self.0)
     }
 }
 

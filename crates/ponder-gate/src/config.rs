@@ -51,7 +51,7 @@ pub enum OracleScope {
 pub enum GateConfig {
     /// Never update.
     Skip,
-    /// Always update with `steps` ≥ 1 inner steps.
+    /// Always update with `steps` ∈ {1, 2, 4} inner steps.
     Update {
         /// Inner steps per update.
         steps: u32,
@@ -122,7 +122,7 @@ impl From<GateConfigToml> for GateConfig {
 }
 
 /// The method names `GateConfig::from_str` accepts, for error messages.
-const VALID_NAMES: &str = "skip, update_K (K ≥ 1, e.g. update_1), random, random_seedN, oracle, \
+const VALID_NAMES: &str = "skip, update_1, update_2, update_4, random, random_seedN, oracle, \
      oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement";
 
 impl GateConfig {
@@ -308,6 +308,7 @@ mod tests {
         for name in [
             "skip",
             "update_1",
+            "update_2",
             "update_4",
             "random",
             "random_seed7",
@@ -329,8 +330,8 @@ mod tests {
             }
         );
         assert_eq!(
-            "update_3".parse::<GateConfig>().unwrap(),
-            GateConfig::Update { steps: 3 }
+            "update_4".parse::<GateConfig>().unwrap(),
+            GateConfig::Update { steps: 4 }
         );
     }
 
@@ -349,14 +350,16 @@ mod tests {
             let Error::Config(msg) = err else {
                 panic!("{bad}: {err:?}")
             };
-            assert!(msg.contains("valid names: skip, update_K"), "{msg}");
+            assert!(msg.contains("valid names: skip, update_1"), "{msg}");
             assert!(msg.contains("ttt_improvement"), "{msg}");
         }
-        let err = "update_0".parse::<GateConfig>().unwrap_err();
-        assert!(
-            matches!(err, Error::Config(ref m) if m.contains("steps = 0")),
-            "{err}"
-        );
+        for k in [0, 3, 8] {
+            let err = format!("update_{k}").parse::<GateConfig>().unwrap_err();
+            assert!(
+                matches!(err, Error::Config(ref m) if m.contains(&format!("method \"update_{k}\"")) && m.contains("expected 1, 2 or 4")),
+                "{err}"
+            );
+        }
         assert!("oracle_per_batch_0".parse::<GateConfig>().is_err());
     }
 

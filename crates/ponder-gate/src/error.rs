@@ -12,6 +12,9 @@ pub enum Error {
     /// The stream is too short for the policy (e.g. shorter than its calibration window).
     #[error("gate: {0}")]
     Stream(String),
+    /// A statistic refused its input.
+    #[error("gate: {0}")]
+    Metrics(#[from] ponder_metrics::Error),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -4,7 +4,7 @@
 //! (upstream spec §5.2): SKIP is the backbone alone, UPDATE_1 is "dense TTT" at cost 3.
 //! UPDATE_k for k > 1 is ours (the original only evaluates k ∈ {0, 1}).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::{Decision, Gate, Signals};
 
 /// A gate that returns the same decision for every chunk.
@@ -14,7 +14,6 @@ use crate::{Decision, Gate, Signals};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fixed {
     decision: Decision,
-    name: String,
 }
 
 impl Fixed {
@@ -22,23 +21,17 @@ impl Fixed {
     pub fn skip() -> Self {
         Self {
             decision: Decision::Skip,
-            name: "skip".to_string(),
         }
     }
 
     /// The gate that always updates with `steps` inner steps (UPDATE_`steps`).
     ///
-    /// An error if `steps` is 0: use [`Fixed::skip`] for a gate that never updates.
+    /// An error unless `steps` is 1, 2 or 4 ([`crate::UPDATE_STEPS`]); use [`Fixed::skip`] for a
+    /// gate that never updates.
     pub fn update(steps: u32) -> Result<Self> {
-        if steps == 0 {
-            return Err(Error::Config(
-                "fixed update gate: steps = 0, expected at least 1 (use the skip gate for 0)"
-                    .to_string(),
-            ));
-        }
+        crate::check_update_steps("fixed update gate: steps", u64::from(steps))?;
         Ok(Self {
             decision: Decision::Update(steps),
-            name: format!("update_{steps}"),
         })
     }
 
@@ -59,10 +52,6 @@ impl Fixed {
 }
 
 impl Gate for Fixed {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn decide(&mut self, _signals: &Signals) -> Decision {
         self.decision
     }
@@ -84,7 +73,6 @@ mod tests {
     #[test]
     fn skip_always_skips() {
         let mut gate = Fixed::skip();
-        assert_eq!(gate.name(), "skip");
         for (i, s) in [0.0, 1.0, 1e9, -3.0, f64::NAN].into_iter().enumerate() {
             let sig = signals(i, s);
             assert_eq!(gate.decide(&sig), Decision::Skip);
@@ -95,24 +83,24 @@ mod tests {
 
     #[test]
     fn update_always_updates_with_its_steps() {
-        let mut gate = Fixed::update(3).unwrap();
-        assert_eq!(gate.name(), "update_3");
-        assert_eq!(gate.decision(), Decision::Update(3));
+        let mut gate = Fixed::update(4).unwrap();
+        assert_eq!(gate.decision(), Decision::Update(4));
         for i in 0..10 {
             let sig = signals(i, i as f64);
-            assert_eq!(gate.decide(&sig), Decision::Update(3));
-            gate.observe(&sig, Decision::Update(3));
+            assert_eq!(gate.decide(&sig), Decision::Update(4));
+            gate.observe(&sig, Decision::Update(4));
         }
-        assert_eq!(Fixed::update(1).unwrap().name(), "update_1");
     }
 
     #[test]
-    fn zero_steps_is_an_error() {
-        let err = Fixed::update(0).unwrap_err();
-        assert!(
-            matches!(err, Error::Config(ref m) if m.contains("steps = 0")),
-            "{err}"
-        );
+    fn steps_outside_one_two_four_are_errors() {
+        for k in [0, 3, 5, 8] {
+            let err = Fixed::update(k).unwrap_err();
+            assert!(
+                matches!(err, crate::Error::Config(ref m) if m.contains(&format!("steps = {k}, expected 1, 2 or 4"))),
+                "{err}"
+            );
+        }
         assert!(Fixed::new(Decision::Update(0)).is_err());
         assert_eq!(Fixed::new(Decision::Skip).unwrap(), Fixed::skip());
         assert_eq!(

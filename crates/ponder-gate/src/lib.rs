@@ -20,6 +20,7 @@ pub mod budget;
 pub mod config;
 pub mod error;
 pub mod fixed;
+pub mod method;
 pub mod offline;
 pub mod pid;
 pub mod random;
@@ -30,6 +31,7 @@ pub use budget::Budget;
 pub use config::{GateConfig, OracleScope};
 pub use error::{Error, Result};
 pub use fixed::Fixed;
+pub use method::Method;
 pub use pid::{PidParams, PidReconGate};
 pub use random::RandomGate;
 pub use recon::ReconGate;
@@ -54,8 +56,22 @@ pub struct Signals {
 pub enum Decision {
     /// Backbone only; the fast weights are not updated.
     Skip,
-    /// Update the fast weights with this many steps (k ≥ 1).
+    /// Update the fast weights with this many steps, k ∈ [`UPDATE_STEPS`].
     Update(u32),
+}
+
+/// The inner steps an UPDATE may take: the actions UPDATE_1, UPDATE_2 and UPDATE_4.
+pub const UPDATE_STEPS: [u32; 3] = [1, 2, 4];
+
+/// Checks that `k` is one of [`UPDATE_STEPS`]; `key` names the setting in the error.
+pub fn check_update_steps(key: &str, k: u64) -> Result<()> {
+    if UPDATE_STEPS.iter().any(|&s| u64::from(s) == k) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{key} = {k}, expected 1, 2 or 4 (the actions UPDATE_1, UPDATE_2 and UPDATE_4)"
+        )))
+    }
 }
 
 impl Decision {
@@ -72,18 +88,14 @@ impl Decision {
         self.steps() > 0
     }
 
-    /// Cost in the original's units: SKIP = 1, UPDATE_k = 1 + 2k (forward, plus k backward and
-    /// re-forward passes).
+    /// Cost in the original's units ([`ponder_metrics::cost_units`]): SKIP = 1, UPDATE_k = 1 + 2k.
     pub fn cost(self) -> f64 {
-        1.0 + 2.0 * f64::from(self.steps())
+        ponder_metrics::cost_units(self.steps())
     }
 }
 
 /// An online gating policy: decides chunk by chunk, seeing only the past.
 pub trait Gate {
-    /// A short name for reports ("recon", "random", ...).
-    fn name(&self) -> &str;
-
     /// The decision for the chunk described by `signals`.
     fn decide(&mut self, signals: &Signals) -> Decision;
 

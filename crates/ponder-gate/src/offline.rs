@@ -9,13 +9,12 @@
 //! * [`ttt_improvement_top_k`]: global top-k by `recon − recon_after` (needs the update, so it is
 //!   not deployable).
 //!
-//! Top-k ties go to the earlier chunk, as Python's stable `sorted(…, reverse=True)` does.
+//! Every top-k is [`ponder_metrics::top_fraction_set`]: ties go to the earlier chunk, as Python's
+//! stable `sorted(…, reverse=True)` does.
 //! Every UPDATE is [`Decision::Update`]`(1)`.
 //! Any NaN or infinite input a policy reads is an [`Error::Stream`] naming the chunk and field.
 //!
 //! [`Gate`]: crate::Gate
-
-use std::cmp::Ordering;
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
@@ -24,7 +23,7 @@ use crate::{Decision, StreamRecord};
 /// UPDATE the `budget.top_k(n)` chunks with the largest advantage, SKIP the rest.
 pub fn oracle_global_top_k(records: &[StreamRecord], budget: Budget) -> Result<Vec<Decision>> {
     let scores = advantages(records)?;
-    Ok(top_k(&scores, budget.top_k(scores.len())))
+    top_k(&scores, budget)
 }
 
 /// Within each consecutive group of `group` chunks, UPDATE the `budget.top_k(len)` chunks with
@@ -44,10 +43,11 @@ pub fn oracle_per_batch(
         ));
     }
     let scores = advantages(records)?;
-    Ok(scores
-        .chunks(group)
-        .flat_map(|g| top_k(g, budget.top_k(g.len())))
-        .collect())
+    let mut out = Vec::with_capacity(scores.len());
+    for g in scores.chunks(group) {
+        out.extend(top_k(g, budget)?);
+    }
+    Ok(out)
 }
 
 /// UPDATE exactly the chunks whose advantage is positive (no budget).
@@ -76,7 +76,7 @@ pub fn ttt_improvement_top_k(records: &[StreamRecord], budget: Budget) -> Result
             Ok(r.ttt_improvement())
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(top_k(&scores, budget.top_k(scores.len())))
+    top_k(&scores, budget)
 }
 
 /// The advantage of every record, or an error naming the first non-finite loss.
@@ -102,16 +102,18 @@ fn check(position: usize, field: &str, value: f64) -> Result<()> {
     }
 }
 
-/// UPDATE the `k` largest scores (finite), ties to the earlier index.
-fn top_k(scores: &[f64], k: usize) -> Vec<Decision> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    // A stable sort, descending: equal scores keep stream order (−0.0 ties with 0.0, as in Python).
-    order.sort_by(|&a, &b| scores[b].partial_cmp(&scores[a]).unwrap_or(Ordering::Equal));
-    let mut decisions = vec![Decision::Skip; scores.len()];
-    for &i in order.iter().take(k) {
-        decisions[i] = Decision::Update(1);
-    }
-    decisions
+/// UPDATE the top-ρ set of `scores` (finite), SKIP the rest.
+fn top_k(scores: &[f64], budget: Budget) -> Result<Vec<Decision>> {
+    Ok(ponder_metrics::top_fraction_set(scores, budget.rho())?
+        .into_iter()
+        .map(|up| {
+            if up {
+                Decision::Update(1)
+            } else {
+                Decision::Skip
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -222,10 +222,6 @@ impl PidReconGate {
 }
 
 impl Gate for PidReconGate {
-    fn name(&self) -> &str {
-        "pid_recon"
-    }
-
     /// UPDATE during calibration; after, UPDATE iff `signals.recon > τ` (see
     /// [`PidReconGate::threshold`]). A NaN signal never exceeds a finite τ.
     fn decide(&mut self, signals: &Signals) -> Decision {

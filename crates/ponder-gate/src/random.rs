@@ -70,10 +70,6 @@ impl RandomGate {
 }
 
 impl Gate for RandomGate {
-    fn name(&self) -> &str {
-        "random"
-    }
-
     fn decide(&mut self, signals: &Signals) -> Decision {
         if self.fires_at(signals.position) {
             Decision::Update(self.steps)

@@ -125,10 +125,6 @@ impl ReconGate {
 }
 
 impl Gate for ReconGate {
-    fn name(&self) -> &str {
-        "recon"
-    }
-
     /// During calibration: records the signal and returns UPDATE (calibration ends inside the
     /// last calibration chunk's call). After: UPDATE iff `signals.recon > τ`.
     ///

@@ -225,9 +225,6 @@ mod tests {
     fn updates_so_far_counts_previous_updates() {
         struct Spy(Vec<usize>);
         impl Gate for Spy {
-            fn name(&self) -> &str {
-                "spy"
-            }
             fn decide(&mut self, signals: &Signals) -> Decision {
                 self.0.push(signals.updates_so_far);
                 assert_eq!(signals.skip_loss, None);

@@ -325,6 +325,22 @@ impl Gpt2Config {
         self.n_embd / self.n_head
     }
 
+    /// Floating-point operations of the blocks on one sequence of `tokens` tokens: 2 per
+    /// multiply-add of every matrix product (per block: QKV `3d²`, output `d²` and MLP `2·d·inner`
+    /// per token, QKᵀ and AV `t·d` each); element-wise work, norms and softmaxes left out.
+    pub fn blocks_flops(&self, tokens: usize) -> f64 {
+        let (t, d, l) = (tokens as f64, self.n_embd as f64, self.n_layer as f64);
+        let inner = self.inner_dim() as f64;
+        let per_block = 2.0 * t * (4.0 * d * d + 2.0 * d * inner) + 2.0 * 2.0 * t * t * d;
+        l * per_block
+    }
+
+    /// Floating-point operations of the tied LM head on `tokens` tokens (`d · vocab` multiply-adds
+    /// each).
+    pub fn head_flops(&self, tokens: usize) -> f64 {
+        2.0 * tokens as f64 * self.n_embd as f64 * self.vocab_size as f64
+    }
+
     /// Number of parameters (embeddings included, pad row excluded).
     pub fn n_params(&self) -> usize {
         let (d, f) = (self.n_embd, self.inner_dim());

@@ -80,6 +80,14 @@ impl LoraFastConfig {
         }
     }
 
+    /// Floating-point operations of the layer's readout over a prefix of `tokens` tokens (2 per
+    /// multiply-add): both adapters (`2·d·r` each per token) and the causal attention (`QKᵀ` and
+    /// `AV`, about `t·d/2` each per token).
+    pub fn forward_flops(&self, tokens: usize) -> f64 {
+        let (t, d, r) = (tokens as f64, self.hidden_dim as f64, self.r as f64);
+        2.0 * (t * 4.0 * d * r + t * t * d)
+    }
+
     /// The scale `lora_alpha / r`.
     pub fn scale(&self) -> f64 {
         self.lora_alpha / self.r as f64

@@ -29,17 +29,37 @@ pub fn decision_accuracy(method: &[bool], reference: &[bool]) -> Result<f64> {
     Ok(agree as f64 / method.len() as f64)
 }
 
-/// The greedy Oracle's UPDATE set: the `max(1, ⌊n·ρ⌋)` chunks with the largest advantage, ties
-/// broken toward the earlier index (as the original's stable sort does).
+/// How many of `n` chunks a top-k policy at budget ρ updates: `max(1, ⌊n·ρ⌋)`, the original
+/// oracle's count, except that a budget of 0 (or an empty stream) updates none, where the
+/// original's `max(1, ·)` would still update one.
 ///
 /// `⌊n·ρ⌋` is taken of the `f64` product, as the original's `int(N * ρ)`.
-/// Errors when `advantage` is empty or not finite, or `rho` is outside `[0, 1]`.
+///
+/// ```
+/// use ponder_metrics::top_k_count;
+/// assert_eq!(top_k_count(2000, 0.5), 1000);
+/// assert_eq!(top_k_count(5, 0.1), 1);
+/// assert_eq!(top_k_count(5, 0.0), 0);
+/// ```
+pub fn top_k_count(n: usize, rho: f64) -> usize {
+    if n == 0 || rho <= 0.0 {
+        0
+    } else {
+        ((n as f64 * rho).floor() as usize).clamp(1, n)
+    }
+}
+
+/// The greedy top-ρ set of `scores` (the Oracle's UPDATE set when the scores are advantages): the
+/// [`top_k_count`] chunks with the largest score, ties broken toward the earlier index (as the
+/// original's stable sort does; −0.0 ties with 0.0).
+///
+/// Errors when a score is not finite or `rho` is outside `[0, 1]`.
 ///
 /// ```
 /// let set = ponder_metrics::top_fraction_set(&[0.1, 0.5, 0.3, 0.5], 0.5).unwrap();
 /// assert_eq!(set, [false, true, false, true]);
 /// ```
-pub fn top_fraction_set(advantage: &[f64], rho: f64) -> Result<Vec<bool>> {
+pub fn top_fraction_set(scores: &[f64], rho: f64) -> Result<Vec<bool>> {
     const STAT: &str = "top_fraction_set";
     if !(0.0..=1.0).contains(&rho) {
         return Err(Error::input(
@@ -47,17 +67,12 @@ pub fn top_fraction_set(advantage: &[f64], rho: f64) -> Result<Vec<bool>> {
             format!("rho is {rho}, expected a value in [0, 1]"),
         ));
     }
-    ensure_nonempty(STAT, "advantage", advantage)?;
-    ensure_finite(STAT, "advantage", advantage)?;
-    let n_chunks = advantage.len();
-    let k = ((n_chunks as f64 * rho).floor() as usize).clamp(1, n_chunks);
+    ensure_finite(STAT, "scores", scores)?;
+    let n_chunks = scores.len();
+    let k = top_k_count(n_chunks, rho);
     let mut order: Vec<usize> = (0..n_chunks).collect();
-    // A stable sort by descending advantage keeps equal advantages in index order.
-    order.sort_by(|&i, &j| {
-        advantage[j]
-            .partial_cmp(&advantage[i])
-            .unwrap_or(Ordering::Equal)
-    });
+    // A stable sort by descending score keeps equal scores in index order.
+    order.sort_by(|&i, &j| scores[j].partial_cmp(&scores[i]).unwrap_or(Ordering::Equal));
     let mut set = vec![false; n_chunks];
     for &chunk_idx in &order[..k] {
         set[chunk_idx] = true;
@@ -144,7 +159,8 @@ mod tests {
             (&[0.4, -0.1, 0.9, 0.2], 0.5, &[T, F, T, F]),
             // k = max(1, ⌊4·0.1⌋) = 1.
             (&[0.4, -0.1, 0.9, 0.2], 0.1, &[F, F, T, F]),
-            (&[0.4, -0.1, 0.9, 0.2], 0.0, &[F, F, T, F]),
+            // A budget of 0 updates nothing.
+            (&[0.4, -0.1, 0.9, 0.2], 0.0, &[F, F, F, F]),
             (&[0.4, -0.1, 0.9, 0.2], 1.0, &[T, T, T, T]),
             // Ties: the earlier index wins.
             (&[0.5, 0.5, 0.5, 0.5], 0.5, &[T, T, F, F]),
@@ -172,7 +188,7 @@ mod tests {
                 "{err}"
             );
         }
-        assert!(top_fraction_set(&[], 0.5).is_err());
+        assert_eq!(top_fraction_set(&[], 0.5).unwrap(), Vec::<bool>::new());
         assert!(top_fraction_set(&[1.0, f64::NAN], 0.5).is_err());
     }
 

@@ -17,15 +17,19 @@ pub mod distribution;
 pub mod error;
 pub mod loss;
 pub mod mcnemar;
+pub mod method;
 pub mod special;
 
 pub use bootstrap::{bootstrap_ci, bootstrap_ci_paired, Interval};
 pub use correlation::{pearson, spearman, Correlation};
 pub use cost::{cost_units, mean_cost};
-pub use decision::{above_median, decision_accuracy, positive, top_fraction_set};
+pub use decision::{above_median, decision_accuracy, positive, top_fraction_set, top_k_count};
 pub use error::{Error, Result};
-pub use loss::{mean, method_loss, oracle_recovery, perplexity, update_rate};
+pub use loss::{
+    mean, mean_at, method_loss, oracle_recovery, perplexity, update_rate, RECOVERY_MIN_GAP,
+};
 pub use mcnemar::{mcnemar, McNemar};
+pub use method::{method_stats, MethodStats, Resampling};
 
 /// Helpers shared by the unit tests of the special functions and tests.
 #[cfg(test)]

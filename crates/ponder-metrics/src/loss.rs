@@ -51,12 +51,17 @@ pub fn method_loss(skip: &[f64], update: &[f64], updated: &[bool]) -> Result<f64
     Ok(total / skip.len() as f64)
 }
 
+/// Below this gap between `L_skip` and `L_oracle`, Oracle Recovery is undefined: the oracle
+/// gained nothing to recover.
+pub const RECOVERY_MIN_GAP: f64 = 1e-12;
+
 /// Oracle Recovery `R = (L_skip − L_method) / (L_skip − L_oracle)` (the paper's Table 1): the
 /// fraction of the Oracle's loss reduction over SKIP that the method achieves.
 ///
 /// The older "Oracle Capture" is the same ratio with Random Skip's loss as the baseline, so pass
 /// `L_random` as `skip` for it.
-/// Errors when an argument is not finite or when `L_skip = L_oracle` (the ratio is undefined).
+/// Errors when an argument is not finite or when `|L_skip − L_oracle|` ≤ [`RECOVERY_MIN_GAP`]
+/// (the ratio is undefined).
 ///
 /// ```
 /// let r = ponder_metrics::oracle_recovery(3.0, 2.5, 2.0).unwrap();
@@ -68,13 +73,28 @@ pub fn oracle_recovery(skip: f64, method: f64, oracle: f64) -> Result<f64> {
     ensure_finite_scalar(STAT, "L_method", method)?;
     ensure_finite_scalar(STAT, "L_oracle", oracle)?;
     let denom = skip - oracle;
-    if denom == 0.0 {
+    if denom.abs() <= RECOVERY_MIN_GAP {
         return Err(Error::input(
             STAT,
-            format!("L_skip equals L_oracle ({skip}), expected them to differ"),
+            format!("L_skip ({skip}) equals L_oracle ({oracle}), expected them to differ"),
         ));
     }
     Ok((skip - method) / denom)
+}
+
+/// The mean of `values` over the rows `idx` (a bootstrap resample, or every row), summed in the
+/// order of `idx`.
+///
+/// Errors when `idx` is empty or names a row past the end of `values`.
+pub fn mean_at(values: &[f64], idx: &[usize]) -> Result<f64> {
+    ensure_nonempty("mean_at", "idx", idx)?;
+    if let Some(&i) = idx.iter().find(|&&i| i >= values.len()) {
+        return Err(Error::input(
+            "mean_at",
+            format!("row {i} is past the end of {} values", values.len()),
+        ));
+    }
+    Ok(idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
 }
 
 /// The fraction of UPDATE decisions (the "actual update rate", calibration decisions included).

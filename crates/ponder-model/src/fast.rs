@@ -94,6 +94,18 @@ impl FastLayer {
         }
     }
 
+    /// Floating-point operations of UPDATE_`k` on one sequence of `tokens` tokens: TTT's from
+    /// [`TttConfig::update_flops`]; LoRA's from [`crate::lora::update_flops`], whose steps run the
+    /// tied head (`head_flops_per_token` each position).
+    pub fn update_flops(&self, tokens: usize, k: usize, head_flops_per_token: f64) -> f64 {
+        match self {
+            Self::TttLinear { config, .. } => config.update_flops(tokens, k),
+            Self::Lora { layer, update } => {
+                crate::lora::update_flops(layer.config(), update, tokens, k, head_flops_per_token)
+            }
+        }
+    }
+
     /// The state every chunk starts from unless the caller carries one.
     pub fn initial_state(&self, bs: usize) -> Result<FastState> {
         match self {

@@ -13,7 +13,7 @@ pub mod lm;
 pub mod lora;
 
 pub use fast::{FastLayer, FastNorm, FastState};
-pub use lm::{ChunkResult, PonderLm, UpdateOutput};
+pub use lm::{ChunkResult, PartFlops, PonderLm, UpdateOutput};
 pub use lora::{LoraState, LoraUpdate};
 // The fast layers' own types appear in this crate's API (`FastLayer`), so they are re-exported
 // for crates above that must not depend on `ponder-ttt` directly.

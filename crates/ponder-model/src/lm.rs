@@ -35,6 +35,17 @@ pub struct UpdateOutput {
     pub state: FastState,
 }
 
+/// Floating-point operations of the parts of a forward ([`PonderLm::flops`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartFlops {
+    /// The backbone's blocks.
+    pub backbone: f64,
+    /// The tied LM head.
+    pub head: f64,
+    /// The fast layer's UPDATE_k, by k.
+    pub fast: Vec<(usize, f64)>,
+}
+
 /// Everything the gates and metrics need from one chunk.
 pub struct ChunkResult {
     /// Backbone hidden states after `ln_f` (no gradient), `(b, t, d)`: reusable.
@@ -331,6 +342,23 @@ impl PonderLm {
             },
             vars,
         ))
+    }
+
+    /// Floating-point operations of one sequence of `tokens` tokens on each part of a forward:
+    /// the backbone's blocks, the tied head, and the fast layer's UPDATE_`k` for each `k` of
+    /// `steps` (2 per multiply-add of every matrix product, counted from the shapes).
+    pub fn flops(&self, tokens: usize, steps: &[usize]) -> PartFlops {
+        let c = self.backbone.config();
+        let head = c.head_flops(tokens);
+        let per_token = c.head_flops(1);
+        PartFlops {
+            backbone: c.blocks_flops(tokens),
+            head,
+            fast: steps
+                .iter()
+                .map(|&k| (k, self.fast.update_flops(tokens, k, per_token)))
+                .collect(),
+        }
     }
 
     /// The dtype of the backbone.

@@ -128,6 +128,32 @@ pub(crate) fn update_sequence(
     })
 }
 
+/// Floating-point operations of UPDATE_`k` on one sequence of `tokens` tokens, counted from the
+/// shapes of [`update_sequence`]: the readout under the entering factors over the chunk; then per
+/// block ending at `end`, `3k + 2` readouts over the prefix `0..end` (one to read, one after the
+/// steps, and `k` steps of forward and backward, a backward counted as two forwards) and `3k + 3`
+/// passes of the head over the block's positions (the `init`, `step_0` and `step_1` losses and
+/// the `k` steps). `head_flops_per_token` is the tied head's cost per position.
+pub fn update_flops(
+    config: &LoraFastConfig,
+    update: &LoraUpdate,
+    tokens: usize,
+    k: usize,
+    head_flops_per_token: f64,
+) -> f64 {
+    let mut total = config.forward_flops(tokens);
+    let k = k as f64;
+    let mut start = 0;
+    while start < tokens && update.block_size > 0 {
+        let end = (start + update.block_size).min(tokens);
+        let n = end.min(tokens - 1).saturating_sub(start) as f64;
+        total += (3.0 * k + 2.0) * config.forward_flops(end)
+            + (3.0 * k + 3.0) * n * head_flops_per_token;
+        start = end;
+    }
+    total
+}
+
 /// Averages per-sequence block statistics into [`TttStats`] (one entry per block).
 pub(crate) fn mean_stats(per_seq: &[[Vec<Tensor>; 3]]) -> Result<TttStats> {
     let mean = |which: usize| -> Result<Tensor> {

@@ -165,6 +165,37 @@ impl TttConfig {
         }
     }
 
+    /// Floating-point operations of UPDATE_`k` on one sequence of `tokens` tokens (2 per
+    /// multiply-add of the matrix products; element-wise work and norms left out).
+    ///
+    /// The projections (Q, K, V, gate in, output) cost the same for every k. Per head and token,
+    /// UPDATE_1 (the dual form) takes `K·W`, its gradient `Kᵀ·G` and the readout `Q·W` (`hd²`
+    /// each, per fast-model layer) and the mini-batch attention of the dual form and its product
+    /// with `G` (`b·hd` each). UPDATE_k for k > 1 (`docs/design/update-k.md`) gives every token its
+    /// own weights: per step, `b` keys' forward and gradient at each token's weights (`2·b·hd²`),
+    /// plus the carried state's step (`2·hd²`), then the readout (`hd²`). TTT-MLP's two layers
+    /// of `hd × 4hd` hold 8 times TTT-Linear's weights.
+    pub fn update_flops(&self, tokens: usize, k: usize) -> f64 {
+        let (t, d, nh, hd, b) = (
+            tokens as f64,
+            self.hidden_dim as f64,
+            self.num_heads as f64,
+            self.head_dim as f64,
+            self.mini_batch_size as f64,
+        );
+        let proj = 2.0 * t * d * (4.0 * nh * hd) + 2.0 * t * nh * hd * d;
+        let width = match self.fast_model {
+            FastModelKind::Linear => 1.0,
+            FastModelKind::Mlp => 8.0,
+        };
+        let macs_per_head_token = if k <= 1 {
+            3.0 * hd * hd * width + 2.0 * b * hd
+        } else {
+            k as f64 * (2.0 * b + 2.0) * hd * hd * width + hd * hd * width
+        };
+        proj + 2.0 * t * nh * macs_per_head_token
+    }
+
     /// Trainable parameters of the layer: the four projections, both convolutions, the η gates,
     /// the token offsets, `ttt_norm`, `post_norm` and the initial fast model.
     pub fn n_params(&self) -> usize {
