@@ -1,7 +1,9 @@
 //! `cargo xtask reproduce`: the paper's experiment, phase by phase, through the `ponder`
-//! binary (built first, then run as a process). Finished phases are skipped, so a rerun only
-//! does what is missing; an interrupted phase continues with `--resume`. `--emit slurm` writes
-//! Slurm job arrays instead of running anything.
+//! binary (built first, then run as a process). Every step runs with `--skip-finished`, so
+//! `ponder` itself leaves alone a run folder that holds a finished run of the same config (and
+//! refuses one made by another config): a rerun only does what is missing. An interrupted step
+//! continues with `--resume`. `--emit slurm` writes Slurm job arrays instead of running
+//! anything. Where each run writes is `ponder`'s business (its layout), not this file's.
 
 #![allow(clippy::print_stdout)]
 
@@ -83,50 +85,69 @@ pub fn parse(args: &[&str]) -> Result<Plan> {
             ),
         }
     }
-    if plan.size != "tiny" && plan.phases.iter().any(|p| p == "backbone") {
-        // The GPT-2 presets load OpenAI's weights; only the embedded default trains its own.
-        plan.phases.retain(|p| p != "backbone");
-    }
     Ok(plan)
 }
 
-/// The config's `run.out_dir` and `data.language`, read from its TOML text.
-pub fn config_facts(text: &str) -> Result<(PathBuf, String)> {
-    let value: serde_json::Value = toml_to_json(text)?;
-    let out = value["run"]["out_dir"]
-        .as_str()
-        .context("the config has no run.out_dir")?;
-    let lang = value["data"]["language"]
-        .as_str()
-        .context("the config has no data.language")?;
-    Ok((PathBuf::from(out), lang.to_string()))
+/// What the xtask needs to know of a preset: read with the `toml` crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    /// The config file, relative to the workspace root.
+    pub path: PathBuf,
+    /// Whether it trains its own backbone (a `[backbone]` section).
+    pub trains_backbone: bool,
+    /// Its fast layer (`fast.layer`, after the overrides).
+    pub layer: String,
+    /// Whether it is a layer variant of the size's preset (which then sets `fast.layer` itself).
+    pub variant: bool,
 }
 
-/// The two keys `config_facts` needs, found line by line in their sections (xtask has no TOML
-/// parser; the configs write these as `key = "value"`).
-fn toml_to_json(text: &str) -> Result<serde_json::Value> {
-    let mut out = serde_json::json!({"run": {}, "data": {}});
-    let mut section = String::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.to_string();
-        } else if let Some((k, v)) = line.split_once('=') {
-            let (k, v) = (k.trim(), v.trim());
-            if (section == "run" && k == "out_dir") || (section == "data" && k == "language") {
-                let v = v.trim_matches('"').to_string();
-                out[section.as_str()][k] = serde_json::Value::String(v);
+impl Preset {
+    /// Reads `configs/<size>.toml` under `root`. When `overrides` set `fast.layer` to a layer
+    /// other than the preset's and the preset has a variant for it, `configs/<size>-<layer>.toml`
+    /// (whose `[fast]` holds that layer's own section, as LoRA needs), that variant; otherwise the
+    /// preset, with the override passed on to `ponder` (TTT-MLP reads the same `[fast.ttt]`).
+    pub fn resolve(root: &Path, size: &str, overrides: &[String]) -> Result<Self> {
+        let base = Self::read(root, &PathBuf::from("configs").join(format!("{size}.toml")))?;
+        let wanted = overrides
+            .iter()
+            .filter_map(|o| o.strip_prefix("fast.layer="))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .next_back();
+        match wanted {
+            Some(layer) if layer != base.layer => {
+                let path = PathBuf::from("configs").join(format!("{size}-{layer}.toml"));
+                if root.join(&path).is_file() {
+                    Ok(Self {
+                        variant: true,
+                        ..Self::read(root, &path)?
+                    })
+                } else {
+                    Ok(Self { layer, ..base })
+                }
             }
+            _ => Ok(base),
         }
     }
-    Ok(out)
-}
 
-/// Whether a JSON Lines metrics file ends with a `done` record.
-pub fn is_done(metrics: &Path) -> bool {
-    std::fs::read_to_string(metrics)
-        .ok()
-        .and_then(|t| t.lines().last().map(|l| l.contains("\"done\":true")))
-        .unwrap_or(false)
+    fn read(root: &Path, path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(root.join(path))
+            .with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let layer = table
+            .get("fast")
+            .and_then(|f| f.get("layer"))
+            .and_then(|l| l.as_str())
+            .with_context(|| format!("{}: no fast.layer", path.display()))?
+            .to_string();
+        Ok(Self {
+            path: path.to_path_buf(),
+            trains_backbone: table.contains_key("backbone"),
+            layer,
+            variant: false,
+        })
+    }
 }
 
 /// One `ponder` invocation of a phase, with the file that marks it finished.
@@ -138,32 +159,33 @@ pub struct Step {
     pub label: String,
     /// Arguments of `ponder`.
     pub args: Vec<String>,
-    /// Marks the step finished when present (for metrics files: when it ends with `done`).
-    pub done_marker: Option<PathBuf>,
-    /// The run folder it writes, which `--resume` continues.
-    pub resumable: Option<PathBuf>,
+    /// Whether it writes a run folder, which `--skip-finished` and `--resume` apply to.
+    pub run_folder: bool,
     /// An optional step (an OOD language whose source is missing is skipped, not an error).
     pub optional: bool,
 }
 
-/// The steps of `plan`.
-pub fn steps(plan: &Plan, config: &Path, out: &Path, language: &str) -> Vec<Step> {
-    let cfg = config.display().to_string();
+/// The steps of `plan` for `preset`.
+pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
+    let cfg = preset.path.display().to_string();
     let with_config = |cmd: &[&str], extra: &[String]| -> Vec<String> {
         let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
         a.extend(["--config".into(), cfg.clone()]);
-        for o in &plan.overrides {
+        for o in plan
+            .overrides
+            .iter()
+            .filter(|o| !(preset.variant && o.starts_with("fast.layer=")))
+        {
             a.extend(["--set".into(), o.clone()]);
         }
         a.extend(extra.iter().cloned());
         a
     };
-    let compare = |name: &str, extra: &[String], optional: bool| Step {
+    let step = |label: String, args: Vec<String>, run_folder: bool, optional: bool| Step {
         phase: String::new(),
-        label: format!("compare {name}"),
-        args: with_config(&["compare"], extra),
-        done_marker: Some(out.join("eval").join(name).join("summary.json")),
-        resumable: Some(out.join("eval").join(name)),
+        label,
+        args,
+        run_folder,
         optional,
     };
     let mut v = Vec::new();
@@ -173,31 +195,31 @@ pub fn steps(plan: &Plan, config: &Path, out: &Path, language: &str) -> Vec<Step
             v.push(s);
         };
         match phase.as_str() {
-            "data" => add(Step {
-                phase: String::new(),
-                label: "code sources on this machine".into(),
-                args: vec!["data".into(), "sources".into()],
-                done_marker: None,
-                resumable: None,
-                optional: false,
-            }),
-            "backbone" => add(Step {
-                phase: String::new(),
-                label: "backbone from scratch".into(),
-                args: with_config(&["train", "backbone"], &[]),
-                done_marker: Some(out.join("metrics.jsonl")),
-                resumable: Some(out.to_path_buf()),
-                optional: false,
-            }),
-            "fast" => add(Step {
-                phase: String::new(),
-                label: "fast layer UPDATE_1".into(),
-                args: with_config(&["train", "fast"], &[]),
-                done_marker: Some(out.join("fast-k1").join("metrics.jsonl")),
-                resumable: Some(out.join("fast-k1")),
-                optional: false,
-            }),
-            "eval-id" => add(compare(language, &[], false)),
+            "data" => add(step(
+                "code sources on this machine".into(),
+                vec!["data".into(), "sources".into()],
+                false,
+                false,
+            )),
+            "backbone" if preset.trains_backbone => add(step(
+                "backbone from scratch".into(),
+                with_config(&["train", "backbone"], &[]),
+                true,
+                false,
+            )),
+            "backbone" => {}
+            "fast" => add(step(
+                format!("fast layer {}", preset.layer),
+                with_config(&["train", "fast"], &[]),
+                true,
+                false,
+            )),
+            "eval-id" => add(step(
+                "compare in distribution".into(),
+                with_config(&["compare"], &[]),
+                true,
+                false,
+            )),
             "eval-ood" => {
                 for (source, lang) in OOD {
                     let mut extra = vec![
@@ -210,51 +232,51 @@ pub fn steps(plan: &Plan, config: &Path, out: &Path, language: &str) -> Vec<Step
                         // The original evaluates 500 batches out of distribution at these sizes.
                         extra.extend(["--set".into(), "eval.max_batches=500".into()]);
                     }
-                    add(compare(lang, &extra, true));
+                    add(step(
+                        format!("compare {lang}"),
+                        with_config(&["compare"], &extra),
+                        true,
+                        true,
+                    ));
                 }
             }
             "latency" => {
-                let mut extra = vec![
-                    "--out".into(),
-                    out.join("latency.json").display().to_string(),
-                ];
+                let mut extra = Vec::new();
                 if plan.size == "tiny" {
                     extra.extend(["--random".into(), "gpt2".into()]);
                 }
-                add(Step {
-                    phase: String::new(),
-                    label: "latency per chunk".into(),
-                    args: with_config(&["bench"], &extra),
-                    done_marker: Some(out.join("latency.json")),
-                    resumable: None,
-                    optional: false,
-                });
-            }
-            "ablations" => {
-                add(compare(
-                    &format!("{language}-shuffled"),
-                    &["--shuffle".into()],
+                add(step(
+                    "latency per chunk".into(),
+                    with_config(&["bench"], &extra),
+                    true,
                     false,
                 ));
-                add(compare(
-                    &format!("{language}-diagonal-1"),
-                    &["--causal-k".into(), "-1".into()],
+            }
+            "ablations" => {
+                add(step(
+                    "compare, shuffled input".into(),
+                    with_config(&["compare"], &["--shuffle".into()]),
+                    true,
+                    false,
+                ));
+                add(step(
+                    "compare, diagonal k = -1".into(),
+                    with_config(&["compare"], &["--causal-k".into(), "-1".into()]),
+                    true,
                     false,
                 ));
             }
             "report" => {
-                let mut args = vec!["report".into(), "--run".into(), out.display().to_string()];
+                let mut extra = Vec::new();
                 if plan.size != "tiny" {
-                    args.extend(["--paper".into(), plan.size.clone()]);
+                    extra.extend(["--paper".into(), plan.size.clone()]);
                 }
-                add(Step {
-                    phase: String::new(),
-                    label: "report.md".into(),
-                    args,
-                    done_marker: None,
-                    resumable: None,
-                    optional: false,
-                });
+                add(step(
+                    "report.md".into(),
+                    with_config(&["report"], &extra),
+                    false,
+                    false,
+                ));
             }
             _ => unreachable!("phases are checked in parse"),
         }
@@ -262,63 +284,12 @@ pub fn steps(plan: &Plan, config: &Path, out: &Path, language: &str) -> Vec<Step
     v
 }
 
-/// Whether `step` has already finished.
-pub fn finished(step: &Step) -> bool {
-    match &step.done_marker {
-        Some(p) if p.extension().is_some_and(|e| e == "jsonl") => is_done(p),
-        Some(p) => p.is_file(),
-        None => false,
-    }
-}
-
-/// A 64-bit FNV-1a digest of the config text and the step's arguments, in hex: what a finished
-/// step was made from.
-pub fn fingerprint(config_text: &str, step: &Step) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in config_text
-        .bytes()
-        .chain(step.args.join("\u{1f}").into_bytes())
-    {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// `text` without its `[eval]` table, which training steps do not read.
-pub fn without_eval(text: &str) -> String {
-    let mut keep = true;
-    let mut out = String::new();
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            keep = t != "[eval]" && !t.starts_with("[eval.");
-        }
-        if keep {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// The fingerprints of finished steps, kept in `<out>/reproduce-state.json`.
-fn read_state(path: &Path) -> serde_json::Map<String, serde_json::Value> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
 /// Runs the plan from the workspace `root`.
 pub fn run(root: &Path, plan: &Plan) -> Result<()> {
-    let config = PathBuf::from("configs").join(format!("{}.toml", plan.size));
-    let text = std::fs::read_to_string(root.join(&config))
-        .with_context(|| format!("reading {}", config.display()))?;
-    let (out, language) = config_facts(&text)?;
-    let steps = steps(plan, &config, &out, &language);
+    let preset = Preset::resolve(root, &plan.size, &plan.overrides)?;
+    let steps = steps(plan, &preset);
     if plan.emit_slurm {
-        return crate::slurm::emit(root, plan, &out, &steps);
+        return crate::slurm::emit(root, plan, &steps);
     }
     let status = Command::new("cargo")
         .current_dir(root)
@@ -329,40 +300,14 @@ pub fn run(root: &Path, plan: &Plan) -> Result<()> {
         bail!("building ponder failed");
     }
     let ponder = root.join("target/release/ponder");
-    let state_path = root.join(&out).join("reproduce-state.json");
-    let mut state = read_state(&state_path);
     let start = Instant::now();
     for step in &steps {
-        let training = step.phase == "backbone" || step.phase == "fast";
-        let fp = if training {
-            fingerprint(&without_eval(&text), step)
-        } else {
-            fingerprint(&text, step)
-        };
-        if finished(step) {
-            match state.get(&step.label).and_then(|v| v.as_str()) {
-                Some(old) if old != fp => bail!(
-                    "[{}] {} finished earlier with a different config or arguments; delete {} to redo it",
-                    step.phase,
-                    step.label,
-                    step.resumable
-                        .as_deref()
-                        .or(step.done_marker.as_deref())
-                        .unwrap_or(Path::new("its output"))
-                        .display()
-                ),
-                _ => println!("[{}] {}: finished earlier, skipped", step.phase, step.label),
-            }
-            continue;
-        }
         let mut args = step.args.clone();
-        if plan.resume
-            && step
-                .resumable
-                .as_ref()
-                .is_some_and(|d| d.join("config.toml").is_file())
-        {
-            args.push("--resume".into());
+        if step.run_folder {
+            args.push("--skip-finished".into());
+            if plan.resume {
+                args.push("--resume".into());
+            }
         }
         println!("[{}] {}: ponder {}", step.phase, step.label, args.join(" "));
         let t = Instant::now();
@@ -394,21 +339,12 @@ pub fn run(root: &Path, plan: &Plan) -> Result<()> {
             step.label,
             t.elapsed().as_secs_f64()
         );
-        if step.done_marker.is_some() {
-            state.insert(step.label.clone(), serde_json::Value::String(fp));
-            if let Some(dir) = state_path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = state_path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_string_pretty(&state)? + "\n")?;
-            std::fs::rename(&tmp, &state_path)?;
-        }
     }
     println!(
-        "reproduce --{}: finished in {:.1} min; report in {}",
+        "reproduce --{} ({}): finished in {:.1} min",
         plan.size,
-        start.elapsed().as_secs_f64() / 60.0,
-        out.join("report.md").display()
+        preset.path.display(),
+        start.elapsed().as_secs_f64() / 60.0
     );
     Ok(())
 }
@@ -426,34 +362,39 @@ mod tests {
         let e = parse(&["--phases", "fast,dance"]).unwrap_err().to_string();
         assert!(e.contains("unknown phase \"dance\""), "{e}");
         assert!(parse(&["--gigantic"]).is_err());
-        // The GPT-2 presets never train a backbone.
-        assert!(!parse(&["--xl"])
-            .unwrap()
-            .phases
-            .contains(&"backbone".to_string()));
     }
 
     #[test]
-    fn reads_out_dir_and_language() {
-        let text = "[run]\nseed = 0\nout_dir = \"runs/tiny\"\n[data]\nlanguage = \"python\"\n";
-        let (out, lang) = config_facts(text).unwrap();
-        assert_eq!((out, lang.as_str()), (PathBuf::from("runs/tiny"), "python"));
-    }
-
-    #[test]
-    fn eval_changes_leave_training_fingerprints_alone() {
-        let a = "[run]\nseed = 0\n[eval]\nbudget = 0.5\n[fast.ttt]\nx = 1\n";
-        let b = "[run]\nseed = 0\n[eval]\nbudget = 0.3\n[fast.ttt]\nx = 1\n";
-        assert_eq!(without_eval(a), without_eval(b));
-        assert!(without_eval(a).contains("[fast.ttt]"));
-        let plan = parse(&["--tiny"]).unwrap();
-        let all = steps(
-            &plan,
-            Path::new("configs/tiny.toml"),
-            Path::new("runs/tiny"),
-            "python",
+    fn presets_and_their_layer_variants() {
+        let root = crate::tidy::workspace_root();
+        let tiny = Preset::resolve(&root, "tiny", &[]).unwrap();
+        assert_eq!(
+            (tiny.trains_backbone, tiny.layer.as_str()),
+            (true, "ttt_linear")
         );
-        assert_ne!(fingerprint(a, &all[1]), fingerprint(b, &all[1]));
+        let lora = Preset::resolve(&root, "tiny", &["fast.layer=lora".into()]).unwrap();
+        assert_eq!(lora.path, PathBuf::from("configs/tiny-lora.toml"));
+        assert_eq!(lora.layer, "lora");
+        // TTT-MLP reads the same [fast.ttt] section: the preset itself, with the override.
+        let mlp = Preset::resolve(&root, "tiny", &["fast.layer=\"ttt_mlp\"".into()]).unwrap();
+        assert_eq!(mlp.path, PathBuf::from("configs/tiny.toml"));
+        assert_eq!((mlp.layer.as_str(), mlp.variant), ("ttt_mlp", false));
+        let small = Preset::resolve(&root, "small", &[]).unwrap();
+        assert!(!small.trains_backbone);
+        // Without a variant the override goes to ponder, which says what is missing.
+        let plan = parse(&["--small", "--set", "fast.layer=lora"]).unwrap();
+        let preset = Preset::resolve(&root, "small", &plan.overrides).unwrap();
+        assert!(steps(&plan, &preset)[1]
+            .args
+            .contains(&"fast.layer=lora".to_string()));
+    }
+
+    #[test]
+    fn steps_pass_the_overrides_and_skip_the_backbone_of_gpt2_presets() {
+        let root = crate::tidy::workspace_root();
+        let plan = parse(&["--tiny", "--set", "fast.k=2"]).unwrap();
+        let preset = Preset::resolve(&root, "tiny", &plan.overrides).unwrap();
+        let all = steps(&plan, &preset);
         assert_eq!(
             all.iter().map(|s| s.phase.as_str()).collect::<Vec<_>>(),
             vec![
@@ -470,5 +411,12 @@ mod tests {
                 "report"
             ]
         );
+        assert!(all[2]
+            .args
+            .join(" ")
+            .ends_with("--config configs/tiny.toml --set fast.k=2"));
+        let small = parse(&["--small"]).unwrap();
+        let preset = Preset::resolve(&root, "small", &[]).unwrap();
+        assert!(steps(&small, &preset).iter().all(|s| s.phase != "backbone"));
     }
 }

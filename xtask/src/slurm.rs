@@ -51,12 +51,11 @@ pub fn phase_script(plan: &Plan, phase: &str, steps: &[&Step]) -> String {
         } else {
             ""
         };
-        if let Some(dir) = &step.resumable {
-            // A requeued task continues its run folder.
+        if step.run_folder {
+            // A requeued task continues its run folder; a finished one is left alone.
             let _ = writeln!(
                 s,
-                "  {i}) if [ -f {}/config.toml ]; then R=--resume; else R=; fi\n     ./target/release/ponder {} $R{tail} ;;",
-                quote(&dir.display().to_string()),
+                "  {i}) ./target/release/ponder {} --skip-finished --resume{tail} ;;",
                 args.join(" ")
             );
         } else {
@@ -67,9 +66,9 @@ pub fn phase_script(plan: &Plan, phase: &str, steps: &[&Step]) -> String {
     s
 }
 
-/// Writes `<out>/slurm/<phase>.sbatch` for each phase and `submit.sh` chaining them.
-pub fn emit(root: &Path, plan: &Plan, out: &Path, steps: &[Step]) -> Result<()> {
-    let dir = root.join(out).join("slurm");
+/// Writes `target/slurm/<size>/<phase>.sbatch` for each phase and `submit.sh` chaining them.
+pub fn emit(root: &Path, plan: &Plan, steps: &[Step]) -> Result<()> {
+    let dir = root.join("target").join("slurm").join(&plan.size);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut submit = String::from(
         "#!/usr/bin/env bash\n# Submits the phases in order, each after the previous succeeded.\n# Build first: cargo build --release -p ponder-cli --features cuda\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\ndep=\n",
@@ -100,24 +99,20 @@ pub fn emit(root: &Path, plan: &Plan, out: &Path, steps: &[Step]) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reproduce::{parse, steps};
+    use crate::reproduce::{parse, steps, Preset};
 
     #[test]
     fn one_array_task_per_language() {
         let plan = parse(&["--small", "--phases", "eval-ood,report"]).unwrap();
-        let all = steps(
-            &plan,
-            Path::new("configs/small.toml"),
-            Path::new("runs/small"),
-            "python",
-        );
+        let preset = Preset::resolve(&crate::tidy::workspace_root(), "small", &[]).unwrap();
+        let all = steps(&plan, &preset);
         let ood: Vec<&Step> = all.iter().filter(|s| s.phase == "eval-ood").collect();
         let script = phase_script(&plan, "eval-ood", &ood);
         assert!(script.contains("#SBATCH --array=0-2"), "{script}");
         assert!(script.contains("--source go-src --language go"), "{script}");
         assert!(script.contains("--device cuda"), "{script}");
         assert!(
-            script.contains("runs/small/eval/go/config.toml"),
+            script.contains("--skip-finished --resume || echo"),
             "{script}"
         );
     }

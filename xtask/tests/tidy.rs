@@ -63,7 +63,7 @@ fn allowed_edges_pass() {
 #[test]
 fn forbidden_edge_is_reported() {
     let packages = [
-        WorkspacePackage::new("ponder-gate", &["ponder-gpt2", "ponder-nn"]),
+        WorkspacePackage::new("ponder-gate", &["ponder-gpt2", "ponder-metrics"]),
         WorkspacePackage::new("ponder-nn", &["ponder-hub", "xtask"]),
     ];
     let violations = check_edges(&packages);

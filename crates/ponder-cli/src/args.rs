@@ -48,8 +48,8 @@ pub enum Command {
     /// stream, from one model pass; writes chunks.csv, summary.json, correlation.json and
     /// cost.json into the run folder.
     Compare(CompareArgs),
-    /// Write `report.md` (the paper's tables, ours beside its numbers) and SVG plots of an
-    /// experiment folder.
+    /// Write `report.md` (the paper's tables, ours beside its numbers) and SVG plots of a
+    /// config's trained fast layer and its evaluations.
     Report(ReportArgs),
     /// Latency per chunk of SKIP, UPDATE_1, the gating signal and the comparison pass, measured
     /// in one process (medians).
@@ -59,9 +59,13 @@ pub enum Command {
 /// Arguments of `ponder report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The experiment folder (the config's `run.out_dir`, e.g. runs/tiny).
+    /// The TOML config of the experiment (e.g. configs/tiny.toml); the report goes into its
+    /// fast layer's run folder.
     #[arg(long)]
-    pub run: PathBuf,
+    pub config: PathBuf,
+    /// Override a config value by its dotted key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     /// Show the paper's numbers for this GPT-2 size beside ours: small, medium, large or xl.
     #[arg(long)]
     pub paper: Option<String>,
@@ -90,9 +94,16 @@ pub struct BenchArgs {
     /// about two seconds' worth), after two warm-up rounds.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
-    /// Write the measurements as JSON here (the report reads `<run>/latency.json`).
+    /// Write the measurements as JSON here; with `--config`, by default into the fast layer's
+    /// `latency/` run folder, where the report reads them.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue into an existing latency run folder made by the same config.
+    #[arg(long)]
+    pub resume: bool,
+    /// Leave a finished measurement of the same config alone (exit 0).
+    #[arg(long)]
+    pub skip_finished: bool,
 }
 
 /// Arguments of `ponder compare`.
@@ -108,7 +119,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub budget: Option<f64>,
     /// Comma-separated methods (shortcut for `--set eval.methods=[...]`): skip, update_1,
-    /// random, oracle, ours, pid, ttt_improvement.
+    /// update_2, update_4, random, random_seedN, oracle, ours, pid, ttt_improvement, ….
     #[arg(long)]
     pub methods: Option<String>,
     /// An out-of-distribution source (a named source such as go-src, a folder, or hf:...);
@@ -118,7 +129,8 @@ pub struct CompareArgs {
     /// The language of `--source`.
     #[arg(long, requires = "source")]
     pub language: Option<String>,
-    /// The fast-layer checkpoint folder; default `<run.out_dir>/fast-k<k>/fast_layer`.
+    /// The fast-layer checkpoint folder; default the fast run's
+    /// (`<run.out_dir>/fast-<layer>-k<k>/fast_layer`).
     #[arg(long)]
     pub fast: Option<PathBuf>,
     /// The shuffled-input ablation: permute the tokens of every chunk.
@@ -128,12 +140,15 @@ pub struct CompareArgs {
     /// update from its output).
     #[arg(long, allow_hyphen_values = true)]
     pub causal_k: Option<i64>,
-    /// The run folder; default `<run.out_dir>/eval/<language>[-shuffled][-diagonal<k>]`.
+    /// The run folder; default `<fast run>/eval/<language>[-shuffled][-diagonal<k>]`.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue an interrupted comparison in the same folder (its config must match).
     #[arg(long)]
     pub resume: bool,
+    /// Leave a finished comparison of the same config alone (exit 0).
+    #[arg(long)]
+    pub skip_finished: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -144,8 +159,9 @@ pub struct CompareArgs {
 pub enum TrainCommand {
     /// Pretrain a GPT-2-architecture backbone from scratch on the config's code.
     Backbone(TrainArgs),
-    /// Train the fast layer (TTT) and fast_norm on the config's frozen `fast.backbone`, the
-    /// original's Phase 1; writes `<run.out_dir>/fast-k<k>`.
+    /// Train the fast layer (`fast.layer`: TTT-Linear, TTT-MLP or LoRA) and fast_norm on the
+    /// config's frozen `fast.backbone`, the original's Phase 1; writes
+    /// `<run.out_dir>/fast-<layer>-k<k>`.
     Fast(TrainArgs),
 }
 
@@ -158,9 +174,12 @@ pub struct TrainArgs {
     /// Override a config value by its dotted key, e.g. `--set backbone.steps=100` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Continue the run in the config's run.out_dir from its last checkpoint.
+    /// Continue the run in the config's run folder from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Leave a finished run of the same config alone (exit 0).
+    #[arg(long)]
+    pub skip_finished: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

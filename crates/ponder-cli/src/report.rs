@@ -1,11 +1,14 @@
-//! `ponder report` and `ponder bench`: the experiment's report, and the latency table it shows.
+//! `ponder report` and `ponder bench`: the report of a config's trained fast layer, and the
+//! latency table it shows.
 
 use anyhow::{Context, Result};
 use candle::DType;
 use ponder_eval::latency::{measure, Latency};
-use ponder_eval::report::{write_report, ReportSpec};
-use ponder_model::{FastLayer, FastNorm, PonderLm, TttConfig, TttParams};
-use ponder_train::TrainConfig;
+use ponder_eval::report::{eval_runs, write_report, ReportSpec};
+use ponder_experiment::records::Done;
+use ponder_experiment::run_dir::write_json;
+use ponder_experiment::{ExperimentConfig, Layout, OpenOptions, RunFolder, Stage};
+use ponder_model::{FastLayer, FastLayerKind, FastNorm, PonderLm, TttConfig};
 
 use crate::args::{BenchArgs, Global, ReportArgs};
 
@@ -17,18 +20,9 @@ fn read_trimmed(path: &std::path::Path) -> String {
 
 /// Runs `ponder report`.
 pub fn report(a: &ReportArgs) -> Result<()> {
-    let root = &a.run;
-    let config_path = root.join("config.toml");
-    let config: toml::Table = std::fs::read_to_string(&config_path)
-        .with_context(|| format!("reading {}", config_path.display()))?
-        .parse()
-        .with_context(|| format!("parsing {}", config_path.display()))?;
-    let language = config
-        .get("data")
-        .and_then(|d| d.get("language"))
-        .and_then(|l| l.as_str())
-        .with_context(|| format!("{}: no data.language", config_path.display()))?
-        .to_string();
+    let config = ExperimentConfig::load(&a.config, &a.overrides)?;
+    let layout = Layout::of(&config);
+    let fast = Layout::fast_of(&config)?;
     let paper = match a.paper.as_deref() {
         None => None,
         Some(size) => Some(
@@ -36,23 +30,32 @@ pub fn report(a: &ReportArgs) -> Result<()> {
                 .with_context(|| format!("--paper {size}: expected small, medium, large or xl"))?,
         ),
     };
-    let mut provenance = vec![format!(
-        "Experiment folder `{}`: resolved config `config.toml`, seed {}, git revision {}.",
-        root.display(),
-        read_trimmed(&root.join("seed")),
-        read_trimmed(&root.join("git_rev"))
-    )];
-    for run in ponder_eval::report::eval_runs(root)? {
+    let mut provenance = Vec::new();
+    for (what, folder) in [
+        ("Backbone", layout.backbone()),
+        ("Fast layer", fast.clone()),
+    ] {
+        if folder.config().is_file() {
+            provenance.push(format!(
+                "{what} run `{}`: resolved config `config.toml`, seed {}, git revision {}.",
+                folder.path().display(),
+                read_trimmed(&folder.seed()),
+                read_trimmed(&folder.git_rev())
+            ));
+        }
+    }
+    for run in eval_runs(&fast)? {
         provenance.push(format!(
             "Evaluation `{}`: seed {}, git revision {}, data manifest and config in its folder.",
             run.name,
-            read_trimmed(&run.dir.join("seed")),
-            read_trimmed(&run.dir.join("git_rev"))
+            read_trimmed(&run.folder.seed()),
+            read_trimmed(&run.folder.git_rev())
         ));
     }
     let path = write_report(&ReportSpec {
-        root,
-        language: &language,
+        layout: &layout,
+        fast: &fast,
+        language: &config.data.language,
         paper,
         provenance,
     })?;
@@ -60,16 +63,19 @@ pub fn report(a: &ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// A random fast layer of the original's shape for `backbone` (latency only).
+/// A random TTT-Linear fast layer of the original's shape for `backbone` (latency only).
 fn random_lm(backbone: &ponder_gpt2::Gpt2, seed: u64) -> Result<PonderLm> {
     let c = backbone.config();
     let ttt = TttConfig::for_gpt2(c.n_embd, c.n_head);
     let device = backbone.device().clone();
-    let params = TttParams::init(&ttt, seed, DType::F32, &device)?;
-    let fast = FastLayer::TttLinear {
-        config: ttt,
-        params,
-    };
+    let fast = FastLayer::init(
+        FastLayerKind::TttLinear,
+        Some(&ttt),
+        None,
+        seed,
+        DType::F32,
+        &device,
+    )?;
     Ok(PonderLm::new(
         backbone,
         FastNorm::init(c.n_embd, DType::F32, &device)?,
@@ -80,21 +86,30 @@ fn random_lm(backbone: &ponder_gpt2::Gpt2, seed: u64) -> Result<PonderLm> {
 /// Runs `ponder bench`.
 pub fn bench(global: &Global, a: &BenchArgs) -> Result<()> {
     let mut rows: Vec<Latency> = Vec::new();
+    let mut out = a.out.clone();
+    let mut run = None;
     if let Some(path) = &a.config {
-        let config = TrainConfig::load(path, &a.overrides)?;
-        let fast = config
-            .fast
-            .as_ref()
-            .context("the config has no [fast] section")?;
+        let config = ExperimentConfig::load(path, &a.overrides)?;
+        let fast = config.fast()?;
+        let fast_run = Layout::fast_of(&config)?;
+        if out.is_none() {
+            let folder: RunFolder = fast_run.latency_run();
+            let options = OpenOptions {
+                resume: a.resume,
+                skip_finished: a.skip_finished,
+            };
+            let Some(opened) = crate::train::open_stage(&folder, &config, Stage::Eval, options)?
+            else {
+                return Ok(());
+            };
+            out = Some(folder.latency());
+            run = Some(opened);
+        }
         let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)?.model;
-        let dir = config
-            .run
-            .out_dir
-            .join(format!("fast-k{}", fast.k))
-            .join("fast_layer");
+        let dir = fast_run.fast_layer();
         let lm = ponder_model::checkpoint::load(&dir, &backbone)
             .with_context(|| format!("loading the fast layer from {}", dir.display()))?;
-        let label = format!("{} (trained)", config.run.out_dir.display());
+        let label = format!("{} (trained)", fast_run.path().display());
         eprintln!("measuring {label}");
         rows.push(measure(
             &lm,
@@ -126,21 +141,14 @@ pub fn bench(global: &Global, a: &BenchArgs) -> Result<()> {
         "nothing to measure: pass --config and/or --random PRESET"
     );
     for l in &rows {
-        println!(
-            "{}: {} x {} tokens: SKIP {:.1} ms, UPDATE_1 {:.1} ms ({:.3}x), signal {:.1}% of SKIP, comparison {:.3}x UPDATE",
-            l.label,
-            l.rows,
-            l.tokens,
-            1e3 * l.skip_s,
-            1e3 * l.update_s,
-            l.update_over_skip(),
-            100.0 * l.signal_over_skip(),
-            l.compare_over_update()
-        );
+        println!("{l}");
     }
-    if let Some(out) = &a.out {
-        ponder_eval::run::write_json(out, &rows)?;
+    if let Some(out) = &out {
+        write_json(out, &rows)?;
         println!("latency table in {}", out.display());
+    }
+    if let Some(run) = run {
+        run.finish(Done::empty())?;
     }
     Ok(())
 }

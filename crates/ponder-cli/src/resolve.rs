@@ -92,9 +92,11 @@ fn tokenizer_beside(model_spec: &str) -> Option<PathBuf> {
     }
     let local = Path::new(model_spec);
     let beside = if local.is_dir() {
-        Some(local.join("tokenizer.json"))
+        Some(local.join(ponder_data::tokenizer::TOKENIZER_FILE))
     } else {
-        local.parent().map(|d| d.join("tokenizer.json"))
+        local
+            .parent()
+            .map(|d| d.join(ponder_data::tokenizer::TOKENIZER_FILE))
     };
     beside.filter(|p| p.is_file())
 }

@@ -1,10 +1,10 @@
-//! `ponder train`: training runs driven by a TOML config.
-
-use std::path::Path;
+//! `ponder train`: training runs driven by a TOML config, and the pieces every command that
+//! opens a run folder shares.
 
 use anyhow::{Context, Result};
-use ponder_train::data::TrainData;
-use ponder_train::{train_backbone, train_fast, RunDir, TrainConfig};
+use ponder_data::ExperimentData;
+use ponder_experiment::{ExperimentConfig, Layout, OpenOptions, RunDir, RunFolder, Stage};
+use ponder_train::{train_backbone, train_fast};
 
 use crate::args::{Global, TrainArgs, TrainCommand};
 
@@ -47,46 +47,65 @@ pub(crate) fn progress(quiet: bool, label: &str, total: u64, unit: &str) -> indi
     bar
 }
 
-/// Opens the run folder `out` for `config` (written first: config, seed, git revision), then
-/// prepares the data and records its manifests there.
-fn open_run(
-    global: &Global,
-    a: &TrainArgs,
-    config: &TrainConfig,
-    out: &Path,
-) -> Result<(RunDir, TrainData)> {
-    // Training does not read [eval], so changing it must not make a finished run look foreign.
-    let training = TrainConfig {
-        eval: None,
-        ..config.clone()
-    };
+/// Opens `folder` for `stage` of `config`; `None` (after saying so) when it holds a finished run
+/// of the same config and `skip_finished` is set.
+pub(crate) fn open_stage(
+    folder: &RunFolder,
+    config: &ExperimentConfig,
+    stage: Stage,
+    options: OpenOptions,
+) -> Result<Option<RunDir>> {
     let run = RunDir::open(
-        out,
-        &training.to_toml(),
+        folder,
+        &config.stage_toml(stage),
         config.run.seed,
         &git_rev(),
-        a.resume,
+        options,
     )?;
+    if run.is_none() {
+        println!(
+            "{}: finished earlier with this config, skipped",
+            folder.path().display()
+        );
+    }
+    Ok(run)
+}
+
+/// Prepares the config's data (scanning sources, the tokenizer, the token shards), with a
+/// spinner.
+pub(crate) fn prepare_data(
+    global: &Global,
+    config: &ExperimentConfig,
+    quiet: bool,
+) -> Result<ExperimentData> {
     let wait = spinner(
-        a.quiet,
+        quiet,
         "preparing the data: scanning sources, tokenizer, token shards",
     );
-    let data = ponder_train::data::build(config, &crate::data::hints(global))
-        .context("preparing the data")?;
+    let data = ponder_data::build::build(
+        &config.data,
+        &config.run.cache_dir,
+        config.model.vocab_size,
+        &crate::data::hints(global),
+    )
+    .context("preparing the data")?;
     wait.finish_and_clear();
-    run.record_data(&data.manifests)?;
-    Ok((run, data))
+    Ok(data)
+}
+
+fn options(a: &TrainArgs) -> OpenOptions {
+    OpenOptions {
+        resume: a.resume,
+        skip_finished: a.skip_finished,
+    }
 }
 
 /// Runs a `ponder train` subcommand.
 pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
     match cmd {
         TrainCommand::Fast(a) => {
-            let config = TrainConfig::load(&a.config, &a.overrides)?;
-            let fast = config
-                .fast
-                .as_ref()
-                .context("the config has no [fast] section")?;
+            let config = ExperimentConfig::load(&a.config, &a.overrides)?;
+            let fast = config.fast()?;
             let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
                 .with_context(|| {
                     format!(
@@ -95,8 +114,12 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                     )
                 })?
                 .model;
-            let out = config.run.out_dir.join(format!("fast-k{}", fast.k));
-            let (run, data) = open_run(global, a, &config, &out)?;
+            let folder = Layout::fast_of(&config)?;
+            let Some(run) = open_stage(&folder, &config, Stage::Fast, options(a))? else {
+                return Ok(());
+            };
+            let data = prepare_data(global, &config, a.quiet)?;
+            run.record_data(&data.manifests)?;
             crate::resolve::check_same_tokenizer(
                 &fast.backbone,
                 &data.tokenizer,
@@ -104,21 +127,28 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
             )?;
             let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
             println!(
-                "fast layer (UPDATE_{}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
+                "fast layer {} (k = {}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
+                fast.layer,
                 fast.k,
                 report.val_skip_loss,
                 report.val_update_loss,
                 report.steps_run,
                 report.cache_hits,
-                run.path().join("fast_layer").display()
+                folder.fast_layer().display()
             );
             Ok(())
         }
         TrainCommand::Backbone(a) => {
-            let config = TrainConfig::load(&a.config, &a.overrides)?;
+            let config = ExperimentConfig::load(&a.config, &a.overrides)?;
+            config.backbone()?;
             // The device first: an unusable --device must fail before the run folder exists.
             let device = crate::resolve::device(global.device)?;
-            let (run, data) = open_run(global, a, &config, &config.run.out_dir)?;
+            let folder = Layout::of(&config).backbone();
+            let Some(run) = open_stage(&folder, &config, Stage::Backbone, options(a))? else {
+                return Ok(());
+            };
+            let data = prepare_data(global, &config, a.quiet)?;
+            run.record_data(&data.manifests)?;
             eprintln!(
                 "data: {} train / {} validation tokens from {} files; tokenizer {} ({} ids)",
                 data.train.len(),
@@ -134,7 +164,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 report.unigram_val_loss,
                 report.steps_run,
                 report.tokens_per_s,
-                run.path().join("model").display()
+                folder.model().display()
             );
             Ok(())
         }

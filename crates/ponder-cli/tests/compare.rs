@@ -156,23 +156,21 @@ fn compare_report_and_bench_end_to_end() {
     ok(&compare(&cfg, &[]));
     ok(&compare(&cfg, &["--shuffle"]));
     ok(&compare(&cfg, &["--causal-k", "-1"]));
-    let shuffled = std::fs::read_to_string(run.join("eval/python-shuffled/summary.json")).unwrap();
+    let fast_run = run.join("fast-ttt_linear-k2");
+    let shuffled =
+        std::fs::read_to_string(fast_run.join("eval/python-shuffled/summary.json")).unwrap();
     assert_ne!(shuffled, summary);
-    let latency = run.join("latency.json");
-    let stdout = ok(&ponder(&[
-        "bench",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--reps",
-        "1",
-        "--out",
-        latency.to_str().unwrap(),
-    ]));
+    // A finished comparison of the same config is left alone.
+    let stdout = ok(&compare(&cfg, &["--shuffle", "--skip-finished"]));
+    assert!(stdout.contains("skipped"), "{stdout}");
+    let bench = ["bench", "--config", cfg.to_str().unwrap(), "--reps", "1"];
+    let stdout = ok(&ponder(&bench));
     assert!(stdout.contains("UPDATE_1"), "{stdout}");
-    ok(&ponder(&["report", "--run", run.to_str().unwrap()]));
-    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(fast_run.join("latency/latency.json").is_file());
+    ok(&ponder(&["report", "--config", cfg.to_str().unwrap()]));
+    let report = std::fs::read_to_string(fast_run.join("report.md")).unwrap();
     for needle in [
-        "## Table 1",
+        "## Table 1: in distribution (python, fast layer `fast-ttt_linear-k2`)",
         "| ours |",
         "python-shuffled",
         "python-diagonal-1",
@@ -182,14 +180,14 @@ fn compare_report_and_bench_end_to_end() {
         assert!(report.contains(needle), "{needle} missing from\n{report}");
     }
     assert!(!report.contains("NaN"), "{report}");
-    assert!(run.join("plots/python-threshold.svg").is_file());
-    assert!(run.join("plots/backbone-loss.svg").is_file());
-    assert!(run.join("plots/fast-k2-loss.svg").is_file());
+    assert!(fast_run.join("plots/python-threshold.svg").is_file());
+    assert!(fast_run.join("plots/backbone-loss.svg").is_file());
+    assert!(fast_run.join("plots/fast-ttt_linear-k2-loss.svg").is_file());
     assert!(report.contains("tokens/s"), "{report}");
     let e = err(&ponder(&[
         "report",
-        "--run",
-        run.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
         "--paper",
         "huge",
     ]));

@@ -25,7 +25,11 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
         String::from_utf8_lossy(&out.stderr)
     );
     let metrics_a = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
-    assert!(metrics_a.lines().last().unwrap().contains("\"done\":true"));
+    assert!(metrics_a
+        .lines()
+        .last()
+        .unwrap()
+        .contains("\"record\":\"done\""));
     // The run records the manifest of every source it read.
     let recorded = std::fs::read_dir(a.join("data")).unwrap().count();
     assert_eq!(recorded, 1, "one manifest per source in the run folder");
@@ -63,7 +67,7 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
     child.wait().unwrap();
     let partial = std::fs::read_to_string(c.join("metrics.jsonl")).unwrap_or_default();
     assert!(
-        !partial.contains("\"done\":true"),
+        !partial.contains("\"record\":\"done\""),
         "the run finished before it could be killed"
     );
     let out = train(&cfg_c, &["--resume"]);
@@ -82,9 +86,13 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
     // The fast layer trains on the frozen backbone, deterministically, with or without the
     // hidden-state cache.
     for cache_mb in ["2048", "0"] {
-        let _ = std::fs::remove_dir_all(a.join("fast-k2-prev"));
-        if a.join("fast-k2").exists() {
-            std::fs::rename(a.join("fast-k2"), a.join("fast-k2-prev")).unwrap();
+        let _ = std::fs::remove_dir_all(a.join("fast-ttt_linear-k2-prev"));
+        if a.join("fast-ttt_linear-k2").exists() {
+            std::fs::rename(
+                a.join("fast-ttt_linear-k2"),
+                a.join("fast-ttt_linear-k2-prev"),
+            )
+            .unwrap();
         }
         let set = format!("fast.hidden_cache_mb={cache_mb}");
         let cfg = cfg_a.to_str().unwrap();
@@ -95,24 +103,42 @@ fn training_is_deterministic_and_resumes_bit_identically_after_kill() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let fast_metrics = std::fs::read_to_string(a.join("fast-k2").join("metrics.jsonl")).unwrap();
+    let fast_metrics =
+        std::fs::read_to_string(a.join("fast-ttt_linear-k2").join("metrics.jsonl")).unwrap();
     assert_eq!(
         fast_metrics,
-        std::fs::read_to_string(a.join("fast-k2-prev").join("metrics.jsonl")).unwrap()
+        std::fs::read_to_string(a.join("fast-ttt_linear-k2-prev").join("metrics.jsonl")).unwrap()
     );
     assert!(
         fast_metrics.contains("\"val_update_loss\"")
             && fast_metrics.contains("\"ttt_loss_step_1\"")
     );
     assert!(a
-        .join("fast-k2")
+        .join("fast-ttt_linear-k2")
         .join("fast_layer")
         .join("fast_layer.safetensors")
         .is_file());
 
-    // Without --resume an existing run folder is refused; with a changed config too.
+    // Without --resume an existing run folder is refused; with a changed config too. A finished
+    // run of the same config is left alone with --skip-finished.
     let out = train(&cfg_c, &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --resume"));
+    let out = train(&cfg_c, &["--skip-finished"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("finished earlier with this config, skipped")
+    );
+    // A changed [fast] section leaves the trained backbone fitting (its stage does not read it).
+    let out = train(&cfg_c, &["--skip-finished", "--set", "fast.k=4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = train(&cfg_c, &["--resume", "--set", "backbone.lr=0.01"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("made by a different config"));
 }

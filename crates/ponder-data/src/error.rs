@@ -77,6 +77,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A bad `[data]` value; names the key and what was expected.
+    #[error("config: {0}")]
+    Config(String),
     /// Invalid windowing parameters.
     #[error("windows: {0}")]
     Windows(String),

@@ -9,10 +9,14 @@
 //!   default `parquet` feature, through the HF cache), and The Stack v2's file ids with contents
 //!   from Software Heritage ([`hf::stack_v2`]);
 //! - [`split`]: train / validation / test by a hash of the relative path;
+//! - [`config`] and [`build`]: an experiment's `[data]` section and its tokenizer and token
+//!   streams per split, cached;
 //! - [`manifest`]: the files, sizes and SHA-256 a prepared dataset was built from;
 //! - [`windows::score_windows`]: strided windows that score every token of a long stream once;
 //! - [`text::read_text`]: reading a source file as text, refusing empty and binary files.
 
+pub mod build;
+pub mod config;
 pub mod corpus;
 pub mod dataset;
 pub mod decontam;
@@ -28,6 +32,8 @@ pub mod text;
 pub mod tokenizer;
 pub mod windows;
 
+pub use build::ExperimentData;
+pub use config::{DataConfig, TokenizerConfig};
 pub use corpus::{scan_dir, scan_zip, Corpus, ScanOptions, SkipReason, SourceFile};
 pub use error::{Error, Result};
 pub use lang::Language;

@@ -12,6 +12,8 @@ use ponder_hub::Hub;
 
 use crate::error::{Error, Result};
 
+/// The file name of a Hugging Face tokenizer, saved beside a model's weights.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// GPT-2's end-of-text token.
 pub const ENDOFTEXT: &str = "<|endoftext|>";
 /// The pad token added by PonderTTT.

@@ -7,9 +7,9 @@ use ponder_metrics as m;
 use ponder_metrics::Interval;
 use serde::{Deserialize, Serialize};
 
-use crate::config::CompareConfig;
 use crate::error::{Error, Result};
 use crate::records::ChunkRecord;
+use ponder_experiment::EvalConfig;
 
 /// One method's decisions over the stream, and the threshold trace of controllers.
 #[derive(Debug, Clone)]
@@ -135,6 +135,54 @@ pub struct Comparison {
     pub runs: Vec<MethodRun>,
 }
 
+impl std::fmt::Display for Summary {
+    /// One row per method (loss, perplexity, update rate, Recovery, decision accuracy), then
+    /// McNemar's test when it ran.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<16} {:>8} {:>9} {:>7} {:>9} {:>9}",
+            "method", "loss", "ppl", "rate", "recovery", "accuracy"
+        )?;
+        for m in &self.methods {
+            writeln!(
+                f,
+                "{:<16} {:>8.4} {:>9.2} {:>6.1}% {:>9} {:>8.1}%",
+                m.method,
+                m.loss.point,
+                m.perplexity,
+                100.0 * m.update_rate,
+                m.recovery
+                    .map(|r| format!("{:.1}%", 100.0 * r))
+                    .unwrap_or_else(|| "-".into()),
+                100.0 * m.decision_accuracy
+            )?;
+        }
+        if let Some(t) = &self.mcnemar {
+            writeln!(
+                f,
+                "McNemar {} vs {} (agreement with the oracle): n10 = {}, n01 = {}, p = {:.3e} (exact), {:.3e} (chi2)",
+                t.method, t.against, t.n10, t.n01, t.p_exact, t.p_chi2
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Correlations {
+    /// The gating signal against the advantage, when it is defined.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(c) = &self.recon {
+            writeln!(
+                f,
+                "signal vs advantage: Pearson r = {:.3} (p = {:.2e}), Spearman = {:.3}",
+                c.pearson, c.pearson_p, c.spearman
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The decisions of `method` under budget `rho` on the records.
 pub fn run_method(
     method: &GateConfig,
@@ -189,7 +237,7 @@ fn chosen_losses(records: &[ChunkRecord], decisions: &[Decision]) -> Result<Vec<
 
 /// Checks, before any model work, that `n` chunk-batches are enough for every method of
 /// `config` (a reconstruction gate needs at least its calibration window).
-pub fn check_stream_length(config: &CompareConfig, n: usize) -> Result<()> {
+pub fn check_stream_length(config: &EvalConfig, n: usize) -> Result<()> {
     for method in &config.methods {
         if let Some(window) = method.config().calibration() {
             if n < window {
@@ -203,8 +251,8 @@ pub fn check_stream_length(config: &CompareConfig, n: usize) -> Result<()> {
 }
 
 /// Applies every method of `config` to `records`.
-pub fn compare(records: &[ChunkRecord], config: &CompareConfig) -> Result<Comparison> {
-    config.validate()?;
+pub fn compare(records: &[ChunkRecord], config: &EvalConfig) -> Result<Comparison> {
+    config.check()?;
     let n = records.len();
     let gates: Vec<_> = records.iter().map(ChunkRecord::gate_record).collect();
     let runs = config

@@ -31,6 +31,12 @@ pub enum Error {
         /// What does not fit.
         reason: String,
     },
+    /// The experiment's config or run folder refused.
+    #[error(transparent)]
+    Experiment(#[from] ponder_experiment::Error),
+    /// Data preparation failed.
+    #[error(transparent)]
+    Prepare(#[from] ponder_data::Error),
     /// A gating policy failed.
     #[error(transparent)]
     Gate(#[from] ponder_gate::Error),

@@ -36,6 +36,24 @@ pub struct Latency {
     pub compare_s: f64,
 }
 
+impl std::fmt::Display for Latency {
+    /// One line: the shape, SKIP and UPDATE_1 in ms, and the ratios.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} x {} tokens: SKIP {:.1} ms, UPDATE_1 {:.1} ms ({:.3}x), signal {:.1}% of SKIP, comparison {:.3}x UPDATE",
+            self.label,
+            self.rows,
+            self.tokens,
+            1e3 * self.skip_s,
+            1e3 * self.update_s,
+            self.update_over_skip(),
+            100.0 * self.signal_over_skip(),
+            self.compare_over_update()
+        )
+    }
+}
+
 impl Latency {
     /// UPDATE_1 over SKIP.
     pub fn update_over_skip(&self) -> f64 {

@@ -1,18 +1,18 @@
 //! Method comparison over a chunk stream: one backbone pass and one fast-layer pass per chunk,
-//! shared by every gating method; run folders and the report.
+//! shared by every gating method; the report.
 //!
+//! - [`experiment`]: a whole comparison of an experiment in one call ([`run_comparison`]);
 //! - [`stream`]: the evaluation stream cut into chunk-batches as the original does;
 //! - [`records`]: the one model pass, resumable, giving a [`ChunkRecord`] per chunk-batch;
 //! - [`compare`]: every method's decisions and statistics from those records;
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
 //! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
-//!   SVG plots and the paper's numbers beside ours;
-//! - [`run`]: atomic files of a run folder.
+//!   SVG plots and the paper's numbers beside ours.
 
 pub mod compare;
-pub mod config;
 pub mod error;
+pub mod experiment;
 pub mod flops;
 pub mod latency;
 pub mod output;
@@ -21,11 +21,10 @@ pub mod plot;
 pub mod plots;
 pub mod records;
 pub mod report;
-pub mod run;
 pub mod stream;
 mod tables;
 
-pub use config::CompareConfig;
 pub use error::{Error, Result};
+pub use experiment::{run_comparison, CompareOutcome, CompareRequest, StreamChoice};
 pub use records::{ChunkRecord, PassTimes};
 pub use stream::{chunk_batches, ChunkBatch};

@@ -9,7 +9,6 @@
 //!   (wall-clock figures, so not byte-identical between runs).
 
 use std::fmt::Write;
-use std::path::Path;
 
 use ponder_gate::Decision;
 use serde::{Deserialize, Serialize};
@@ -18,21 +17,8 @@ use crate::compare::Comparison;
 use crate::error::Result;
 use crate::flops::ChunkFlops;
 use crate::records::{ChunkRecord, PassTimes};
-use crate::run::{write_atomic, write_json};
-
-/// File names in the run folder.
-pub mod files {
-    /// Per-chunk records of the model pass (resumable).
-    pub const RECORDS: &str = "records.jsonl";
-    /// Per-chunk table.
-    pub const CHUNKS: &str = "chunks.csv";
-    /// Summary per method.
-    pub const SUMMARY: &str = "summary.json";
-    /// Correlations with the advantage.
-    pub const CORRELATION: &str = "correlation.json";
-    /// Costs and timings.
-    pub const COST: &str = "cost.json";
-}
+use ponder_experiment::run_dir::{write_atomic, write_json};
+use ponder_experiment::RunFolder;
 
 /// One method's cost per chunk-batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,18 +139,15 @@ pub fn chunks_csv(records: &[ChunkRecord], comparison: &Comparison) -> String {
     s
 }
 
-/// Writes `chunks.csv`, `summary.json`, `correlation.json` and `cost.json` into `dir`.
+/// Writes `chunks.csv`, `summary.json`, `correlation.json` and `cost.json` into `folder`.
 pub fn write_outputs(
-    dir: &Path,
+    folder: &RunFolder,
     records: &[ChunkRecord],
     comparison: &Comparison,
     cost: &CostReport,
 ) -> Result<()> {
-    write_atomic(
-        &dir.join(files::CHUNKS),
-        chunks_csv(records, comparison).as_bytes(),
-    )?;
-    write_json(&dir.join(files::SUMMARY), &comparison.summary)?;
-    write_json(&dir.join(files::CORRELATION), &comparison.correlations)?;
-    write_json(&dir.join(files::COST), cost)
+    write_atomic(&folder.chunks(), chunks_csv(records, comparison).as_bytes())?;
+    write_json(&folder.summary(), &comparison.summary)?;
+    write_json(&folder.correlation(), &comparison.correlations)?;
+    Ok(write_json(&folder.cost(), cost)?)
 }

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use ponder_experiment::run_dir::write_atomic;
+use ponder_experiment::{Metric, RunFolder};
+
 use crate::error::{io, Error, Result};
-use crate::output::files;
 use crate::plot::{Chart, Mark, Series};
 use crate::report::EvalRun;
-use crate::run::write_atomic;
 
 /// The columns of `chunks.csv` by header name.
 pub struct ChunkTable {
@@ -81,9 +82,9 @@ fn pairs(x: &[Option<f64>], y: &[Option<f64>], keep: impl Fn(usize) -> bool) -> 
 
 /// Writes the plots of `run` into `dir`; returns `(file name, title)` of each.
 pub fn write_plots(run: &EvalRun, dir: &Path) -> Result<Vec<(String, String)>> {
-    let table = ChunkTable::read(&run.dir.join(files::CHUNKS))?;
+    let table = ChunkTable::read(&run.folder.chunks())?;
     let missing = |c: &str| Error::Resume {
-        path: run.dir.join(files::CHUNKS),
+        path: run.folder.chunks(),
         reason: format!("no column {c}"),
     };
     let col = |c: &str| table.column(c).ok_or_else(|| missing(c));
@@ -200,44 +201,45 @@ pub fn write_plots(run: &EvalRun, dir: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// `(step, value)` of every JSON line of `path` that holds `key`.
-fn series_of(path: &Path, key: &str) -> Vec<(f64, f64)> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v.get("step")?.as_f64()?, v.get(key)?.as_f64()?)))
-        .collect()
-}
-
-/// The loss curves of a training run folder (`metrics.jsonl`): training loss per step and the
-/// validation losses; `None` when the folder has no metrics.
-pub fn training_chart(dir: &Path, title: &str, validation: &[&str]) -> Option<Chart> {
-    let metrics = dir.join("metrics.jsonl");
-    let train = series_of(&metrics, "loss");
+/// The loss curves of a training run folder's `metrics.jsonl`: training loss per step and the
+/// validation losses `validation` picks from each record (labelled by `labels`); `None` when the
+/// folder has no training records.
+pub fn training_chart(
+    folder: &RunFolder,
+    title: &str,
+    labels: &[&str],
+    validation: impl Fn(&Metric) -> Option<Vec<f64>>,
+) -> Result<Option<Chart>> {
+    let metrics: Vec<Metric> = ponder_experiment::run_dir::read_lines(&folder.metrics())?;
+    let train: Vec<(f64, f64)> = metrics
+        .iter()
+        .filter_map(|m| Some((m.step()? as f64, m.train_loss()?)))
+        .collect();
     if train.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut series = vec![Series {
         label: "training loss".into(),
         points: train,
         mark: Mark::Line,
     }];
-    for key in validation {
-        let points = series_of(&metrics, key);
+    for (i, label) in labels.iter().enumerate() {
+        let points: Vec<(f64, f64)> = metrics
+            .iter()
+            .filter_map(|m| Some((m.step()? as f64, *validation(m)?.get(i)?)))
+            .collect();
         if !points.is_empty() {
             series.push(Series {
-                label: key.replace('_', " "),
+                label: label.to_string(),
                 points,
                 mark: Mark::LinePoints,
             });
         }
     }
-    Some(Chart {
+    Ok(Some(Chart {
         title: title.to_string(),
         x_label: "step".into(),
         y_label: "loss (nats/token)".into(),
         series,
-    })
+    }))
 }

@@ -338,7 +338,7 @@ pub fn evaluate(
         .iter()
         .map(|r| serde_json::to_string(r).expect("records serialize") + "\n")
         .collect();
-    crate::run::write_atomic(path, prefix.as_bytes())?;
+    ponder_experiment::run_dir::write_atomic(path, prefix.as_bytes())?;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(path)

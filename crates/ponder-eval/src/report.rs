@@ -1,20 +1,21 @@
-//! `report.md` of an experiment folder, in the shape of the paper's tables, with SVG plots
-//! beside it. Every number is read from the files the runs wrote (`eval/*/summary.json`,
-//! `correlation.json`, `cost.json`, `chunks.csv`, `latency.json`, the training metrics); nothing
-//! is computed here but ratios and formatting.
+//! `report.md` of a trained fast layer's experiment, in the shape of the paper's tables, with SVG
+//! plots beside it. Every number is read from the files the runs wrote (each evaluation's
+//! `summary.json`, `correlation.json`, `cost.json` and `chunks.csv`, the latency table, the
+//! training records); nothing is computed here but ratios and formatting.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::de::DeserializeOwned;
+use ponder_experiment::records::Metric;
+use ponder_experiment::run_dir::{read_json, read_lines, write_atomic};
+use ponder_experiment::{Ablation, Layout, RunFolder, Timing};
 
 use crate::compare::{Correlations, MethodSummary, Summary};
-use crate::error::{io, Error, Result};
+use crate::error::{io, Result};
 use crate::latency::Latency;
-use crate::output::{files, CostReport};
+use crate::output::CostReport;
 use crate::paper::PaperSize;
 use crate::plots;
-use crate::run::write_atomic;
 use crate::tables::{ablation_section, cell, ood_table, signal_section, table1};
 
 /// One evaluation folder's results.
@@ -23,7 +24,7 @@ pub struct EvalRun {
     /// The folder name (`python`, `go`, `python-shuffled`, `python-diagonal-1`).
     pub name: String,
     /// The folder.
-    pub dir: PathBuf,
+    pub folder: RunFolder,
     /// `summary.json`.
     pub summary: Summary,
     /// `correlation.json`.
@@ -42,56 +43,35 @@ impl EvalRun {
     pub fn loss(&self, method: &str) -> Option<f64> {
         self.method(method).map(|m| m.loss.point)
     }
-}
 
-pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    serde_json::from_str(&text).map_err(|e| Error::Resume {
-        path: path.to_path_buf(),
-        reason: format!("not the expected JSON ({e})"),
-    })
-}
-
-/// The evaluation folders under `root/eval` that hold a finished comparison, sorted by name.
-pub fn eval_runs(root: &Path) -> Result<Vec<EvalRun>> {
-    let dir = root.join("eval");
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(out);
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(files::SUMMARY).is_file())
-        .collect();
-    dirs.sort();
-    for d in dirs {
-        out.push(EvalRun {
-            name: d
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            summary: read_json(&d.join(files::SUMMARY))?,
-            correlations: read_json(&d.join(files::CORRELATION))?,
-            cost: read_json(&d.join(files::COST))?,
-            dir: d,
-        });
+    /// Whether this evaluation is an ablation of another.
+    pub fn is_ablation(&self) -> bool {
+        Ablation::is_ablation_name(&self.name)
     }
-    Ok(out)
 }
 
-/// The last JSON line of `path` holding `key`, if the file exists.
-fn last_with(path: &Path, key: &str) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v.get(key).is_some())
+/// The finished evaluations of the fast layer in `fast`, sorted by name.
+pub fn eval_runs(fast: &RunFolder) -> Result<Vec<EvalRun>> {
+    fast.finished_evals()
+        .into_iter()
+        .map(|folder| {
+            Ok(EvalRun {
+                name: folder.name(),
+                summary: read_json(&folder.summary())?,
+                correlations: read_json(&folder.correlation())?,
+                cost: read_json(&folder.cost())?,
+                folder,
+            })
+        })
+        .collect()
 }
 
 /// What the report is about.
 pub struct ReportSpec<'a> {
-    /// The experiment folder (`runs/tiny`).
-    pub root: &'a Path,
+    /// The experiment's folders.
+    pub layout: &'a Layout,
+    /// The fast layer's run folder, whose evaluations are reported.
+    pub fast: &'a RunFolder,
     /// The in-distribution language (the name of its evaluation folder).
     pub language: &'a str,
     /// The paper's numbers to show beside ours (GPT-2 presets), if any.
@@ -100,89 +80,95 @@ pub struct ReportSpec<'a> {
     pub provenance: Vec<String>,
 }
 
-/// Writes `root/report.md` and its plots under `root/plots/`; returns the report's path.
+/// Writes the fast layer's `report.md` and its plots; returns the report's path.
 pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
-    let runs = eval_runs(spec.root)?;
+    let runs = eval_runs(spec.fast)?;
     let id = runs.iter().find(|r| r.name == spec.language);
     let mut s = String::from("# PonderTTT reproduction report\n\n");
     for line in &spec.provenance {
         let _ = writeln!(s, "- {line}");
     }
     s.push('\n');
-    let plot_dir = spec.root.join("plots");
+    let plot_dir = spec.fast.plots();
     std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
-    training_section(&mut s, spec.root, &plot_dir)?;
+    training_section(&mut s, spec, &plot_dir)?;
     table1(&mut s, id, spec);
     ood_table(&mut s, &runs, spec);
     signal_section(&mut s, &runs, spec);
     ablation_section(&mut s, &runs, spec);
-    cost_section(&mut s, id, spec.root)?;
+    cost_section(&mut s, id, spec.fast)?;
     s.push_str("## Plots\n\n");
-    for run in runs.iter().filter(|r| !r.name.contains('-')) {
+    for run in runs.iter().filter(|r| !r.is_ablation()) {
         for (file, title) in plots::write_plots(run, &plot_dir)? {
             let _ = writeln!(s, "![{title}](plots/{file})\n");
         }
     }
-    let path = spec.root.join("report.md");
+    let path = spec.fast.report();
     write_atomic(&path, s.as_bytes())?;
     Ok(path)
 }
 
-fn training_section(s: &mut String, root: &Path, plot_dir: &Path) -> Result<()> {
+fn training_section(
+    s: &mut String,
+    spec: &ReportSpec<'_>,
+    plot_dir: &std::path::Path,
+) -> Result<()> {
     s.push_str("## Training\n\n");
     let mut charts = Vec::new();
-    match last_with(&root.join("metrics.jsonl"), "val_loss") {
-        Some(v) => {
-            let speed = last_with(&root.join("timing.jsonl"), "tokens_per_s")
-                .and_then(|t| t["tokens_per_s"].as_f64())
-                .map(|x| format!(", trained at {x:.0} tokens/s"))
+    let backbone = spec.layout.backbone();
+    let metrics: Vec<Metric> = read_lines(&backbone.metrics())?;
+    let last_val = metrics.iter().rev().find_map(|m| match m {
+        Metric::BackboneValidation(v) => Some((v.val_loss, v.unigram_val_loss)),
+        _ => None,
+    });
+    match last_val {
+        Some((val, unigram)) => {
+            let timing: Vec<Timing> = read_lines(&backbone.timing())?;
+            let speed = timing
+                .last()
+                .map(|t| format!(", trained at {:.0} tokens/s", t.tokens_per_s))
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "- Backbone (trained from scratch): validation loss {} nats/token against a unigram baseline of {}{speed}.",
-                cell(v["val_loss"].as_f64(), 4),
-                cell(v["unigram_val_loss"].as_f64(), 4)
+                cell(Some(val), 4),
+                cell(Some(unigram), 4)
             );
-            charts.extend(
-                plots::training_chart(root, "backbone: loss curve", &["val_loss"])
-                    .map(|c| ("backbone-loss.svg".to_string(), c)),
-            );
+            let chart = plots::training_chart(
+                &backbone,
+                "backbone: loss curve",
+                &["val loss"],
+                |m| match m {
+                    Metric::BackboneValidation(v) => Some(vec![v.val_loss]),
+                    _ => None,
+                },
+            )?;
+            charts.extend(chart.map(|c| ("backbone-loss.svg".to_string(), c)));
         }
         None => s.push_str("- Backbone: pretrained (not trained in this experiment).\n"),
     }
-    let mut ks: Vec<PathBuf> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("fast-k"))
-        })
-        .collect();
-    ks.sort();
-    for dir in ks {
-        if let Some(v) = last_with(&dir.join("metrics.jsonl"), "val_update_loss") {
-            let _ = writeln!(
-                s,
-                "- Fast layer {}: validation SKIP {} → UPDATE {} nats/token.",
-                dir.file_name().unwrap_or_default().to_string_lossy(),
-                cell(v["val_skip_loss"].as_f64(), 4),
-                cell(v["val_update_loss"].as_f64(), 4)
-            );
-            let name = dir
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            charts.extend(
-                plots::training_chart(
-                    &dir,
-                    &format!("fast layer {name}: loss curve"),
-                    &["val_skip_loss", "val_update_loss"],
-                )
-                .map(|c| (format!("{name}-loss.svg"), c)),
-            );
-        }
+    let fast_metrics: Vec<Metric> = read_lines(&spec.fast.metrics())?;
+    let name = spec.fast.name();
+    if let Some((skip, update)) = fast_metrics.iter().rev().find_map(|m| match m {
+        Metric::FastValidation(v) => Some((v.val_skip_loss, v.val_update_loss)),
+        _ => None,
+    }) {
+        let _ = writeln!(
+            s,
+            "- Fast layer {name}: validation SKIP {} → UPDATE {} nats/token.",
+            cell(Some(skip), 4),
+            cell(Some(update), 4)
+        );
+        let chart = plots::training_chart(
+            spec.fast,
+            &format!("fast layer {name}: loss curve"),
+            &["val skip loss", "val update loss"],
+            |m| match m {
+                Metric::FastValidation(v) => Some(vec![v.val_skip_loss, v.val_update_loss]),
+                _ => None,
+            },
+        )?;
+        charts.extend(chart.map(|c| (format!("{name}-loss.svg"), c)));
     }
     s.push('\n');
     for (file, chart) in charts {
@@ -192,7 +178,7 @@ fn training_section(s: &mut String, root: &Path, plot_dir: &Path) -> Result<()> 
     Ok(())
 }
 
-fn cost_section(s: &mut String, id: Option<&EvalRun>, root: &Path) -> Result<()> {
+fn cost_section(s: &mut String, id: Option<&EvalRun>, fast: &RunFolder) -> Result<()> {
     s.push_str("## Cost and latency\n\n");
     if let Some(run) = id {
         let _ = write!(
@@ -220,7 +206,7 @@ fn cost_section(s: &mut String, id: Option<&EvalRun>, root: &Path) -> Result<()>
             run.cost.comparison_over_update_flops
         );
     }
-    let path = root.join("latency.json");
+    let path = fast.latency_run().latency();
     if path.is_file() {
         let rows: Vec<Latency> = read_json(&path)?;
         s.push_str("Latency per chunk (`ponder bench`, medians in one process):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 ms | UPDATE / SKIP | signal / SKIP | comparison / UPDATE |\n|---|---|---|---|---|---|---|\n");

@@ -11,8 +11,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::CompareConfig;
 use crate::error::{Error, Result};
+use ponder_experiment::EvalConfig;
 
 /// One chunk-batch: the chunks at one position of `rows` consecutive windows.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,10 +53,10 @@ fn shuffle_seed(seed: u64, position: usize, row: usize) -> u64 {
 /// every chunk row (the shuffled-input ablation).
 pub fn chunk_batches(
     stream: &[u32],
-    config: &CompareConfig,
+    config: &EvalConfig,
     shuffle: Option<u64>,
 ) -> Result<Vec<ChunkBatch>> {
-    config.validate()?;
+    config.check()?;
     let window = config.window_len();
     let per_batch = window * config.batch_size;
     let available = stream.len() / per_batch;
@@ -102,8 +102,8 @@ pub fn chunk_batches(
 mod tests {
     use super::*;
 
-    fn config(chunk_len: usize, cpw: usize, bs: usize, max_batches: usize) -> CompareConfig {
-        CompareConfig {
+    fn config(chunk_len: usize, cpw: usize, bs: usize, max_batches: usize) -> EvalConfig {
+        EvalConfig {
             chunk_len,
             chunks_per_window: cpw,
             batch_size: bs,

@@ -51,7 +51,12 @@ fn signed(c: Option<&crate::compare::Correlation>, spearman: bool) -> String {
 }
 
 pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>) {
-    let _ = writeln!(s, "## Table 1: in distribution ({})\n", spec.language);
+    let _ = writeln!(
+        s,
+        "## Table 1: in distribution ({}, fast layer `{}`)\n",
+        spec.language,
+        spec.fast.name()
+    );
     let Some(run) = id else {
         s.push_str("No in-distribution evaluation was found.\n\n");
         return;
@@ -99,7 +104,7 @@ pub(crate) fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>)
     s.push_str("## Out of distribution\n\n");
     let ood: Vec<&EvalRun> = runs
         .iter()
-        .filter(|r| r.name != spec.language && !r.name.contains('-'))
+        .filter(|r| r.name != spec.language && !r.is_ablation())
         .collect();
     if ood.is_empty() {
         s.push_str("No out-of-distribution evaluation was found (run `cargo xtask data` to install Go, Java and JavaScript sources).\n\n");
@@ -188,7 +193,7 @@ pub(crate) fn signal_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec
 pub(crate) fn ablation_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
     s.push_str("## Ablations\n\n");
     let base = runs.iter().find(|r| r.name == spec.language);
-    let rows: Vec<&EvalRun> = runs.iter().filter(|r| r.name.contains('-')).collect();
+    let rows: Vec<&EvalRun> = runs.iter().filter(|r| r.is_ablation()).collect();
     if rows.is_empty() || base.is_none() {
         s.push_str("No ablation was run.\n\n");
         return;
@@ -230,7 +235,7 @@ mod tests {
                            "skip_head_s": 0.0});
         EvalRun {
             name: "go".into(),
-            dir: "eval/go".into(),
+            folder: ponder_experiment::RunFolder::new("eval/go"),
             summary: serde_json::from_value(summary).unwrap(),
             correlations: serde_json::from_value(json!({"n": 4, "recon": null,
                 "recon_init": null, "skip_loss": null, "ttt_improvement": null}))

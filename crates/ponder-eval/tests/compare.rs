@@ -1,7 +1,8 @@
 //! `compare` on records small enough to work out by hand, and its errors.
 
 use ponder_eval::compare::compare;
-use ponder_eval::{ChunkRecord, CompareConfig};
+use ponder_eval::ChunkRecord;
+use ponder_experiment::EvalConfig as CompareConfig;
 
 fn record(index: usize, skip: f64, update: f64, recon: f64, recon_after: f64) -> ChunkRecord {
     ChunkRecord {

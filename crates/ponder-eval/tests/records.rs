@@ -2,8 +2,9 @@
 //! same records as an uninterrupted one, and records of other data are refused.
 
 use candle::{DType, Device};
+use ponder_eval::chunk_batches;
 use ponder_eval::records::{evaluate, read_records, record_chunk, PassMode, PassTimes};
-use ponder_eval::{chunk_batches, CompareConfig};
+use ponder_experiment::EvalConfig as CompareConfig;
 use ponder_gpt2::{Gpt2Config, LoadOptions};
 use ponder_model::{FastLayer, FastNorm, PonderLm, TttConfig, TttParams};
 
@@ -19,12 +20,19 @@ fn lm() -> PonderLm {
     };
     let backbone = ponder_gpt2::random(config, 1, &options).unwrap();
     let ttt = TttConfig::for_gpt2(64, 4);
-    let mut params = TttParams::init(&ttt, 2, DType::F32, &Device::Cpu).unwrap();
+    let mut params = TttParams::init(
+        &ttt,
+        ponder_model::FastModelKind::Linear,
+        2,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
     // A nonzero output projection (it is zero at initialization), so UPDATE differs from SKIP.
     let mut rng = ponder_nn::init::rng_for(3, "eval-test");
     params.wo =
         ponder_nn::init::normal(params.wo.dims(), 0.2, &mut rng, DType::F32, &Device::Cpu).unwrap();
-    let fast = FastLayer::TttLinear {
+    let fast = FastLayer::Ttt {
         config: ttt,
         params,
     };

@@ -14,18 +14,23 @@ use std::collections::BTreeMap;
 
 use candle::{DType, Device, Result, Tensor};
 use ponder_nn::Dropout;
+use serde::{Deserialize, Serialize};
 
 use crate::adapter::LoraAdapter;
 use crate::config::{Init, LoraConfig};
 use crate::factors::{LoraFactors, ModuleDims};
+use crate::update::LoraUpdate;
 
 /// Module name of the query adapter.
 pub const Q_LORA: &str = "q_lora";
 /// Module name of the value adapter.
 pub const V_LORA: &str = "v_lora";
 
-/// Hyper-parameters of [`LoraFastLayer`].
-#[derive(Debug, Clone, PartialEq)]
+/// Hyper-parameters of [`LoraFastLayer`]: the adapters, with PEFT's names, and how UPDATE_k
+/// adapts them. An experiment's `[fast.lora]` section and a checkpoint's `fast_layer.json` both
+/// read into it (unknown keys refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoraFastConfig {
     /// Width `d` of the layer's input and output (the backbone width).
     pub hidden_dim: usize,
@@ -35,23 +40,27 @@ pub struct LoraFastConfig {
     pub lora_alpha: f64,
     /// Dropout probability on the rank-`r` hidden during training.
     pub lora_dropout: f64,
+    /// How UPDATE_k adapts the factors.
+    pub update: LoraUpdate,
 }
 
 impl LoraFastConfig {
     /// The original layer for width `hidden_dim` and rank `r`: `lora_alpha = r` (scale 1) and
-    /// dropout 0.1. The original suggests r = 64 / 128 / 256 for GPT-2 small / medium / large.
-    pub fn original(hidden_dim: usize, r: usize) -> Self {
+    /// dropout 0.1, adapting with `update` (the original had no UPDATE_k for this layer). The
+    /// original suggests r = 64 / 128 / 256 for GPT-2 small / medium / large.
+    pub fn original(hidden_dim: usize, r: usize, update: LoraUpdate) -> Self {
         Self {
             hidden_dim,
             r,
             lora_alpha: r as f64,
             lora_dropout: 0.1,
+            update,
         }
     }
 
     /// The layer described by a PEFT-style config, whose `target_modules` must be exactly
-    /// `q_lora` and `v_lora` (in any order).
-    pub fn from_lora(hidden_dim: usize, lora: &LoraConfig) -> Result<Self> {
+    /// `q_lora` and `v_lora` (in any order), adapting with `update`.
+    pub fn from_lora(hidden_dim: usize, lora: &LoraConfig, update: LoraUpdate) -> Result<Self> {
         let mut targets: Vec<&str> = lora.target_modules.iter().map(String::as_str).collect();
         targets.sort_unstable();
         if targets != [Q_LORA, V_LORA] {
@@ -65,6 +74,7 @@ impl LoraFastConfig {
             r: lora.r,
             lora_alpha: lora.lora_alpha,
             lora_dropout: lora.lora_dropout,
+            update,
         };
         config.validate()?;
         Ok(config)
@@ -93,10 +103,20 @@ impl LoraFastConfig {
         self.lora_alpha / self.r as f64
     }
 
-    /// Checks `hidden_dim > 0` and the LoRA fields (see [`LoraConfig::validate`]).
+    /// Checks `hidden_dim > 0`, the LoRA fields (see [`LoraConfig::validate`]) and the update's.
     pub fn validate(&self) -> Result<()> {
         if self.hidden_dim == 0 {
             candle::bail!("lora fast layer: hidden_dim must be > 0, got 0");
+        }
+        let u = &self.update;
+        if !(u.lr.is_finite() && u.lr >= 0.0) {
+            candle::bail!(
+                "lora fast layer: update.lr = {}, expected a finite lr >= 0",
+                u.lr
+            );
+        }
+        if u.block_size == 0 {
+            candle::bail!("lora fast layer: update.block_size must be > 0, got 0");
         }
         self.lora_config().validate()
     }
@@ -216,9 +236,14 @@ impl LoraFastLayer {
         Self::from_factors(config, factors(q)?, factors(v)?)
     }
 
-    /// The layer from a loaded adapter with modules `q_lora` and `v_lora`.
-    pub fn from_adapter(hidden_dim: usize, adapter: &LoraAdapter) -> Result<Self> {
-        let config = LoraFastConfig::from_lora(hidden_dim, adapter.config())?;
+    /// The layer from a loaded adapter with modules `q_lora` and `v_lora`, adapting with
+    /// `update` (a PEFT adapter does not say how it adapts).
+    pub fn from_adapter(
+        hidden_dim: usize,
+        adapter: &LoraAdapter,
+        update: LoraUpdate,
+    ) -> Result<Self> {
+        let config = LoraFastConfig::from_lora(hidden_dim, adapter.config(), update)?;
         let get = |name: &str| {
             adapter.modules().get(name).cloned().ok_or_else(|| {
                 candle::Error::Msg(format!("lora fast layer: adapter has no module `{name}`"))

@@ -11,7 +11,9 @@
 //! - [`LoraAdapter`]: a set of modules saved and loaded as PEFT's `adapter_model.safetensors` and
 //!   `adapter_config.json`;
 //! - [`LoraFastLayer`]: the fast-weight layer (two `d → d` adapters on the queries and values of
-//!   a causal single-head attention readout), which sits where the TTT layer sits.
+//!   a causal single-head attention readout), which sits where the TTT layer sits;
+//! - [`update`]: its UPDATE_k, block by block along the chunk, and its per-sequence state
+//!   ([`LoraState`]).
 //!
 //! Factors are plain tensors. To train them, wrap them in `candle::Var`s and rebuild the layer
 //! from the vars' tensors ([`LoraFactors::new`], [`LoraFastLayer::from_trainable`]); the
@@ -22,9 +24,11 @@ pub mod config;
 pub mod factors;
 pub mod fast_layer;
 pub mod linear;
+pub mod update;
 
 pub use adapter::LoraAdapter;
 pub use config::{Init, LoraConfig};
 pub use factors::{LoraFactors, ModuleDims};
 pub use fast_layer::{LoraFastConfig, LoraFastLayer};
 pub use linear::LoraLinear;
+pub use update::{update_flops, update_sequence, LoraState, LoraUpdate};

@@ -108,7 +108,14 @@ fn round_trip_is_exact() -> anyhow::Result<()> {
 #[test]
 fn fast_layer_round_trip() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = LoraFastConfig::original(16, 4);
+    let config = LoraFastConfig::original(
+        16,
+        4,
+        ponder_lora::LoraUpdate {
+            lr: 0.1,
+            block_size: 4,
+        },
+    );
     let layer = LoraFastLayer::new(
         config.clone(),
         Init::KaimingUniform,
@@ -118,7 +125,7 @@ fn fast_layer_round_trip() -> anyhow::Result<()> {
     )?;
     layer.to_adapter()?.save(dir.path())?;
     let adapter = LoraAdapter::load(dir.path(), &config.module_dims(), DType::F32, &Device::Cpu)?;
-    let back = LoraFastLayer::from_adapter(16, &adapter)?;
+    let back = LoraFastLayer::from_adapter(16, &adapter, config.update)?;
     assert_eq!(back.config(), &config);
     for (name, t) in layer.trainable() {
         assert_eq!(

@@ -14,7 +14,14 @@ fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType, dev: &Device) -> Re
 fn causal_case(dev: &Device) -> Result<()> {
     let (bsz, seq_len, d, r) = (2, 12, 16, 4);
     for dtype in [DType::F32, DType::F64] {
-        let config = LoraFastConfig::original(d, r);
+        let config = LoraFastConfig::original(
+            d,
+            r,
+            ponder_lora::LoraUpdate {
+                lr: 0.1,
+                block_size: 4,
+            },
+        );
         let factors = |seed: u64| -> Result<LoraFactors> {
             let a = randn(&[r, d], seed, 0.3, dtype, dev)?;
             let b = randn(&[d, r], seed + 1, 0.3, dtype, dev)?; // nonzero B
@@ -49,7 +56,14 @@ ponder_nn::test_device!(causal_case, causal_cpu, causal_cuda, causal_metal);
 #[test]
 fn causal_with_dropout() -> Result<()> {
     let dev = Device::Cpu;
-    let config = LoraFastConfig::original(8, 2);
+    let config = LoraFastConfig::original(
+        8,
+        2,
+        ponder_lora::LoraUpdate {
+            lr: 0.1,
+            block_size: 4,
+        },
+    );
     let layer = LoraFastLayer::new(config.clone(), Init::ORIGINAL, 0, DType::F64, &dev)?;
     let mut tensors = layer.trainable();
     for (i, (name, t)) in tensors.iter_mut().enumerate() {

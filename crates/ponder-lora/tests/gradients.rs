@@ -94,6 +94,10 @@ fn fast_layer_gradients_match_finite_differences() -> Result<()> {
         r: 2,
         lora_alpha: 4.0,
         lora_dropout: 0.0,
+        update: ponder_lora::LoraUpdate {
+            lr: 0.1,
+            block_size: 4,
+        },
     };
     let h = randn(&[2, 5, 6], 1, 1.0)?;
     let weights = randn(&[2, 5, 6], 2, 1.0)?;
@@ -131,7 +135,14 @@ fn fast_layer_gradients_match_finite_differences() -> Result<()> {
 #[test]
 fn outside_optimizer_trains_the_fast_layer() -> Result<()> {
     let dev = Device::Cpu;
-    let config = LoraFastConfig::original(8, 4);
+    let config = LoraFastConfig::original(
+        8,
+        4,
+        ponder_lora::LoraUpdate {
+            lr: 0.1,
+            block_size: 4,
+        },
+    );
     let fresh = LoraFastLayer::new(config.clone(), Init::ORIGINAL, 0, DType::F64, &dev)?;
     let vars: BTreeMap<String, Var> = fresh
         .trainable()

@@ -155,6 +155,10 @@ fn fast_layer_forward_equals_naive_loops() -> Result<()> {
         r,
         lora_alpha: 6.0,
         lora_dropout: 0.1,
+        update: ponder_lora::LoraUpdate {
+            lr: 0.1,
+            block_size: 4,
+        },
     };
     let scale = config.scale();
     let vec = |t: &Tensor| t.flatten_all()?.to_vec1::<f64>();
@@ -203,7 +207,14 @@ fn fast_layer_forward_equals_naive_loops() -> Result<()> {
 #[test]
 fn fast_layer_train_forward_uses_config_dropout() -> Result<()> {
     let dev = Device::Cpu;
-    let config = LoraFastConfig::original(8, 4);
+    let config = LoraFastConfig::original(
+        8,
+        4,
+        ponder_lora::LoraUpdate {
+            lr: 0.1,
+            block_size: 4,
+        },
+    );
     let layer = LoraFastLayer::new(config, Init::ORIGINAL, 0, DType::F32, &dev)?;
     let h = randn(&[1, 4, 8], 1, 1.0, DType::F32, &dev)?;
     let mut wrong = Dropout::new(0.3, 0)?;

@@ -9,23 +9,26 @@ use std::path::Path;
 use candle::{Result, Tensor};
 use ponder_gpt2::Gpt2;
 use ponder_lora::{LoraFastConfig, LoraFastLayer};
-use ponder_ttt::{TttConfig, TttParams};
+use ponder_ttt::{FastModelKind, TttConfig, TttParams};
 use serde::{Deserialize, Serialize};
 
 use crate::fast::{FastLayer, FastNorm};
 use crate::lm::PonderLm;
-use crate::lora::LoraUpdate;
 
 /// File name of the weights.
 pub const WEIGHTS_FILE: &str = "fast_layer.safetensors";
 /// File name of the configuration.
 pub const CONFIG_FILE: &str = "fast_layer.json";
 
+/// The format version this crate writes and reads: 2, where the layer's kind (`ttt_linear`,
+/// `ttt_mlp`, `lora`) is the one place that says which fast model a TTT layer has.
+pub const FORMAT_VERSION: u32 = 2;
+
 /// What `fast_layer.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FastCheckpointConfig {
-    /// Format version of the checkpoint (1).
+    /// Format version of the checkpoint ([`FORMAT_VERSION`]).
     pub format_version: u32,
     /// The fast layer.
     pub layer: FastLayerConfig,
@@ -42,18 +45,15 @@ pub enum FastLayerConfig {
         /// Its configuration.
         ttt: TttConfig,
     },
+    /// TTT-MLP.
+    TttMlp {
+        /// Its configuration.
+        ttt: TttConfig,
+    },
     /// The LoRA fast layer.
     Lora {
-        /// Width of the layer.
-        hidden_dim: usize,
-        /// Rank of both adapters.
-        r: usize,
-        /// Numerator of the scale `lora_alpha / r`.
-        lora_alpha: f64,
-        /// Dropout on the rank-`r` hidden in training.
-        lora_dropout: f64,
-        /// How UPDATE_k adapts the factors.
-        update: LoraUpdate,
+        /// Its configuration.
+        lora: LoraFastConfig,
     },
 }
 
@@ -66,22 +66,20 @@ fn err(path: &Path, msg: impl std::fmt::Display) -> candle::Error {
 pub fn save(lm: &PonderLm, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;
     let layer = match lm.fast_layer() {
-        FastLayer::TttLinear { config, .. } => FastLayerConfig::TttLinear {
-            ttt: config.clone(),
+        FastLayer::Ttt { config, params } => match params.kind() {
+            FastModelKind::Linear => FastLayerConfig::TttLinear {
+                ttt: config.clone(),
+            },
+            FastModelKind::Mlp => FastLayerConfig::TttMlp {
+                ttt: config.clone(),
+            },
         },
-        FastLayer::Lora { layer, update } => {
-            let c = layer.config();
-            FastLayerConfig::Lora {
-                hidden_dim: c.hidden_dim,
-                r: c.r,
-                lora_alpha: c.lora_alpha,
-                lora_dropout: c.lora_dropout,
-                update: *update,
-            }
-        }
+        FastLayer::Lora { layer } => FastLayerConfig::Lora {
+            lora: layer.config().clone(),
+        },
     };
     let meta = FastCheckpointConfig {
-        format_version: 1,
+        format_version: FORMAT_VERSION,
         layer,
         fast_norm_eps: lm.fast_norm().eps,
     };
@@ -105,21 +103,30 @@ pub fn load(dir: &Path, backbone: &Gpt2) -> Result<PonderLm> {
     let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path)
         .map_err(|e| err(&config_path, format!("cannot read: {e}")))?;
-    let meta: FastCheckpointConfig =
-        serde_json::from_str(&text).map_err(|e| err(&config_path, e))?;
-    if meta.format_version != 1 {
+    let version = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["format_version"].as_u64());
+    if version != Some(u64::from(FORMAT_VERSION)) {
         return Err(err(
             &config_path,
-            format!("unsupported format_version {}", meta.format_version),
+            format!(
+                "format_version {}, expected {FORMAT_VERSION} (train the fast layer again with `ponder train fast`)",
+                version.map_or("missing".into(), |v| v.to_string())
+            ),
         ));
     }
+    let meta: FastCheckpointConfig =
+        serde_json::from_str(&text).map_err(|e| err(&config_path, e))?;
     let d = backbone.config().n_embd;
     let width = match &meta.layer {
-        FastLayerConfig::TttLinear { ttt } => {
+        FastLayerConfig::TttLinear { ttt } | FastLayerConfig::TttMlp { ttt } => {
             ttt.validate().map_err(|e| err(&config_path, e))?;
             ttt.hidden_dim
         }
-        FastLayerConfig::Lora { hidden_dim, .. } => *hidden_dim,
+        FastLayerConfig::Lora { lora } => {
+            lora.validate().map_err(|e| err(&config_path, e))?;
+            lora.hidden_dim
+        }
     };
     if width != d {
         return Err(err(
@@ -153,31 +160,24 @@ pub fn load(dir: &Path, backbone: &Gpt2) -> Result<PonderLm> {
         bias: take("fast_norm.bias", &[d])?,
         eps: meta.fast_norm_eps,
     };
+    let kind = match &meta.layer {
+        FastLayerConfig::TttMlp { .. } => FastModelKind::Mlp,
+        _ => FastModelKind::Linear,
+    };
     let fast = match meta.layer {
-        FastLayerConfig::TttLinear { ttt } => {
-            let params = TttParams::from_named(&ttt, |name, shape| {
+        FastLayerConfig::TttLinear { ttt: config } | FastLayerConfig::TttMlp { ttt: config } => {
+            let params = TttParams::from_named(&config, kind, |name, shape| {
                 take(&format!("fast_layer.{name}"), shape)
             })?;
-            FastLayer::TttLinear {
-                config: ttt,
-                params,
-            }
+            FastLayer::Ttt { config, params }
         }
-        FastLayerConfig::Lora {
-            hidden_dim,
-            r,
-            lora_alpha,
-            lora_dropout,
-            update,
-        } => {
-            let config = LoraFastConfig {
-                hidden_dim,
-                r,
-                lora_alpha,
-                lora_dropout,
-            };
+        FastLayerConfig::Lora { lora: config } => {
+            let r = config.r;
             let mut factors = BTreeMap::new();
-            for module in ["q_lora", "v_lora"] {
+            for module in [
+                ponder_lora::fast_layer::Q_LORA,
+                ponder_lora::fast_layer::V_LORA,
+            ] {
                 for (which, shape) in [("lora_A", [r, d]), ("lora_B", [d, r])] {
                     let key = format!("{module}.{which}.weight");
                     factors.insert(key.clone(), take(&format!("fast_layer.{key}"), &shape)?);
@@ -185,7 +185,7 @@ pub fn load(dir: &Path, backbone: &Gpt2) -> Result<PonderLm> {
             }
             let layer = LoraFastLayer::from_trainable(config, &factors)
                 .map_err(|e| err(&weights_path, e))?;
-            FastLayer::Lora { layer, update }
+            FastLayer::Lora { layer }
         }
     };
     if let Some(extra) = tensors.keys().next() {

@@ -3,10 +3,9 @@
 use std::collections::BTreeMap;
 
 use candle::{DType, Device, Result, Tensor, Var};
-use ponder_lora::{LoraFastConfig, LoraFastLayer};
-use ponder_ttt::{TttConfig, TttParams, TttState};
-
-use crate::lora::{LoraState, LoraUpdate};
+use ponder_lora::{LoraFastConfig, LoraFastLayer, LoraState};
+use ponder_ttt::{FastModelKind, TttConfig, TttParams, TttState};
+use serde::{Deserialize, Serialize};
 
 /// `fast_norm`: LayerNorm over the backbone width in front of the fast layer (eps 1e-5, scale 1
 /// and bias 0 at initialization). Trainable with the fast layer.
@@ -37,11 +36,49 @@ impl FastNorm {
     }
 }
 
+/// Which fast-weight layer an experiment puts on the backbone (`[fast] layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FastLayerKind {
+    /// TTT-Linear: the original's layer.
+    TttLinear,
+    /// TTT-MLP: a TTT layer whose fast model is a two-layer MLP.
+    TttMlp,
+    /// The LoRA fast layer: LoRA factors on a causal attention readout.
+    Lora,
+}
+
+impl FastLayerKind {
+    /// The name in configs and folder names (`ttt_linear`, `ttt_mlp`, `lora`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TttLinear => "ttt_linear",
+            Self::TttMlp => "ttt_mlp",
+            Self::Lora => "lora",
+        }
+    }
+
+    /// The TTT fast model of a TTT kind; `None` for LoRA.
+    pub fn ttt_model(self) -> Option<FastModelKind> {
+        match self {
+            Self::TttLinear => Some(FastModelKind::Linear),
+            Self::TttMlp => Some(FastModelKind::Mlp),
+            Self::Lora => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FastLayerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The fast-weight layer.
 #[derive(Clone)]
 pub enum FastLayer {
-    /// TTT-Linear.
-    TttLinear {
+    /// A TTT layer: TTT-Linear or TTT-MLP, as its parameters hold ([`TttParams::kind`]).
+    Ttt {
         /// Its configuration.
         config: TttConfig,
         /// Its slow weights.
@@ -49,10 +86,8 @@ pub enum FastLayer {
     },
     /// The LoRA fast layer with a causal readout.
     Lora {
-        /// The layer with its initial factors.
+        /// The layer with its initial factors and its UPDATE_k settings.
         layer: LoraFastLayer,
-        /// How UPDATE_k adapts the factors.
-        update: LoraUpdate,
     },
 }
 
@@ -66,30 +101,50 @@ pub enum FastState {
 }
 
 impl FastLayer {
-    /// A LoRA fast layer with the original's configuration for width `d` and rank `r`
-    /// (`lora_alpha = r`, dropout 0.1, A normal(0.02), B 0).
-    pub fn lora_original(
-        d: usize,
-        r: usize,
-        update: LoraUpdate,
+    /// A fresh fast layer of `kind` with the TTT config `ttt` or the LoRA config `lora` (the one
+    /// `kind` needs), initialized as the original initializes it from `seed`: TTT as
+    /// [`TttParams::init`], LoRA with `A` normal(0.02) and `B` 0.
+    pub fn init(
+        kind: FastLayerKind,
+        ttt: Option<&TttConfig>,
+        lora: Option<&LoraFastConfig>,
         seed: u64,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let layer = LoraFastLayer::new(
-            LoraFastConfig::original(d, r),
-            ponder_lora::Init::ORIGINAL,
-            seed,
-            dtype,
-            device,
-        )?;
-        Ok(Self::Lora { layer, update })
+        match (kind.ttt_model(), ttt, lora) {
+            (Some(model), Some(config), _) => Ok(Self::Ttt {
+                params: TttParams::init(config, model, seed, dtype, device)?,
+                config: config.clone(),
+            }),
+            (None, _, Some(config)) => Ok(Self::Lora {
+                layer: LoraFastLayer::new(
+                    config.clone(),
+                    ponder_lora::Init::ORIGINAL,
+                    seed,
+                    dtype,
+                    device,
+                )?,
+            }),
+            _ => candle::bail!("ponder-model: a {kind} fast layer needs its configuration"),
+        }
+    }
+
+    /// Which layer this is.
+    pub fn kind(&self) -> FastLayerKind {
+        match self {
+            Self::Ttt { params, .. } => match params.kind() {
+                FastModelKind::Linear => FastLayerKind::TttLinear,
+                FastModelKind::Mlp => FastLayerKind::TttMlp,
+            },
+            Self::Lora { .. } => FastLayerKind::Lora,
+        }
     }
 
     /// Width of the layer's input and output.
     pub fn hidden_dim(&self) -> usize {
         match self {
-            Self::TttLinear { config, .. } => config.hidden_dim,
+            Self::Ttt { config, .. } => config.hidden_dim,
             Self::Lora { layer, .. } => layer.config().hidden_dim,
         }
     }
@@ -99,9 +154,9 @@ impl FastLayer {
     /// tied head (`head_flops_per_token` each position).
     pub fn update_flops(&self, tokens: usize, k: usize, head_flops_per_token: f64) -> f64 {
         match self {
-            Self::TttLinear { config, .. } => config.update_flops(tokens, k),
-            Self::Lora { layer, update } => {
-                crate::lora::update_flops(layer.config(), update, tokens, k, head_flops_per_token)
+            Self::Ttt { config, params } => config.update_flops(params.kind(), tokens, k),
+            Self::Lora { layer } => {
+                ponder_lora::update_flops(layer.config(), tokens, k, head_flops_per_token)
             }
         }
     }
@@ -109,7 +164,7 @@ impl FastLayer {
     /// The state every chunk starts from unless the caller carries one.
     pub fn initial_state(&self, bs: usize) -> Result<FastState> {
         match self {
-            Self::TttLinear { params, .. } => Ok(FastState::Ttt(params.initial_state(bs)?)),
+            Self::Ttt { params, .. } => Ok(FastState::Ttt(params.initial_state(bs)?)),
             Self::Lora { layer, .. } => {
                 let factors: BTreeMap<String, Tensor> = layer
                     .trainable()
@@ -126,7 +181,7 @@ impl FastLayer {
     /// The parameters by checkpoint name (without the `fast_layer.` prefix).
     pub fn named(&self) -> Vec<(String, Tensor)> {
         match self {
-            Self::TttLinear { params, .. } => params
+            Self::Ttt { params, .. } => params
                 .named()
                 .into_iter()
                 .map(|(k, t)| (k.to_string(), t.clone()))
@@ -135,39 +190,43 @@ impl FastLayer {
         }
     }
 
+    /// The same layer with each parameter replaced by `get(name)` (names as [`FastLayer::named`];
+    /// shapes are checked): casts for mixed precision, or vars for training.
+    pub fn with_tensors(&self, mut get: impl FnMut(&str) -> Result<Tensor>) -> Result<Self> {
+        match self {
+            Self::Ttt { config, params } => Ok(Self::Ttt {
+                params: TttParams::from_named(config, params.kind(), |name, _| get(name))?,
+                config: config.clone(),
+            }),
+            Self::Lora { layer } => {
+                let tensors = layer
+                    .trainable()
+                    .into_keys()
+                    .map(|k| Ok((k.clone(), get(&k)?)))
+                    .collect::<Result<BTreeMap<String, Tensor>>>()?;
+                Ok(Self::Lora {
+                    layer: LoraFastLayer::from_trainable(layer.config().clone(), &tensors)?,
+                })
+            }
+        }
+    }
+
     /// The same layer with every parameter turned into a [`Var`], and the vars by name, for an
     /// optimizer.
     pub fn into_trainable(self) -> Result<(Self, Vec<(String, Var)>)> {
-        match self {
-            Self::TttLinear { config, params } => {
-                let named = params.named();
-                let vars: Vec<(String, Var)> = named
-                    .iter()
-                    .map(|(k, t)| Ok((k.to_string(), Var::from_tensor(t)?)))
-                    .collect::<Result<_>>()?;
-                let params = TttParams::from_named(&config, |name, _| {
-                    let (_, v) = vars
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .expect("every name is present");
-                    Ok(v.as_tensor().clone())
-                })?;
-                Ok((Self::TttLinear { config, params }, vars))
-            }
-            Self::Lora { layer, update } => {
-                let vars: Vec<(String, Var)> = layer
-                    .trainable()
-                    .into_iter()
-                    .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
-                    .collect::<Result<_>>()?;
-                let tracked: BTreeMap<String, Tensor> = vars
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                    .collect();
-                let layer = LoraFastLayer::from_trainable(layer.config().clone(), &tracked)?;
-                Ok((Self::Lora { layer, update }, vars))
-            }
-        }
+        let vars: Vec<(String, Var)> = self
+            .named()
+            .into_iter()
+            .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
+            .collect::<Result<_>>()?;
+        let layer = self.with_tensors(|name| {
+            let (_, v) = vars
+                .iter()
+                .find(|(k, _)| k == name)
+                .expect("every name is present");
+            Ok(v.as_tensor().clone())
+        })?;
+        Ok((layer, vars))
     }
 }
 

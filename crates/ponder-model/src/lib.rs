@@ -4,7 +4,8 @@
 //!   UPDATE_k paths sharing one backbone pass ([`PonderLm::chunk`]);
 //! - [`FastLayer`], [`FastNorm`], [`FastState`]: the trainable part (TTT-Linear or LoRA) and its
 //!   per-sequence state;
-//! - [`lora`]: UPDATE_k for the LoRA fast layer (block-wise, causal next-token steps);
+//! - [`lora`]: the LoRA fast layer's block statistics as reconstruction statistics (its
+//!   UPDATE_k lives with the layer, in `ponder-lora`);
 //! - [`checkpoint`]: saving and loading the fast layer and `fast_norm`.
 
 pub mod checkpoint;
@@ -12,9 +13,9 @@ pub mod fast;
 pub mod lm;
 pub mod lora;
 
-pub use fast::{FastLayer, FastNorm, FastState};
+pub use fast::{FastLayer, FastLayerKind, FastNorm, FastState};
 pub use lm::{ChunkResult, PartFlops, PonderLm, UpdateOutput};
-pub use lora::{LoraState, LoraUpdate};
 // The fast layers' own types appear in this crate's API (`FastLayer`), so they are re-exported
 // for crates above that must not depend on `ponder-ttt` directly.
+pub use ponder_lora::{LoraFastConfig, LoraState, LoraUpdate};
 pub use ponder_ttt::{ConvWindow, EtaForm, FastModelKind, TttConfig, TttParams, TttStats};

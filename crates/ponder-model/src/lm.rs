@@ -12,7 +12,8 @@ use ponder_gpt2::Gpt2;
 use ponder_ttt::TttStats;
 
 use crate::fast::{FastLayer, FastNorm, FastState};
-use crate::lora::{mean_stats, update_sequence, LoraState, LoraUpdate};
+use crate::lora::mean_stats;
+use ponder_lora::{update_sequence, LoraState};
 
 /// Most logits [`PonderLm::next_token_loss`] materializes at once: 32 M f32 values, 128 MB.
 pub const LOGITS_BUDGET: usize = 1 << 25;
@@ -151,7 +152,7 @@ impl PonderLm {
         }
         let normed = self.fast_norm.forward(hidden)?;
         match (&self.fast, state) {
-            (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {
+            (FastLayer::Ttt { config, params }, FastState::Ttt(s)) => {
                 let out = params.forward(config, &normed, s, steps)?;
                 Ok(UpdateOutput {
                     features: (hidden + out.y)?,
@@ -159,8 +160,8 @@ impl PonderLm {
                     state: FastState::Ttt(out.state),
                 })
             }
-            (FastLayer::Lora { layer, update }, FastState::Lora(s)) => {
-                self.lora_update(layer, update, hidden, &normed, ids, s, steps)
+            (FastLayer::Lora { layer }, FastState::Lora(s)) => {
+                self.lora_update(layer, hidden, &normed, ids, s, steps)
             }
             _ => candle::bail!("ponder-model: the fast state does not belong to this fast layer"),
         }
@@ -179,7 +180,7 @@ impl PonderLm {
         steps: usize,
     ) -> Result<TttStats> {
         match (&self.fast, state) {
-            (FastLayer::TttLinear { config, params }, FastState::Ttt(s)) => {
+            (FastLayer::Ttt { config, params }, FastState::Ttt(s)) => {
                 params.signal(config, &self.fast_norm.forward(hidden)?, s, steps)
             }
             _ => Ok(self.update(hidden, ids, state, steps)?.stats),
@@ -191,7 +192,6 @@ impl PonderLm {
     fn lora_update(
         &self,
         layer: &ponder_lora::LoraFastLayer,
-        update: &LoraUpdate,
         hidden: &Tensor,
         normed: &Tensor,
         ids: &Tensor,
@@ -207,9 +207,6 @@ impl PonderLm {
                 ids.dims()
             );
         }
-        if update.block_size == 0 {
-            candle::bail!("ponder-model: LoRA block_size must be positive");
-        }
         let initial = layer.trainable();
         let (mut ys, mut stats, mut next) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..b {
@@ -222,7 +219,6 @@ impl PonderLm {
             };
             let out = update_sequence(
                 layer.config(),
-                update,
                 &initial,
                 &state.per_seq[s],
                 &normed.narrow(0, s, 1)?,

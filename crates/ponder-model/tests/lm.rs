@@ -42,11 +42,17 @@ fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
 /// A model whose fast layer has a nonzero output projection (it is zero at initialization).
 fn lm(dtype: DType, live: bool) -> Result<PonderLm> {
     let cfg = ttt_config();
-    let mut params = TttParams::init(&cfg, 2, dtype, &Device::Cpu)?;
+    let mut params = TttParams::init(
+        &cfg,
+        ponder_model::FastModelKind::Linear,
+        2,
+        dtype,
+        &Device::Cpu,
+    )?;
     if live {
         params.wo = randn(params.wo.dims(), 3, 0.2, dtype)?;
     }
-    let fast = FastLayer::TttLinear {
+    let fast = FastLayer::Ttt {
         config: cfg,
         params,
     };
@@ -131,9 +137,15 @@ fn only_the_fast_layer_and_fast_norm_receive_gradients() -> Result<()> {
         .collect();
     let backbone = Gpt2::from_weights(config, tracked, Some(60))?;
     let cfg = ttt_config();
-    let mut params = TttParams::init(&cfg, 5, DType::F64, &Device::Cpu)?;
+    let mut params = TttParams::init(
+        &cfg,
+        ponder_model::FastModelKind::Linear,
+        5,
+        DType::F64,
+        &Device::Cpu,
+    )?;
     params.wo = randn(params.wo.dims(), 6, 0.2, DType::F64)?;
-    let fast = FastLayer::TttLinear {
+    let fast = FastLayer::Ttt {
         config: cfg,
         params,
     };
@@ -265,13 +277,16 @@ fn bad_chunks_are_errors() -> Result<()> {
 
 #[test]
 fn ttt_mlp_checkpoints_round_trip() -> Result<()> {
-    let cfg = TttConfig {
-        fast_model: ponder_ttt::FastModelKind::Mlp,
-        ..ttt_config()
-    };
-    let mut params = TttParams::init(&cfg, 7, DType::F32, &Device::Cpu)?;
+    let cfg = ttt_config();
+    let mut params = TttParams::init(
+        &cfg,
+        ponder_model::FastModelKind::Mlp,
+        7,
+        DType::F32,
+        &Device::Cpu,
+    )?;
     params.wo = randn(params.wo.dims(), 8, 0.2, DType::F32)?;
-    let fast = FastLayer::TttLinear {
+    let fast = FastLayer::Ttt {
         config: cfg,
         params,
     };
@@ -284,7 +299,8 @@ fn ttt_mlp_checkpoints_round_trip() -> Result<()> {
     checkpoint::save(&lm, dir.path())?;
     let text = std::fs::read_to_string(dir.path().join(checkpoint::CONFIG_FILE))
         .map_err(candle::Error::wrap)?;
-    assert!(text.contains("\"fast_model\": \"mlp\""), "{text}");
+    assert!(text.contains("\"kind\": \"ttt_mlp\""), "{text}");
+    assert!(!text.contains("fast_model"), "{text}");
     let back = checkpoint::load(dir.path(), lm.backbone_model())?;
     let x = ids(1, 10)?;
     let (a, b) = (

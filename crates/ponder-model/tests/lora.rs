@@ -3,7 +3,9 @@
 
 use candle::{DType, Device, Result, Tensor};
 use ponder_gpt2::{random, Gpt2Config, LoadOptions};
-use ponder_model::{checkpoint, FastLayer, FastNorm, FastState, LoraUpdate, PonderLm};
+use ponder_model::{
+    checkpoint, FastLayer, FastLayerKind, FastNorm, FastState, LoraFastConfig, LoraUpdate, PonderLm,
+};
 use ponder_nn::{assert_close, max_abs_diff};
 
 fn lm(lr: f64, dtype: DType) -> Result<PonderLm> {
@@ -23,10 +25,11 @@ fn lm(lr: f64, dtype: DType) -> Result<PonderLm> {
             ..LoadOptions::cpu_f32()
         },
     )?;
-    let fast = FastLayer::lora_original(
-        16,
-        4,
-        LoraUpdate { lr, block_size: 4 },
+    let config = LoraFastConfig::original(16, 4, LoraUpdate { lr, block_size: 4 });
+    let fast = FastLayer::init(
+        FastLayerKind::Lora,
+        None,
+        Some(&config),
         2,
         dtype,
         &Device::Cpu,

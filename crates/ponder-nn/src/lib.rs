@@ -8,6 +8,7 @@
 //!   `softmax_last_dim` have no backward);
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
 //!   which never materializes the logits;
+//! - the mixed-precision policy of training ([`Precision`]: f32, or bf16 with f32 master weights);
 //! - atomic `.safetensors` files ([`save_safetensors`]);
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);
 //! - start-up thread settings for Candle's CPU backend ([`threads::configure`]);
@@ -25,6 +26,7 @@ pub mod linear_loss;
 pub mod loss;
 pub mod masks;
 pub mod optim;
+pub mod precision;
 pub mod reference;
 pub mod safetensors_file;
 pub mod softmax;
@@ -39,6 +41,7 @@ pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
 pub use linear_loss::linear_cross_entropy;
 pub use loss::{cross_entropy, to_f64};
+pub use precision::Precision;
 pub use safetensors_file::save_safetensors;
 pub use softmax::{causal_softmax, softmax_last_dim};
 pub use testing::{assert_close, max_abs_diff};

@@ -8,16 +8,15 @@ use std::time::Instant;
 use candle::{DType, Device, Tensor, Var};
 use ponder_base::derive_seed;
 use ponder_data::pack::batches;
+use ponder_data::ExperimentData;
+use ponder_experiment::records::{BackboneStep, BackboneValidation, Done, Metric, Timing};
+use ponder_experiment::{ExperimentConfig, RunDir};
 use ponder_gpt2::{weights, Gpt2};
 use ponder_nn::optim::{clip_grad_norm, warmup_cosine, AdamW, AdamWConfig};
+use ponder_nn::precision::{cast_vars, to_f32, Precision};
 use ponder_nn::Dropout;
-use serde_json::json;
 
-use crate::config::TrainConfig;
-use crate::data::TrainData;
 use crate::error::{Error, Result};
-use crate::precision::{cast_vars, to_f32, Precision};
-use crate::run::RunDir;
 
 /// What a finished backbone run reports.
 #[derive(Debug, Clone)]
@@ -116,16 +115,13 @@ pub fn unigram_loss(train: &[u32], vocab: usize, targets: &[u32]) -> f64 {
 /// if it has one (a checkpoint written on any device resumes on any other). Returns the final
 /// report; the weights are in `run/checkpoint` and `run/model` (f32 master weights).
 pub fn train_backbone(
-    config: &TrainConfig,
-    data: &TrainData,
+    config: &ExperimentConfig,
+    data: &ExperimentData,
     run: &RunDir,
     device: &Device,
     progress: bool,
 ) -> Result<BackboneReport> {
-    let o = config
-        .backbone
-        .as_ref()
-        .ok_or_else(|| Error::Config("the config has no [backbone] section".into()))?;
+    let o = config.backbone()?;
     o.precision.warn_if_slow(device, "backbone");
     let seed = config.run.seed;
     let win = config.data.seq_len + 1;
@@ -198,7 +194,12 @@ pub fn train_backbone(
                 "training loss is {loss_v} at step {step}: lower backbone.lr"
             )));
         }
-        run.metric(&json!({"step": step + 1, "loss": loss_v, "lr": lr, "grad_norm": grad_norm}))?;
+        run.metric(&Metric::BackboneStep(BackboneStep {
+            step: step + 1,
+            loss: loss_v,
+            lr,
+            grad_norm,
+        }))?;
         let done = step + 1 == o.steps;
         if (step + 1) % o.eval_every == 0 || done {
             val_loss = evaluate(
@@ -208,13 +209,23 @@ pub fn train_backbone(
                 win,
                 o.batch_size,
             )?;
-            run.metric(&json!({"step": step + 1, "val_loss": val_loss, "val_ppl": val_loss.exp(), "unigram_val_loss": unigram}))?;
+            run.metric(&Metric::BackboneValidation(BackboneValidation {
+                step: step + 1,
+                val_loss,
+                val_ppl: val_loss.exp(),
+                unigram_val_loss: unigram,
+            }))?;
             bar.set_message(format!("val {val_loss:.3} (unigram {unigram:.3})"));
         }
         let tokens = ((step + 1 - start) as usize * o.batch_size * (win - 1)) as f64;
         if (step + 1) % o.checkpoint_every == 0 || done {
             run.checkpoint_training(&vars, &opt, step + 1)?;
-            run.timing(&json!({"step": step + 1, "elapsed_s": t0.elapsed().as_secs_f64(), "tokens_per_s": tokens / t0.elapsed().as_secs_f64()}))?;
+            run.timing(&Timing {
+                step: step + 1,
+                elapsed_s: t0.elapsed().as_secs_f64(),
+                tokens_per_s: tokens / t0.elapsed().as_secs_f64(),
+                cache_hits: None,
+            })?;
         }
         bar.inc(1);
     }
@@ -231,16 +242,21 @@ pub fn train_backbone(
             o.batch_size,
         )?;
     }
-    ponder_gpt2::save(&master, &run.path().join("model"))?;
+    let model_dir = run.folder().model();
+    ponder_gpt2::save(&master, &model_dir)?;
     if let Some(p) = &data.tokenizer_path {
-        std::fs::copy(p, run.path().join("model").join("tokenizer.json")).map_err(|source| {
-            Error::Io {
+        std::fs::copy(p, model_dir.join(ponder_data::tokenizer::TOKENIZER_FILE)).map_err(
+            |source| Error::Io {
                 path: p.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
     }
-    run.metric(&json!({"done": true, "val_loss": val_loss, "unigram_val_loss": unigram}))?;
+    run.finish(Done {
+        val_loss: Some(val_loss),
+        unigram_val_loss: Some(unigram),
+        ..Done::empty()
+    })?;
     Ok(BackboneReport {
         val_loss,
         unigram_val_loss: unigram,

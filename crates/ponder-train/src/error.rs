@@ -20,6 +20,9 @@ pub enum Error {
     /// Data preparation failed.
     #[error(transparent)]
     Data(#[from] ponder_data::Error),
+    /// The experiment's config or run folder refused.
+    #[error(transparent)]
+    Experiment(#[from] ponder_experiment::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle::Error),

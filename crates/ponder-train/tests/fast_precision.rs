@@ -4,17 +4,18 @@
 //! hidden-state cache hands back exactly what the backbone computes.
 //!
 //! On the CPU, bf16 is emulated (weights rounded to bf16, maths in f32; see
-//! `ponder_train::precision`); on CUDA and Metal it is native.
+//! `ponder_nn::precision`); on CUDA and Metal it is native.
 
 mod common;
 
 use candle::{DType, Device, Tensor};
 use common::{assert_bf16_grads_follow_f32, named_grads, t};
+use ponder_experiment::FastConfig;
 use ponder_gpt2::{Gpt2, Gpt2Config, LoadOptions};
-use ponder_model::TttConfig;
-use ponder_train::config::FastTrainConfig;
+use ponder_model::{FastLayerKind, TttConfig};
+use ponder_nn::Precision;
 use ponder_train::fast::objective;
-use ponder_train::{fast_step, FastModel, HiddenCache, Precision};
+use ponder_train::{fast_step, FastModel, HiddenCache};
 
 const VOCAB: usize = 64;
 const LEN: usize = 32;
@@ -35,9 +36,10 @@ fn backbone(dev: &Device) -> candle::Result<Gpt2> {
     ponder_gpt2::random(config, 5, &options)
 }
 
-fn fast_config(precision: Precision) -> FastTrainConfig {
-    FastTrainConfig {
+fn fast_config(precision: Precision) -> FastConfig {
+    FastConfig {
         backbone: "random".into(),
+        layer: FastLayerKind::TttLinear,
         chunk_len: LEN,
         k: 1,
         steps: 1,
@@ -48,11 +50,12 @@ fn fast_config(precision: Precision) -> FastTrainConfig {
         eval_every: 1,
         eval_chunks: 1,
         checkpoint_every: 1,
-        ttt: TttConfig {
+        ttt: Some(TttConfig {
             head_dim: 16,
             mini_batch_size: 8,
             ..TttConfig::for_gpt2(32, 2)
-        },
+        }),
+        lora: None,
         precision,
         hidden_cache_mb: 16,
     }

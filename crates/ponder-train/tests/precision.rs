@@ -3,7 +3,7 @@
 //! precision, a short run ends close to the f32 run, and its checkpoint loads on the CPU.
 //!
 //! On the CPU, Candle 0.11 has no bf16 matmul, so bf16 there is emulated (weights rounded to
-//! bf16, maths in f32; see `ponder_train::precision`); on CUDA and Metal it is native.
+//! bf16, maths in f32; see `ponder_nn::precision`); on CUDA and Metal it is native.
 
 mod common;
 
@@ -11,12 +11,14 @@ use std::path::Path;
 
 use candle::{DType, Device, Tensor, Var};
 use common::{assert_bf16_grads_follow_f32, named_grads, t};
+use ponder_data::{DataConfig, ExperimentData, TokenizerConfig};
+use ponder_experiment::RunDir;
+use ponder_experiment::{BackboneConfig, ExperimentConfig, OpenOptions, RunConfig, RunFolder};
 use ponder_gpt2::{weights, Gpt2, Gpt2Config};
 use ponder_nn::Dropout;
+use ponder_nn::Precision;
 use ponder_train::backbone::{batch_loss, compute_model};
-use ponder_train::config::{DataConfig, OptimConfig, RunConfig, TokenizerConfig};
-use ponder_train::data::TrainData;
-use ponder_train::{train_backbone, Precision, RunDir, TrainConfig};
+use ponder_train::train_backbone;
 
 const VOCAB: usize = 64;
 
@@ -106,8 +108,8 @@ fn the_first_loss_in_bf16_matches_f32(dev: &Device) -> candle::Result<()> {
     Ok(())
 }
 
-fn train_config(out: &Path, precision: Precision) -> TrainConfig {
-    TrainConfig {
+fn train_config(out: &Path, precision: Precision) -> ExperimentConfig {
+    ExperimentConfig {
         run: RunConfig {
             seed: 7,
             out_dir: out.to_path_buf(),
@@ -123,7 +125,7 @@ fn train_config(out: &Path, precision: Precision) -> TrainConfig {
             tokenizer: TokenizerConfig::Gpt2,
         },
         model: model_config(),
-        backbone: Some(OptimConfig {
+        backbone: Some(BackboneConfig {
             steps: 60,
             batch_size: 8,
             lr: 1e-2,
@@ -144,7 +146,7 @@ fn train_config(out: &Path, precision: Precision) -> TrainConfig {
 
 fn a_short_run_in_bf16_ends_close_to_f32(dev: &Device) -> candle::Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = TrainData {
+    let data = ExperimentData {
         tokenizer: t(ponder_data::Tokenizer::gpt2().map_err(Into::into))?,
         tokenizer_path: None,
         train: stream(33 * 64, 2),
@@ -155,16 +157,21 @@ fn a_short_run_in_bf16_ends_close_to_f32(dev: &Device) -> candle::Result<()> {
     let mut val = Vec::new();
     for (name, p) in [("f32", Precision::F32), ("bf16", Precision::Bf16)] {
         let config = train_config(&dir.path().join(name), p);
-        let run = t(RunDir::open(
-            &config.run.out_dir,
+        let run = RunDir::open(
+            &RunFolder::new(&config.run.out_dir),
             &config.to_toml(),
             7,
             "test",
-            false,
-        ))?;
+            OpenOptions::default(),
+        )
+        .map_err(candle::Error::wrap)?
+        .expect("a fresh folder");
         let report = t(train_backbone(&config, &data, &run, dev, false))?;
         // The checkpoint holds f32 master weights and loads on the CPU wherever it was made.
-        let (tensors, _) = t(run.load_checkpoint(&Device::Cpu))?.expect("a checkpoint");
+        let (tensors, _) = run
+            .load_checkpoint(&Device::Cpu)
+            .map_err(candle::Error::wrap)?
+            .expect("a checkpoint");
         let wte = &tensors["model.wte.weight"];
         assert_eq!((wte.dtype(), wte.device().is_cpu()), (DType::F32, true));
         assert!(tensors.contains_key("optim.m.wte.weight"));

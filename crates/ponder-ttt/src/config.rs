@@ -27,7 +27,9 @@ pub enum EtaForm {
     Matrix,
 }
 
-/// The fast model trained in the inner loop.
+/// The fast model trained in the inner loop: what makes a TTT layer TTT-Linear or TTT-MLP. It is
+/// not part of [`TttConfig`]: it is chosen with the layer ([`crate::TttParams::init`]) and read
+/// back from the parameters ([`crate::TttParams::kind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FastModelKind {
@@ -47,8 +49,6 @@ pub struct TttConfig {
     pub num_heads: usize,
     /// Width of one head's fast model (64 in the original).
     pub head_dim: usize,
-    /// The fast model: TTT-Linear (the original) or TTT-MLP.
-    pub fast_model: FastModelKind,
     /// Tokens per inner mini-batch (16).
     pub mini_batch_size: usize,
     /// Base learning rate of the inner loop (1.0).
@@ -83,7 +83,6 @@ impl TttConfig {
             hidden_dim,
             num_heads,
             head_dim: 64,
-            fast_model: FastModelKind::Linear,
             mini_batch_size: 16,
             ttt_base_lr: 1.0,
             eta_decay_rate: if hidden_dim > 768 { 0.3 } else { 0.0 },
@@ -156,10 +155,10 @@ impl TttConfig {
         self.ttt_base_lr * (768.0 / self.hidden_dim as f64) / self.head_dim as f64
     }
 
-    /// The fast model's layer shapes `(in, out)`, per head.
-    pub fn fast_layers(&self) -> Vec<(usize, usize)> {
+    /// The layer shapes `(in, out)` of the fast model `kind`, per head.
+    pub fn fast_layers(&self, kind: FastModelKind) -> Vec<(usize, usize)> {
         let hd = self.head_dim;
-        match self.fast_model {
+        match kind {
             FastModelKind::Linear => vec![(hd, hd)],
             FastModelKind::Mlp => vec![(hd, 4 * hd), (4 * hd, hd)],
         }
@@ -175,7 +174,7 @@ impl TttConfig {
     /// own weights: per step, `b` keys' forward and gradient at each token's weights (`2·b·hd²`),
     /// plus the carried state's step (`2·hd²`), then the readout (`hd²`). TTT-MLP's two layers
     /// of `hd × 4hd` hold 8 times TTT-Linear's weights.
-    pub fn update_flops(&self, tokens: usize, k: usize) -> f64 {
+    pub fn update_flops(&self, kind: FastModelKind, tokens: usize, k: usize) -> f64 {
         let (t, d, nh, hd, b) = (
             tokens as f64,
             self.hidden_dim as f64,
@@ -184,7 +183,7 @@ impl TttConfig {
             self.mini_batch_size as f64,
         );
         let proj = 2.0 * t * d * (4.0 * nh * hd) + 2.0 * t * nh * hd * d;
-        let width = match self.fast_model {
+        let width = match kind {
             FastModelKind::Linear => 1.0,
             FastModelKind::Mlp => 8.0,
         };
@@ -197,8 +196,8 @@ impl TttConfig {
     }
 
     /// Trainable parameters of the layer: the four projections, both convolutions, the η gates,
-    /// the token offsets, `ttt_norm`, `post_norm` and the initial fast model.
-    pub fn n_params(&self) -> usize {
+    /// the token offsets, `ttt_norm`, `post_norm` and the initial fast model `kind`.
+    pub fn n_params(&self, kind: FastModelKind) -> usize {
         let (d, f, nh, hd) = (
             self.hidden_dim,
             self.inner_dim(),
@@ -206,7 +205,7 @@ impl TttConfig {
             self.head_dim,
         );
         let fast: usize = self
-            .fast_layers()
+            .fast_layers(kind)
             .iter()
             .map(|(i, o)| nh * (i * o + o))
             .sum();
@@ -245,7 +244,9 @@ mod tests {
     #[test]
     fn parameter_counts_match_the_original() {
         // TTT layer + fast_norm (2·d), as counted by instantiating the original module.
-        let count = |d: usize, nh: usize| TttConfig::for_gpt2(d, nh).n_params() + 2 * d;
+        let count = |d: usize, nh: usize| {
+            TttConfig::for_gpt2(d, nh).n_params(FastModelKind::Linear) + 2 * d
+        };
         assert_eq!(count(768, 12), 2_430_748);
         assert_eq!(count(1024, 16), 4_293_664);
         assert_eq!(count(1280, 20), 6_682_916);

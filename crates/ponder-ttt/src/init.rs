@@ -4,7 +4,7 @@
 use candle::{DType, Device, Result, Tensor};
 use ponder_nn::init::{normal, rng_for, truncated_normal};
 
-use crate::config::TttConfig;
+use crate::config::{FastModelKind, TttConfig};
 use crate::inner::FastModel;
 use crate::layer::TttParams;
 
@@ -13,8 +13,15 @@ impl TttParams {
     /// `lecun_normal` (truncated normal, std `1/sqrt(fan_in)`), `wo` zero (so the layer's output
     /// is 0 and UPDATE equals SKIP until it trains), convolution taps `lecun_normal` with fan-in
     /// `conv_width`, biases and token offsets 0, norms at scale 1 and bias 0, `W₀` normal(0.02),
-    /// `c₀` 0. Each tensor draws from its own stream of `seed`.
-    pub fn init(cfg: &TttConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+    /// `c₀` 0. Each tensor draws from its own stream of `seed`. `kind` is the fast model
+    /// (TTT-Linear or TTT-MLP).
+    pub fn init(
+        cfg: &TttConfig,
+        kind: FastModelKind,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let (d, f, nh, hd, w) = (
             cfg.hidden_dim,
             cfg.inner_dim(),
@@ -28,7 +35,7 @@ impl TttParams {
         };
         let zeros = |shape: &[usize]| Tensor::zeros(shape, dtype, device);
         let ones = |shape: &[usize]| Tensor::ones(shape, dtype, device);
-        let fast_init = init_fast_model(cfg, seed, dtype, device)?;
+        let fast_init = init_fast_model(cfg, kind, seed, dtype, device)?;
         Ok(Self {
             wq: lecun("wq", &[d, f], d)?,
             wv: lecun("wv", &[d, f], d)?,
@@ -73,10 +80,11 @@ impl TttParams {
         .collect()
     }
 
-    /// Rebuilds the parameters from tensors in the order of [`TttParams::named`], checking
-    /// every shape against `cfg`.
+    /// Rebuilds the parameters of fast model `kind` from tensors in the order of
+    /// [`TttParams::named`], checking every shape against `cfg`.
     pub fn from_named(
         cfg: &TttConfig,
+        kind: FastModelKind,
         mut get: impl FnMut(&str, &[usize]) -> Result<Tensor>,
     ) -> Result<Self> {
         let (d, f, nh, hd, w) = (
@@ -118,9 +126,9 @@ impl TttParams {
             ),
             fast_init: {
                 let (mut w, mut b) = (Vec::new(), Vec::new());
-                for ((wn, bn), (i, o)) in fast_names(cfg.fast_layers().len())
+                for ((wn, bn), (i, o)) in fast_names(cfg.fast_layers(kind).len())
                     .into_iter()
-                    .zip(cfg.fast_layers())
+                    .zip(cfg.fast_layers(kind))
                 {
                     w.push(take(wn, &[nh, i, o])?);
                     b.push(take(bn, &[nh, 1, o])?);
@@ -143,9 +151,15 @@ fn fast_names(n_layers: usize) -> Vec<(&'static str, &'static str)> {
 
 /// The initial fast model: weights normal(0.02), biases 0 (the official TTT-MLP scales the
 /// second layer by `1/sqrt(2)`, as `0.02/sqrt(2·n_layers)` with one fast layer).
-fn init_fast_model(cfg: &TttConfig, seed: u64, dtype: DType, device: &Device) -> Result<FastModel> {
+fn init_fast_model(
+    cfg: &TttConfig,
+    kind: FastModelKind,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> Result<FastModel> {
     let nh = cfg.num_heads;
-    let layers = cfg.fast_layers();
+    let layers = cfg.fast_layers(kind);
     let names = fast_names(layers.len());
     let (mut w, mut b) = (Vec::new(), Vec::new());
     for (l, ((i, o), (wn, _))) in layers.into_iter().zip(names).enumerate() {

@@ -8,7 +8,7 @@
 
 use candle::{Result, Tensor};
 
-use crate::config::{ConvWindow, EtaForm, TttConfig};
+use crate::config::{ConvWindow, EtaForm, FastModelKind, TttConfig};
 use crate::inner::{inner_loop, FastModel, InnerInputs, InnerOptions, TttStats};
 use crate::state::TttState;
 
@@ -165,6 +165,15 @@ fn depthwise_conv(u: &Tensor, taps: &Tensor, bias: &Tensor, window: ConvWindow) 
 }
 
 impl TttParams {
+    /// The fast model these parameters hold: TTT-Linear (one layer) or TTT-MLP (two).
+    pub fn kind(&self) -> FastModelKind {
+        if self.fast_init.w.len() == 2 {
+            FastModelKind::Mlp
+        } else {
+            FastModelKind::Linear
+        }
+    }
+
     /// The learned initial state `(W₀, c₀)` for `bs` sequences: where every chunk starts unless
     /// the caller carries the state of the previous chunk (stream mode).
     pub fn initial_state(&self, bs: usize) -> Result<TttState> {
@@ -272,7 +281,7 @@ impl TttParams {
         if t == 0 {
             candle::bail!("ttt: empty chunk (length 0, shape {:?})", x.dims());
         }
-        state.check(bs, nh, &cfg.fast_layers())?;
+        state.check(bs, nh, &cfg.fast_layers(self.kind()))?;
         let m = t.div_ceil(mb);
         let t_pad = m * mb;
         let x = if t_pad > t {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use candle::{DType, Device, Result, Tensor, Var};
-use ponder_ttt::{TttConfig, TttParams};
+use ponder_ttt::{FastModelKind, TttConfig, TttParams};
 
 fn cfg() -> TttConfig {
     TttConfig {
@@ -23,7 +23,7 @@ fn randn(shape: &[usize], seed: u64, std: f64) -> Result<Tensor> {
 
 /// Every parameter moved away from its initial value, so every term of the layer shows.
 fn weights() -> Result<BTreeMap<String, Tensor>> {
-    let p = TttParams::init(&cfg(), 1, DType::F64, &Device::Cpu)?;
+    let p = TttParams::init(&cfg(), FastModelKind::Linear, 1, DType::F64, &Device::Cpu)?;
     let mut out = BTreeMap::new();
     for (i, (name, t)) in p.named().into_iter().enumerate() {
         let noise = randn(t.dims(), 100 + i as u64, 0.1)?;
@@ -37,7 +37,7 @@ fn weights() -> Result<BTreeMap<String, Tensor>> {
 /// `Σ r ⊙ y + 0.1 · mean(init, step_0, step_1)` over two mini-batches, through `fast_norm`.
 fn loss(w: &BTreeMap<String, Tensor>, x: &Tensor, r: &Tensor, steps: usize) -> Result<Tensor> {
     let c = cfg();
-    let p = TttParams::from_named(&c, |name, _| Ok(w[name].clone()))?;
+    let p = TttParams::from_named(&c, FastModelKind::Linear, |name, _| Ok(w[name].clone()))?;
     let h = ponder_nn::layer_norm(x, &w["fast_norm.weight"], &w["fast_norm.bias"], 1e-5)?;
     let out = p.forward(&c, &h, &p.initial_state(2)?, steps)?;
     let s = &out.stats;

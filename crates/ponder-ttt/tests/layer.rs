@@ -3,7 +3,7 @@
 
 use candle::{DType, Device, Result, Tensor};
 use ponder_nn::{assert_close, max_abs_diff};
-use ponder_ttt::{ConvWindow, TttConfig, TttParams};
+use ponder_ttt::{ConvWindow, FastModelKind, TttConfig, TttParams};
 
 fn tiny(conv_window: ConvWindow, causal_k: i64) -> TttConfig {
     TttConfig {
@@ -24,7 +24,7 @@ fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
 
 /// Initial parameters with a nonzero output projection, so that the output shows everything.
 fn params(cfg: &TttConfig, seed: u64, dtype: DType) -> Result<TttParams> {
-    let mut p = TttParams::init(cfg, seed, dtype, &Device::Cpu)?;
+    let mut p = TttParams::init(cfg, FastModelKind::Linear, seed, dtype, &Device::Cpu)?;
     p.wo = randn(p.wo.dims(), seed + 100, 0.3, dtype)?;
     p.fast_init.w[0] = randn(p.fast_init.w[0].dims(), seed + 101, 0.3, dtype)?;
     Ok(p)
@@ -33,7 +33,7 @@ fn params(cfg: &TttConfig, seed: u64, dtype: DType) -> Result<TttParams> {
 #[test]
 fn zero_output_projection_gives_zero_output() -> Result<()> {
     let cfg = tiny(ConvWindow::Shifted, 0);
-    let p = TttParams::init(&cfg, 1, DType::F32, &Device::Cpu)?;
+    let p = TttParams::init(&cfg, FastModelKind::Linear, 1, DType::F32, &Device::Cpu)?;
     let x = randn(&[2, 8, 16], 2, 1.0, DType::F32)?;
     let out = p.forward(&cfg, &x, &p.initial_state(2)?, 1)?;
     assert_eq!(out.y.abs()?.max_all()?.to_scalar::<f32>()?, 0.0);

@@ -130,7 +130,6 @@ fn mlp_cfg() -> TttConfig {
         num_heads: 2,
         head_dim: 8,
         mini_batch_size: 4,
-        fast_model: FastModelKind::Mlp,
         ..TttConfig::for_gpt2(16, 2)
     }
 }
@@ -138,10 +137,11 @@ fn mlp_cfg() -> TttConfig {
 #[test]
 fn mlp_layer_is_causal_and_counts_its_parameters() -> Result<()> {
     let cfg = mlp_cfg();
-    let mut p = TttParams::init(&cfg, 1, DType::F64, &Device::Cpu)?;
+    let mut p = TttParams::init(&cfg, FastModelKind::Mlp, 1, DType::F64, &Device::Cpu)?;
     p.wo = randn(p.wo.dims(), 2, 0.3)?;
     let total: usize = p.named().iter().map(|(_, t)| t.elem_count()).sum();
-    assert_eq!(total, cfg.n_params());
+    assert_eq!(total, cfg.n_params(FastModelKind::Mlp));
+    assert_eq!(p.kind(), FastModelKind::Mlp);
     let names: Vec<&str> = p.named().iter().map(|(k, _)| *k).collect();
     assert!(names.ends_with(&["W1", "b1", "W2", "b2"]), "{names:?}");
     let x = randn(&[1, 12, 16], 3, 1.0)?;
@@ -162,7 +162,7 @@ fn mlp_layer_is_causal_and_counts_its_parameters() -> Result<()> {
 #[test]
 fn mlp_outer_gradients_match_finite_differences() -> Result<()> {
     let cfg = mlp_cfg();
-    let base = TttParams::init(&cfg, 4, DType::F64, &Device::Cpu)?;
+    let base = TttParams::init(&cfg, FastModelKind::Mlp, 4, DType::F64, &Device::Cpu)?;
     let named: Vec<(String, Tensor)> = base
         .named()
         .into_iter()
@@ -172,7 +172,7 @@ fn mlp_outer_gradients_match_finite_differences() -> Result<()> {
     let x = randn(&[1, 8, 16], 60, 1.0)?;
     let r = randn(&[1, 8, 16], 61, 1.0)?;
     let loss = |w: &[(String, Tensor)]| -> Result<Tensor> {
-        let p = TttParams::from_named(&cfg, |name, _| {
+        let p = TttParams::from_named(&cfg, FastModelKind::Mlp, |name, _| {
             Ok(w.iter().find(|(k, _)| k == name).unwrap().1.clone())
         })?;
         let out = p.forward(&cfg, &x, &p.initial_state(1)?, 1)?;

@@ -74,6 +74,7 @@ checkpoint_every = 10
 precision = "f32"
 
 [fast]
+layer = "ttt_linear"
 backbone = "{out}/model"
 chunk_len = 32
 k = 2
@@ -91,7 +92,6 @@ precision = "f32"
 hidden_dim = 48
 num_heads = 2
 head_dim = 16
-fast_model = "linear"
 mini_batch_size = 8
 ttt_base_lr = 1.0
 eta_decay_rate = 0.0

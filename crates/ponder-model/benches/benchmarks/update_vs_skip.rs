@@ -32,8 +32,15 @@ fn bench(c: &mut Criterion) {
             num_heads: d / 64,
             ..ttt
         };
-        let params = TttParams::init(&ttt, 0, DType::F32, &device).expect("ttt");
-        let fast = FastLayer::TttLinear {
+        let params = TttParams::init(
+            &ttt,
+            ponder_model::FastModelKind::Linear,
+            0,
+            DType::F32,
+            &device,
+        )
+        .expect("ttt");
+        let fast = FastLayer::Ttt {
             config: ttt,
             params,
         };

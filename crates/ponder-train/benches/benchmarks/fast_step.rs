@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use candle::Device;
 use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
+use ponder_experiment::ExperimentConfig;
 use ponder_gpt2::LoadOptions;
 use ponder_train::backbone::windows_tensor;
-use ponder_train::{fast_step, FastModel, HiddenCache, TrainConfig};
+use ponder_train::{fast_step, FastModel, HiddenCache};
 
-fn config(name: &str, overrides: &[&str]) -> TrainConfig {
+fn config(name: &str, overrides: &[&str]) -> ExperimentConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    TrainConfig::load(&path, &overrides).expect("preset loads")
+    ExperimentConfig::load(&path, &overrides).expect("preset loads")
 }
 
 fn bench_fast_step(c: &mut Criterion) {

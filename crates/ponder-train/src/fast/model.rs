@@ -9,16 +9,17 @@
 use std::collections::HashMap;
 
 use candle::{DType, Device, Tensor, Var};
+use ponder_experiment::FastConfig;
 use ponder_gpt2::Gpt2;
-use ponder_model::{FastLayer, FastNorm, PonderLm, TttParams};
+use ponder_model::{FastLayer, FastNorm, PonderLm};
 use ponder_nn::optim::{clip_grad_norm, AdamW, AdamWConfig};
 
 use ponder_base::derive_seed;
 
 use crate::backbone::windows_tensor;
-use crate::config::FastTrainConfig;
-use crate::error::{Error, Result};
-use crate::precision::{to_f32, Precision};
+use ponder_nn::precision::{to_f32, Precision};
+
+use crate::error::Result;
 
 /// The TTT layer and `fast_norm` under training on a frozen backbone.
 pub struct FastModel {
@@ -59,20 +60,18 @@ pub struct HiddenCache {
 }
 
 impl FastModel {
-    /// A freshly initialized TTT layer (`f.ttt`, seeded from the run `seed`) and `fast_norm` on
-    /// `backbone`, in `f.precision`, on the backbone's device.
-    pub fn new(backbone: &Gpt2, f: &FastTrainConfig, seed: u64) -> Result<Self> {
+    /// A freshly initialized fast layer (`f.layer` with its section, seeded from the run
+    /// `seed`) and `fast_norm` on `backbone`, in `f.precision`, on the backbone's device.
+    pub fn new(backbone: &Gpt2, f: &FastConfig, seed: u64) -> Result<Self> {
         let device = backbone.device();
-        let params = TttParams::init(
-            &f.ttt,
+        let fast = FastLayer::init(
+            f.layer,
+            f.ttt.as_ref(),
+            f.lora.as_ref(),
             derive_seed(seed, "fast-init", 0),
             DType::F32,
             device,
         )?;
-        let fast = FastLayer::TttLinear {
-            config: f.ttt.clone(),
-            params,
-        };
         let norm = FastNorm::init(backbone.config().n_embd, DType::F32, device)?;
         let frozen = frozen_backbone(backbone, f.precision)?;
         let (lm, vars) = PonderLm::new(&frozen, norm, fast)?.into_trainable()?;
@@ -132,19 +131,10 @@ impl FastModel {
             bias: cast("fast_norm.bias")?,
             eps: self.lm.fast_norm().eps,
         };
-        let fast = match self.lm.fast_layer() {
-            FastLayer::TttLinear { config, .. } => FastLayer::TttLinear {
-                config: config.clone(),
-                params: TttParams::from_named(config, |name, _| {
-                    cast(&format!("fast_layer.{name}"))
-                })?,
-            },
-            FastLayer::Lora { .. } => {
-                return Err(Error::Config(
-                    "fast: only TTT-Linear fast layers are trained".into(),
-                ))
-            }
-        };
+        let fast = self
+            .lm
+            .fast_layer()
+            .with_tensors(|name| cast(&format!("fast_layer.{name}")))?;
         Ok(PonderLm::new(self.lm.backbone_model(), norm, fast)?)
     }
 
@@ -154,6 +144,27 @@ impl FastModel {
     /// - `ids`: `(b, t)` u32; returns `(b, t, d)`.
     pub fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         Ok(self.lm.backbone(ids)?)
+    }
+
+    /// The largest dropout probability of the frozen backbone's config (`embd_pdrop`,
+    /// `attn_pdrop`, `resid_pdrop`): 0.1 in the GPT-2 presets, 0 in the embedded default.
+    pub fn backbone_dropout(&self) -> f64 {
+        let c = self.lm.backbone_model().config();
+        c.embd_pdrop.max(c.attn_pdrop).max(c.resid_pdrop)
+    }
+
+    /// The frozen backbone's hidden states in training mode: with its config's dropout, drawn
+    /// from `dropout`, as the original's fast-layer training ran it. Detached: the backbone
+    /// never learns.
+    ///
+    /// # Shapes
+    /// - `ids`: `(b, t)` u32; returns `(b, t, d)`.
+    pub fn hidden_train(&self, ids: &Tensor, dropout: &mut ponder_nn::Dropout) -> Result<Tensor> {
+        Ok(self
+            .lm
+            .backbone_model()
+            .forward_train(ids, dropout)?
+            .detach())
     }
 }
 
@@ -168,11 +179,8 @@ pub fn fast_step(
     opt: &mut AdamW,
     hidden: &Tensor,
     ids: &Tensor,
-    f: &FastTrainConfig,
+    f: &FastConfig,
 ) -> Result<FastStepStats> {
-    if f.k == 0 {
-        return Err(Error::Config("fast.k must be positive".into()));
-    }
     let lr = f.lr / f.k as f64;
     let mut last = FastStepStats {
         loss: 0.0,

@@ -2,18 +2,24 @@
 //! SKIP and UPDATE losses, the hidden-state cache (split between training and validation
 //! chunks), checkpoints with bit-identical resume, and the trained layer saved as a fast-weight
 //! checkpoint.
+//!
+//! Where the frozen backbone's config has dropout (0.1 in the GPT-2 presets), training runs the
+//! backbone with it, a fresh draw per step seeded from the run seed and the step, as the
+//! original's training did; its hidden states then change from step to step, so the cache
+//! serves only validation, where dropout is off.
 
 use std::time::Instant;
 
+use ponder_base::derive_seed;
+use ponder_data::ExperimentData;
+use ponder_experiment::records::{Done, FastStep, FastValidation, Metric, Timing};
+use ponder_experiment::{ExperimentConfig, RunDir};
 use ponder_gpt2::Gpt2;
-use serde_json::json;
+use ponder_model::FastLayerKind;
 
 use super::model::{fast_step, FastModel, HiddenCache};
 use crate::backbone::{progress_bar, step_windows, windows_tensor};
-use crate::config::{FastTrainConfig, TrainConfig};
-use crate::data::TrainData;
 use crate::error::{Error, Result};
-use crate::run::RunDir;
 
 /// What a finished fast-layer run reports.
 #[derive(Debug, Clone)]
@@ -32,25 +38,21 @@ pub struct FastReport {
 /// checkpoint if it has one. The trained layer is saved as a fast-weight checkpoint in
 /// `run/fast_layer`.
 pub fn train_fast(
-    config: &TrainConfig,
+    config: &ExperimentConfig,
     backbone: &Gpt2,
-    data: &TrainData,
+    data: &ExperimentData,
     run: &RunDir,
     progress: bool,
 ) -> Result<FastReport> {
-    let f: &FastTrainConfig = config
-        .fast
-        .as_ref()
-        .ok_or_else(|| Error::Config("the config has no [fast] section".into()))?;
-    if f.k == 0
-        || f.batch_size == 0
-        || f.steps == 0
-        || f.chunk_len < 2
-        || f.eval_every == 0
-        || f.checkpoint_every == 0
-        || f.eval_chunks == 0
-    {
-        return Err(Error::Config("fast: k, batch_size, steps, eval_every, eval_chunks and checkpoint_every must be positive, chunk_len at least 2".into()));
+    let f = config.fast()?;
+    f.validate(&config.model)?;
+    if let (FastLayerKind::Lora, Some(lora)) = (f.layer, &f.lora) {
+        if lora.lora_dropout > 0.0 {
+            return Err(Error::Config(format!(
+                "fast.lora.lora_dropout = {}: training does not apply dropout inside the LoRA fast layer; set it to 0",
+                lora.lora_dropout
+            )));
+        }
     }
     if f.chunk_len > backbone.config().n_positions {
         return Err(Error::Config(format!(
@@ -81,13 +83,19 @@ pub fn train_fast(
     let mut val_cache = HiddenCache::new(budget);
     let mut train_cache = HiddenCache::new(budget);
     let lr = f.lr / f.k as f64;
+    let dropout_p = model.backbone_dropout();
     let bar = progress_bar("fast layer", progress, f.steps, start);
     let t0 = Instant::now();
     let (mut val_skip, mut val_update) = (f64::NAN, f64::NAN);
     for step in start..f.steps {
         let idx = step_windows(n_train, f.batch_size, seed, "fast-data", step)?;
         let ids = windows_tensor(&data.train, &idx, len, &device)?;
-        let hidden = train_cache.get(&model, &data.train, &idx, len)?;
+        let hidden = if dropout_p > 0.0 {
+            let seed = derive_seed(seed, "fast-backbone-dropout", step);
+            model.hidden_train(&ids, &mut ponder_nn::Dropout::new(dropout_p, seed)?)?
+        } else {
+            train_cache.get(&model, &data.train, &idx, len)?
+        };
         let s = fast_step(&model, &mut opt, &hidden, &ids, f)?;
         let (ce, recon, norm) = (s.loss, s.recon, s.grad_norm);
         if !ce.is_finite() {
@@ -95,18 +103,36 @@ pub fn train_fast(
                 "fast-layer loss is {ce} at step {step}"
             )));
         }
-        run.metric(&json!({"step": step + 1, "loss": ce, "ppl": ce.exp(), "ttt_loss_init": recon[0], "ttt_loss_step_0": recon[1], "ttt_loss_step_1": recon[2], "lr": lr, "grad_norm": norm}))?;
+        run.metric(&Metric::FastStep(FastStep {
+            step: step + 1,
+            loss: ce,
+            ppl: ce.exp(),
+            ttt_loss_init: recon[0],
+            ttt_loss_step_0: recon[1],
+            ttt_loss_step_1: recon[2],
+            lr,
+            grad_norm: norm,
+        }))?;
         let done = step + 1 == f.steps;
         if (step + 1) % f.eval_every == 0 || done {
             (val_skip, val_update) =
                 evaluate(&model, data, &val_idx, len, f.batch_size, &mut val_cache)?;
-            run.metric(&json!({"step": step + 1, "val_skip_loss": val_skip, "val_update_loss": val_update}))?;
+            run.metric(&Metric::FastValidation(FastValidation {
+                step: step + 1,
+                val_skip_loss: val_skip,
+                val_update_loss: val_update,
+            }))?;
             bar.set_message(format!("val skip {val_skip:.3} update {val_update:.3}"));
         }
         if (step + 1) % f.checkpoint_every == 0 || done {
             run.checkpoint_training(model.vars(), &opt, step + 1)?;
             let tokens = ((step + 1 - start) as usize * f.batch_size * len) as f64;
-            run.timing(&json!({"step": step + 1, "elapsed_s": t0.elapsed().as_secs_f64(), "tokens_per_s": tokens / t0.elapsed().as_secs_f64(), "cache_hits": train_cache.hits()}))?;
+            run.timing(&Timing {
+                step: step + 1,
+                elapsed_s: t0.elapsed().as_secs_f64(),
+                tokens_per_s: tokens / t0.elapsed().as_secs_f64(),
+                cache_hits: Some(train_cache.hits()),
+            })?;
         }
         bar.inc(1);
     }
@@ -115,8 +141,12 @@ pub fn train_fast(
         (val_skip, val_update) =
             evaluate(&model, data, &val_idx, len, f.batch_size, &mut val_cache)?;
     }
-    ponder_model::checkpoint::save(model.master(), &run.path().join("fast_layer"))?;
-    run.metric(&json!({"done": true, "val_skip_loss": val_skip, "val_update_loss": val_update}))?;
+    ponder_model::checkpoint::save(model.master(), &run.folder().fast_layer())?;
+    run.finish(Done {
+        val_skip_loss: Some(val_skip),
+        val_update_loss: Some(val_update),
+        ..Done::empty()
+    })?;
     Ok(FastReport {
         val_skip_loss: val_skip,
         val_update_loss: val_update,
@@ -129,7 +159,7 @@ pub fn train_fast(
 /// the model's compute precision (losses in f32).
 fn evaluate(
     model: &FastModel,
-    data: &TrainData,
+    data: &ExperimentData,
     idx: &[usize],
     len: usize,
     batch: usize,

@@ -4,7 +4,7 @@
 
 use candle::backprop::GradStore;
 use candle::{DType, Tensor, Var};
-use ponder_train::Precision;
+use ponder_nn::Precision;
 
 /// A `ponder_train` result as a `candle` one, for the device-generic test bodies.
 pub fn t<T>(r: ponder_train::Result<T>) -> candle::Result<T> {

@@ -1,20 +1,20 @@
-//! The training data of a config: its sources scanned, the tokenizer (GPT-2's, or a byte-level
-//! BPE trained on the training split and cached), and the token streams of each split, cached as
-//! shards beside their manifests.
+//! The data of an experiment's `[data]` section: its sources scanned, the tokenizer (GPT-2's, or
+//! a byte-level BPE trained on the training split and cached), and the token streams of each
+//! split, cached as shards beside their manifests; and the whole stream of another source for
+//! out-of-distribution evaluation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use ponder_data::dataset::{prepare, PrepareSpec, Prepared};
-use ponder_data::{
+use crate::config::{DataConfig, TokenizerConfig};
+use crate::dataset::{prepare, PrepareSpec, Prepared};
+use crate::error::{Error, Result};
+use crate::{
     scan_dir, Corpus, Language, Manifest, NamedSource, ScanOptions, SourceHints, Split,
     SplitFractions, Tokenizer,
 };
 
-use crate::config::{TokenizerConfig, TrainConfig};
-use crate::error::{Error, Result};
-
-/// The data of a run.
-pub struct TrainData {
+/// The data of an experiment.
+pub struct ExperimentData {
     /// The tokenizer.
     pub tokenizer: Tokenizer,
     /// Where the tokenizer is saved (`tokenizer.json`), for BPE tokenizers.
@@ -34,51 +34,52 @@ pub struct TrainData {
 pub fn scan_source(
     source: &str,
     language: &str,
-    hf: Option<&ponder_data::hf::HfColumns>,
+    hf: Option<&crate::hf::HfColumns>,
     hints: &SourceHints,
 ) -> Result<Corpus> {
     let lang = Language::parse(language)
         .ok_or_else(|| Error::Config(format!("data.language: unknown language {language:?}")))?;
-    let corpus = match NamedSource::parse(source) {
-        Some(named) => named.scan(hints)?,
-        None if source.starts_with("hf-stack-v2:") => {
-            let hub = hints
-                .hub
-                .as_ref()
-                .ok_or_else(|| Error::Config(format!("{source}: no Hugging Face Hub client")))?;
-            ponder_data::hf::stack_v2::stack_v2_corpus(hub, source, lang, &ScanOptions::standard())?
-        }
-        None if source.starts_with("hf:") => {
-            let columns = hf.ok_or_else(|| {
-                Error::Config(format!(
-                    "data.sources has {source} but no [data.hf] section names its columns"
-                ))
-            })?;
-            let hub = hints
-                .hub
-                .as_ref()
-                .ok_or_else(|| Error::Config(format!("{source}: no Hugging Face Hub client")))?;
-            ponder_data::hf::dataset_corpus(hub, source, columns, lang, &ScanOptions::standard())?
-        }
-        None => {
-            let path = PathBuf::from(source);
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| source.to_string());
-            scan_dir(&name, &path, lang, &ScanOptions::standard())?
-        }
-    };
-    Ok(corpus.non_empty()?)
+    let corpus =
+        match NamedSource::parse(source) {
+            Some(named) => named.scan(hints)?,
+            None if source.starts_with("hf-stack-v2:") => {
+                let hub = hints.hub.as_ref().ok_or_else(|| {
+                    Error::Config(format!("{source}: no Hugging Face Hub client"))
+                })?;
+                crate::hf::stack_v2::stack_v2_corpus(hub, source, lang, &ScanOptions::standard())?
+            }
+            None if source.starts_with("hf:") => {
+                let columns = hf.ok_or_else(|| {
+                    Error::Config(format!(
+                        "data.sources has {source} but no [data.hf] section names its columns"
+                    ))
+                })?;
+                let hub = hints.hub.as_ref().ok_or_else(|| {
+                    Error::Config(format!("{source}: no Hugging Face Hub client"))
+                })?;
+                crate::hf::dataset_corpus(hub, source, columns, lang, &ScanOptions::standard())?
+            }
+            None => {
+                let path = PathBuf::from(source);
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| source.to_string());
+                scan_dir(&name, &path, lang, &ScanOptions::standard())?
+            }
+        };
+    corpus.non_empty()
 }
 
-/// Builds (or reads back from the cache) the data of `config`.
-pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
-    let d = &config.data;
-    let fractions = SplitFractions {
-        validation: d.validation,
-        test: d.test,
-    };
+/// Builds (or reads back from `cache_dir`) the data of `d`, whose tokenizer must have
+/// `vocab_size` ids (the model's).
+pub fn build(
+    d: &DataConfig,
+    cache_dir: &Path,
+    vocab_size: usize,
+    hints: &SourceHints,
+) -> Result<ExperimentData> {
+    let fractions = d.fractions();
     fractions.validate()?;
     let salt = "";
     let corpora = d
@@ -103,20 +104,18 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
                     }
                 }
             }
-            let digest = ponder_data::manifest::sha256_hex(
+            let digest = crate::manifest::sha256_hex(
                 format!(
                     "{}|{}|{vocab_size}|{min_frequency}",
                     ids.join("\n"),
                     texts
                         .iter()
-                        .map(|t| ponder_data::manifest::sha256_hex(t.as_bytes()))
+                        .map(|t| crate::manifest::sha256_hex(t.as_bytes()))
                         .collect::<String>()
                 )
                 .as_bytes(),
             );
-            let path = config
-                .run
-                .cache_dir
+            let path = cache_dir
                 .join("tokenizers")
                 .join(format!("bpe-{vocab_size}-{}.json", &digest[..16]));
             let tok = if path.is_file() {
@@ -140,14 +139,13 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
             (tok, Some(path))
         }
     };
-    if tokenizer.vocab_size() != config.model.vocab_size {
+    if tokenizer.vocab_size() != vocab_size {
         return Err(Error::Config(format!(
-            "model.vocab_size is {} but the tokenizer has {} ids (a BPE may stop short of its target on a small corpus: set model.vocab_size to match)",
-            config.model.vocab_size,
+            "model.vocab_size is {vocab_size} but the tokenizer has {} ids (a BPE may stop short of its target on a small corpus: set model.vocab_size to match)",
             tokenizer.vocab_size()
         )));
     }
-    let mut out = TrainData {
+    let mut out = ExperimentData {
         tokenizer,
         tokenizer_path,
         train: Vec::new(),
@@ -162,7 +160,7 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
             fractions,
             salt,
             decontaminator: None,
-            cache_dir: &config.run.cache_dir,
+            cache_dir,
         })?;
         let eot = out.tokenizer.eot_id();
         for (split, dst) in [
@@ -183,13 +181,14 @@ pub fn build(config: &TrainConfig, hints: &SourceHints) -> Result<TrainData> {
 /// The whole token stream of `source` (every file, no split) under `tokenizer`, cached like the
 /// training data: the out-of-distribution evaluation sets, which training never sees.
 pub fn full_stream(
-    config: &TrainConfig,
+    d: &DataConfig,
+    cache_dir: &Path,
     tokenizer: &Tokenizer,
     source: &str,
     language: &str,
     hints: &SourceHints,
 ) -> Result<(Vec<u32>, Manifest)> {
-    let corpus = scan_source(source, language, config.data.hf.as_ref(), hints)?;
+    let corpus = scan_source(source, language, d.hf.as_ref(), hints)?;
     let prepared = prepare(&PrepareSpec {
         corpus: &corpus,
         tokenizer,
@@ -199,7 +198,7 @@ pub fn full_stream(
         },
         salt: "",
         decontaminator: None,
-        cache_dir: &config.run.cache_dir,
+        cache_dir,
     })?;
     let stream = prepared.streams[&Split::Train].clone();
     Ok((stream, prepared.manifest))
@@ -217,7 +216,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("no [data.hf] section"), "{err}");
-        let cols = ponder_data::hf::HfColumns {
+        let cols = crate::hf::HfColumns {
             content: "content".into(),
             language: None,
         };

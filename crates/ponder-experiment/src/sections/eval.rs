@@ -1,15 +1,16 @@
-//! The `[eval]` section: how the evaluation stream is cut into chunk-batches, which methods are
-//! compared under which budget, and the statistics' settings. Every field that moves a number is
-//! spelled out; unknown keys are errors.
+//! `[eval]`: how the evaluation stream is cut into chunk-batches, which methods are compared
+//! under which budget, and the statistics' settings. Every field that moves a number is spelled
+//! out; unknown keys are errors.
 
+use ponder_gpt2::Gpt2Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The `[eval]` section of an experiment config.
+/// The `[eval]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CompareConfig {
+pub struct EvalConfig {
     /// Tokens per chunk (512 in the original).
     pub chunk_len: usize,
     /// Chunks per sequence window (the original cuts 1024-token sequences into 2 chunks).
@@ -34,14 +35,7 @@ pub struct CompareConfig {
     pub budget_sweep: Vec<f64>,
 }
 
-impl CompareConfig {
-    /// Parses the `[eval]` table.
-    pub fn from_table(table: &toml::Table) -> Result<Self> {
-        toml::Value::Table(table.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config(format!("[eval]: {e}")))
-    }
-
+impl EvalConfig {
     /// The inner steps k > 1 of the UPDATE_k methods listed, sorted: the fast-layer passes the
     /// records need beside UPDATE_1.
     pub fn extra_update_steps(&self) -> Vec<u32> {
@@ -60,8 +54,19 @@ impl CompareConfig {
         self.chunk_len * self.chunks_per_window
     }
 
-    /// Checks every value; each error names the key.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks every value against the backbone's shape `model`; each error names the key.
+    pub fn validate(&self, model: &Gpt2Config) -> Result<()> {
+        if self.chunk_len > model.n_positions {
+            return Err(Error::Config(format!(
+                "eval.chunk_len = {}, expected at most model.n_positions = {}",
+                self.chunk_len, model.n_positions
+            )));
+        }
+        self.check()
+    }
+
+    /// Checks the values that do not depend on the model; each error names the key.
+    pub fn check(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.chunk_len < 2 {
             return bad(format!(
@@ -95,74 +100,5 @@ impl CompareConfig {
             ));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(extra: &str) -> toml::Table {
-        format!(
-            r#"
-chunk_len = 128
-chunks_per_window = 2
-batch_size = 4
-max_batches = 10
-budget = 0.5
-methods = ["skip", "update_1", "random", "oracle", "ours"]
-seed = 0
-bootstrap_resamples = 100
-ci_level = 0.95
-budget_sweep = [0.25, 0.5]
-{extra}"#
-        )
-        .parse()
-        .unwrap()
-    }
-
-    #[test]
-    fn parses_and_validates() {
-        let c = CompareConfig::from_table(&table("")).unwrap();
-        c.validate().unwrap();
-        assert_eq!(c.window_len(), 256);
-    }
-
-    #[test]
-    fn unknown_key_is_an_error() {
-        let e = CompareConfig::from_table(&table("budgit = 0.3")).unwrap_err();
-        assert!(e.to_string().contains("budgit"), "{e}");
-    }
-
-    #[test]
-    fn bad_budget_and_method_are_errors() {
-        let mut c = CompareConfig::from_table(&table("")).unwrap();
-        c.budget = 1.5;
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("eval.budget = 1.5"), "{e}");
-        let text = toml::to_string(&table("")).unwrap();
-        let e = CompareConfig::from_table(
-            &text
-                .replace("\"ours\"]", "\"ours\", \"magic\"]")
-                .parse()
-                .unwrap(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("unknown method \"magic\""), "{e}");
-    }
-
-    #[test]
-    fn the_extra_update_passes_come_from_the_methods() {
-        let text = toml::to_string(&table("")).unwrap().replace(
-            "\"skip\",",
-            "\"skip\", \"update_4\", \"update_2\", \"update_4\",",
-        );
-        let c = CompareConfig::from_table(&text.parse().unwrap()).unwrap();
-        assert_eq!(c.extra_update_steps(), [2, 4]);
-        assert!(CompareConfig::from_table(&table(""))
-            .unwrap()
-            .extra_update_steps()
-            .is_empty());
     }
 }

@@ -1,0 +1,203 @@
+//! Tests of the experiment config: the presets load, overrides apply and are checked against the
+//! types, and bad input is an error naming the key.
+
+use super::*;
+use ponder_model::FastLayerKind;
+
+fn preset(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"))
+}
+
+fn tiny_text() -> String {
+    std::fs::read_to_string(preset("tiny")).unwrap()
+}
+
+fn err(text: &str, overrides: &[&str]) -> String {
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    ExperimentConfig::from_toml(text, &overrides)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn the_gpt2_presets_load_and_mirror_the_original() {
+    for (name, d, heads, decay) in [
+        ("small", 768, 12, 0.0),
+        ("medium", 1024, 16, 0.3),
+        ("large", 1280, 20, 0.3),
+        ("xl", 1600, 25, 0.3),
+    ] {
+        let c =
+            ExperimentConfig::load(&preset(name), &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let f = c.fast.as_ref().unwrap();
+        assert_eq!((c.model.n_embd, c.model.n_head), (d, heads), "{name}");
+        assert_eq!(f.layer, FastLayerKind::TttLinear);
+        let ttt = f.ttt.as_ref().unwrap();
+        assert_eq!(ttt, &ponder_model::TttConfig::for_gpt2(d, heads), "{name}");
+        assert_eq!(ttt.eta_decay_rate, decay);
+        // Batch 16 × 512-token chunks, 160,000 sample-chunks = 10,000 steps, lr 3e-4, clip 1, β 0.1
+        // (docs/original.md §5.3).
+        assert_eq!(
+            (f.batch_size, f.chunk_len, f.steps),
+            (16, 512, 10_000),
+            "{name}"
+        );
+        assert_eq!(
+            (f.lr, f.grad_clip, f.ssl_weight, f.k),
+            (3e-4, 1.0, 0.1, 1),
+            "{name}"
+        );
+        assert!(c.backbone.is_none());
+    }
+}
+
+#[test]
+fn the_tiny_presets_load_and_overrides_apply() {
+    let c = ExperimentConfig::load(
+        &preset("tiny"),
+        &[
+            "backbone.steps=7".into(),
+            "run.out_dir=/tmp/x".into(),
+            "fast.k=2".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.backbone.as_ref().unwrap().steps, 7);
+    assert_eq!(c.run.out_dir, PathBuf::from("/tmp/x"));
+    assert_eq!(c.fast().unwrap().k, 2);
+    let again: ExperimentConfig = toml::from_str(&c.to_toml()).unwrap();
+    assert_eq!(again, c);
+    let lora = ExperimentConfig::load(&preset("tiny-lora"), &[]).unwrap();
+    assert_eq!(lora.fast().unwrap().layer, FastLayerKind::Lora);
+    // The LoRA variant shares the tiny backbone: same backbone stage, different fast stage.
+    let tiny = ExperimentConfig::load(&preset("tiny"), &[]).unwrap();
+    assert_eq!(
+        lora.stage_toml(Stage::Backbone),
+        tiny.stage_toml(Stage::Backbone)
+    );
+    assert_ne!(lora.stage_toml(Stage::Fast), tiny.stage_toml(Stage::Fast));
+}
+
+#[test]
+fn stages_read_only_their_sections() {
+    let a = ExperimentConfig::from_toml(&tiny_text(), &[]).unwrap();
+    let b = ExperimentConfig::from_toml(&tiny_text(), &["eval.budget=0.3".into()]).unwrap();
+    let c = ExperimentConfig::from_toml(&tiny_text(), &["fast.k=4".into()]).unwrap();
+    assert_eq!(a.stage_toml(Stage::Fast), b.stage_toml(Stage::Fast));
+    assert_ne!(a.stage_toml(Stage::Eval), b.stage_toml(Stage::Eval));
+    assert_eq!(a.stage_toml(Stage::Backbone), c.stage_toml(Stage::Backbone));
+    assert_ne!(a.stage_toml(Stage::Fast), c.stage_toml(Stage::Fast));
+    assert!(!a.stage_toml(Stage::Backbone).contains("[fast"));
+}
+
+#[test]
+fn unknown_keys_and_bad_overrides_are_errors() {
+    let e = err(&tiny_text(), &["backbone.stepz=7"]);
+    assert!(e.contains("there is no key `backbone.stepz`"), "{e}");
+    let e = err(&tiny_text(), &["eval.no_such_key=1"]);
+    assert!(e.contains("there is no key `eval.no_such_key`"), "{e}");
+    let e = err(&tiny_text(), &["backbone.steps"]);
+    assert!(e.contains("expected key=value"), "{e}");
+    let e = err(&tiny_text(), &["backbone.steps=\"many\""]);
+    assert!(e.contains("invalid type"), "{e}");
+    let e = err(
+        &tiny_text().replace("[backbone]", "[backbone]\nmomentum = 0.9"),
+        &[],
+    );
+    assert!(e.contains("unknown field `momentum`"), "{e}");
+    // The Random method's seed is part of its name (`random_seed7`); the old key is gone.
+    let e = err(
+        &tiny_text().replace("[eval]", "[eval]\nrandom_seed = 42"),
+        &[],
+    );
+    assert!(e.contains("unknown field `random_seed`"), "{e}");
+}
+
+#[test]
+fn bad_methods_are_errors_naming_them() {
+    let e = err(&tiny_text(), &["eval.methods=[\"skip\", \"psychic\"]"]);
+    assert!(e.contains("unknown method \"psychic\""), "{e}");
+    for k in [0, 3, 8] {
+        let e = err(&tiny_text(), &[&format!("eval.methods=[\"update_{k}\"]")]);
+        assert!(
+            e.contains(&format!("update_{k}")) && e.contains("expected 1, 2 or 4"),
+            "{e}"
+        );
+    }
+    let e = err(&tiny_text(), &["fast.k=3"]);
+    assert!(e.contains("fast.k = 3, expected 1, 2 or 4"), "{e}");
+}
+
+#[test]
+fn fast_layer_sections_must_match_the_layer() {
+    let e = err(&tiny_text(), &["fast.layer=transformer"]);
+    assert!(
+        e.contains("unknown variant `transformer`") && e.contains("ttt_mlp"),
+        "{e}"
+    );
+    // TTT-MLP reads the same [fast.ttt] section.
+    let mlp = ExperimentConfig::from_toml(&tiny_text(), &["fast.layer=ttt_mlp".into()]).unwrap();
+    assert_eq!(mlp.fast().unwrap().layer, FastLayerKind::TttMlp);
+    let e = err(&tiny_text(), &["fast.layer=lora"]);
+    assert!(e.contains("needs a [fast.lora] section"), "{e}");
+    let lora = std::fs::read_to_string(preset("tiny-lora")).unwrap();
+    let (_, lora_section) = lora.split_once("[fast.lora]").unwrap();
+    let (lora_section, _) = lora_section.split_once("[eval]").unwrap();
+    let (tiny_head, tiny_eval) = tiny_text()
+        .split_once("[eval]")
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let both = format!("{tiny_head}\n[fast.lora]{lora_section}\n[eval]{tiny_eval}");
+    let e = err(&both, &[]);
+    assert!(
+        e.contains("fast.layer = \"ttt_linear\" takes a [fast.ttt] section")
+            && e.contains("remove [fast.lora]"),
+        "{e}"
+    );
+    let e = err(&tiny_text(), &["fast.ttt.hidden_dim=64"]);
+    assert!(
+        e.contains("fast.ttt.hidden_dim = 64, expected the backbone width"),
+        "{e}"
+    );
+    let e = err(
+        &tiny_text().replace("[fast.ttt]", "[fast.ttt]\nfast_model = \"mlp\""),
+        &[],
+    );
+    assert!(e.contains("unknown field `fast_model`"), "{e}");
+}
+
+#[test]
+fn precision_is_required_in_both_sections_and_overridable() {
+    let text = tiny_text();
+    assert_eq!(text.matches("\nprecision = \"f32\"\n").count(), 2);
+    for (section, next) in [("[backbone]", "[fast]"), ("[fast]", "[fast.ttt]")] {
+        // Drop the key from one section only.
+        let (head, tail) = text.split_once(section).unwrap();
+        let (body, rest) = tail.split_once(next).unwrap();
+        let body = body.replace("precision = \"f32\"\n", "");
+        let e = err(&format!("{head}{section}{body}{next}{rest}"), &[]);
+        assert!(e.contains("missing field `precision`"), "{section}: {e}");
+    }
+    let c = ExperimentConfig::from_toml(
+        &text,
+        &[
+            "backbone.precision=bf16".into(),
+            "fast.precision=\"bf16\"".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.backbone.unwrap().precision, ponder_nn::Precision::Bf16);
+    assert_eq!(c.fast.unwrap().precision, ponder_nn::Precision::Bf16);
+    let e = err(&text, &["fast.precision=f16"]);
+    assert!(e.contains("unknown variant `f16`"), "{e}");
+}
+
+#[test]
+fn eval_values_are_checked_against_the_model() {
+    let e = err(&tiny_text(), &["eval.budget=1.5"]);
+    assert!(e.contains("eval.budget = 1.5"), "{e}");
+    let e = err(&tiny_text(), &["eval.chunk_len=1000"]);
+    assert!(e.contains("eval.chunk_len = 1000"), "{e}");
+    let e = err(&tiny_text(), &["data.seq_len=1000"]);
+    assert!(e.contains("data.seq_len = 1000"), "{e}");
+}

@@ -1,0 +1,288 @@
+//! Where an experiment writes: [`Layout`] names every run folder under `run.out_dir`, and
+//! [`RunFolder`] every file in a run folder. No other code of the workspace spells a run-folder
+//! path (a tidy check enforces it).
+//!
+//! ```text
+//! <out_dir>/                         the backbone stage (pretraining the embedded default)
+//!   config.toml seed git_rev         what made the run, written first
+//!   metrics.jsonl timing.jsonl       typed records (crate::records)
+//!   checkpoint/ data/ model/         resumable state, data manifests, the trained backbone
+//!   fast-<layer>-k<k>/               the fast stage: a trained fast layer (same files, and
+//!     fast_layer/                    its checkpoint)
+//!     eval/<language>[-shuffled][-diagonal<k>]/   comparisons: records.jsonl chunks.csv
+//!                                    summary.json correlation.json cost.json
+//!     latency/                       `ponder bench`: latency.json
+//!     report.md plots/               `ponder report`
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ExperimentConfig;
+use crate::error::Result;
+use crate::sections::FastConfig;
+
+/// The run folders of one experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// The ablations of an evaluation, which name its folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ablation {
+    /// The tokens of every chunk row permuted.
+    pub shuffle: bool,
+    /// The fast layer's `causal_k` replaced (the diagonal ablation).
+    pub causal_k: Option<i64>,
+}
+
+/// One run folder and the files in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFolder {
+    dir: PathBuf,
+}
+
+impl Layout {
+    /// The experiment folder `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The experiment folder of `config` (`run.out_dir`).
+    pub fn of(config: &ExperimentConfig) -> Self {
+        Self::new(&config.run.out_dir)
+    }
+
+    /// The experiment folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The backbone stage's run folder: the experiment folder itself.
+    pub fn backbone(&self) -> RunFolder {
+        RunFolder::new(&self.root)
+    }
+
+    /// The fast stage's run folder for `fast`: `fast-<layer>-k<k>`.
+    pub fn fast(&self, fast: &FastConfig) -> RunFolder {
+        RunFolder::new(self.root.join(format!("fast-{}-k{}", fast.layer, fast.k)))
+    }
+
+    /// The fast stage's run folder of `config`, or an error when it has no `[fast]`.
+    pub fn fast_of(config: &ExperimentConfig) -> Result<RunFolder> {
+        Ok(Self::of(config).fast(config.fast()?))
+    }
+
+    /// The run folders of every fast layer trained under this experiment, sorted.
+    pub fn fast_runs(&self) -> Vec<RunFolder> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("fast-"))
+            })
+            .collect();
+        dirs.sort();
+        dirs.into_iter().map(RunFolder::new).collect()
+    }
+}
+
+impl Ablation {
+    /// The name of an evaluation of `language` under these ablations: `python`,
+    /// `python-shuffled`, `python-diagonal-1`.
+    pub fn eval_name(&self, language: &str) -> String {
+        let mut name = language.to_string();
+        if self.shuffle {
+            name.push_str("-shuffled");
+        }
+        if let Some(k) = self.causal_k {
+            name.push_str(&format!("-diagonal{k}"));
+        }
+        name
+    }
+
+    /// Whether an evaluation folder name is that of an ablation (not a plain language).
+    pub fn is_ablation_name(name: &str) -> bool {
+        name.contains('-')
+    }
+}
+
+impl RunFolder {
+    /// The run folder `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its name (the last component).
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The resolved config that made the run.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> PathBuf {
+        self.dir.join("seed")
+    }
+
+    /// The git revision that made the run.
+    pub fn git_rev(&self) -> PathBuf {
+        self.dir.join("git_rev")
+    }
+
+    /// Deterministic records ([`crate::records::Metric`]), one JSON object per line.
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+
+    /// Wall-clock records ([`crate::records::Timing`]).
+    pub fn timing(&self) -> PathBuf {
+        self.dir.join("timing.jsonl")
+    }
+
+    /// The live checkpoint folder, the one being written, and the one being replaced.
+    pub fn checkpoints(&self) -> [PathBuf; 3] {
+        ["checkpoint", "checkpoint.tmp", "checkpoint.old"].map(|n| self.dir.join(n))
+    }
+
+    /// The tensors of a checkpoint folder.
+    pub fn checkpoint_tensors(checkpoint: &Path) -> PathBuf {
+        checkpoint.join("tensors.safetensors")
+    }
+
+    /// The state of a checkpoint folder ([`crate::records::CheckpointState`]).
+    pub fn checkpoint_state(checkpoint: &Path) -> PathBuf {
+        checkpoint.join("state.json")
+    }
+
+    /// The data manifests the run saw.
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The trained backbone (backbone stage).
+    pub fn model(&self) -> PathBuf {
+        self.dir.join("model")
+    }
+
+    /// The trained fast layer's checkpoint (fast stage).
+    pub fn fast_layer(&self) -> PathBuf {
+        self.dir.join("fast_layer")
+    }
+
+    /// The evaluations of this fast layer.
+    pub fn evals(&self) -> PathBuf {
+        self.dir.join("eval")
+    }
+
+    /// The evaluation of `language` under `ablation`.
+    pub fn eval(&self, language: &str, ablation: Ablation) -> RunFolder {
+        RunFolder::new(self.evals().join(ablation.eval_name(language)))
+    }
+
+    /// The latency measurement of this fast layer (`ponder bench`).
+    pub fn latency_run(&self) -> RunFolder {
+        RunFolder::new(self.dir.join("latency"))
+    }
+
+    /// The latency table of a latency run.
+    pub fn latency(&self) -> PathBuf {
+        self.dir.join("latency.json")
+    }
+
+    /// An evaluation's per-chunk-batch records (resumable).
+    pub fn records(&self) -> PathBuf {
+        self.dir.join("records.jsonl")
+    }
+
+    /// An evaluation's per-chunk-batch table.
+    pub fn chunks(&self) -> PathBuf {
+        self.dir.join("chunks.csv")
+    }
+
+    /// An evaluation's summary per method.
+    pub fn summary(&self) -> PathBuf {
+        self.dir.join("summary.json")
+    }
+
+    /// An evaluation's correlations with the advantage.
+    pub fn correlation(&self) -> PathBuf {
+        self.dir.join("correlation.json")
+    }
+
+    /// An evaluation's costs and timings.
+    pub fn cost(&self) -> PathBuf {
+        self.dir.join("cost.json")
+    }
+
+    /// The report of a fast layer's experiment.
+    pub fn report(&self) -> PathBuf {
+        self.dir.join("report.md")
+    }
+
+    /// The report's plots.
+    pub fn plots(&self) -> PathBuf {
+        self.dir.join("plots")
+    }
+
+    /// The evaluation folders under [`RunFolder::evals`] that hold a finished comparison,
+    /// sorted by name.
+    pub fn finished_evals(&self) -> Vec<RunFolder> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.evals())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| RunFolder::new(p).summary().is_file())
+            .collect();
+        dirs.sort();
+        dirs.into_iter().map(RunFolder::new).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_layout() {
+        let c = ExperimentConfig::from_toml(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../configs/tiny.toml"
+            ))
+            .unwrap(),
+            &["fast.k=2".into(), "run.out_dir=runs/x".into()],
+        )
+        .unwrap();
+        let fast = Layout::fast_of(&c).unwrap();
+        assert_eq!(fast.path(), Path::new("runs/x/fast-ttt_linear-k2"));
+        let eval = fast.eval(
+            "python",
+            Ablation {
+                shuffle: true,
+                causal_k: Some(-1),
+            },
+        );
+        assert_eq!(eval.name(), "python-shuffled-diagonal-1");
+        assert!(Ablation::is_ablation_name(&eval.name()));
+        assert!(!Ablation::is_ablation_name("python"));
+        assert_eq!(
+            fast.fast_layer(),
+            Path::new("runs/x/fast-ttt_linear-k2/fast_layer")
+        );
+    }
+}
