@@ -4,9 +4,11 @@
 //! - [`reproduce`]: the paper's experiment, phase by phase, through the `ponder` binary, and
 //!   [`slurm`]: the same as Slurm job arrays;
 //! - [`tidy`]: the crate map (which internal crate may depend on which, and which crates must
-//!   build without Candle) and a `//!` doc comment at the top of every Rust file.
+//!   build without Candle) and its table in docs/ARCHITECTURE.md, a `//!` doc comment at the top
+//!   of every Rust file, and [`literals`]: run-folder paths and record keys only in their home.
 
 pub mod data;
+pub mod literals;
 pub mod reproduce;
 pub mod slurm;
 pub mod tidy;

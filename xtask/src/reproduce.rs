@@ -272,7 +272,7 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                     extra.extend(["--paper".into(), plan.size.clone()]);
                 }
                 add(step(
-                    "report.md".into(),
+                    "the report".into(),
                     with_config(&["report"], &extra),
                     false,
                     false,

@@ -130,12 +130,94 @@ pub fn run_tidy(root: &Path) -> Result<()> {
     )
 }
 
-/// Every tidy violation in the workspace at `root`, crate edges first, then file docs.
+/// Every tidy violation in the workspace at `root`: crate edges, the crate table of
+/// docs/ARCHITECTURE.md, file docs, and run-folder literals outside their home.
 pub fn tidy_violations(root: &Path) -> Result<Vec<String>> {
     let packages = workspace_packages(root)?;
     let mut violations = check_edges(&packages);
+    violations.extend(check_architecture_table(
+        &fs::read_to_string(root.join(ARCHITECTURE)).context("reading docs/ARCHITECTURE.md")?,
+    ));
     violations.extend(check_file_docs(root)?);
+    violations.extend(crate::literals::check_literals(root)?);
     Ok(violations)
+}
+
+/// The architecture document whose crate table must equal [`CRATE_MAP`].
+pub const ARCHITECTURE: &str = "docs/ARCHITECTURE.md";
+
+/// The rows of the `| crate | may depend on |` table in `text`: each crate with the internal
+/// crates of its second column (short names such as `nn` stand for `ponder-nn`; `—` for none).
+pub fn parse_architecture_table(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut in_table = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("| crate | may depend on |") {
+            in_table = true;
+            continue;
+        }
+        if !in_table || line.starts_with("|---") {
+            continue;
+        }
+        if !line.starts_with('|') {
+            if !rows.is_empty() {
+                break;
+            }
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if cells.len() < 2 {
+            continue;
+        }
+        let name = cells[0].trim_matches('`').to_string();
+        let deps = cells[1]
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && *d != "—")
+            .map(|d| {
+                if d == "xtask" || d.starts_with("ponder-") {
+                    d.to_string()
+                } else {
+                    format!("ponder-{d}")
+                }
+            })
+            .collect();
+        rows.push((name, deps));
+    }
+    rows
+}
+
+/// Differences between the crate table of the architecture document `text` and [`CRATE_MAP`].
+pub fn check_architecture_table(text: &str) -> Vec<String> {
+    let table = parse_architecture_table(text);
+    let mut violations = Vec::new();
+    for (name, allowed) in CRATE_MAP {
+        let mut want: Vec<&str> = allowed.to_vec();
+        want.sort_unstable();
+        match table.iter().find(|(n, _)| n == name) {
+            None => violations.push(format!(
+                "{ARCHITECTURE}: the crate table has no row for {name} (the crate map in xtask/src/tidy.rs has)"
+            )),
+            Some((_, deps)) => {
+                let mut got: Vec<&str> = deps.iter().map(String::as_str).collect();
+                got.sort_unstable();
+                if got != want {
+                    violations.push(format!(
+                        "{ARCHITECTURE}: the row of {name} says {got:?}, the crate map says {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    for (name, _) in &table {
+        if !CRATE_MAP.iter().any(|(n, _)| n == name) {
+            violations.push(format!(
+                "{ARCHITECTURE}: the crate table has {name}, which the crate map does not"
+            ));
+        }
+    }
+    violations
 }
 
 /// The workspace's packages, from `cargo metadata --no-deps` run at `root`.

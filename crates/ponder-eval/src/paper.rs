@@ -1,6 +1,6 @@
 //! The paper's reported numbers (arXiv 2601.00894 v1, Tables 1–5 and 7–9), shown beside ours in
-//! the report of the GPT-2 presets. Source: `docs/upstream-spec.md` §10.2 of the original's
-//! specification; cross-entropy in nats, ρ = 0.5, global top-50% oracle.
+//! the report of the GPT-2 presets. Source: `docs/original.md` §11.1–§11.3; cross-entropy in
+//! nats, ρ = 0.5, global top-50% oracle.
 
 /// One size's in-distribution (Python) row of Table 1 with Tables 3, 5, 8 and 9.
 #[derive(Debug, Clone, Copy, PartialEq)]

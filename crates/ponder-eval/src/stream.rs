@@ -1,10 +1,10 @@
-//! The evaluation stream cut as the original cuts it (upstream spec §5.1): consecutive
+//! The evaluation stream cut as the original cuts it (`docs/original.md` §7.1, §7.3): consecutive
 //! windows of `chunk_len × chunks_per_window` tokens, `batch_size` windows per batch, and one
 //! chunk-batch per chunk position of each batch, in stream order (batch 0 chunk 0, batch 0
 //! chunk 1, batch 1 chunk 0, …). Each chunk-batch gets one decision.
 //!
-//! The shuffled-input ablation (§5.5) permutes the tokens of every chunk row with a
-//! permutation that depends on the seed, the chunk position and the row, so the same
+//! The shuffled-input ablation (`docs/original.md` §7.6) permutes the tokens of every chunk row
+//! with a permutation that depends on the seed, the chunk position and the row, so the same
 //! permutation applies at that position in every batch, as in the original.
 
 use rand::seq::SliceRandom;

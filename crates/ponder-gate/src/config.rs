@@ -28,7 +28,7 @@ use crate::Gate;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OracleScope {
-    /// Top-k over the whole stream (the paper's Oracle, upstream spec §5.2 O2).
+    /// Top-k over the whole stream (O2, the paper's Oracle, `docs/original.md` §8.4).
     Global,
     /// Top-k inside each consecutive group of `group` chunks (O1).
     PerBatch,

@@ -1,7 +1,7 @@
 //! The fixed gates: always SKIP, or always UPDATE_k.
 //!
 //! These are the original's `FixedGating("SKIP")` and `FixedGating("UPDATE")` baselines
-//! (upstream spec §5.2): SKIP is the backbone alone, UPDATE_1 is "dense TTT" at cost 3.
+//! (`docs/original.md` §8.2): SKIP is the backbone alone, UPDATE_1 is "dense TTT" at cost 3.
 //! UPDATE_k for k > 1 is ours (the original only evaluates k ∈ {0, 1}).
 
 use crate::error::Result;

@@ -15,6 +15,23 @@
 //! original's controller, "Ours") and [`PidReconGate`] (ours: the same signal with a PID-held
 //! update rate).
 //! Definitions follow the original implementation (see `docs/design/gating.md`).
+//!
+//! ```
+//! use ponder_gate::{Budget, Gate, GateConfig, Signals};
+//!
+//! let mut gate = GateConfig::original_recon()
+//!     .online_gate(Budget::new(0.5).unwrap())
+//!     .unwrap()
+//!     .expect("an online gate");
+//! let mut updates = 0;
+//! for (position, recon) in [0.91, 0.42, 0.77].into_iter().enumerate() {
+//!     let signals = Signals { position, recon, skip_loss: None, updates_so_far: updates };
+//!     let decision = gate.step(&signals); // SKIP or UPDATE_1
+//!     updates += usize::from(decision.is_update());
+//! }
+//! // The first 16 chunks calibrate the threshold, and are updated.
+//! assert_eq!(updates, 3);
+//! ```
 
 pub mod budget;
 pub mod config;

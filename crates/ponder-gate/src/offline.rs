@@ -1,6 +1,6 @@
 //! Offline policies: decisions that need the whole recorded stream, so they are not [`Gate`]s.
 //!
-//! These are the original's oracles and the TTT-improvement baseline (upstream spec §5.2):
+//! These are the original's oracles and TTT-improvement baseline (`docs/original.md` §8.4, §8.5):
 //!
 //! * [`oracle_global_top_k`] (O2, the paper's Oracle): UPDATE the `k = max(1, ⌊N·ρ⌋)` chunks with
 //!   the largest advantage `skip_loss − update_loss`.

@@ -1,7 +1,7 @@
 //! A reconstruction gate whose threshold is set by a PID controller on the realized update rate.
 //!
-//! The original's controller (upstream spec §5.4, [`crate::recon::ReconGate`]) moves τ in signal
-//! units with a proportional step on an EMA of the rate.
+//! The original's controller (`docs/original.md` §8.6, [`crate::recon::ReconGate`]) moves τ in
+//! signal units with a proportional step on an EMA of the rate.
 //! When the signal drifts, τ must keep moving, which a proportional controller can only do with a
 //! standing rate error, and nothing pulls the *count* of updates back to ρ·T afterwards.
 //! This gate keeps the same calibration (the first `calibration` chunks UPDATE) and the same rule

@@ -1,7 +1,7 @@
 //! The random gate: UPDATE each chunk independently with probability ρ.
 //!
-//! The original's "Random Skip" baseline (upstream spec §5.2) draws `Bernoulli(ρ)` with the JAX key
-//! `PRNGKey(seed + 1000·batch_idx + c)`, seed 42.
+//! The original's "Random Skip" baseline (`docs/original.md` §8.3) draws `Bernoulli(ρ)` with the
+//! JAX key `PRNGKey(seed + 1000·batch_idx + c)`, seed 42.
 //! We keep the idea (one independent draw per chunk, keyed by the seed and the chunk's place in
 //! the stream) but not the bits: the draw for position `i` comes from a [`ChaCha8Rng`] whose key
 //! is derived from the seed and whose stream number is `i`.

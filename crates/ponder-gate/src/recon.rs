@@ -1,4 +1,4 @@
-//! Reconstruction Gating, the original's controller ("Ours"), exactly as upstream spec §5.4.
+//! Reconstruction Gating, the original's controller ("Ours"), exactly as `docs/original.md` §8.6.
 //!
 //! The signal is the fast layer's reconstruction loss before its update (`mean(ttt_loss_step_0)`).
 //! The first `n_cal` chunks always UPDATE while their signals are collected; when the last of them

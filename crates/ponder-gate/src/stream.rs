@@ -1,8 +1,8 @@
 //! Replaying any policy over a recorded stream: [`decide_stream`] and [`Trace`].
 //!
-//! The evaluation records every chunk's signals and both paths' losses once (one backbone pass
-//! shared by all methods, as the original's protocol, upstream spec §5.1), then asks each method
-//! for its decisions here.
+//! The evaluation records every chunk's signals and both paths' losses once, in one backbone pass
+//! shared by all methods, where the original ran the model again for each method
+//! (`docs/original.md` §7.2); it then asks each method for its decisions here.
 //! Online gates see the chunks in stream order, `decide` then `observe` for each, and only what
 //! [`Signals`] carries: the position, the reconstruction signal and the number of updates so far.
 //! No listed policy may use the SKIP loss, so `skip_loss` is always `None`.

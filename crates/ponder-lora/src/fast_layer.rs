@@ -5,7 +5,7 @@
 //! residual stream). With `Δ(x) = scale · B dropout(A x)` and identity bases,
 //! `q = h + Δq(h)`, `k = h`, `v = h + Δv(h)` and `y = softmax(q kᵀ / √d) v`.
 //! The original (`src/ponderttt/models/lora_layer_nnx.py` in deveworld/ponderTTT, described in
-//! `docs/upstream-spec.md` §8) had no causal mask, so every position read the future tokens of
+//! `docs/original.md` §4.2) had no causal mask, so every position read the future tokens of
 //! its chunk; this layer masks them with [`ponder_nn::causal_softmax`].
 //! Note that `y` is not zero at initialization (`B = 0` gives `softmax(h hᵀ/√d) h`), unlike the
 //! TTT layer's zero-initialized output projection.

@@ -1,6 +1,6 @@
 //! Causality of `LoraFastLayer`: changing the inputs after position `t` leaves the outputs at
 //! positions `<= t` unchanged, and does change the outputs after `t` (so the check can fail).
-//! The original layer (upstream-spec §8) had no causal mask and fails the first half.
+//! The original layer (`docs/original.md` §4.2) had no causal mask and fails the first half.
 
 use candle::{DType, Device, IndexOp, Result, Tensor};
 use ponder_lora::{Init, LoraFactors, LoraFastConfig, LoraFastLayer};

@@ -1,5 +1,5 @@
-//! Pearson and Spearman correlation with two-sided p-values (upstream spec §5.3: the gating
-//! signal against the advantage, over chunks).
+//! Pearson and Spearman correlation with two-sided p-values (`docs/original.md` §9.4: the
+//! gating signal against the advantage, over chunks).
 //!
 //! Both p-values use the t statistic `t = r √((n − 2)/(1 − r²))` with `n − 2` degrees of freedom,
 //! as `scipy.stats.pearsonr` and `scipy.stats.spearmanr` do.

@@ -1,4 +1,4 @@
-//! Accounted compute cost of SKIP / UPDATE_k decisions (upstream spec §3.3 and §5.2).
+//! Accounted compute cost of SKIP / UPDATE_k decisions (`docs/original.md` §9.7 and §8.1).
 //!
 //! The convention used everywhere in the original (`evaluation/metrics.py::compute_flops`, the
 //! paper's appendix D): a chunk costs one forward pass when skipped, and `1 + 2k` forward-pass

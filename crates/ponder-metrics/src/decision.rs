@@ -1,4 +1,5 @@
-//! Decision accuracy and the reference decision sets it is measured against (upstream spec §5.3).
+//! Decision accuracy and the reference decision sets it is measured against
+//! (`docs/original.md` §9.5).
 //!
 //! The paper's decision accuracy ("how often SKIP/UPDATE decisions match Oracle's greedy choices")
 //! is not computed by the original code; two reference sets appear in its history:
@@ -97,7 +98,7 @@ pub fn median(values: &[f64]) -> Result<f64> {
     })
 }
 
-/// Reference set (a) of spec §5.3: UPDATE where `advantage > median(advantage)`.
+/// Reference set (a) of `docs/original.md` §9.5: UPDATE where `advantage > median(advantage)`.
 ///
 /// With distinct advantages and an even count this is the top half, the greedy Oracle at ρ = ½;
 /// ties at the median are all left out, so the set can be smaller than half.
@@ -107,8 +108,8 @@ pub fn above_median(advantage: &[f64]) -> Result<Vec<bool>> {
     Ok(advantage.iter().map(|&a| a > m).collect())
 }
 
-/// Reference set (b) of spec §5.3: UPDATE where `advantage > 0`, i.e. where updating lowers the
-/// loss, with no budget.
+/// Reference set (b) of `docs/original.md` §9.5: UPDATE where `advantage > 0`, i.e. where
+/// updating lowers the loss, with no budget.
 ///
 /// Errors when an advantage is NaN.
 pub fn positive(advantage: &[f64]) -> Result<Vec<bool>> {

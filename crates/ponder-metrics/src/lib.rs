@@ -2,7 +2,7 @@
 //! perplexity, Oracle Recovery, update rate, decision accuracy, Pearson and Spearman correlation,
 //! McNemar's test, bootstrap confidence intervals and cost.
 //!
-//! Definitions follow §5.3 of the upstream specification; `docs/metrics.md` says which are the
+//! Definitions follow `docs/original.md` §9; `docs/metrics.md` says which are the
 //! original's and which are ours.
 //! Every statistic validates its input and returns [`Error::Input`] naming itself and what it
 //! expected; nothing panics on bad data.

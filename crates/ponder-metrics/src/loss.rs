@@ -1,5 +1,5 @@
 //! Average loss, perplexity, Oracle Recovery and the update rate of a gating method
-//! (upstream spec §5.3).
+//! (`docs/original.md` §9.1–§9.3).
 //!
 //! The evaluation unit is a chunk(-batch): for every chunk both paths are run, giving a SKIP loss
 //! and an UPDATE loss, and the method's gate picks one.

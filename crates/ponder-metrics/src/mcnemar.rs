@@ -1,4 +1,4 @@
-//! McNemar's test for two paired binary outcomes (upstream spec §5.3, our definition: the
+//! McNemar's test for two paired binary outcomes (`docs/original.md` §9.6, our definition: the
 //! original reports "p < 10⁻¹⁰" but implements no test).
 //!
 //! The recommended pairing is over chunks, `a[i] = [Ours agrees with Oracle on chunk i]` and

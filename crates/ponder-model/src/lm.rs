@@ -1,5 +1,5 @@
-//! The PonderTTT language model (upstream-spec §1.1): a frozen GPT-2 backbone, `fast_norm`, a
-//! fast-weight layer added to the final hidden state as a residual, and the tied head with the
+//! The PonderTTT language model (`docs/original.md` §2.1): a frozen GPT-2 backbone, `fast_norm`,
+//! a fast-weight layer added to the final hidden state as a residual, and the tied head with the
 //! pad logit masked.
 //!
 //! One backbone pass serves every gating method: [`PonderLm::chunk`] returns the backbone's

@@ -1,5 +1,5 @@
-//! The original PonderTTT initialization of a TTT layer (upstream-spec §2.2), and parameter
-//! names for checkpoints.
+//! The original PonderTTT initialization of a TTT layer (`docs/original.md` §3.2), and
+//! parameter names for checkpoints.
 
 use candle::{DType, Device, Result, Tensor};
 use ponder_nn::init::{normal, rng_for, truncated_normal};

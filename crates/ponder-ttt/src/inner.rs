@@ -1,19 +1,19 @@
 //! The TTT inner loop: per (sequence, head), mini-batch by mini-batch along time, gradient steps
 //! on the reconstruction loss `½‖LN_h(f(k)) − (v − k)‖²` of a small fast model `f`, whose effect
-//! on every token's output is computed in closed form (the dual form, upstream-spec §2.5), plus
-//! the reconstruction statistics (§2.7).
+//! on every token's output is computed in closed form (the dual form, `docs/original.md` §3.7),
+//! plus the reconstruction statistics (`docs/original.md` §3.9).
 //!
 //! The fast model is a list of layers `(W_l, b_l)`: one for TTT-Linear (`f(x) = x W + b`), two
-//! for TTT-MLP (`f(x) = gelu(x W₁ + b₁) W₂ + b₂`, §2.10). Sequences and heads are batched into one
-//! leading dimension `n`; the mini-batch index runs along dimension 1 and is the only sequential
-//! loop. UPDATE_k for k > 1 is defined in `docs/design/update-k.md`: token `i` reads the weights
-//! after k gradient steps on the keys it may see, and the state carried to the next mini-batch
-//! takes k full-mini-batch steps.
+//! for TTT-MLP (`f(x) = gelu(x W₁ + b₁) W₂ + b₂`, `docs/original.md` §4.1). Sequences and heads
+//! are batched into one leading dimension `n`; the mini-batch index runs along dimension 1 and is
+//! the only sequential loop. UPDATE_k for k > 1 is defined in `docs/design/update-k.md`: token
+//! `i` reads the weights after k gradient steps on the keys it may see, and the state carried to
+//! the next mini-batch takes k full-mini-batch steps.
 
 use candle::{DType, Result, Tensor, D};
 
 /// Reconstruction statistics per mini-batch, averaged over sequences and heads
-/// (upstream-spec §2.7), each of length `ceil(t / mini_batch_size)`. In a ragged last
+/// (`docs/original.md` §3.9), each of length `ceil(t / mini_batch_size)`. In a ragged last
 /// mini-batch they use its last valid token.
 #[derive(Debug, Clone)]
 pub struct TttStats {
@@ -386,7 +386,8 @@ pub fn ln_parts(
 }
 
 /// Per-head LayerNorm and the closed-form gradient of `½‖LN(z) − target‖²` with respect to `z`
-/// (upstream-spec §2.5): `g = (u − mean(u) − x̂ · mean(u ⊙ x̂)) / s` with `u = γ ⊙ (LN(z) − target)`.
+/// (`docs/original.md` §3.6): `g = (u − mean(u) − x̂ · mean(u ⊙ x̂)) / s` with
+/// `u = γ ⊙ (LN(z) − target)`.
 ///
 /// # Shapes
 /// - `z`, `target`: `(n, b, hd)`; `gamma`, `beta`: `(n, 1, hd)`; returns two `(n, b, hd)`.

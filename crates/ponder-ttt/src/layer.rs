@@ -3,8 +3,8 @@
 //!
 //! From "Learning to (Learn at Test Time): RNNs with Expressive Hidden States" (Sun et al., 2024,
 //! reference code `test-time-training/ttt-lm-jax`), as modified by PonderTTT
-//! (`../shared/docs/upstream-spec.md` §2): the per-key η vector, the shifted convolution window
-//! and the 768/d scale are the original's defaults.
+//! (`docs/original.md` §3.10): the per-key η vector, the shifted convolution window and the
+//! 768/d scale are the original's defaults.
 
 use candle::{Result, Tensor};
 

@@ -1,5 +1,5 @@
-//! The dual form against the naive sequential form of the inner loop (upstream-spec §2.5), and
-//! the closed-form inner gradient against Candle autograd, in f64 on random inputs.
+//! The dual form against the naive sequential form of the inner loop (`docs/original.md` §3.7),
+//! and the closed-form inner gradient against Candle autograd, in f64 on random inputs.
 
 use candle::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use ponder_nn::assert_close;
@@ -38,7 +38,8 @@ fn case(n: usize, m: usize, b: usize, hd: usize, seed: u64) -> Result<Case> {
 /// mini-batch and takes `steps` gradient steps on the keys `j <= i + causal_k`, each weighted by
 /// `eta_out[i][j]`, with every gradient taken at token `i`'s current weights; the next
 /// mini-batch starts after `steps` full steps weighted by `eta_update[j]`. With one step this is
-/// the naive form of upstream-spec §2.5 (all gradients at the mini-batch's starting weights).
+/// the naive form of `docs/original.md` §3.7 (all gradients at the mini-batch's starting
+/// weights).
 fn naive(
     cs: &Case,
     eta_out: &Tensor,

@@ -1,6 +1,6 @@
-//! TTT-MLP (upstream-spec §2.10): the inner loop against a token-by-token reference whose inner
-//! gradients come from Candle autograd (independent of the closed-form backprop through the fast
-//! MLP), and the layer's causality and outer gradients.
+//! TTT-MLP (`docs/original.md` §4.1): the inner loop against a token-by-token reference whose
+//! inner gradients come from Candle autograd (independent of the closed-form backprop through the
+//! fast MLP), and the layer's causality and outer gradients.
 
 use candle::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use ponder_nn::{assert_close, max_abs_diff};

@@ -1,6 +1,7 @@
 //! Golden test: TTT-Linear equals the original PonderTTT layer (JAX/Flax, upstream HEAD d77657d)
-//! on `tests/fixtures/ttt_linear_original_small.safetensors` (see the fixture's README in
-//! `shared/fixtures`: every parameter random, hidden 128, 2 heads, 64 tokens).
+//! on `tests/fixtures/ttt_linear_original_small.safetensors`, committed in this crate: every
+//! parameter random, hidden 128, 2 heads, 64 tokens, with the layer's configuration in the file's
+//! safetensors metadata.
 
 use std::collections::HashMap;
 use std::path::Path;

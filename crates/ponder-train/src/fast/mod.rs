@@ -1,6 +1,7 @@
-//! Fast-layer training, the original's Phase 1 (upstream-spec §4): on a frozen backbone, only the
-//! TTT layer and `fast_norm` learn, with the objective `CE(UPDATE) + w · mean(init, step_0,
-//! step_1)`, Adam at `lr / k` for UPDATE_k (k Adam steps on each chunk-batch) and global clipping.
+//! Fast-layer training, the original's Phase 1 (`docs/original.md` §5): on a frozen backbone,
+//! only the TTT layer and `fast_norm` learn, with the objective `CE(UPDATE) + w · mean(init,
+//! step_0, step_1)`, Adam at `lr / k` for UPDATE_k (k Adam steps on each chunk-batch) and global
+//! clipping.
 //!
 //! - [`model`]: the layer under training ([`FastModel`]), its [`objective`], one chunk-batch
 //!   step ([`fast_step`]) and the cache of the backbone's hidden states per chunk ([`HiddenCache`]);
