@@ -17,9 +17,10 @@ impl Budget {
     }
 
     /// The budget from a cost multiplier in the original's units (`--budget 2.0` ⇒ ρ = 0.5):
-    /// `ρ = (cost − 1) / 2`, an error when that falls outside [0, 1] (no silent clipping).
+    /// `ρ = (cost − 1) / 2` ([`ponder_metrics::rate_spending`]), an error when that falls
+    /// outside [0, 1] (no silent clipping).
     pub fn from_cost(cost: f64) -> Result<Self> {
-        Self::new((cost - 1.0) / 2.0)
+        Self::new(ponder_metrics::rate_spending(cost))
     }
 
     /// ρ.

@@ -50,6 +50,13 @@ pub fn expected_cost(rate: f64, steps: u32) -> Result<f64> {
     Ok(1.0 + 2.0 * f64::from(steps) * rate)
 }
 
+/// The UPDATE_1 rate whose expected cost is `budget`, unclipped: `(budget − 1)/2`, the inverse of
+/// [`expected_cost`] at k = 1 (outside `[0, 1]` when the budget is below SKIP's cost or above
+/// UPDATE_1's).
+pub fn rate_spending(budget: f64) -> f64 {
+    (budget - 1.0) / 2.0
+}
+
 /// The UPDATE_1 rate that spends a mean-cost `budget`: `ρ = clip((budget − 1)/2, 0, 1)`, as the
 /// original's `--budget` flag (budget 2.0 gives ρ = ½).
 ///
@@ -61,7 +68,7 @@ pub fn rate_for_budget(budget: f64) -> Result<f64> {
             format!("budget is {budget}, expected a finite value"),
         ));
     }
-    Ok(((budget - 1.0) / 2.0).clamp(0.0, 1.0))
+    Ok(rate_spending(budget).clamp(0.0, 1.0))
 }
 
 /// A run's mean cost relative to always updating once (UPDATE_1, cost 3 per chunk), at least ⅓;

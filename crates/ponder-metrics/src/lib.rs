@@ -22,7 +22,7 @@ pub mod special;
 
 pub use bootstrap::{bootstrap_ci, bootstrap_ci_paired, Interval};
 pub use correlation::{pearson, spearman, Correlation};
-pub use cost::{cost_units, mean_cost};
+pub use cost::{cost_units, mean_cost, rate_spending};
 pub use decision::{above_median, decision_accuracy, positive, top_fraction_set, top_k_count};
 pub use error::{Error, Result};
 pub use loss::{
