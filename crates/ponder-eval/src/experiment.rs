@@ -96,9 +96,6 @@ pub fn run_comparison(
         req.ablation.shuffle,
         req.ablation.causal_k
     );
-    let Some(run) = RunDir::open(&folder, &identity, eval.seed, req.git_rev, req.open)? else {
-        return Ok(None);
-    };
     let lm = match req.ablation.causal_k {
         Some(k) => with_causal_k(req.lm, k)?,
         None => req.lm.clone(),
@@ -116,6 +113,11 @@ pub fn run_comparison(
             )?;
             (stream, vec![manifest])
         }
+    };
+    // The run folder only once the stream exists: a source missing from the machine leaves no
+    // partial folder behind.
+    let Some(run) = RunDir::open(&folder, &identity, eval.seed, req.git_rev, req.open)? else {
+        return Ok(None);
     };
     run.record_data(&manifests)?;
     let chunks = chunk_batches(&stream, eval, req.ablation.shuffle.then_some(eval.seed))?;
