@@ -38,15 +38,10 @@ impl ChunkBatch {
     }
 }
 
-/// The seed of the permutation of `row` at chunk `position`.
+/// The seed of the permutation of `row` at chunk `position`: the run's `shuffle` stream,
+/// indexed by both.
 fn shuffle_seed(seed: u64, position: usize, row: usize) -> u64 {
-    // SplitMix64 over the three inputs: distinct, well-mixed seeds.
-    let mut z = seed
-        ^ (position as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ (row as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    ponder_base::derive_seed(seed, "shuffle", ((position as u64) << 32) | row as u64)
 }
 
 /// The chunk-batches of `stream` under `config`; `shuffle` = `Some(seed)` permutes the tokens of

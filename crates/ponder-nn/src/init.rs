@@ -45,8 +45,8 @@ pub fn truncated_normal(
     Tensor::from_vec(data, shape, device)?.to_dtype(dtype)
 }
 
-/// A generator seeded from `seed` and a stream name, so that each parameter gets its own
-/// stream and adding a parameter does not shift the others.
+/// A generator seeded from `seed` and a stream name ([`ponder_base::derive_seed`], index 0), so
+/// that each parameter gets its own stream and adding a parameter does not shift the others.
 pub fn rng_for(seed: u64, stream: &str) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed ^ ponder_base::fnv1a(stream.as_bytes()).rotate_left(17))
+    ChaCha8Rng::seed_from_u64(ponder_base::derive_seed(seed, stream, 0))
 }
