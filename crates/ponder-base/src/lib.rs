@@ -7,6 +7,6 @@ pub mod atomic;
 pub mod hash;
 pub mod seed;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_with};
 pub use hash::{fnv1a, Fnv1a};
 pub use seed::derive_seed;

@@ -80,14 +80,11 @@ impl Manifest {
 
     /// Writes the manifest as pretty JSON, through a temporary file and a rename.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).expect("manifest serializes");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })
+        ponder_base::write_atomic(path, text.as_bytes()).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads a manifest.

@@ -32,22 +32,18 @@ pub fn write_shard(path: &Path, key: &[u8; 32], tokens: &[u32]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-    f.write_all(MAGIC).map_err(io)?;
-    f.write_all(&VERSION.to_le_bytes()).map_err(io)?;
-    f.write_all(&0u32.to_le_bytes()).map_err(io)?;
-    f.write_all(&(tokens.len() as u64).to_le_bytes())
-        .map_err(io)?;
-    f.write_all(key).map_err(io)?;
-    for t in tokens {
-        f.write_all(&t.to_le_bytes()).map_err(io)?;
-    }
-    f.into_inner()
-        .map_err(|e| io(e.into_error()))?
-        .sync_all()
-        .map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    ponder_base::write_atomic_with(path, |f| {
+        f.write_all(MAGIC)?;
+        f.write_all(&VERSION.to_le_bytes())?;
+        f.write_all(&0u32.to_le_bytes())?;
+        f.write_all(&(tokens.len() as u64).to_le_bytes())?;
+        f.write_all(key)?;
+        for t in tokens {
+            f.write_all(&t.to_le_bytes())?;
+        }
+        Ok(())
+    })
+    .map_err(io)
 }
 
 impl Shard {

@@ -9,7 +9,7 @@
 //! are keys ponder does not know. See PEFT's `utils/save_and_load.py` and `tuners/lora/config.py`
 //! (<https://github.com/huggingface/peft>).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use candle::{DType, Device, Result, Tensor};
@@ -98,16 +98,12 @@ impl LoraAdapter {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| candle::Error::Msg(format!("{}: cannot create: {e}", dir.display())))?;
-        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
         for (name, factors) in &self.modules {
             tensors.insert(key(name, "A"), factors.a().clone());
             tensors.insert(key(name, "B"), factors.b().clone());
         }
-        let weights = dir.join(WEIGHTS_FILE);
-        let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
-        candle::safetensors::save(&tensors, &tmp)
-            .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", tmp.display())))?;
-        rename(&tmp, &weights)?;
+        ponder_nn::save_safetensors(&dir.join(WEIGHTS_FILE), &tensors)?;
 
         let cfg = &self.config;
         let text = serde_json::to_string_pretty(&json!({
@@ -129,10 +125,8 @@ impl LoraAdapter {
         }))
         .map_err(|e| candle::Error::Msg(format!("{CONFIG_FILE}: cannot serialize: {e}")))?;
         let config = dir.join(CONFIG_FILE);
-        let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
-        std::fs::write(&tmp, text + "\n")
-            .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", tmp.display())))?;
-        rename(&tmp, &config)
+        ponder_base::write_atomic(&config, (text + "\n").as_bytes())
+            .map_err(|e| candle::Error::Msg(format!("{}: cannot write: {e}", config.display())))
     }
 
     /// Reads the adapter in `dir`, expecting exactly the modules in `expected` with their widths,
@@ -298,11 +292,4 @@ fn read_config(path: &Path) -> Result<LoraConfig> {
         .validate()
         .map_err(|e| ctx(format!("invalid config: {e}")))?;
     Ok(config)
-}
-
-/// Moves `tmp` onto `path`.
-fn rename(tmp: &Path, path: &Path) -> Result<()> {
-    std::fs::rename(tmp, path).map_err(|e| {
-        candle::Error::Msg(format!("{}: cannot rename into place: {e}", path.display()))
-    })
 }
