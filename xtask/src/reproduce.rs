@@ -259,12 +259,15 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                     true,
                     false,
                 ));
-                add(step(
-                    "compare, diagonal k = -1".into(),
-                    with_config(&["compare"], &["--causal-k".into(), "-1".into()]),
-                    true,
-                    false,
-                ));
+                // The diagonal ablation changes the TTT inner loop's mask; LoRA has none.
+                if preset.layer.starts_with("ttt") {
+                    add(step(
+                        "compare, diagonal k = -1".into(),
+                        with_config(&["compare"], &["--causal-k".into(), "-1".into()]),
+                        true,
+                        false,
+                    ));
+                }
             }
             "report" => {
                 let mut extra = Vec::new();
@@ -418,5 +421,13 @@ mod tests {
         let small = parse(&["--small"]).unwrap();
         let preset = Preset::resolve(&root, "small", &[]).unwrap();
         assert!(steps(&small, &preset).iter().all(|s| s.phase != "backbone"));
+        // LoRA has no diagonal ablation: one ablation step, on the tiny preset's LoRA variant.
+        let plan = parse(&["--tiny", "--set", "fast.layer=lora"]).unwrap();
+        let preset = Preset::resolve(&root, "tiny", &plan.overrides).unwrap();
+        let all = steps(&plan, &preset);
+        assert_eq!(all.iter().filter(|s| s.phase == "ablations").count(), 1);
+        assert!(all
+            .iter()
+            .all(|s| !s.args.iter().any(|a| a.starts_with("fast.layer"))));
     }
 }
