@@ -36,8 +36,9 @@ pub struct MethodSummary {
     pub method: String,
     /// Mean next-token loss of the chosen paths, nats/token, with its bootstrap interval.
     pub loss: Interval,
-    /// `exp(loss)`.
-    pub perplexity: f64,
+    /// `exp(loss)`; `None` when it overflows (a loss above ~709 nats/token, as a diverging update
+    /// gives), so that the summary stays valid JSON.
+    pub perplexity: Option<f64>,
     /// Fraction of chunk-batches updated (calibration included).
     pub update_rate: f64,
     /// Mean cost per chunk-batch in the original's units (SKIP 1, UPDATE_k 1 + 2k).
@@ -147,10 +148,12 @@ impl std::fmt::Display for Summary {
         for m in &self.methods {
             writeln!(
                 f,
-                "{:<16} {:>8.4} {:>9.2} {:>6.1}% {:>9} {:>8.1}%",
+                "{:<16} {:>8.4} {:>9} {:>6.1}% {:>9} {:>8.1}%",
                 m.method,
                 m.loss.point,
-                m.perplexity,
+                m.perplexity
+                    .map(|p| format!("{p:.2}"))
+                    .unwrap_or_else(|| "-".into()),
                 100.0 * m.update_rate,
                 m.recovery
                     .map(|r| format!("{:.1}%", 100.0 * r))
@@ -282,7 +285,7 @@ pub fn compare(records: &[ChunkRecord], config: &EvalConfig) -> Result<Compariso
         let steps: Vec<u32> = run.decisions.iter().map(|d| d.steps()).collect();
         methods.push(MethodSummary {
             method: run.name.clone(),
-            perplexity: m::perplexity(stats.loss.point),
+            perplexity: Some(m::perplexity(stats.loss.point)).filter(|p| p.is_finite()),
             loss: stats.loss,
             update_rate: m::update_rate(&updated)?,
             cost_units: m::mean_cost(&steps)?,

@@ -176,3 +176,18 @@ fn update_2_is_scored_on_its_own_path() {
         .to_string();
     assert!(e.contains("UPDATE_2 loss was not computed"), "{e}");
 }
+
+/// A diverging update (a loss far beyond any real model's) leaves a summary that reads back:
+/// its perplexity is `None`, not an infinity JSON cannot hold.
+#[test]
+fn a_diverging_update_leaves_a_readable_summary() {
+    let mut records = four();
+    records[1].update_loss = 3.6e9;
+    let c = compare(&records, &config(&["skip", "update_1"])).unwrap();
+    let text = serde_json::to_string(&c.summary).unwrap();
+    let back: ponder_eval::compare::Summary = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, c.summary);
+    assert_eq!(back.methods[1].perplexity, None);
+    assert!(back.methods[0].perplexity.is_some());
+    assert!(c.summary.to_string().contains("update_1"));
+}
