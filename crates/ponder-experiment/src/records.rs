@@ -2,6 +2,8 @@
 //! `metrics.jsonl` holds [`Metric`]s (deterministic: the same config and seed give the same
 //! bytes), `timing.jsonl` holds [`Timing`]s (wall clock, not deterministic), and a checkpoint's
 //! `state.json` is a [`CheckpointState`]. Every line says what it is in its `record` field.
+//! Numbers are finite: JSON has no infinity, so a record holding one is refused when written
+//! ([`crate::RunDir::metric`]). Perplexities are not recorded; they are `exp` of the losses.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,8 +45,6 @@ pub struct BackboneValidation {
     pub step: u64,
     /// Validation loss, nats/token.
     pub val_loss: f64,
-    /// Its perplexity.
-    pub val_ppl: f64,
     /// A unigram model of the training tokens on the same validation tokens.
     pub unigram_val_loss: f64,
 }
@@ -57,8 +57,6 @@ pub struct FastStep {
     pub step: u64,
     /// Next-token loss of the UPDATE path, nats/token.
     pub loss: f64,
-    /// Its perplexity.
-    pub ppl: f64,
     /// Mean reconstruction loss under the chunk's initial fast weights.
     pub ttt_loss_init: f64,
     /// Mean reconstruction loss before each mini-batch's update.

@@ -292,14 +292,24 @@ impl RunDir {
     }
 }
 
+/// Appends `record` as one JSON line; a record holding a non-finite number (which JSON would
+/// write as `null` and no reader could read back) is refused, naming the field.
 fn append(path: &Path, record: &impl serde::Serialize) -> Result<()> {
+    let value = serde_json::to_value(record).expect("records serialize");
+    if let Some(fields) = value.as_object() {
+        if let Some((key, _)) = fields.iter().find(|(_, v)| v.is_null()) {
+            return Err(Error::Run(format!(
+                "{}: the record's `{key}` is not a finite number ({value})",
+                path.display()
+            )));
+        }
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(io(path))?;
-    let line = serde_json::to_string(record).expect("records serialize");
-    writeln!(f, "{line}").map_err(io(path))
+    writeln!(f, "{value}").map_err(io(path))
 }
 
 #[cfg(test)]
@@ -343,6 +353,26 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("finished run made by a different config"), "{e}");
+    }
+
+    #[test]
+    fn a_record_with_a_non_finite_number_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = RunFolder::new(dir.path().join("run"));
+        let run = RunDir::open(&folder, "a = 1\n", 7, "rev", OpenOptions::default())
+            .unwrap()
+            .unwrap();
+        let bad = Metric::FastValidation(crate::records::FastValidation {
+            step: 1,
+            val_skip_loss: 4.0,
+            val_update_loss: f64::INFINITY,
+        });
+        let e = run.metric(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("`val_update_loss` is not a finite number"),
+            "{e}"
+        );
+        assert_eq!(run.metric_lines().unwrap(), 0);
     }
 
     #[test]

@@ -118,6 +118,13 @@ impl LoraFastConfig {
         if u.block_size == 0 {
             candle::bail!("lora fast layer: update.block_size must be > 0, got 0");
         }
+        if let Some(m) = u.max_grad_norm {
+            if !(m.is_finite() && m > 0.0) {
+                candle::bail!(
+                    "lora fast layer: update.max_grad_norm = {m}, expected a positive number"
+                );
+            }
+        }
         self.lora_config().validate()
     }
 

@@ -23,6 +23,10 @@ pub struct LoraUpdate {
     pub lr: f64,
     /// Positions per block: the factors step after each block.
     pub block_size: usize,
+    /// Optional clip of each step's gradient, over all four factors together, to this norm (as
+    /// TTT's `max_grad_norm`); left out, no clipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_grad_norm: Option<f64>,
 }
 
 /// The LoRA factors of each sequence, by trainable name (`q_lora.lora_A.weight`, …).
@@ -102,12 +106,14 @@ pub fn update_sequence(
                 let layer = LoraFastLayer::from_trainable(config.clone(), &tracked)?;
                 let y = layer.forward(&detached.narrow(1, 0, end)?)?;
                 let grads = block_loss(&y.narrow(1, start, n)?, start, n)?.backward()?;
-                for (k, var) in &vars {
-                    if let Some(g) = grads.get(var.as_tensor()) {
-                        let o = &offset[k];
-                        let next = (o - (g * config.update.lr)?)?.detach();
-                        offset.insert(k.clone(), next);
-                    }
+                let step: Vec<(&String, Tensor)> = vars
+                    .iter()
+                    .filter_map(|(k, var)| grads.get(var.as_tensor()).map(|g| (k, g.clone())))
+                    .collect();
+                let lr = config.update.lr * clip_factor(&step, config.update.max_grad_norm)?;
+                for (k, g) in step {
+                    let next = (&offset[k] - (g * lr)?)?.detach();
+                    offset.insert(k.clone(), next);
                 }
             }
             let after = LoraFastLayer::from_trainable(config.clone(), &in_use(&offset)?)?;
@@ -129,6 +135,24 @@ pub fn update_sequence(
         stats: [init, step0, step1],
         factors,
     })
+}
+
+/// The factor that scales a step's gradients `grads` down to norm `max` (1 when no clip is set
+/// or the norm is within it).
+fn clip_factor(grads: &[(&String, Tensor)], max: Option<f64>) -> Result<f64> {
+    let Some(max) = max else {
+        return Ok(1.0);
+    };
+    let mut sq = 0.0;
+    for (_, g) in grads {
+        sq += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(candle::DType::F64)?
+            .to_scalar::<f64>()?;
+    }
+    let norm = sq.sqrt();
+    Ok(if norm > max { max / norm } else { 1.0 })
 }
 
 /// Floating-point operations of UPDATE_`k` on one sequence of `tokens` tokens, counted from the

@@ -114,6 +114,7 @@ fn fast_layer_round_trip() -> anyhow::Result<()> {
         ponder_lora::LoraUpdate {
             lr: 0.1,
             block_size: 4,
+            max_grad_norm: None,
         },
     );
     let layer = LoraFastLayer::new(

@@ -20,6 +20,7 @@ fn causal_case(dev: &Device) -> Result<()> {
             ponder_lora::LoraUpdate {
                 lr: 0.1,
                 block_size: 4,
+                max_grad_norm: None,
             },
         );
         let factors = |seed: u64| -> Result<LoraFactors> {
@@ -62,6 +63,7 @@ fn causal_with_dropout() -> Result<()> {
         ponder_lora::LoraUpdate {
             lr: 0.1,
             block_size: 4,
+            max_grad_norm: None,
         },
     );
     let layer = LoraFastLayer::new(config.clone(), Init::ORIGINAL, 0, DType::F64, &dev)?;

@@ -97,6 +97,7 @@ fn fast_layer_gradients_match_finite_differences() -> Result<()> {
         update: ponder_lora::LoraUpdate {
             lr: 0.1,
             block_size: 4,
+            max_grad_norm: None,
         },
     };
     let h = randn(&[2, 5, 6], 1, 1.0)?;
@@ -141,6 +142,7 @@ fn outside_optimizer_trains_the_fast_layer() -> Result<()> {
         ponder_lora::LoraUpdate {
             lr: 0.1,
             block_size: 4,
+            max_grad_norm: None,
         },
     );
     let fresh = LoraFastLayer::new(config.clone(), Init::ORIGINAL, 0, DType::F64, &dev)?;

@@ -158,6 +158,7 @@ fn fast_layer_forward_equals_naive_loops() -> Result<()> {
         update: ponder_lora::LoraUpdate {
             lr: 0.1,
             block_size: 4,
+            max_grad_norm: None,
         },
     };
     let scale = config.scale();
@@ -213,6 +214,7 @@ fn fast_layer_train_forward_uses_config_dropout() -> Result<()> {
         ponder_lora::LoraUpdate {
             lr: 0.1,
             block_size: 4,
+            max_grad_norm: None,
         },
     );
     let layer = LoraFastLayer::new(config, Init::ORIGINAL, 0, DType::F32, &dev)?;

@@ -32,7 +32,7 @@ struct Problem {
     targets: Tensor,
 }
 
-fn problem(k_lr: f64) -> Result<Problem> {
+fn problem(k_lr: f64, max_grad_norm: Option<f64>) -> Result<Problem> {
     let config = LoraFastConfig {
         hidden_dim: D,
         r: 2,
@@ -41,6 +41,7 @@ fn problem(k_lr: f64) -> Result<Problem> {
         update: LoraUpdate {
             lr: k_lr,
             block_size: 3,
+            max_grad_norm,
         },
     };
     let layer = LoraFastLayer::new(config.clone(), Init::ORIGINAL, 3, DType::F64, &Device::Cpu)?;
@@ -134,9 +135,18 @@ fn naive(p: &Problem, k: usize) -> Result<Naive> {
         let before = loss(&theta)?;
         for _ in 0..k {
             let g = fd_grad(&theta, &loss)?;
+            let mut norm = 0.0;
+            for t in g.values() {
+                norm += t.sqr()?.sum_all()?.to_scalar::<f64>()?;
+            }
+            let norm = norm.sqrt();
+            let lr = match p.config.update.max_grad_norm {
+                Some(max) if norm > max => p.config.update.lr * max / norm,
+                _ => p.config.update.lr,
+            };
             theta = theta
                 .iter()
-                .map(|(name, t)| Ok((name.clone(), (t - (&g[name] * p.config.update.lr)?)?)))
+                .map(|(name, t)| Ok((name.clone(), (t - (&g[name] * lr)?)?)))
                 .collect::<Result<_>>()?;
         }
         stats.push([before, loss(&theta)?]);
@@ -151,8 +161,10 @@ fn naive(p: &Problem, k: usize) -> Result<Naive> {
 
 #[test]
 fn update_k_equals_the_naive_per_position_reference() -> Result<()> {
-    for k in [1, 2] {
-        let p = problem(0.3)?;
+    // The last case clips every step's gradient to a norm it exceeds.
+    let mut finals = Vec::new();
+    for (k, clip) in [(1, None), (2, None), (2, Some(0.05))] {
+        let p = problem(0.3, clip)?;
         let out = update_sequence(
             &p.config,
             &p.factors,
@@ -179,6 +191,7 @@ fn update_k_equals_the_naive_per_position_reference() -> Result<()> {
             );
             assert!(after < before, "k {k}: block {m} loss {before} -> {after}");
         }
+        finals.push(out.factors["q_lora.lora_B.weight"].clone());
         // The factors move (a planted `lr = 0` would fail the comparison with the reference).
         assert!(
             ponder_nn::max_abs_diff(
@@ -187,12 +200,16 @@ fn update_k_equals_the_naive_per_position_reference() -> Result<()> {
             )? > 1e-3
         );
     }
+    assert!(
+        ponder_nn::max_abs_diff(&finals[1], &finals[2])? > 1e-4,
+        "the clip changed nothing"
+    );
     Ok(())
 }
 
 #[test]
 fn outer_gradients_are_the_first_order_ones() -> Result<()> {
-    let p = problem(0.3)?;
+    let p = problem(0.3, None)?;
     let k = 2;
     let r = randn(&[1, T, D], 7, 1.0)?;
     // Autograd through the implementation, the layer's own factors as the variables.

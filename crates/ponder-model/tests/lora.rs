@@ -25,7 +25,15 @@ fn lm(lr: f64, dtype: DType) -> Result<PonderLm> {
             ..LoadOptions::cpu_f32()
         },
     )?;
-    let config = LoraFastConfig::original(16, 4, LoraUpdate { lr, block_size: 4 });
+    let config = LoraFastConfig::original(
+        16,
+        4,
+        LoraUpdate {
+            lr,
+            block_size: 4,
+            max_grad_norm: None,
+        },
+    );
     let fast = FastLayer::init(
         FastLayerKind::Lora,
         None,

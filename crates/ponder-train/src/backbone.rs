@@ -212,7 +212,6 @@ pub fn train_backbone(
             run.metric(&Metric::BackboneValidation(BackboneValidation {
                 step: step + 1,
                 val_loss,
-                val_ppl: val_loss.exp(),
                 unigram_val_loss: unigram,
             }))?;
             bar.set_message(format!("val {val_loss:.3} (unigram {unigram:.3})"));

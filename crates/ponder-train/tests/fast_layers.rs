@@ -61,6 +61,7 @@ fn config(out: &std::path::Path, layer: FastLayerKind, pdrop: f64, steps: u64) -
             LoraUpdate {
                 lr: 0.5,
                 block_size: 8,
+                max_grad_norm: None,
             },
         )
     };

@@ -106,7 +106,6 @@ pub fn train_fast(
         run.metric(&Metric::FastStep(FastStep {
             step: step + 1,
             loss: ce,
-            ppl: ce.exp(),
             ttt_loss_init: recon[0],
             ttt_loss_step_0: recon[1],
             ttt_loss_step_1: recon[2],
