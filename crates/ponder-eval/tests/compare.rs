@@ -2,7 +2,7 @@
 
 use ponder_eval::compare::compare;
 use ponder_eval::ChunkRecord;
-use ponder_experiment::EvalConfig as CompareConfig;
+use ponder_experiment::EvalConfig;
 
 fn record(index: usize, skip: f64, update: f64, recon: f64, recon_after: f64) -> ChunkRecord {
     ChunkRecord {
@@ -20,8 +20,8 @@ fn record(index: usize, skip: f64, update: f64, recon: f64, recon_after: f64) ->
     }
 }
 
-fn config(methods: &[&str]) -> CompareConfig {
-    CompareConfig {
+fn config(methods: &[&str]) -> EvalConfig {
+    EvalConfig {
         chunk_len: 16,
         chunks_per_window: 2,
         batch_size: 1,

@@ -4,7 +4,7 @@
 use candle::{DType, Device};
 use ponder_eval::chunk_batches;
 use ponder_eval::records::{evaluate, read_records, record_chunk, PassMode, PassTimes};
-use ponder_experiment::EvalConfig as CompareConfig;
+use ponder_experiment::EvalConfig;
 use ponder_gpt2::{Gpt2Config, LoadOptions};
 use ponder_model::{FastLayer, FastNorm, PonderLm, TttConfig, TttParams};
 
@@ -44,8 +44,8 @@ fn lm() -> PonderLm {
     .unwrap()
 }
 
-fn config() -> CompareConfig {
-    CompareConfig {
+fn config() -> EvalConfig {
+    EvalConfig {
         chunk_len: 32,
         chunks_per_window: 2,
         batch_size: 2,
