@@ -183,3 +183,42 @@ fn doc_comment_detection() {
     assert!(!starts_with_doc_comment("use std::fs;\n//! Doc.\n"));
     assert!(!starts_with_doc_comment("\n\n"));
 }
+
+#[test]
+fn the_architecture_table_must_equal_the_crate_map() {
+    let text = std::fs::read_to_string(workspace_root().join(xtask::tidy::ARCHITECTURE)).unwrap();
+    assert_eq!(
+        xtask::tidy::check_architecture_table(&text),
+        Vec::<String>::new()
+    );
+    // A row that drifted, and one that is missing.
+    let drifted = text.replace(
+        "| `ponder-gate` | base, metrics |",
+        "| `ponder-gate` | base |",
+    );
+    let v = xtask::tidy::check_architecture_table(&drifted);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].contains("the row of ponder-gate"), "{v:#?}");
+    let missing = text.replace("| `ponder-hub` | base |\n", "");
+    let v = xtask::tidy::check_architecture_table(&missing);
+    assert!(v[0].contains("no row for ponder-hub"), "{v:#?}");
+}
+
+#[test]
+fn run_folder_literals_are_reported_outside_their_home() {
+    let dir = TempDir::new("literals");
+    dir.write(
+        "crates/ponder-x/src/lib.rs",
+        "//! x\nfn f(d: &Path) { d.join(\"summary.json\"); }\n#[cfg(test)]\nmod tests { const A: &str = \"metrics.jsonl\"; }\n",
+    );
+    dir.write(
+        "crates/ponder-experiment/src/layout.rs",
+        "//! home\nconst B: &str = \"metrics.jsonl\";\n",
+    );
+    let v = xtask::literals::check_literals(dir.path()).unwrap();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].starts_with("crates/ponder-x/src/lib.rs:2: \"summary.json\""),
+        "{v:#?}"
+    );
+}
