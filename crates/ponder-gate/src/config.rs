@@ -7,6 +7,7 @@
 //! [gate]
 //! kind = "recon"
 //! alpha = 0.1
+//! step = 0.1
 //! calibration = 16
 //! ```
 //!
@@ -20,8 +21,10 @@ use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::fixed::Fixed;
 use crate::pid::{PidParams, PidReconGate};
+use crate::quantile::{QuantileGate, QuantileParams};
 use crate::random::{RandomGate, ORIGINAL_RANDOM_SEED};
 use crate::recon::{ReconGate, ORIGINAL_ALPHA, ORIGINAL_CALIBRATION};
+use crate::signal::Signal;
 use crate::Gate;
 
 /// Which chunks an oracle ranks against each other.
@@ -71,15 +74,25 @@ pub enum GateConfig {
     },
     /// The original's reconstruction gate (see [`ReconGate`]).
     Recon {
-        /// EMA rate α ∈ (0, 1].
+        /// EMA rate α ∈ (0, 1] of the rate estimate.
         alpha: f64,
+        /// Gain β ∈ (0, 1] of the threshold step (the original's is α).
+        step: f64,
         /// Calibration chunks (≥ 1).
         calibration: usize,
     },
     /// The reconstruction gate with a PID-controlled threshold (see [`PidReconGate`]).
     PidRecon(PidParams),
+    /// The long-horizon quantile gate (see [`QuantileGate`]).
+    Quantile(QuantileParams),
     /// Global top-k by reconstruction improvement (offline, not deployable).
     TttImprovement,
+    /// Global top-k by a training-free signal, with hindsight (offline, not deployable): the
+    /// ceiling of any threshold on that signal.
+    SignalTopK {
+        /// The signal ranked.
+        signal: Signal,
+    },
 }
 
 /// [`GateConfig`] as read from TOML (see its doc).
@@ -99,10 +112,15 @@ enum GateConfigToml {
     },
     Recon {
         alpha: f64,
+        step: f64,
         calibration: usize,
     },
     PidRecon(PidParams),
+    Quantile(QuantileParams),
     TttImprovement {},
+    SignalTopK {
+        signal: Signal,
+    },
 }
 
 impl From<GateConfigToml> for GateConfig {
@@ -112,24 +130,34 @@ impl From<GateConfigToml> for GateConfig {
             GateConfigToml::Update { steps } => GateConfig::Update { steps },
             GateConfigToml::Random { seed } => GateConfig::Random { seed },
             GateConfigToml::Oracle { scope, group } => GateConfig::Oracle { scope, group },
-            GateConfigToml::Recon { alpha, calibration } => {
-                GateConfig::Recon { alpha, calibration }
-            }
+            GateConfigToml::Recon {
+                alpha,
+                step,
+                calibration,
+            } => GateConfig::Recon {
+                alpha,
+                step,
+                calibration,
+            },
             GateConfigToml::PidRecon(params) => GateConfig::PidRecon(params),
+            GateConfigToml::Quantile(params) => GateConfig::Quantile(params),
             GateConfigToml::TttImprovement {} => GateConfig::TttImprovement,
+            GateConfigToml::SignalTopK { signal } => GateConfig::SignalTopK { signal },
         }
     }
 }
 
 /// The method names `GateConfig::from_str` accepts, for error messages.
 const VALID_NAMES: &str = "skip, update_1, update_2, update_4, random, random_seedN, oracle, \
-     oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement";
+     oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement, signal_topk, \
+     signal_topk_recon_init";
 
 impl GateConfig {
     /// "Ours": the reconstruction gate with the original's α = 0.1 and 16 calibration chunks.
     pub fn original_recon() -> Self {
         GateConfig::Recon {
             alpha: ORIGINAL_ALPHA,
+            step: ORIGINAL_ALPHA,
             calibration: ORIGINAL_CALIBRATION,
         }
     }
@@ -157,7 +185,10 @@ impl GateConfig {
     /// Checks every parameter's range, naming the first one out of range.
     pub fn validate(&self) -> Result<()> {
         match self {
-            GateConfig::Skip | GateConfig::Random { .. } | GateConfig::TttImprovement => Ok(()),
+            GateConfig::Skip
+            | GateConfig::Random { .. }
+            | GateConfig::TttImprovement
+            | GateConfig::SignalTopK { .. } => Ok(()),
             GateConfig::Update { steps } => Fixed::update(*steps).map(|_| ()),
             GateConfig::Oracle { scope, group } => match (scope, group) {
                 (OracleScope::PerBatch, Some(0)) => Err(Error::Config(
@@ -172,10 +203,13 @@ impl GateConfig {
                 ))),
                 (_, None) => Ok(()),
             },
-            GateConfig::Recon { alpha, calibration } => {
-                ReconGate::new(Budget::new(0.5)?, *alpha, *calibration).map(|_| ())
-            }
+            GateConfig::Recon {
+                alpha,
+                step,
+                calibration,
+            } => ReconGate::new(Budget::new(0.5)?, *alpha, *step, *calibration).map(|_| ()),
             GateConfig::PidRecon(params) => params.validate(),
+            GateConfig::Quantile(params) => params.validate(),
         }
     }
 
@@ -195,22 +229,35 @@ impl GateConfig {
                 (OracleScope::Unconstrained, _) => "oracle_unconstrained".to_string(),
             },
             GateConfig::Recon { .. } if *self == Self::original_recon() => "ours".to_string(),
-            GateConfig::Recon { alpha, calibration } => {
-                format!("recon_alpha{alpha}_cal{calibration}")
-            }
+            GateConfig::Recon {
+                alpha,
+                step,
+                calibration,
+            } => format!("recon_alpha{alpha}_step{step}_cal{calibration}"),
             GateConfig::PidRecon(p) if *p == PidParams::recommended() => "pid".to_string(),
             GateConfig::PidRecon(p) => format!(
                 "pid_cal{}_win{}_kp{}_ki{}_kd{}_ema{}_db{}",
                 p.calibration, p.window, p.kp, p.ki, p.kd, p.rate_ema, p.deadband
             ),
+            GateConfig::Quantile(p) => format!(
+                "quantile_{}_cal{}_gain{}_db{}",
+                p.signal, p.calibration, p.gain, p.deadband
+            ),
             GateConfig::TttImprovement => "ttt_improvement".to_string(),
+            GateConfig::SignalTopK {
+                signal: Signal::Recon,
+            } => "signal_topk".to_string(),
+            GateConfig::SignalTopK { signal } => format!("signal_topk_{signal}"),
         }
     }
 
     /// Whether the policy decides chunk by chunk ([`GateConfig::online_gate`] gives the gate);
     /// `false` for the offline oracles and TTT-improvement top-k.
     pub fn is_online(&self) -> bool {
-        !matches!(self, GateConfig::Oracle { .. } | GateConfig::TttImprovement)
+        !matches!(
+            self,
+            GateConfig::Oracle { .. } | GateConfig::TttImprovement | GateConfig::SignalTopK { .. }
+        )
     }
 
     /// The calibration window of the reconstruction gates; `None` for the other policies.
@@ -218,13 +265,19 @@ impl GateConfig {
         match self {
             GateConfig::Recon { calibration, .. } => Some(*calibration),
             GateConfig::PidRecon(p) => Some(p.calibration),
+            GateConfig::Quantile(p) => Some(p.calibration),
             _ => None,
         }
     }
 
-    /// Whether the policy reads [`crate::Signals::recon`].
-    pub fn reads_recon(&self) -> bool {
-        matches!(self, GateConfig::Recon { .. } | GateConfig::PidRecon(_))
+    /// The training-free signal the policy reads; `None` for policies that read none.
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            GateConfig::Recon { .. } | GateConfig::PidRecon(_) => Some(Signal::Recon),
+            GateConfig::Quantile(p) => Some(p.signal),
+            GateConfig::SignalTopK { signal } => Some(*signal),
+            _ => None,
+        }
     }
 
     /// A fresh online gate for this policy at budget ρ; `Ok(None)` for offline policies, an error
@@ -235,11 +288,21 @@ impl GateConfig {
             GateConfig::Skip => Some(Box::new(Fixed::skip())),
             GateConfig::Update { steps } => Some(Box::new(Fixed::update(*steps)?)),
             GateConfig::Random { seed } => Some(Box::new(RandomGate::new(budget, *seed))),
-            GateConfig::Recon { alpha, calibration } => {
-                Some(Box::new(ReconGate::new(budget, *alpha, *calibration)?))
-            }
+            GateConfig::Recon {
+                alpha,
+                step,
+                calibration,
+            } => Some(Box::new(ReconGate::new(
+                budget,
+                *alpha,
+                *step,
+                *calibration,
+            )?)),
             GateConfig::PidRecon(params) => Some(Box::new(PidReconGate::new(budget, *params)?)),
-            GateConfig::Oracle { .. } | GateConfig::TttImprovement => None,
+            GateConfig::Quantile(params) => Some(Box::new(QuantileGate::new(budget, *params)?)),
+            GateConfig::Oracle { .. }
+            | GateConfig::TttImprovement
+            | GateConfig::SignalTopK { .. } => None,
         })
     }
 }
@@ -272,6 +335,12 @@ impl FromStr for GateConfig {
             "ours" => Self::original_recon(),
             "pid" => Self::pid_recommended(),
             "ttt_improvement" => GateConfig::TttImprovement,
+            "signal_topk" => GateConfig::SignalTopK {
+                signal: Signal::Recon,
+            },
+            "signal_topk_recon_init" => GateConfig::SignalTopK {
+                signal: Signal::ReconInit,
+            },
             _ => {
                 if let Some(k) = s.strip_prefix("update_") {
                     let steps = u32::try_from(number(k)?).map_err(|_| unknown())?;
@@ -318,6 +387,8 @@ mod tests {
             "ours",
             "pid",
             "ttt_improvement",
+            "signal_topk",
+            "signal_topk_recon_init",
         ] {
             let config: GateConfig = name.parse().unwrap();
             assert_eq!(config.name(), name);
@@ -326,6 +397,7 @@ mod tests {
             "ours".parse::<GateConfig>().unwrap(),
             GateConfig::Recon {
                 alpha: 0.1,
+                step: 0.1,
                 calibration: 16
             }
         );
@@ -367,9 +439,17 @@ mod tests {
     fn descriptive_names_for_non_default_parameters() {
         let recon = GateConfig::Recon {
             alpha: 0.2,
+            step: 0.05,
             calibration: 8,
         };
-        assert_eq!(recon.name(), "recon_alpha0.2_cal8");
+        assert_eq!(recon.name(), "recon_alpha0.2_step0.05_cal8");
+        let quantile = GateConfig::Quantile(QuantileParams {
+            signal: Signal::ReconInit,
+            calibration: 16,
+            gain: 0.1,
+            deadband: 2.0,
+        });
+        assert_eq!(quantile.name(), "quantile_recon_init_cal16_gain0.1_db2");
         let pid = GateConfig::PidRecon(PidParams {
             kp: 0.5,
             ..PidParams::recommended()

@@ -65,6 +65,7 @@ mod tests {
         Signals {
             position,
             recon,
+            recon_init: recon,
             skip_loss: None,
             updates_so_far: 0,
         }

@@ -12,8 +12,9 @@
 //! any of them over recorded signals.
 //!
 //! The online gates are [`Fixed`] (SKIP or UPDATE_k), [`RandomGate`], [`ReconGate`] (the
-//! original's controller, "Ours") and [`PidReconGate`] (ours: the same signal with a PID-held
-//! update rate).
+//! original's controller, "Ours"), [`PidReconGate`] (the same signal with a PID-held update
+//! rate over a sliding window) and [`QuantileGate`] (a long-horizon threshold: a quantile of
+//! every signal seen so far, with a budget debt).
 //! Definitions follow the original implementation (see `docs/design/gating.md`).
 //!
 //! ```
@@ -25,7 +26,13 @@
 //!     .expect("an online gate");
 //! let mut updates = 0;
 //! for (position, recon) in [0.91, 0.42, 0.77].into_iter().enumerate() {
-//!     let signals = Signals { position, recon, skip_loss: None, updates_so_far: updates };
+//!     let signals = Signals {
+//!         position,
+//!         recon,
+//!         recon_init: recon,
+//!         skip_loss: None,
+//!         updates_so_far: updates,
+//!     };
 //!     let decision = gate.step(&signals); // SKIP or UPDATE_1
 //!     updates += usize::from(decision.is_update());
 //! }
@@ -37,21 +44,27 @@ pub mod budget;
 pub mod config;
 pub mod error;
 pub mod fixed;
+pub mod grid;
 pub mod method;
 pub mod offline;
 pub mod pid;
+pub mod quantile;
 pub mod random;
 pub mod recon;
+pub mod signal;
 pub mod stream;
 
 pub use budget::Budget;
 pub use config::{GateConfig, OracleScope};
 pub use error::{Error, Result};
 pub use fixed::Fixed;
-pub use method::Method;
+pub use grid::ControllerGrid;
+pub use method::{Method, SELECTED};
 pub use pid::{PidParams, PidReconGate};
+pub use quantile::{QuantileGate, QuantileParams};
 pub use random::RandomGate;
 pub use recon::ReconGate;
+pub use signal::Signal;
 pub use stream::{decide_stream, Trace};
 
 /// What a gate may know about one chunk when it decides.
@@ -62,6 +75,9 @@ pub struct Signals {
     /// The training-free signal: mean reconstruction loss of the fast layer's inner loop on
     /// this chunk before each mini-batch's update (the original's `mean(ttt_loss_step_0)`).
     pub recon: f64,
+    /// The mean reconstruction loss of the whole chunk under its initial fast weights (the
+    /// original's `mean(ttt_loss_init)`), the other training-free [`Signal`].
+    pub recon_init: f64,
     /// The SKIP path's next-token loss, for methods allowed to use it; `None` otherwise.
     pub skip_loss: Option<f64>,
     /// UPDATE decisions made so far in this stream (before this chunk).
@@ -139,6 +155,8 @@ pub trait Gate {
 pub struct StreamRecord {
     /// The training-free signal (see [`Signals::recon`]).
     pub recon: f64,
+    /// See [`Signals::recon_init`].
+    pub recon_init: f64,
     /// Mean reconstruction loss after each mini-batch's update (the original's
     /// `mean(ttt_loss_step_1)`); known only after running the update.
     pub recon_after: f64,

@@ -2,6 +2,10 @@
 //! (`"skip"`, `"update_2"`, `"random_seed7"`, `"ours"`, …). It parses once, where the list is
 //! read, and carries its [`GateConfig`] from there; its name is [`GateConfig::name`], the one
 //! name of the policy.
+//!
+//! One method has no fixed policy: `ours_lh` ("Ours, long horizon") is the controller an
+//! experiment chose on its validation split ([`Method::Selected`]); the evaluation resolves it
+//! with [`Method::resolve`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,27 +13,55 @@ use std::str::FromStr;
 use crate::config::GateConfig;
 use crate::error::{Error, Result};
 
+/// The name of [`Method::Selected`].
+pub const SELECTED: &str = "ours_lh";
+
 /// A policy named by its short name. In TOML and JSON it is that name, a string.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Method(GateConfig);
+pub enum Method {
+    /// A policy with fixed settings.
+    Policy(GateConfig),
+    /// The controller chosen on the validation split (`ours_lh`).
+    Selected,
+}
 
 impl Method {
-    /// The policy.
-    pub fn config(&self) -> &GateConfig {
-        &self.0
+    /// The policy; `None` for [`Method::Selected`] (see [`Method::resolve`]).
+    pub fn config(&self) -> Option<&GateConfig> {
+        match self {
+            Method::Policy(config) => Some(config),
+            Method::Selected => None,
+        }
     }
 
-    /// The policy's one name ([`GateConfig::name`]).
+    /// The policy, with [`Method::Selected`] taken from `selected`; an error when that is
+    /// needed and `None`.
+    pub fn resolve<'a>(&'a self, selected: Option<&'a GateConfig>) -> Result<&'a GateConfig> {
+        match self {
+            Method::Policy(config) => Ok(config),
+            Method::Selected => selected.ok_or_else(|| {
+                Error::Config(format!(
+                    "method \"{SELECTED}\" is the controller chosen on the validation split, and \
+                     none has been chosen (run the validation comparison with [eval.select] first)"
+                ))
+            }),
+        }
+    }
+
+    /// The method's one name: [`GateConfig::name`], or `ours_lh`.
     pub fn name(&self) -> String {
-        self.0.name()
+        match self {
+            Method::Policy(config) => config.name(),
+            Method::Selected => SELECTED.to_string(),
+        }
     }
 
     /// The inner steps of its updates when they are not 1: `Some(k)` for `update_2` and
     /// `update_4`; `None` for every policy whose updates are UPDATE_1 (or that never updates).
     pub fn steps_beyond_one(&self) -> Option<u32> {
-        match self.0 {
-            GateConfig::Update { steps } if steps > 1 => Some(steps),
+        match self {
+            Method::Policy(GateConfig::Update { steps }) if *steps > 1 => Some(*steps),
             _ => None,
         }
     }
@@ -37,7 +69,7 @@ impl Method {
 
 impl From<GateConfig> for Method {
     fn from(config: GateConfig) -> Self {
-        Self(config)
+        Self::Policy(config)
     }
 }
 
@@ -45,7 +77,10 @@ impl FromStr for Method {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Ok(Self(s.parse()?))
+        if s == SELECTED {
+            return Ok(Self::Selected);
+        }
+        Ok(Self::Policy(s.parse()?))
     }
 }
 
@@ -81,14 +116,28 @@ mod tests {
     #[test]
     fn a_list_of_names_round_trips_through_toml() {
         let list: List =
-            toml::from_str(r#"methods = ["skip", "update_2", "random_seed7", "ours"]"#).unwrap();
+            toml::from_str(r#"methods = ["skip", "update_2", "random_seed7", "ours", "ours_lh"]"#)
+                .unwrap();
         assert_eq!(list.methods[1].steps_beyond_one(), Some(2));
-        assert_eq!(list.methods[3].config(), &GateConfig::original_recon());
+        assert_eq!(
+            list.methods[3].config(),
+            Some(&GateConfig::original_recon())
+        );
         assert_eq!(list.methods[0].steps_beyond_one(), None);
         let back = toml::to_string(&list).unwrap();
         assert_eq!(
             back.trim(),
-            r#"methods = ["skip", "update_2", "random_seed7", "ours"]"#
+            r#"methods = ["skip", "update_2", "random_seed7", "ours", "ours_lh"]"#
+        );
+        let selected = &list.methods[4];
+        assert_eq!(selected, &Method::Selected);
+        let err = selected.resolve(None).unwrap_err();
+        assert!(err.to_string().contains("ours_lh"), "{err}");
+        let chosen = GateConfig::pid_recommended();
+        assert_eq!(selected.resolve(Some(&chosen)).unwrap(), &chosen);
+        assert_eq!(
+            list.methods[3].resolve(Some(&chosen)).unwrap(),
+            &GateConfig::original_recon()
         );
     }
 

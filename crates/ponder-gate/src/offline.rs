@@ -8,6 +8,8 @@
 //! * [`oracle_unconstrained`] (O3): UPDATE iff the update helps, with no budget.
 //! * [`ttt_improvement_top_k`]: global top-k by `recon − recon_after` (needs the update, so it is
 //!   not deployable).
+//! * [`signal_top_k`]: global top-k by a training-free [`Signal`] with hindsight, the ceiling of
+//!   any online threshold on that signal (it needs the whole stream, so it is not deployable).
 //!
 //! Every top-k is [`ponder_metrics::top_fraction_set`]: ties go to the earlier chunk, as Python's
 //! stable `sorted(…, reverse=True)` does.
@@ -18,6 +20,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
+use crate::signal::Signal;
 use crate::{Decision, StreamRecord};
 
 /// UPDATE the `budget.top_k(n)` chunks with the largest advantage, SKIP the rest.
@@ -79,6 +82,24 @@ pub fn ttt_improvement_top_k(records: &[StreamRecord], budget: Budget) -> Result
     top_k(&scores, budget)
 }
 
+/// UPDATE the `budget.top_k(n)` chunks with the largest `signal`, SKIP the rest.
+pub fn signal_top_k(
+    records: &[StreamRecord],
+    budget: Budget,
+    signal: Signal,
+) -> Result<Vec<Decision>> {
+    let scores = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let value = signal.of_record(r);
+            check(i, signal.name(), value)?;
+            Ok(value)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    top_k(&scores, budget)
+}
+
 /// The advantage of every record, or an error naming the first non-finite loss.
 fn advantages(records: &[StreamRecord]) -> Result<Vec<f64>> {
     records
@@ -128,6 +149,7 @@ mod tests {
         adv.iter()
             .map(|&a| StreamRecord {
                 recon: 1.0,
+                recon_init: 1.0,
                 recon_after: 1.0,
                 skip_loss: 3.0 + a,
                 update_loss: 3.0,
@@ -213,6 +235,7 @@ mod tests {
             .iter()
             .map(|&(recon, recon_after)| StreamRecord {
                 recon,
+                recon_init: -recon,
                 recon_after,
                 skip_loss: 0.0,
                 update_loss: 0.0,
@@ -226,6 +249,33 @@ mod tests {
             ttt_improvement_top_k(&recs, rho(0.75)).unwrap(),
             [U, U, S, U]
         );
+    }
+
+    #[test]
+    fn signal_top_k_ranks_by_the_signal_alone() {
+        // recon = [1, 3, 2, 1.5] (recon_init = −recon); ρ = 0.5 → k = 2.
+        let recs: Vec<StreamRecord> = [1.0, 3.0, 2.0, 1.5]
+            .iter()
+            .map(|&recon| StreamRecord {
+                recon,
+                recon_init: -recon,
+                recon_after: 0.0,
+                skip_loss: 0.0,
+                update_loss: 0.0,
+            })
+            .collect();
+        assert_eq!(
+            signal_top_k(&recs, rho(0.5), Signal::Recon).unwrap(),
+            [S, U, U, S]
+        );
+        assert_eq!(
+            signal_top_k(&recs, rho(0.5), Signal::ReconInit).unwrap(),
+            [U, S, S, U]
+        );
+        let mut bad = recs.clone();
+        bad[3].recon_init = f64::INFINITY;
+        let err = signal_top_k(&bad, rho(0.5), Signal::ReconInit).unwrap_err();
+        assert!(matches!(err, Error::Stream(ref m) if m.contains("record 3: recon_init")));
     }
 
     #[test]

@@ -266,6 +266,7 @@ mod tests {
         let sig = Signals {
             position,
             recon,
+            recon_init: recon,
             skip_loss: None,
             updates_so_far: 0,
         };

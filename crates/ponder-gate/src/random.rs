@@ -89,6 +89,7 @@ mod tests {
                 let sig = Signals {
                     position,
                     recon: 1.0,
+                    recon_init: 1.0,
                     skip_loss: None,
                     updates_so_far: 0,
                 };

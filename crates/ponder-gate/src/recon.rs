@@ -8,8 +8,11 @@
 //!
 //! ```text
 //! r̂ = (1 − α)·r̂ + α·d
-//! τ = max(0.01, τ + (r̂ − ρ)·α·max(0.1, |τ|))
+//! τ = max(0.01, τ + (r̂ − ρ)·β·max(0.1, |τ|))
 //! ```
+//!
+//! The original ties the step gain β to the EMA rate (β = α = 0.1); here both are parameters,
+//! whose defaults are the original's.
 //!
 //! The update uses the new r̂, and the last calibration chunk's observation (d = 1) already moves
 //! r̂ and τ, because calibration completes inside `decide`.
@@ -38,6 +41,7 @@ pub const STEP_SCALE_FLOOR: f64 = 0.1;
 pub struct ReconGate {
     budget: Budget,
     alpha: f64,
+    step: f64,
     calibration: usize,
     steps: u32,
     /// Signals seen during calibration (emptied when calibration ends).
@@ -47,12 +51,18 @@ pub struct ReconGate {
 }
 
 impl ReconGate {
-    /// A gate with target rate ρ = `budget.rho()`, EMA rate `alpha` ∈ (0, 1] and a calibration
-    /// window of `calibration` ≥ 1 chunks; UPDATE means one inner step.
-    pub fn new(budget: Budget, alpha: f64, calibration: usize) -> Result<Self> {
+    /// A gate with target rate ρ = `budget.rho()`, EMA rate `alpha` ∈ (0, 1], threshold step
+    /// gain `step` ∈ (0, 1] and a calibration window of `calibration` ≥ 1 chunks; UPDATE means
+    /// one inner step.
+    pub fn new(budget: Budget, alpha: f64, step: f64, calibration: usize) -> Result<Self> {
         if !(alpha > 0.0 && alpha <= 1.0) {
             return Err(Error::Config(format!(
                 "recon gate: alpha = {alpha}, expected a number in (0, 1]"
+            )));
+        }
+        if !(step > 0.0 && step <= 1.0) {
+            return Err(Error::Config(format!(
+                "recon gate: step = {step}, expected a number in (0, 1]"
             )));
         }
         if calibration == 0 {
@@ -63,6 +73,7 @@ impl ReconGate {
         Ok(Self {
             budget,
             alpha,
+            step,
             calibration,
             steps: 1,
             buf: Vec::with_capacity(calibration),
@@ -70,11 +81,12 @@ impl ReconGate {
         })
     }
 
-    /// The original's gate: α = [`ORIGINAL_ALPHA`], [`ORIGINAL_CALIBRATION`] chunks.
+    /// The original's gate: α = β = [`ORIGINAL_ALPHA`], [`ORIGINAL_CALIBRATION`] chunks.
     pub fn original(budget: Budget) -> Self {
         Self {
             budget,
             alpha: ORIGINAL_ALPHA,
+            step: ORIGINAL_ALPHA,
             calibration: ORIGINAL_CALIBRATION,
             steps: 1,
             buf: Vec::with_capacity(ORIGINAL_CALIBRATION),
@@ -98,9 +110,14 @@ impl ReconGate {
         self.budget
     }
 
-    /// The EMA rate α of both the rate estimate and the threshold step.
+    /// The EMA rate α of the rate estimate.
     pub fn alpha(&self) -> f64 {
         self.alpha
+    }
+
+    /// The gain β of the threshold step.
+    pub fn step_gain(&self) -> f64 {
+        self.step
     }
 
     /// The number of calibration chunks.
@@ -160,7 +177,7 @@ impl Gate for ReconGate {
         };
         let d = if decision.is_update() { 1.0 } else { 0.0 };
         let rate = (1.0 - self.alpha) * rate + self.alpha * d;
-        let step = (rate - self.budget.rho()) * self.alpha * tau.abs().max(STEP_SCALE_FLOOR);
+        let step = (rate - self.budget.rho()) * self.step * tau.abs().max(STEP_SCALE_FLOOR);
         let tau = (tau + step).max(THRESHOLD_FLOOR);
         self.state = Some((tau, rate));
     }
@@ -184,6 +201,7 @@ mod tests {
                 let sig = Signals {
                     position,
                     recon,
+                    recon_init: recon,
                     skip_loss: None,
                     updates_so_far: 0,
                 };
@@ -200,7 +218,7 @@ mod tests {
     #[test]
     fn hand_worked_sequence() {
         // n_cal = 4, ρ = 0.5, α = 0.1.
-        let mut gate = ReconGate::new(Budget::new(0.5).unwrap(), 0.1, 4).unwrap();
+        let mut gate = ReconGate::new(Budget::new(0.5).unwrap(), 0.1, 0.1, 4).unwrap();
         let out = run(&mut gate, &[1.0, 3.0, 2.0, 4.0, 2.5, 3.5, 3.02, 3.025, 3.0]);
         let u = Decision::Update(1);
         let s = Decision::Skip;
@@ -264,11 +282,12 @@ mod tests {
         // ρ = 0.2 over 5 chunks: idx = min(⌊0.8·5⌋, 4) = 4 → the maximum, 50.
         // ρ = 0.0 would give idx = 5, clamped to 4.
         for rho in [0.2, 0.0] {
-            let mut gate = ReconGate::new(Budget::new(rho).unwrap(), 1.0, 5).unwrap();
+            let mut gate = ReconGate::new(Budget::new(rho).unwrap(), 1.0, 1.0, 5).unwrap();
             for (position, recon) in [30.0, 10.0, 50.0, 20.0, 40.0].into_iter().enumerate() {
                 let sig = Signals {
                     position,
                     recon,
+                    recon_init: recon,
                     skip_loss: None,
                     updates_so_far: 0,
                 };
@@ -282,7 +301,7 @@ mod tests {
     #[test]
     fn floors() {
         // n_cal = 1, ρ = 0.5, α = 1 (so r̂ = d after each step).
-        let mut gate = ReconGate::new(Budget::new(0.5).unwrap(), 1.0, 1).unwrap();
+        let mut gate = ReconGate::new(Budget::new(0.5).unwrap(), 1.0, 1.0, 1).unwrap();
         let out = run(&mut gate, &[0.05, 0.0, 0.0, 0.0]);
         // Chunk 0: τ = 0.05, UPDATE, r̂ = 1. The step scale is max(0.1, 0.05) = 0.1 (the 0.1
         // floor): τ = 0.05 + 0.5·1·0.1 = 0.1 (without the floor it would be 0.075).
@@ -298,23 +317,39 @@ mod tests {
     }
 
     #[test]
+    fn step_gain_apart_from_alpha() {
+        // n_cal = 1, ρ = 0.5, α = 1, β = 0.5. Chunk 0: τ = 1, r̂ = 0.5, then d = 1 gives r̂ = 1 and
+        // τ = 1 + (1 − 0.5)·0.5·max(0.1, 1) = 1.25 (β = α = 1 would give 1.5).
+        let mut gate = ReconGate::new(Budget::new(0.5).unwrap(), 1.0, 0.5, 1).unwrap();
+        let out = run(&mut gate, &[1.0]);
+        assert!(close(out[0].1, 1.25), "{:?}", out[0]);
+        assert!(close(out[0].2, 1.0));
+    }
+
+    #[test]
     fn rejects_bad_parameters() {
         let b = Budget::new(0.5).unwrap();
         for alpha in [0.0, -0.1, 1.5, f64::NAN, f64::INFINITY] {
-            let err = ReconGate::new(b, alpha, 16).unwrap_err();
+            let err = ReconGate::new(b, alpha, 0.1, 16).unwrap_err();
             assert!(
                 matches!(err, Error::Config(ref m) if m.contains("alpha")),
                 "{err}"
             );
+            let err = ReconGate::new(b, 0.1, alpha, 16).unwrap_err();
+            assert!(
+                matches!(err, Error::Config(ref m) if m.contains("step")),
+                "{err}"
+            );
         }
-        let err = ReconGate::new(b, 0.1, 0).unwrap_err();
+        let err = ReconGate::new(b, 0.1, 0.1, 0).unwrap_err();
         assert!(
             matches!(err, Error::Config(ref m) if m.contains("calibration")),
             "{err}"
         );
-        assert!(ReconGate::new(b, 1.0, 1).is_ok());
+        assert!(ReconGate::new(b, 1.0, 1.0, 1).is_ok());
         assert!(ReconGate::original(b).with_steps(0).is_err());
         assert_eq!(ReconGate::original(b).calibration(), 16);
         assert_eq!(ReconGate::original(b).alpha(), 0.1);
+        assert_eq!(ReconGate::original(b).step_gain(), 0.1);
     }
 }

@@ -56,15 +56,15 @@ pub fn decide_stream(
             )));
         }
     }
-    if config.reads_recon() {
-        if let Some((i, r)) = records
+    if let Some(signal) = config.signal() {
+        if let Some((i, value)) = records
             .iter()
+            .map(|r| signal.of_record(r))
             .enumerate()
-            .find(|(_, r)| !r.recon.is_finite())
+            .find(|(_, v)| !v.is_finite())
         {
             return Err(Error::Stream(format!(
-                "record {i}: recon is {}, expected a finite number",
-                r.recon
+                "record {i}: {signal} is {value}, expected a finite number"
             )));
         }
     }
@@ -83,6 +83,7 @@ pub fn decide_stream(
             (OracleScope::Unconstrained, _) => offline::oracle_unconstrained(records)?,
         },
         GateConfig::TttImprovement => offline::ttt_improvement_top_k(records, budget)?,
+        GateConfig::SignalTopK { signal } => offline::signal_top_k(records, budget, *signal)?,
         // `online_gate` returned a gate for every other policy.
         _ => {
             return Err(Error::Config(format!(
@@ -110,6 +111,7 @@ pub fn replay(gate: &mut dyn Gate, records: &[StreamRecord]) -> Trace {
         let signals = Signals {
             position,
             recon: record.recon,
+            recon_init: record.recon_init,
             skip_loss: None,
             updates_so_far,
         };
@@ -131,6 +133,7 @@ mod tests {
             .enumerate()
             .map(|(i, &recon)| StreamRecord {
                 recon,
+                recon_init: recon,
                 recon_after: recon / 2.0,
                 skip_loss: 3.0,
                 // Advantage grows with the position.
@@ -168,6 +171,7 @@ mod tests {
         // The hand-worked sequence of `recon::tests`, through the replay.
         let config = GateConfig::Recon {
             alpha: 0.1,
+            step: 0.1,
             calibration: 4,
         };
         let trace = decide_stream(

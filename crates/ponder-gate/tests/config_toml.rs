@@ -2,7 +2,8 @@
 //! are errors, out-of-range values fail validation; the online gates it builds, and replays.
 
 use ponder_gate::{
-    decide_stream, Budget, Decision, Error, GateConfig, OracleScope, PidParams, StreamRecord,
+    decide_stream, Budget, Decision, Error, GateConfig, OracleScope, PidParams, QuantileParams,
+    Signal, StreamRecord,
 };
 
 fn parse(text: &str) -> Result<GateConfig, toml::de::Error> {
@@ -40,8 +41,24 @@ fn every_policy_parses() {
             },
         ),
         (
-            "kind = \"recon\"\nalpha = 0.1\ncalibration = 16",
+            "kind = \"recon\"\nalpha = 0.1\nstep = 0.1\ncalibration = 16",
             GateConfig::original_recon(),
+        ),
+        (
+            "kind = \"quantile\"\nsignal = \"recon_init\"\ncalibration = 16\ngain = 0.1\n\
+             deadband = 2.0",
+            GateConfig::Quantile(QuantileParams {
+                signal: Signal::ReconInit,
+                calibration: 16,
+                gain: 0.1,
+                deadband: 2.0,
+            }),
+        ),
+        (
+            "kind = \"signal_top_k\"\nsignal = \"recon\"",
+            GateConfig::SignalTopK {
+                signal: Signal::Recon,
+            },
         ),
         (
             "kind = \"pid_recon\"\ncalibration = 16\nwindow = 128\nkp = 0.0\nki = 0.1\n\
@@ -66,8 +83,10 @@ fn numbers_are_required() {
         "kind = \"update\"",
         "kind = \"random\"",
         "kind = \"oracle\"",
-        "kind = \"recon\"\nalpha = 0.1",
-        "kind = \"recon\"\ncalibration = 16",
+        "kind = \"recon\"\nalpha = 0.1\ncalibration = 16",
+        "kind = \"recon\"\nstep = 0.1\ncalibration = 16",
+        "kind = \"quantile\"\nsignal = \"recon\"\ncalibration = 16\ngain = 0.1",
+        "kind = \"signal_top_k\"",
         "kind = \"pid_recon\"\ncalibration = 16\nwindow = 128\nkp = 0.0\nki = 0.1\nkd = 0.0\n\
          rate_ema = 0.1",
     ] {
@@ -79,7 +98,8 @@ fn numbers_are_required() {
 #[test]
 fn unknown_keys_and_kinds_are_errors() {
     for text in [
-        "kind = \"recon\"\nalpha = 0.1\ncalibration = 16\nrho = 0.5",
+        "kind = \"recon\"\nalpha = 0.1\nstep = 0.1\ncalibration = 16\nrho = 0.5",
+        "kind = \"quantile\"\nsignal = \"skip_loss\"\ncalibration = 16\ngain = 0.1\ndeadband = 2.0",
         "kind = \"random\"\nseed = 1\nrate = 0.5",
         "kind = \"pid_recon\"\ncalibration = 16\nwindow = 128\nkp = 0.0\nki = 0.1\nkd = 0.0\n\
          rate_ema = 0.1\ndeadband = 4.0\nki2 = 1.0",
@@ -98,10 +118,22 @@ fn unknown_keys_and_kinds_are_errors() {
 fn out_of_range_values_fail_validation() {
     for (text, what) in [
         ("kind = \"update\"\nsteps = 0", "steps"),
-        ("kind = \"recon\"\nalpha = 0.0\ncalibration = 16", "alpha"),
         (
-            "kind = \"recon\"\nalpha = 0.1\ncalibration = 0",
+            "kind = \"recon\"\nalpha = 0.0\nstep = 0.1\ncalibration = 16",
+            "alpha",
+        ),
+        (
+            "kind = \"recon\"\nalpha = 0.1\nstep = 1.5\ncalibration = 16",
+            "step",
+        ),
+        (
+            "kind = \"recon\"\nalpha = 0.1\nstep = 0.1\ncalibration = 0",
             "calibration",
+        ),
+        (
+            "kind = \"quantile\"\nsignal = \"recon\"\ncalibration = 16\ngain = 0.0\n\
+             deadband = 2.0",
+            "gain",
         ),
         ("kind = \"oracle\"\nscope = \"per_batch\"", "group"),
         ("kind = \"oracle\"\nscope = \"global\"\ngroup = 2", "group"),
@@ -115,6 +147,7 @@ fn out_of_range_values_fail_validation() {
         let records = vec![
             StreamRecord {
                 recon: 1.0,
+                recon_init: 1.0,
                 recon_after: 0.5,
                 skip_loss: 2.0,
                 update_loss: 1.5,
@@ -135,6 +168,7 @@ fn parsed_config_replays() {
     let records = vec![
         StreamRecord {
             recon: 1.0,
+            recon_init: 1.0,
             recon_after: 0.5,
             skip_loss: 2.0,
             update_loss: 1.5,
@@ -176,6 +210,7 @@ fn online_gates() {
     assert!(GateConfig::TttImprovement.online_gate(b).unwrap().is_none());
     let bad = GateConfig::Recon {
         alpha: 0.0,
+        step: 0.1,
         calibration: 16,
     };
     assert!(matches!(bad.online_gate(b), Err(Error::Config(_))));

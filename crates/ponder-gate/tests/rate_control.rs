@@ -50,6 +50,7 @@ fn records(signals: &[f64]) -> Vec<StreamRecord> {
         .iter()
         .map(|&recon| StreamRecord {
             recon,
+            recon_init: recon,
             recon_after: recon,
             skip_loss: 1.0,
             update_loss: 1.0,
@@ -130,6 +131,7 @@ fn count_error_stays_under_the_bound_on_adversarial_streams() {
                 let sig = Signals {
                     position,
                     recon,
+                    recon_init: recon,
                     skip_loss: None,
                     updates_so_far: 0,
                 };

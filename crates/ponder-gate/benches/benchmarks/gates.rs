@@ -25,6 +25,7 @@ fn records(n: usize) -> Vec<StreamRecord> {
             let skip_loss = 2.0 + dist.sample(&mut rng);
             StreamRecord {
                 recon,
+                recon_init: recon,
                 recon_after: 0.8 * recon,
                 skip_loss,
                 update_loss: skip_loss - 0.1 * recon,
@@ -41,6 +42,7 @@ fn bench_gate(c: &mut Criterion, name: &str, mut gate: impl Gate, recs: &[Stream
         let signals = Signals {
             position,
             recon: recs[position % recs.len()].recon,
+            recon_init: recs[position % recs.len()].recon,
             skip_loss: None,
             updates_so_far,
         };
