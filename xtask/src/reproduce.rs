@@ -18,6 +18,7 @@ pub const PHASES: &[&str] = &[
     "data",
     "backbone",
     "fast",
+    "eval-validation",
     "eval-id",
     "eval-ood",
     "latency",
@@ -214,6 +215,12 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                 true,
                 false,
             )),
+            "eval-validation" => add(step(
+                "compare on the validation split, choose ours_lh".into(),
+                with_config(&["compare"], &["--split".into(), "validation".into()]),
+                true,
+                false,
+            )),
             "eval-id" => add(step(
                 "compare in distribution".into(),
                 with_config(&["compare"], &[]),
@@ -404,6 +411,7 @@ mod tests {
                 "data",
                 "backbone",
                 "fast",
+                "eval-validation",
                 "eval-id",
                 "eval-ood",
                 "eval-ood",
@@ -418,6 +426,10 @@ mod tests {
             .args
             .join(" ")
             .ends_with("--config configs/tiny.toml --set fast.k=2"));
+        assert!(all[3]
+            .args
+            .join(" ")
+            .ends_with("--set fast.k=2 --split validation"));
         let small = parse(&["--small"]).unwrap();
         let preset = Preset::resolve(&root, "small", &[]).unwrap();
         assert!(steps(&small, &preset).iter().all(|s| s.phase != "backbone"));

@@ -122,8 +122,12 @@ pub struct CompareArgs {
     /// update_2, update_4, random, random_seedN, oracle, ours, pid, ttt_improvement, ….
     #[arg(long)]
     pub methods: Option<String>,
-    /// An out-of-distribution source (a named source such as go-src, a folder, or hf:...);
-    /// default: the held-out test split of the config's own sources.
+    /// Which held-out split of the config's own sources to read: `test` (the results) or
+    /// `validation` (where `ours_lh` is chosen, with `[eval.select]`).
+    #[arg(long, value_enum, default_value_t = SplitArg::Test, conflicts_with = "source")]
+    pub split: SplitArg,
+    /// An out-of-distribution source (a named source such as go-src, a folder, or hf:...),
+    /// instead of a split.
     #[arg(long, requires = "language")]
     pub source: Option<String>,
     /// The language of `--source`.
@@ -140,7 +144,8 @@ pub struct CompareArgs {
     /// update from its output).
     #[arg(long, allow_hyphen_values = true)]
     pub causal_k: Option<i64>,
-    /// The run folder; default `<fast run>/eval/<language>[-shuffled][-diagonal<k>]`.
+    /// The run folder; default `<fast run>/eval/<language>[-shuffled][-diagonal<k>]`
+    /// (`validation/…` for the validation split).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue an interrupted comparison in the same folder (its config must match).
@@ -152,6 +157,15 @@ pub struct CompareArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// A held-out split, as `--split` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The validation split.
+    Validation,
+    /// The test split.
+    Test,
 }
 
 /// `ponder train` subcommands.

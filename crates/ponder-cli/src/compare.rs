@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use ponder_eval::{run_comparison, CompareRequest, StreamChoice};
 use ponder_experiment::{Ablation, ExperimentConfig, Layout, OpenOptions, RunFolder};
 
-use crate::args::{CompareArgs, Global};
+use crate::args::{CompareArgs, Global, SplitArg};
 
 /// The overrides of `args` as `--set` strings: its shortcuts first, then `--set` itself.
 fn overrides(a: &CompareArgs) -> Vec<String> {
@@ -38,7 +38,10 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
             source: source.clone(),
             language: language.clone(),
         },
-        _ => StreamChoice::TestSplit,
+        _ => StreamChoice::Split(match a.split {
+            SplitArg::Validation => ponder_data::Split::Validation,
+            SplitArg::Test => ponder_data::Split::Test,
+        }),
     };
     let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
         .with_context(|| format!("loading the backbone {}", fast.backbone))?

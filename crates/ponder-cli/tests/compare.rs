@@ -21,6 +21,7 @@ seed = 0
 bootstrap_resamples = 50
 ci_level = 0.95
 budget_sweep = [0.25, 0.5, 0.75]
+random_seeds = 3
 "#;
 
 fn ok(out: &Output) -> String {

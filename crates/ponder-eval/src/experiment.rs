@@ -3,10 +3,15 @@
 //! evaluation's run folder, runs the one model pass (resumable), applies every method, and
 //! writes and returns the results. The `ponder compare` command is this call plus argument
 //! mapping and printing.
+//!
+//! On the validation split, `ours_lh` is left out of the methods (it is chosen there), and when
+//! the config has `[eval.select]` the choice is made and written to `selection.json`
+//! ([`crate::selection`]). Everywhere else `ours_lh` reads that file back: the controller chosen
+//! on the validation split of the experiment's own language, whatever stream is evaluated.
 
 use std::fmt;
 
-use ponder_data::{ExperimentData, SourceHints};
+use ponder_data::{ExperimentData, SourceHints, Split};
 use ponder_experiment::records::Done;
 use ponder_experiment::{
     Ablation, ExperimentConfig, Layout, OpenOptions, RunDir, RunFolder, Stage,
@@ -18,13 +23,15 @@ use crate::error::{Error, Result};
 use crate::flops::chunk_flops;
 use crate::output::{cost_report, write_outputs, CostReport};
 use crate::records::evaluate;
+use crate::selection::{select, Selection};
 use crate::stream::chunk_batches;
 
 /// Which tokens an evaluation reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamChoice {
-    /// The test split of the experiment's `[data]` sources (in distribution).
-    TestSplit,
+    /// A held-out split of the experiment's `[data]` sources (in distribution): `Test` for the
+    /// results, `Validation` for choices; `Train` is refused.
+    Split(Split),
     /// Every file of another source, in its language (out of distribution).
     Source {
         /// A named source, folder or dataset file, as `data.sources` accepts.
@@ -66,6 +73,9 @@ pub struct CompareOutcome {
     pub folder: RunFolder,
     /// Every method's decisions and statistics.
     pub comparison: Comparison,
+    /// The controller chosen as `ours_lh` (made here on the validation split, read back
+    /// elsewhere); `None` when none is chosen or used.
+    pub selection: Option<Selection>,
     /// Its cost.
     pub cost: CostReport,
 }
@@ -78,20 +88,49 @@ pub fn run_comparison(
     mut on_chunk: impl FnMut(usize, usize),
 ) -> Result<Option<CompareOutcome>> {
     let config = req.config;
-    let eval = config.eval()?;
-    let (language, source) = match &req.stream {
-        StreamChoice::TestSplit => (config.data.language.clone(), None),
-        StreamChoice::Source { source, language } => (language.clone(), Some(source.as_str())),
+    let mut eval = config.eval()?.clone();
+    let (language, source, split) = match &req.stream {
+        StreamChoice::Split(Split::Train) => {
+            return Err(Error::Config(
+                "--split train: a comparison reads held-out data, the validation or test split"
+                    .into(),
+            ))
+        }
+        StreamChoice::Split(split) => (config.data.language.clone(), None, Some(*split)),
+        StreamChoice::Source { source, language } => {
+            (language.clone(), Some(source.as_str()), None)
+        }
     };
+    let validation = split == Some(Split::Validation);
     let name = req.ablation.eval_name(&language);
+    let fast_folder = Layout::fast_of(config)?;
     let folder = match &req.out {
         Some(f) => f.clone(),
-        None => Layout::fast_of(config)?.eval(&language, req.ablation),
+        None if validation => fast_folder.validation_eval(&language, req.ablation),
+        None => fast_folder.eval(&language, req.ablation),
+    };
+    let selection_file = fast_folder
+        .validation_eval(&config.data.language, Ablation::default())
+        .selection();
+    let selection = if validation {
+        eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
+        None
+    } else if eval.methods.contains(&ponder_gate::Method::Selected) {
+        let grid = eval.select.as_ref().ok_or_else(|| {
+            Error::Config("eval.methods lists ours_lh but there is no [eval.select]".into())
+        })?;
+        Some(Selection::read_for(&selection_file, eval.budget, grid)?)
+    } else {
+        None
     };
     let identity = format!(
         "{}\n# ponder compare\n# source = {:?}\n# language = {language:?}\n# fast = {:?}\n# shuffle = {}\n# causal_k = {:?}\n",
         config.stage_toml(Stage::Eval),
-        source.unwrap_or("test split of [data] sources"),
+        match (source, split) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(split)) => format!("{split:?} split of [data] sources").to_lowercase(),
+            (None, None) => unreachable!("a stream is a split or a source"),
+        },
         req.fast_origin,
         req.ablation.shuffle,
         req.ablation.causal_k
@@ -101,6 +140,7 @@ pub fn run_comparison(
         None => req.lm.clone(),
     };
     let (stream, manifests) = match source {
+        None if validation => (req.data.validation.clone(), req.data.manifests.clone()),
         None => (req.data.test.clone(), req.data.manifests.clone()),
         Some(s) => {
             let (stream, manifest) = ponder_data::build::full_stream(
@@ -120,8 +160,22 @@ pub fn run_comparison(
         return Ok(None);
     };
     run.record_data(&manifests)?;
-    let chunks = chunk_batches(&stream, eval, req.ablation.shuffle.then_some(eval.seed))?;
-    check_stream_length(eval, chunks.len())?;
+    if stream.is_empty() {
+        return Err(Error::Data(format!(
+            "the {} stream of {language} is empty (data.{} = {} of the files of {:?})",
+            if validation { "validation" } else { "test" },
+            if validation { "validation" } else { "test" },
+            if validation {
+                config.data.validation
+            } else {
+                config.data.test
+            },
+            config.data.sources
+        )));
+    }
+    let chunks = chunk_batches(&stream, &eval, req.ablation.shuffle.then_some(eval.seed))?;
+    let selected = selection.as_ref().map(|s| &s.config);
+    check_stream_length(&eval, selected, chunks.len())?;
     let extra_steps = eval.extra_update_steps();
     let device = lm.backbone_model().device().clone();
     let total = chunks.len();
@@ -133,7 +187,18 @@ pub fn run_comparison(
         &extra_steps,
         |done| on_chunk(done, total),
     )?;
-    let comparison = compare(&records, eval)?;
+    let comparison = compare(&records, &eval, selected)?;
+    let selection = match (
+        &eval.select,
+        validation && req.ablation == Ablation::default(),
+    ) {
+        (Some(grid), true) => {
+            let chosen = select(&records, eval.budget, grid)?;
+            ponder_experiment::run_dir::write_json(&folder.selection(), &chosen)?;
+            Some(chosen)
+        }
+        _ => selection,
+    };
     let flops = chunk_flops(&lm, eval.batch_size, eval.chunk_len, &extra_steps);
     let cost = cost_report(&comparison, flops, times);
     write_outputs(&folder, &records, &comparison, &cost)?;
@@ -145,6 +210,7 @@ pub fn run_comparison(
         name,
         folder,
         comparison,
+        selection,
         cost,
     }))
 }
@@ -182,6 +248,16 @@ impl fmt::Display for CompareOutcome {
         )?;
         write!(f, "{s}")?;
         write!(f, "{}", self.comparison.correlations)?;
+        if let Some(sel) = &self.selection {
+            let n_ok = sel.candidates.iter().filter(|c| c.within_tolerance).count();
+            writeln!(
+                f,
+                "ours_lh = {} (chosen on {} validation chunk-batches among {} candidates, {n_ok} within the rate tolerance)",
+                sel.chosen,
+                sel.chunks,
+                sel.candidates.len()
+            )?;
+        }
         if let Some(r) = self.cost.comparison_over_update {
             writeln!(
                 f,

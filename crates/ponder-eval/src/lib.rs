@@ -4,7 +4,8 @@
 //! - [`experiment`]: a whole comparison of an experiment in one call ([`run_comparison`]);
 //! - [`stream`]: the evaluation stream cut into chunk-batches as the original does;
 //! - [`records`]: the one model pass, resumable, giving a [`ChunkRecord`] per chunk-batch;
-//! - [`compare`]: every method's decisions and statistics from those records;
+//! - [`compare`]: every method's decisions and statistics from those records ([`summary`]);
+//! - [`selection`]: `ours_lh` chosen on the validation split's records;
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
 //! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
@@ -21,7 +22,9 @@ pub mod plot;
 pub mod plots;
 pub mod records;
 pub mod report;
+pub mod selection;
 pub mod stream;
+pub mod summary;
 mod tables;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use ponder_experiment::{Metric, RunFolder};
 use crate::error::{io, Error, Result};
 use crate::plot::{Chart, Mark, Series};
 use crate::report::EvalRun;
+use ponder_gate::Signal;
 
 /// The columns of `chunks.csv` by header name.
 pub struct ChunkTable {
@@ -77,11 +78,17 @@ fn pairs(x: &[Option<f64>], y: &[Option<f64>], keep: impl Fn(usize) -> bool) -> 
         .enumerate()
         .filter(|(i, _)| keep(*i))
         .filter_map(|(_, (a, b))| Some(((*a)?, (*b)?)))
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
         .collect()
 }
 
 /// Writes the plots of `run` into `dir`; returns `(file name, title)` of each.
-pub fn write_plots(run: &EvalRun, dir: &Path) -> Result<Vec<(String, String)>> {
+/// `selected_signal` is the signal `ours_lh` thresholds, for its threshold trace.
+pub fn write_plots(
+    run: &EvalRun,
+    dir: &Path,
+    selected_signal: Option<Signal>,
+) -> Result<Vec<(String, String)>> {
     let table = ChunkTable::read(&run.folder.chunks())?;
     let missing = |c: &str| Error::Resume {
         path: run.folder.chunks(),
@@ -176,17 +183,29 @@ pub fn write_plots(run: &EvalRun, dir: &Path) -> Result<Vec<(String, String)>> {
             },
         )?;
     }
-    if let Ok(threshold) = col("ours_threshold") {
+    // The threshold traces: the original's controller on its signal, and `ours_lh` on its own.
+    let lh = ponder_gate::SELECTED;
+    let traces = [("ours", Some(Signal::Recon)), (lh, selected_signal)];
+    for (method, signal) in traces {
+        let (Ok(threshold), Some(signal)) = (col(&format!("{method}_threshold")), signal) else {
+            continue;
+        };
+        let values = col(signal.name())?;
+        let file = if method == "ours" {
+            "threshold".to_string()
+        } else {
+            format!("{method}-threshold")
+        };
         save(
-            "threshold",
+            &file,
             Chart {
-                title: format!("{}: threshold trace of Ours", run.name),
+                title: format!("{}: threshold trace of {method}", run.name),
                 x_label: "chunk-batch".into(),
-                y_label: "reconstruction loss".into(),
+                y_label: format!("signal ({signal})"),
                 series: vec![
                     Series {
                         label: "signal".into(),
-                        points: pairs(&index, recon, |_| true),
+                        points: pairs(&index, values, |_| true),
                         mark: Mark::Points,
                     },
                     Series {

@@ -83,6 +83,7 @@ impl ChunkRecord {
     pub fn gate_record(&self) -> ponder_gate::StreamRecord {
         ponder_gate::StreamRecord {
             recon: self.recon,
+            recon_init: self.recon_init,
             recon_after: self.recon_after,
             skip_loss: self.skip_loss,
             update_loss: self.update_loss,

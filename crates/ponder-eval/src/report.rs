@@ -10,12 +10,13 @@ use ponder_experiment::records::Metric;
 use ponder_experiment::run_dir::{read_json, read_lines, write_atomic};
 use ponder_experiment::{Ablation, Layout, RunFolder, Timing};
 
-use crate::compare::{Correlations, MethodSummary, Summary};
 use crate::error::{io, Result};
 use crate::latency::Latency;
 use crate::output::CostReport;
 use crate::paper::PaperSize;
 use crate::plots;
+use crate::selection::Selection;
+use crate::summary::{Correlations, MethodSummary, Summary};
 use crate::tables::{ablation_section, cell, ood_table, signal_section, table1};
 
 /// One evaluation folder's results.
@@ -93,13 +94,15 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
     training_section(&mut s, spec, &plot_dir)?;
     table1(&mut s, id, spec);
+    selection_section(&mut s, spec)?;
     ood_table(&mut s, &runs, spec);
     signal_section(&mut s, &runs, spec);
     ablation_section(&mut s, &runs, spec);
     cost_section(&mut s, id, spec.fast)?;
     s.push_str("## Plots\n\n");
+    let selected_signal = read_selection(spec)?.and_then(|sel| sel.config.signal());
     for run in runs.iter().filter(|r| !r.is_ablation()) {
-        for (file, title) in plots::write_plots(run, &plot_dir)? {
+        for (file, title) in plots::write_plots(run, &plot_dir, selected_signal)? {
             let _ = writeln!(s, "![{title}](plots/{file})\n");
         }
     }
@@ -175,6 +178,55 @@ fn training_section(
         write_atomic(&plot_dir.join(&file), chart.to_svg().as_bytes())?;
         let _ = writeln!(s, "![{}](plots/{file})\n", chart.title);
     }
+    Ok(())
+}
+
+/// The selection on validation of the in-distribution language, if one was made.
+fn read_selection(spec: &ReportSpec<'_>) -> Result<Option<Selection>> {
+    let path = spec
+        .fast
+        .validation_eval(spec.language, Ablation::default())
+        .selection();
+    Ok(if path.is_file() {
+        Some(read_json(&path)?)
+    } else {
+        None
+    })
+}
+
+/// "Choosing the controller": every candidate tried on the validation split, and the choice.
+fn selection_section(s: &mut String, spec: &ReportSpec<'_>) -> Result<()> {
+    s.push_str("## Choosing the controller\n\n");
+    let Some(sel) = read_selection(spec)? else {
+        s.push_str("No controller was chosen on the validation split (the config has no `[eval.select]`, or the validation comparison has not run).\n\n");
+        return Ok(());
+    };
+    let within = sel.candidates.iter().filter(|c| c.within_tolerance).count();
+    let _ = writeln!(
+        s,
+        "`ours_lh` is the candidate with the lowest loss on the {} chunk-batches of the validation split among those whose realized update rate is within ±{} of ρ = {} ({within} of {} candidates); the test split is not read. Chosen: **{}**.\n",
+        sel.chunks,
+        sel.grid.tolerance,
+        sel.budget,
+        sel.candidates.len(),
+        sel.chosen
+    );
+    s.push_str("| candidate | validation loss | rate | within tolerance |\n|---|---|---|---|\n");
+    for c in &sel.candidates {
+        let name = if c.name == sel.chosen {
+            format!("**{}**", c.name)
+        } else {
+            c.name.clone()
+        };
+        let _ = writeln!(
+            s,
+            "| {name} | {:.4} | {:.1}% | {} |",
+            c.loss,
+            100.0 * c.update_rate,
+            if c.within_tolerance { "yes" } else { "no" }
+        );
+    }
+    s.push('\n');
     Ok(())
 }
 

@@ -109,6 +109,8 @@ mod tests {
             bootstrap_resamples: 10,
             ci_level: 0.95,
             budget_sweep: vec![],
+            random_seeds: 3,
+            select: None,
         }
     }
 

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::compare::MethodSummary;
 use crate::report::{EvalRun, ReportSpec};
+use crate::summary::MethodSummary;
 
 pub(crate) fn cell(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
@@ -45,8 +45,31 @@ fn recovery(m: Option<&MethodSummary>) -> String {
 }
 
 /// `+0.123` or `–` for an undefined correlation.
-fn signed(c: Option<&crate::compare::Correlation>, spearman: bool) -> String {
+fn signed(c: Option<&crate::summary::Correlation>, spearman: bool) -> String {
     c.map(|c| format!("{:+.3}", if spearman { c.spearman } else { c.pearson }))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// Loss minus Random's expectation, with its interval, for `method`.
+fn versus_random(run: &EvalRun, method: &str) -> String {
+    run.summary
+        .versus_random
+        .iter()
+        .find(|v| v.method == method)
+        .map(|v| {
+            let d = v.difference;
+            format!("{:+.4} [{:+.4}, {:+.4}]", d.point, d.lo, d.hi)
+        })
+        .unwrap_or_else(|| "–".into())
+}
+
+/// McNemar's test of `method` against Random: `n10 / n01, p exact`.
+fn mcnemar_cell(run: &EvalRun, method: &str) -> String {
+    run.summary
+        .mcnemar
+        .iter()
+        .find(|t| t.method == method)
+        .map(|t| format!("{} / {}, p = {:.2e}", t.n10, t.n01, t.p_exact))
         .unwrap_or_else(|| "–".into())
 }
 
@@ -63,26 +86,67 @@ pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>
     };
     let _ = writeln!(
         s,
-        "{} chunk-batches, budget ρ = {}. Losses in nats/token with bootstrap 95% intervals over chunk-batches.\n",
+        "{} chunk-batches of the test split, budget ρ = {}. Losses in nats/token with bootstrap 95% intervals over chunk-batches; \"− Random\" is the loss minus Random's expected loss `ρ·L_update + (1 − ρ)·L_skip` with a paired interval; accuracy is agreement with the oracle's top-ρ set; McNemar tests that agreement against the `random` row (n10: only the method agrees).\n",
         run.summary.chunks, run.summary.budget
     );
-    s.push_str("| | SKIP | Oracle | Ours | Recovery | Rate | Random | UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
-    let _ = writeln!(
-        s,
-        "| ours | {} | {} | {} | {} | {} | {} | {} |",
-        ci(run.method("skip")),
-        ci(run.method("oracle")),
-        ci(run.method("ours")),
-        recovery_of(run),
-        pct(run.method("ours").map(|m| m.update_rate)),
-        ci(run.method("random")),
-        ci(run.method("update_1")),
-    );
+    s.push_str("| method | loss | Recovery | rate | accuracy | − Random | McNemar vs Random |\n|---|---|---|---|---|---|---|\n");
+    let rows = [
+        ("SKIP", "skip"),
+        ("UPDATE_1", "update_1"),
+        ("Random (seed 42)", "random"),
+        ("Ours (the original's controller)", "ours"),
+        ("Ours, long horizon (`ours_lh`)", ponder_gate::SELECTED),
+        ("PID (sliding window)", "pid"),
+        ("signal top-k (hindsight)", "signal_topk"),
+        ("TTT improvement top-k (hindsight)", "ttt_improvement"),
+        ("Oracle", "oracle"),
+    ];
+    for (label, method) in rows {
+        let Some(m) = run.method(method) else {
+            continue;
+        };
+        let recovery = if method == "ours" {
+            recovery_of(run)
+        } else {
+            recovery(Some(m))
+        };
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {recovery} | {} | {} | {} | {} |",
+            ci(Some(m)),
+            pct(Some(m.update_rate)),
+            pct(Some(m.decision_accuracy)),
+            versus_random(run, method),
+            mcnemar_cell(run, method),
+        );
+    }
+    if let Some(r) = &run.summary.random {
+        let _ = writeln!(
+            s,
+            "| Random, {} seeds (mean ± sd) | {:.3} ± {:.3} | {} | {} | {:.1}% ± {:.1}% | – | – |",
+            r.seeds.len(),
+            r.loss.mean,
+            r.loss.sd,
+            r.recovery
+                .map(|x| format!("{:.1}% ± {:.1}%", 100.0 * x.mean, 100.0 * x.sd))
+                .unwrap_or_else(|| "–".into()),
+            pct(Some(r.update_rate.mean)),
+            100.0 * r.decision_accuracy.mean,
+            100.0 * r.decision_accuracy.sd,
+        );
+        let _ = writeln!(
+            s,
+            "| Random, expectation | {:.3} | {} | {} | – | 0 | – |",
+            r.expected_loss,
+            pct(r.expected_recovery),
+            pct(Some(run.summary.budget)),
+        );
+    }
     if let Some(p) = spec.paper {
         let q = &p.python;
         let _ = writeln!(
             s,
-            "| paper ({}) | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {:.3} | {:.3} |",
+            "\nPaper ({}): SKIP {:.3}, Oracle {:.3}, Ours {:.3} (Recovery {:.1}%, rate {:.1}%), Random {:.3}, UPDATE_1 {:.3}.",
             p.size,
             q.skip,
             q.oracle,
@@ -110,7 +174,7 @@ pub(crate) fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>)
         s.push_str("No out-of-distribution evaluation was found (run `cargo xtask data` to install Go, Java and JavaScript sources).\n\n");
         return;
     }
-    s.push_str("| language | chunks | SKIP | Random | Ours | Oracle | UPDATE_1 | Recovery | paper SKIP / Random / Ours / Oracle / UPDATE_1 |\n|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| language | chunks | SKIP | Random | Ours | Ours LH | Oracle | UPDATE_1 | Recovery (Ours) | Recovery (Ours LH) | paper SKIP / Random / Ours / Oracle / UPDATE_1 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &ood {
         let paper = spec
             .paper
@@ -128,15 +192,17 @@ pub(crate) fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>)
             .unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             r.summary.chunks,
             cell(r.loss("skip"), 3),
             cell(r.loss("random"), 3),
             cell(r.loss("ours"), 3),
+            cell(r.loss(ponder_gate::SELECTED), 3),
             cell(r.loss("oracle"), 3),
             cell(r.loss("update_1"), 3),
             recovery_of(r),
+            recovery(r.method(ponder_gate::SELECTED)),
             paper
         );
     }
@@ -149,21 +215,13 @@ pub(crate) fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>)
 
 pub(crate) fn signal_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>) {
     s.push_str("## Signal quality and decisions\n\n");
-    s.push_str("Correlation of each quantity with the advantage `SKIP loss − UPDATE loss` over chunk-batches; decision accuracy is agreement with the oracle's top-ρ set; McNemar compares Ours with Random by that agreement.\n\n");
-    s.push_str("| eval | Pearson r (signal) | Spearman (signal) | r (SKIP loss) | r (TTT improvement) | accuracy Random | accuracy Ours | McNemar n10 / n01 | p exact | p χ² |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    for r in runs.iter().filter(|r| !r.name.contains('-')) {
+    s.push_str("Correlation of each quantity with the advantage `SKIP loss − UPDATE loss` over chunk-batches; decision accuracy is agreement with the oracle's top-ρ set; McNemar compares a controller with Random by that agreement (n10 / n01, exact p).\n\n");
+    s.push_str("| eval | Pearson r (signal) | Spearman (signal) | r (recon_init) | r (SKIP loss) | r (TTT improvement) | accuracy Random | accuracy Ours | accuracy Ours LH | McNemar Ours | McNemar Ours LH |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in runs.iter().filter(|r| !r.is_ablation()) {
         let c = &r.correlations;
-        let (n, pe, pc) = match &r.summary.mcnemar {
-            Some(t) => (
-                format!("{} / {}", t.n10, t.n01),
-                format!("{:.2e}", t.p_exact),
-                format!("{:.2e}", t.p_chi2),
-            ),
-            None => ("–".into(), "–".into(), "–".into()),
-        };
         let _ = writeln!(
             s,
-            "| {} | {} (p {}) | {} | {} | {} | {} | {} | {n} | {pe} | {pc} |",
+            "| {} | {} (p {}) | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             signed(c.recon.as_ref(), false),
             c.recon
@@ -171,10 +229,14 @@ pub(crate) fn signal_section(s: &mut String, runs: &[EvalRun], spec: &ReportSpec
                 .map(|c| format!("{:.1e}", c.pearson_p))
                 .unwrap_or_else(|| "–".into()),
             signed(c.recon.as_ref(), true),
+            signed(c.recon_init.as_ref(), false),
             signed(c.skip_loss.as_ref(), false),
             signed(c.ttt_improvement.as_ref(), false),
             pct(r.method("random").map(|m| m.decision_accuracy)),
             pct(r.method("ours").map(|m| m.decision_accuracy)),
+            pct(r.method(ponder_gate::SELECTED).map(|m| m.decision_accuracy)),
+            mcnemar_cell(r, "ours"),
+            mcnemar_cell(r, ponder_gate::SELECTED),
         );
     }
     if let Some(p) = spec.paper {
@@ -227,7 +289,8 @@ mod tests {
                    "perplexity": loss.exp(), "update_rate": 0.5, "cost_units": 2.0,
                    "recovery": recovery, "recovery_ci": null, "decision_accuracy": 0.5})
         };
-        let summary = json!({"chunks": 4, "budget": 0.5, "mcnemar": null, "sweep": [],
+        let summary = json!({"chunks": 4, "budget": 0.5, "mcnemar": [], "sweep": [],
+            "random": null, "versus_random": [],
             "methods": [method("skip", skip, Some(0.0)), method("oracle", oracle, Some(1.0)),
                         method("ours", ours, Some((skip - ours) / (skip - oracle)))]});
         let flops = json!({"tokens": 2, "rows": 1, "backbone": 1.0, "head": 1.0, "fast": 1.0});

@@ -32,6 +32,21 @@ fn config(methods: &[&str]) -> EvalConfig {
         bootstrap_resamples: 200,
         ci_level: 0.95,
         budget_sweep: vec![0.25, 0.75],
+        random_seeds: 3,
+        select: None,
+    }
+}
+
+/// A small grid of candidates for `ours_lh`.
+fn grid() -> ponder_gate::ControllerGrid {
+    ponder_gate::ControllerGrid {
+        tolerance: 0.05,
+        recon_alpha: vec![0.1],
+        recon_step: vec![0.1, 0.01],
+        signals: vec![ponder_gate::Signal::Recon, ponder_gate::Signal::ReconInit],
+        quantile_calibration: vec![4],
+        quantile_gain: vec![0.1],
+        quantile_deadband: vec![0.0, 2.0],
     }
 }
 
@@ -51,6 +66,7 @@ fn losses_recovery_and_accuracy_by_hand() {
     let c = compare(
         &records,
         &config(&["skip", "update_1", "oracle", "ttt_improvement"]),
+        None,
     )
     .unwrap();
     let get = |name: &str| c.summary.methods.iter().find(|m| m.method == name).unwrap();
@@ -86,14 +102,15 @@ fn losses_recovery_and_accuracy_by_hand() {
     };
     assert!((at(0) - (1.0 + 2.0 + 4.0 + 1.0) / 4.0).abs() < 1e-12);
     assert!((at(1) - (1.0 + 2.0 + 3.0 + 1.0) / 4.0).abs() < 1e-12);
-    // No McNemar without both Ours and Random.
-    assert!(c.summary.mcnemar.is_none());
+    // No McNemar and no Random spread without Random.
+    assert!(c.summary.mcnemar.is_empty());
+    assert!(c.summary.random.is_none() && c.summary.versus_random.is_empty());
     assert_eq!(c.correlations.n, 4);
 }
 
 #[test]
 fn a_stream_shorter_than_the_calibration_window_is_an_error() {
-    let e = compare(&four(), &config(&["skip", "ours"]))
+    let e = compare(&four(), &config(&["skip", "ours"]), None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("16") && e.contains('4'), "{e}");
@@ -110,13 +127,15 @@ fn ours_and_random_get_mcnemar_and_same_input_same_summary() {
         })
         .collect();
     let cfg = config(&["skip", "random", "oracle", "ours"]);
-    let a = compare(&records, &cfg).unwrap();
-    let b = compare(&records, &cfg).unwrap();
+    let a = compare(&records, &cfg, None).unwrap();
+    let b = compare(&records, &cfg, None).unwrap();
     assert_eq!(
         serde_json::to_string(&a.summary).unwrap(),
         serde_json::to_string(&b.summary).unwrap()
     );
-    let m = a.summary.mcnemar.as_ref().unwrap();
+    assert_eq!(a.summary.mcnemar.len(), 1);
+    let m = &a.summary.mcnemar[0];
+    assert_eq!((m.method.as_str(), m.against.as_str()), ("ours", "random"));
     assert!(m.n10 > m.n01, "{m:?}");
     assert!(a.correlations.recon.as_ref().unwrap().pearson > 0.99);
     // The SKIP loss is constant here: its correlation is undefined, not an error.
@@ -148,7 +167,7 @@ fn ours_and_random_get_mcnemar_and_same_input_same_summary() {
 fn bad_budget_and_unknown_method_are_errors() {
     let mut cfg = config(&["skip"]);
     cfg.budget = -0.1;
-    let e = compare(&four(), &cfg).unwrap_err().to_string();
+    let e = compare(&four(), &cfg, None).unwrap_err().to_string();
     assert!(e.contains("eval.budget = -0.1"), "{e}");
     let e = "psychic"
         .parse::<ponder_gate::Method>()
@@ -165,13 +184,13 @@ fn update_2_is_scored_on_its_own_path() {
     for (r, l2) in records.iter_mut().zip([0.5, 2.0, 2.5, 1.0]) {
         r.update_2_loss = Some(l2);
     }
-    let c = compare(&records, &config(&["update_1", "update_2"])).unwrap();
+    let c = compare(&records, &config(&["update_1", "update_2"]), None).unwrap();
     let get = |name: &str| c.summary.methods.iter().find(|m| m.method == name).unwrap();
     // (0.5 + 2 + 2.5 + 1) / 4, not UPDATE_1's 1.875.
     assert!((get("update_2").loss.point - 1.5).abs() < 1e-12);
     assert_eq!(get("update_2").cost_units, 5.0);
     assert!((get("update_1").loss.point - 1.875).abs() < 1e-12);
-    let e = compare(&four(), &config(&["update_2"]))
+    let e = compare(&four(), &config(&["update_2"]), None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("UPDATE_2 loss was not computed"), "{e}");
@@ -183,11 +202,93 @@ fn update_2_is_scored_on_its_own_path() {
 fn a_diverging_update_leaves_a_readable_summary() {
     let mut records = four();
     records[1].update_loss = 3.6e9;
-    let c = compare(&records, &config(&["skip", "update_1"])).unwrap();
+    let c = compare(&records, &config(&["skip", "update_1"]), None).unwrap();
     let text = serde_json::to_string(&c.summary).unwrap();
-    let back: ponder_eval::compare::Summary = serde_json::from_str(&text).unwrap();
+    let back: ponder_eval::summary::Summary = serde_json::from_str(&text).unwrap();
     assert_eq!(back, c.summary);
     assert_eq!(back.methods[1].perplexity, None);
     assert!(back.methods[0].perplexity.is_some());
     assert!(c.summary.to_string().contains("update_1"));
+}
+
+/// Random's expectation, its spread over seeds and each method's paired difference to it, by
+/// hand on four chunks.
+#[test]
+fn random_in_expectation_and_over_seeds() {
+    let records = four();
+    let c = compare(&records, &config(&["skip", "update_1", "random"]), None).unwrap();
+    let r = c.summary.random.as_ref().unwrap();
+    assert_eq!(r.seeds, [42, 43, 44]);
+    // 0.5·UPDATE_1 + 0.5·SKIP = (2.5 + 1.875) / 2.
+    assert!((r.expected_loss - 2.1875).abs() < 1e-12);
+    // Recovery of the expectation: (2.5 − 2.1875) / (2.5 − 1.75) = 5/12.
+    assert!((r.expected_recovery.unwrap() - 5.0 / 12.0).abs() < 1e-12);
+    assert!(r.loss.min <= r.loss.mean && r.loss.mean <= r.loss.max);
+    // SKIP − expectation = 2.5 − 2.1875, UPDATE_1 − expectation = −0.3125, exactly.
+    let diff = |name: &str| {
+        c.summary
+            .versus_random
+            .iter()
+            .find(|v| v.method == name)
+            .unwrap()
+            .difference
+    };
+    assert!((diff("skip").point - 0.3125).abs() < 1e-12);
+    assert!((diff("update_1").point + 0.3125).abs() < 1e-12);
+    // The `random` row is seed 42, the first of the spread's seeds.
+    let random = c
+        .summary
+        .methods
+        .iter()
+        .find(|m| m.method == "random")
+        .unwrap();
+    assert!(r.loss.min <= random.loss.point && random.loss.point <= r.loss.max);
+}
+
+/// `ours_lh` runs the policy it is given, gets McNemar against Random, and joins the sweep;
+/// without a policy it is an error naming it. `signal_topk` ranks by the signal with hindsight.
+#[test]
+fn ours_lh_runs_the_selected_policy() {
+    let records: Vec<ChunkRecord> = (0..40)
+        .map(|i| {
+            let s = ((i * 7) % 40) as f64 / 40.0;
+            record(i, 3.0, 3.0 - s, s, s / 2.0)
+        })
+        .collect();
+    let mut cfg = config(&["random", "ours", "ours_lh", "signal_topk"]);
+    cfg.select = Some(grid());
+    let e = compare(&records, &cfg, None).unwrap_err().to_string();
+    assert!(e.contains("ours_lh"), "{e}");
+    let chosen: ponder_gate::GateConfig = "pid".parse().unwrap();
+    let c = compare(&records, &cfg, Some(&chosen)).unwrap();
+    let names: Vec<&str> = c
+        .summary
+        .mcnemar
+        .iter()
+        .map(|m| m.method.as_str())
+        .collect();
+    assert_eq!(names, ["ours", "ours_lh"]);
+    let lh = c.runs.iter().find(|r| r.name == "ours_lh").unwrap();
+    let pid = ponder_eval::compare::run_method(
+        &chosen,
+        0.5,
+        &records
+            .iter()
+            .map(ChunkRecord::gate_record)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert_eq!(lh.decisions, pid.decisions);
+    assert!(c.summary.sweep[0]
+        .losses
+        .iter()
+        .any(|(n, _)| n == "ours_lh"));
+    // The advantage grows with the signal: the signal's top half is the oracle's.
+    let topk = c
+        .summary
+        .methods
+        .iter()
+        .find(|m| m.method == "signal_topk")
+        .unwrap();
+    assert_eq!(topk.decision_accuracy, 1.0);
 }

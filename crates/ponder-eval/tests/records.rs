@@ -56,6 +56,8 @@ fn config() -> EvalConfig {
         bootstrap_resamples: 10,
         ci_level: 0.95,
         budget_sweep: vec![],
+        random_seeds: 3,
+        select: None,
     }
 }
 

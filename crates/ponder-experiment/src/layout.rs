@@ -9,8 +9,11 @@
 //!   checkpoint/ data/ model/         resumable state, data manifests, the trained backbone
 //!   fast-<layer>-k<k>/               the fast stage: a trained fast layer (same files, and
 //!     fast_layer/                    its checkpoint)
-//!     eval/<language>[-shuffled][-diagonal<k>]/   comparisons: records.jsonl chunks.csv
-//!                                    summary.json correlation.json cost.json
+//!     eval/<language>[-shuffled][-diagonal<k>]/   comparisons on the test split (or another
+//!                                    source): records.jsonl chunks.csv summary.json
+//!                                    correlation.json cost.json
+//!     validation/<language>[…]/      comparisons on the validation split, the same files, and
+//!                                    selection.json (the controller chosen as `ours_lh`)
 //!     latency/                       `ponder bench`: latency.json
 //!     report.md plots/               `ponder report`
 //! ```
@@ -194,6 +197,22 @@ impl RunFolder {
         RunFolder::new(self.evals().join(ablation.eval_name(language)))
     }
 
+    /// The evaluations of this fast layer on the validation split.
+    pub fn validation_evals(&self) -> PathBuf {
+        self.dir.join("validation")
+    }
+
+    /// The evaluation of the validation split of `language` under `ablation`.
+    pub fn validation_eval(&self, language: &str, ablation: Ablation) -> RunFolder {
+        RunFolder::new(self.validation_evals().join(ablation.eval_name(language)))
+    }
+
+    /// The controller a validation evaluation chose (`ours_lh`), with every candidate's
+    /// figures.
+    pub fn selection(&self) -> PathBuf {
+        self.dir.join("selection.json")
+    }
+
     /// The latency measurement of this fast layer (`ponder bench`).
     pub fn latency_run(&self) -> RunFolder {
         RunFolder::new(self.dir.join("latency"))
@@ -279,6 +298,11 @@ mod tests {
         );
         assert_eq!(eval.name(), "python-shuffled-diagonal-1");
         assert!(Ablation::is_ablation_name(&eval.name()));
+        let validation = fast.validation_eval("python", Ablation::default());
+        assert_eq!(
+            validation.selection(),
+            Path::new("runs/x/fast-ttt_linear-k2/validation/python/selection.json")
+        );
         assert!(!Ablation::is_ablation_name("python"));
         assert_eq!(
             fast.fast_layer(),

@@ -139,7 +139,10 @@ mod tests {
         let mut g = grid();
         g.recon_alpha.push(1.5);
         let e = g.validate().unwrap_err().to_string();
-        assert!(e.contains("eval.select") && e.contains("alpha = 1.5"), "{e}");
+        assert!(
+            e.contains("eval.select") && e.contains("alpha = 1.5"),
+            "{e}"
+        );
         let mut g = grid();
         g.tolerance = 0.0;
         assert!(g.validate().unwrap_err().to_string().contains("tolerance"));

@@ -9,6 +9,7 @@
 //! The p-values come from special functions written for this crate ([`special`],
 //! [`distribution`]) and are checked against scipy in `tests/scipy.rs`.
 
+pub mod baseline;
 pub mod bootstrap;
 pub mod correlation;
 pub mod cost;
@@ -20,6 +21,7 @@ pub mod mcnemar;
 pub mod method;
 pub mod special;
 
+pub use baseline::{paired_difference, random_expected_losses, spread, Spread};
 pub use bootstrap::{bootstrap_ci, bootstrap_ci_paired, Interval};
 pub use correlation::{pearson, spearman, Correlation};
 pub use cost::{cost_units, mean_cost, rate_spending};

@@ -33,6 +33,12 @@ pub struct EvalConfig {
     pub ci_level: f64,
     /// Budgets of the loss-vs-budget sweep (replayed on the recorded chunks, no new model pass).
     pub budget_sweep: Vec<f64>,
+    /// Seeds of Random whose spread is reported beside the one `random` row (seeds 42, 43, …).
+    pub random_seeds: usize,
+    /// The controllers tried on the validation split, of which the best is `ours_lh`; `None`
+    /// when the experiment selects none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<ponder_gate::ControllerGrid>,
 }
 
 impl EvalConfig {
@@ -89,6 +95,18 @@ impl EvalConfig {
         }
         if self.methods.is_empty() {
             return bad("eval.methods is empty".into());
+        }
+        if self.random_seeds == 0 {
+            return bad("eval.random_seeds must be positive".into());
+        }
+        if let Some(grid) = &self.select {
+            grid.validate().map_err(crate::config::gate_err)?;
+        } else if self.methods.contains(&ponder_gate::Method::Selected) {
+            return bad(format!(
+                "eval.methods lists {}, the controller chosen on validation, but there is no \
+                 [eval.select] to choose it from",
+                ponder_gate::SELECTED
+            ));
         }
         if self.bootstrap_resamples == 0 {
             return bad("eval.bootstrap_resamples must be positive".into());

@@ -1,0 +1,129 @@
+//! Choosing `ours_lh` on the validation split: every candidate of `[eval.select]` replayed on
+//! the validation records, and the one with the lowest loss among those whose realized update
+//! rate is within the tolerance of ρ. The test split is never read here; `selection.json`
+//! records every candidate's figures and the choice, and the test comparison reads the choice
+//! back.
+
+use std::path::Path;
+
+use ponder_gate::{ControllerGrid, GateConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::compare::{chosen_losses, run_method};
+use crate::error::{Error, Result};
+use crate::records::ChunkRecord;
+
+/// How far beyond the tolerance a rate may be from rounding alone: 51 updates of 100 are
+/// within 0.01 of 0.5 although `0.51 − 0.5` is a little more than 0.01 in binary.
+pub const RATE_SLACK: f64 = 1e-12;
+
+/// One candidate's figures on the validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The candidate's name ([`GateConfig::name`]).
+    pub name: String,
+    /// Its settings.
+    pub config: GateConfig,
+    /// Mean loss of the paths it chose, nats/token.
+    pub loss: f64,
+    /// Its realized update rate (calibration included).
+    pub update_rate: f64,
+    /// Whether `|update_rate − ρ| ≤ tolerance` (up to rounding: within [`RATE_SLACK`] more).
+    pub within_tolerance: bool,
+}
+
+/// What `selection.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// ρ.
+    pub budget: f64,
+    /// The validation chunk-batches the candidates ran on.
+    pub chunks: usize,
+    /// The grid tried.
+    pub grid: ControllerGrid,
+    /// Every candidate, in the grid's order.
+    pub candidates: Vec<Candidate>,
+    /// The chosen candidate's name.
+    pub chosen: String,
+    /// Its settings: the policy of `ours_lh`.
+    pub config: GateConfig,
+}
+
+/// Runs every candidate of `grid` at budget `rho` on the validation `records` and chooses the
+/// lowest loss within the rate tolerance (the earlier candidate on a tie). An error when no
+/// candidate keeps its rate within the tolerance.
+pub fn select(records: &[ChunkRecord], rho: f64, grid: &ControllerGrid) -> Result<Selection> {
+    grid.validate()?;
+    let gates: Vec<_> = records.iter().map(ChunkRecord::gate_record).collect();
+    let all: Vec<usize> = (0..records.len()).collect();
+    let candidates = grid
+        .candidates()
+        .into_iter()
+        .map(|config| {
+            let run = run_method(&config, rho, &gates)?;
+            let loss = ponder_metrics::mean_at(&chosen_losses(records, &run.decisions)?, &all)?;
+            let update_rate = ponder_metrics::update_rate(&run.updated())?;
+            Ok(Candidate {
+                name: run.name,
+                config,
+                loss,
+                update_rate,
+                within_tolerance: (update_rate - rho).abs() <= grid.tolerance + RATE_SLACK,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let best = candidates
+        .iter()
+        .filter(|c| c.within_tolerance)
+        .min_by(|a, b| a.loss.total_cmp(&b.loss))
+        .ok_or_else(|| {
+            let closest = candidates
+                .iter()
+                .min_by(|a, b| {
+                    (a.update_rate - rho)
+                        .abs()
+                        .total_cmp(&(b.update_rate - rho).abs())
+                })
+                .map(|c| format!("{} at {:.4}", c.name, c.update_rate))
+                .unwrap_or_default();
+            Error::Config(format!(
+                "eval.select: no candidate keeps its update rate within {} of ρ = {rho} on the \
+                 {} validation chunk-batches (closest: {closest}); widen the tolerance or add \
+                 candidates",
+                grid.tolerance,
+                records.len()
+            ))
+        })?;
+    Ok(Selection {
+        budget: rho,
+        chunks: records.len(),
+        grid: grid.clone(),
+        chosen: best.name.clone(),
+        config: best.config.clone(),
+        candidates,
+    })
+}
+
+impl Selection {
+    /// Reads `selection.json` and checks that it was chosen at budget `rho` from `grid`; an error
+    /// naming the file otherwise, or when it is missing.
+    pub fn read_for(path: &Path, rho: f64, grid: &ControllerGrid) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "{}: not found; ours_lh is chosen on the validation split: run `ponder compare \
+                 --split validation` (or `cargo xtask reproduce`) first",
+                path.display()
+            )));
+        }
+        let selection: Selection = ponder_experiment::run_dir::read_json(path)?;
+        if selection.budget != rho || &selection.grid != grid {
+            return Err(Error::Config(format!(
+                "{}: chosen at budget {} from another [eval.select] than the config's (budget \
+                 {rho}); rerun the validation comparison",
+                path.display(),
+                selection.budget
+            )));
+        }
+        Ok(selection)
+    }
+}

@@ -1,0 +1,143 @@
+//! Choosing `ours_lh` on validation records: the lowest loss within the rate tolerance, every
+//! candidate's figures recomputed independently, the errors, and `selection.json` read back.
+
+use ponder_eval::compare::{compare, run_method};
+use ponder_eval::selection::{select, Selection};
+use ponder_eval::ChunkRecord;
+use ponder_gate::{ControllerGrid, Signal};
+
+/// `n` chunk-batches in long stretches: the advantage follows `recon_init`, and `recon` carries
+/// the level only weakly under noise of its own.
+fn records(n: usize, seed: usize) -> Vec<ChunkRecord> {
+    (0..n)
+        .map(|i| {
+            let level = if (i / 25) % 2 == 0 { 0.2 } else { 0.6 };
+            let jitter = ((i * 37 + seed * 11) % 29) as f64 / 29.0 * 0.3;
+            let recon_init = level + jitter;
+            let advantage = 0.1 * recon_init + 0.01 * jitter;
+            ChunkRecord {
+                index: i,
+                batch: i / 2,
+                position: i % 2,
+                digest: i as u64,
+                skip_loss: 4.0,
+                update_loss: 4.0 - advantage,
+                update_2_loss: None,
+                update_4_loss: None,
+                recon_init,
+                recon: 0.05 * level + ((i * 13 + 5) % 17) as f64 / 17.0,
+                recon_after: 0.0,
+            }
+        })
+        .collect()
+}
+
+fn grid(tolerance: f64) -> ControllerGrid {
+    ControllerGrid {
+        tolerance,
+        recon_alpha: vec![0.1, 0.01],
+        recon_step: vec![0.1, 0.01],
+        signals: vec![Signal::Recon, Signal::ReconInit],
+        quantile_calibration: vec![1, 8],
+        quantile_gain: vec![0.05, 0.2],
+        quantile_deadband: vec![0.0, 4.0],
+    }
+}
+
+#[test]
+fn the_lowest_loss_within_the_tolerance_is_chosen() {
+    let recs = records(200, 0);
+    let g = grid(0.01);
+    let sel = select(&recs, 0.5, &g).unwrap();
+    assert_eq!(sel.candidates.len(), 4 + 2 * 2 * 2 * 2);
+    let gates: Vec<_> = recs.iter().map(ChunkRecord::gate_record).collect();
+    let mut best: Option<(f64, String)> = None;
+    for c in &sel.candidates {
+        // Each candidate's figures, recomputed from its decisions.
+        let run = run_method(&c.config, 0.5, &gates).unwrap();
+        let n_up = run.decisions.iter().filter(|d| d.is_update()).count();
+        let loss: f64 = recs
+            .iter()
+            .zip(&run.decisions)
+            .map(|(r, d)| {
+                if d.is_update() {
+                    r.update_loss
+                } else {
+                    r.skip_loss
+                }
+            })
+            .sum::<f64>()
+            / recs.len() as f64;
+        assert!((c.loss - loss).abs() < 1e-12, "{}", c.name);
+        let rate = n_up as f64 / recs.len() as f64;
+        assert_eq!(c.update_rate, rate);
+        assert_eq!(c.within_tolerance, (rate - 0.5).abs() <= 0.01 + 1e-12);
+        if c.within_tolerance && best.as_ref().is_none_or(|(l, _)| loss < *l) {
+            best = Some((loss, c.name.clone()));
+        }
+    }
+    assert_eq!(sel.chosen, best.unwrap().1);
+    // The level lives in recon_init here, so a quantile controller on it wins.
+    assert!(
+        sel.chosen.starts_with("quantile_recon_init"),
+        "{}",
+        sel.chosen
+    );
+}
+
+#[test]
+fn no_candidate_within_the_tolerance_is_an_error() {
+    // 201 chunk-batches: no rate is within 0.001 of 0.5 except 100/201 or 101/201 … which are
+    // 0.0025 away.
+    let e = select(&records(201, 0), 0.5, &grid(0.001))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no candidate") && e.contains("closest"), "{e}");
+}
+
+#[test]
+fn the_choice_reads_validation_records_only() {
+    let validation = records(200, 0);
+    let sel = select(&validation, 0.5, &grid(0.01)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("selection.json");
+    ponder_experiment::run_dir::write_json(&path, &sel).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // Two different test streams: each runs the same chosen policy as `ours_lh`, and the
+    // choice read back is the same file.
+    for seed in [1, 2] {
+        let test = records(160, seed);
+        let mut cfg = ponder_experiment::EvalConfig {
+            chunk_len: 16,
+            chunks_per_window: 2,
+            batch_size: 1,
+            max_batches: 100,
+            budget: 0.5,
+            methods: vec!["random".parse().unwrap(), "ours_lh".parse().unwrap()],
+            seed: 0,
+            bootstrap_resamples: 50,
+            ci_level: 0.95,
+            budget_sweep: vec![],
+            random_seeds: 2,
+            select: Some(grid(0.01)),
+        };
+        let read = Selection::read_for(&path, 0.5, cfg.select.as_ref().unwrap()).unwrap();
+        assert_eq!(read, sel);
+        let c = compare(&test, &cfg, Some(&read.config)).unwrap();
+        assert!(c.summary.methods.iter().any(|m| m.method == "ours_lh"));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // A config whose grid differs from the file's is refused.
+        cfg.select.as_mut().unwrap().tolerance = 0.02;
+        let e = Selection::read_for(&path, 0.5, cfg.select.as_ref().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another [eval.select]"), "{e}");
+    }
+    let e = Selection::read_for(&dir.path().join("none.json"), 0.5, &grid(0.01))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not found") && e.contains("--split validation"),
+        "{e}"
+    );
+}
