@@ -16,12 +16,21 @@ chunks_per_window = 2
 batch_size = 2
 max_batches = 20
 budget = 0.5
-methods = ["skip", "update_1", "random", "oracle", "ours", "pid", "ttt_improvement"]
+methods = ["skip", "update_1", "random", "oracle", "ours", "ours_lh", "pid", "ttt_improvement", "signal_topk"]
 seed = 0
 bootstrap_resamples = 50
 ci_level = 0.95
 budget_sweep = [0.25, 0.5, 0.75]
 random_seeds = 3
+
+[eval.select]
+tolerance = 0.2
+recon_alpha = [0.1]
+recon_step = [0.1, 0.01]
+signals = ["recon", "recon_init"]
+quantile_calibration = [1]
+quantile_gain = [0.1]
+quantile_deadband = [0.0, 2.0]
 "#;
 
 fn ok(out: &Output) -> String {
@@ -93,8 +102,34 @@ fn compare_report_and_bench_end_to_end() {
         "refused before the model pass"
     );
 
+    // ours_lh needs the choice made on the validation split.
+    let e = err(&compare(&cfg, &[]));
+    assert!(
+        e.contains("selection.json: not found") && e.contains("--split validation"),
+        "{e}"
+    );
+    let e = err(&compare(&cfg, &["--split", "train"]));
+    assert!(e.contains("validation") && e.contains("test"), "{e}");
+    let stdout = ok(&compare(&cfg, &["--split", "validation"]));
+    assert!(stdout.contains("ours_lh = "), "{stdout}");
+    let validation = run.join("fast-ttt_linear-k2/validation/python");
+    let selection = std::fs::read_to_string(validation.join("selection.json")).unwrap();
+    assert!(selection.contains("\"candidates\""), "{selection}");
+    let val_summary = std::fs::read_to_string(validation.join("summary.json")).unwrap();
+    assert!(
+        !val_summary.contains("ours_lh"),
+        "not run where it is chosen"
+    );
+
     let a = dir.path().join("a");
     let stdout = ok(&compare(&cfg, &["--out", a.to_str().unwrap()]));
+    assert!(stdout.contains("McNemar ours_lh vs random"), "{stdout}");
+    assert!(stdout.contains("random over 3 seeds"), "{stdout}");
+    // The test comparison reads the choice and leaves it as it was.
+    assert_eq!(
+        std::fs::read_to_string(validation.join("selection.json")).unwrap(),
+        selection
+    );
     assert!(stdout.contains("30 chunk-batches"), "{stdout}");
     assert!(stdout.contains("McNemar ours vs random"), "{stdout}");
     for f in [
@@ -112,11 +147,9 @@ fn compare_report_and_bench_end_to_end() {
     assert!(a.join("data").is_dir(), "the data manifest");
     let csv = std::fs::read_to_string(a.join("chunks.csv")).unwrap();
     assert_eq!(csv.lines().count(), 31);
-    assert!(csv
-        .lines()
-        .next()
-        .unwrap()
-        .contains(",ours,pid,ttt_improvement,ours_threshold"));
+    assert!(csv.lines().next().unwrap().contains(
+        ",ours,ours_lh,pid,ttt_improvement,signal_topk,ours_threshold,ours_lh_threshold"
+    ));
     let summary = std::fs::read_to_string(a.join("summary.json")).unwrap();
 
     // The same config again: byte-identical results.
@@ -172,7 +205,10 @@ fn compare_report_and_bench_end_to_end() {
     let report = std::fs::read_to_string(fast_run.join("report.md")).unwrap();
     for needle in [
         "## Table 1: in distribution (python, fast layer `fast-ttt_linear-k2`)",
-        "| ours |",
+        "| Ours (the original's controller) |",
+        "| Ours, long horizon (`ours_lh`) |",
+        "## Choosing the controller",
+        "| Random, expectation |",
         "python-shuffled",
         "python-diagonal-1",
         "Latency per chunk",

@@ -160,18 +160,8 @@ pub fn run_comparison(
         return Ok(None);
     };
     run.record_data(&manifests)?;
-    if stream.is_empty() {
-        return Err(Error::Data(format!(
-            "the {} stream of {language} is empty (data.{} = {} of the files of {:?})",
-            if validation { "validation" } else { "test" },
-            if validation { "validation" } else { "test" },
-            if validation {
-                config.data.validation
-            } else {
-                config.data.test
-            },
-            config.data.sources
-        )));
+    if source.is_none() {
+        check_split_stream(&stream, validation, &config.data)?;
     }
     let chunks = chunk_batches(&stream, &eval, req.ablation.shuffle.then_some(eval.seed))?;
     let selected = selection.as_ref().map(|s| &s.config);
@@ -213,6 +203,28 @@ pub fn run_comparison(
         selection,
         cost,
     }))
+}
+
+/// An error naming the split and its fraction when the held-out stream a comparison would read
+/// is empty.
+pub fn check_split_stream(
+    stream: &[u32],
+    validation: bool,
+    data: &ponder_data::DataConfig,
+) -> Result<()> {
+    if !stream.is_empty() {
+        return Ok(());
+    }
+    let (name, fraction) = if validation {
+        ("validation", data.validation)
+    } else {
+        ("test", data.test)
+    };
+    Err(Error::Data(format!(
+        "the {name} split of {:?} is empty (data.{name} = {fraction}): no file of the sources \
+         fell into it; raise data.{name} or add files",
+        data.sources
+    )))
 }
 
 /// `lm` with the TTT layer's `causal_k` replaced (the diagonal ablation).
@@ -265,5 +277,37 @@ impl fmt::Display for CompareOutcome {
             )?;
         }
         write!(f, "results in {}", self.folder.path().display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_split_is_an_error_naming_it() {
+        let data: ponder_data::DataConfig = toml::from_str(
+            r#"
+            sources = ["python-stdlib"]
+            language = "python"
+            validation = 0.0
+            test = 0.1
+            seq_len = 64
+            tokenizer = { kind = "gpt2" }
+            "#,
+        )
+        .unwrap();
+        let e = check_split_stream(&[], true, &data)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("validation split") && e.contains("data.validation = 0"),
+            "{e}"
+        );
+        let e = check_split_stream(&[], false, &data)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data.test = 0.1"), "{e}");
+        assert!(check_split_stream(&[1, 2], true, &data).is_ok());
     }
 }

@@ -6,8 +6,8 @@
 //! The realized rate is counted over the post-calibration chunks (16 to 1999).
 
 use ponder_gate::{
-    decide_stream, Budget, Decision, Gate, GateConfig, PidParams, PidReconGate, Signals,
-    StreamRecord,
+    decide_stream, Budget, Decision, Gate, GateConfig, PidParams, PidReconGate, QuantileParams,
+    Signal, Signals, StreamRecord,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -176,6 +176,45 @@ fn pid_still_gates_on_the_signal() {
                 pid >= original - 0.03,
                 "{kind:?}, ρ = {rho}: pid {pid}, original {original}"
             );
+        }
+    }
+}
+
+#[test]
+fn quantile_holds_the_whole_stream_rate_on_every_stream() {
+    // The quantile gate counts calibration in its debt, so its bound is on the whole stream:
+    // |U − ρ·N| ≤ count_bound once the calibration's debt is repaid, for any stream.
+    let params = QuantileParams {
+        signal: Signal::Recon,
+        calibration: N_CAL,
+        gain: 0.1,
+        deadband: 2.0,
+    };
+    let adversarial: Vec<Vec<f64>> = vec![
+        vec![1.0; N_CHUNKS],
+        (0..N_CHUNKS).map(|t| t as f64).collect(),
+        (0..N_CHUNKS).map(|t| -(t as f64)).collect(),
+        (0..N_CHUNKS).map(|t| (t % 300) as f64).collect(),
+    ];
+    let random = [Kind::Iid, Kind::Drift, Kind::Shift]
+        .into_iter()
+        .flat_map(|kind| (0..3).map(move |seed| signals(kind, seed)));
+    for stream in adversarial.into_iter().chain(random) {
+        // ρ = 0 cannot repay the calibration's updates: it skips every chunk after them.
+        let zero = Budget::new(0.0).unwrap();
+        let trace = decide_stream(&GateConfig::Quantile(params), zero, &records(&stream)).unwrap();
+        assert_eq!(trace.n_updates(), N_CAL);
+        for rho in [0.2, 0.5, 0.8, 1.0] {
+            let budget = Budget::new(rho).unwrap();
+            let bound = params.count_bound(budget);
+            let trace =
+                decide_stream(&GateConfig::Quantile(params), budget, &records(&stream)).unwrap();
+            let updates = trace.n_updates() as f64;
+            assert!(
+                (updates - rho * N_CHUNKS as f64).abs() <= bound,
+                "ρ = {rho}: {updates} updates of {N_CHUNKS}, bound {bound}"
+            );
+            assert!((trace.update_rate().unwrap() - rho).abs() <= 0.01);
         }
     }
 }

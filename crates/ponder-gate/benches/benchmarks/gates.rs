@@ -1,13 +1,14 @@
-//! Gate latency: one `decide` + `observe` of the online reconstruction gates in steady state
-//! (calibrated, window full), and a whole-stream replay of the oracle over 2000 records (the
-//! original protocol's 1000 batches × 2 chunk positions).
+//! Gate latency: one `decide` + `observe` of the online threshold gates in steady state
+//! (calibrated, window full), and whole-stream replays over 2000 records (the original
+//! protocol's 1000 batches × 2 chunk positions): the oracle, the original's controller, the
+//! quantile gate, and every controller a comparison replays, together.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion, Throughput};
 use ponder_gate::{
-    decide_stream, Budget, Gate, GateConfig, PidParams, PidReconGate, ReconGate, Signals,
-    StreamRecord,
+    decide_stream, Budget, Gate, GateConfig, PidParams, PidReconGate, QuantileGate, QuantileParams,
+    ReconGate, Signal, Signals, StreamRecord,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -60,6 +61,16 @@ fn bench_gate(c: &mut Criterion, name: &str, mut gate: impl Gate, recs: &[Stream
     });
 }
 
+/// A quantile gate's parameters: calibration 16, debt gain 0.1, deadband 2.
+fn quantile_params() -> QuantileParams {
+    QuantileParams {
+        signal: Signal::Recon,
+        calibration: 16,
+        gain: 0.1,
+        deadband: 2.0,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let recs = records(N_CHUNKS);
     let budget = Budget::new(0.5).expect("valid budget");
@@ -67,13 +78,40 @@ fn bench(c: &mut Criterion) {
     let pid = PidReconGate::new(budget, PidParams::recommended()).expect("valid params");
     bench_gate(c, "pid_recon", pid, &recs);
 
+    let quantile = QuantileGate::new(budget, quantile_params()).expect("valid params");
+    bench_gate(c, "quantile", quantile, &recs);
+
     let mut group = c.benchmark_group("cpu_decide_stream");
     group.throughput(Throughput::Elements(N_CHUNKS as u64));
-    for config in [GateConfig::oracle_global(), GateConfig::original_recon()] {
+    let quantile = GateConfig::Quantile(quantile_params());
+    for config in [
+        GateConfig::oracle_global(),
+        GateConfig::original_recon(),
+        quantile.clone(),
+    ] {
         group.bench_function(format!("{}_{N_CHUNKS}", config.name()), |b| {
             b.iter(|| black_box(decide_stream(&config, budget, &recs).expect("replay")))
         });
     }
+    // Every controller a comparison replays: the target is under 10 ms for all of them.
+    let all = [
+        GateConfig::original_random(),
+        GateConfig::oracle_global(),
+        GateConfig::original_recon(),
+        GateConfig::pid_recommended(),
+        quantile,
+        GateConfig::TttImprovement,
+        GateConfig::SignalTopK {
+            signal: Signal::Recon,
+        },
+    ];
+    group.bench_function(format!("all_controllers_{N_CHUNKS}"), |b| {
+        b.iter(|| {
+            for config in &all {
+                black_box(decide_stream(config, budget, &recs).expect("replay"));
+            }
+        })
+    });
     group.finish();
 }
 
