@@ -82,6 +82,25 @@ fn compare_report_and_bench_end_to_end() {
     let e = err(&compare(&cfg, &["--source", "go-src"]));
     assert!(e.contains("--language"), "{e}");
 
+    // ours_lh needs the choice made on the validation split.
+    let e = err(&compare(&cfg, &[]));
+    assert!(
+        e.contains("selection.json: not found") && e.contains("--split validation"),
+        "{e}"
+    );
+    let e = err(&compare(&cfg, &["--split", "train"]));
+    assert!(e.contains("validation") && e.contains("test"), "{e}");
+    let stdout = ok(&compare(&cfg, &["--split", "validation"]));
+    assert!(stdout.contains("ours_lh = "), "{stdout}");
+    let validation = run.join("fast-ttt_linear-k2/validation/python");
+    let selection = std::fs::read_to_string(validation.join("selection.json")).unwrap();
+    assert!(selection.contains("\"candidates\""), "{selection}");
+    let val_summary = std::fs::read_to_string(validation.join("summary.json")).unwrap();
+    assert!(
+        !val_summary.contains("ours_lh"),
+        "not run where it is chosen"
+    );
+
     // A stream shorter than the reconstruction gate's calibration window.
     let short = dir.path().join("short");
     let e = err(&compare(
@@ -100,25 +119,6 @@ fn compare_report_and_bench_end_to_end() {
     assert!(
         !short.join("records.jsonl").exists(),
         "refused before the model pass"
-    );
-
-    // ours_lh needs the choice made on the validation split.
-    let e = err(&compare(&cfg, &[]));
-    assert!(
-        e.contains("selection.json: not found") && e.contains("--split validation"),
-        "{e}"
-    );
-    let e = err(&compare(&cfg, &["--split", "train"]));
-    assert!(e.contains("validation") && e.contains("test"), "{e}");
-    let stdout = ok(&compare(&cfg, &["--split", "validation"]));
-    assert!(stdout.contains("ours_lh = "), "{stdout}");
-    let validation = run.join("fast-ttt_linear-k2/validation/python");
-    let selection = std::fs::read_to_string(validation.join("selection.json")).unwrap();
-    assert!(selection.contains("\"candidates\""), "{selection}");
-    let val_summary = std::fs::read_to_string(validation.join("summary.json")).unwrap();
-    assert!(
-        !val_summary.contains("ours_lh"),
-        "not run where it is chosen"
     );
 
     let a = dir.path().join("a");
@@ -182,9 +182,18 @@ fn compare_report_and_bench_end_to_end() {
     // Resuming into a folder made by another config.
     let e = err(&compare(
         &cfg,
-        &["--out", b.to_str().unwrap(), "--resume", "--budget", "0.3"],
+        &[
+            "--out",
+            b.to_str().unwrap(),
+            "--resume",
+            "--set",
+            "eval.bootstrap_resamples=60",
+        ],
     ));
     assert!(e.contains("different config"), "{e}");
+    // Another budget than the one ours_lh was chosen at.
+    let e = err(&compare(&cfg, &["--budget", "0.3"]));
+    assert!(e.contains("from another [eval.select]"), "{e}");
 
     // The ablations and the report of the experiment folder.
     ok(&compare(&cfg, &[]));

@@ -12,6 +12,7 @@
 //!   SVG plots and the paper's numbers beside ours.
 
 pub mod compare;
+pub mod deciles;
 pub mod error;
 pub mod experiment;
 pub mod flops;

@@ -51,19 +51,24 @@ impl EvalRun {
     }
 }
 
+impl EvalRun {
+    /// Reads the results of the finished evaluation in `folder`.
+    pub fn read(folder: RunFolder) -> Result<Self> {
+        Ok(EvalRun {
+            name: folder.name(),
+            summary: read_json(&folder.summary())?,
+            correlations: read_json(&folder.correlation())?,
+            cost: read_json(&folder.cost())?,
+            folder,
+        })
+    }
+}
+
 /// The finished evaluations of the fast layer in `fast`, sorted by name.
 pub fn eval_runs(fast: &RunFolder) -> Result<Vec<EvalRun>> {
     fast.finished_evals()
         .into_iter()
-        .map(|folder| {
-            Ok(EvalRun {
-                name: folder.name(),
-                summary: read_json(&folder.summary())?,
-                correlations: read_json(&folder.correlation())?,
-                cost: read_json(&folder.cost())?,
-                folder,
-            })
-        })
+        .map(EvalRun::read)
         .collect()
 }
 
@@ -97,6 +102,22 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     selection_section(&mut s, spec)?;
     ood_table(&mut s, &runs, spec);
     signal_section(&mut s, &runs, spec);
+    let validation_folder = spec
+        .fast
+        .validation_eval(spec.language, Ablation::default());
+    let validation = if validation_folder.summary().is_file() {
+        Some(EvalRun::read(validation_folder)?)
+    } else {
+        None
+    };
+    let mut decile_runs: Vec<(String, &EvalRun)> = Vec::new();
+    if let Some(v) = &validation {
+        decile_runs.push((format!("{} validation", spec.language), v));
+    }
+    if let Some(t) = id {
+        decile_runs.push((format!("{} test", spec.language), t));
+    }
+    crate::deciles::deciles_section(&mut s, &decile_runs)?;
     ablation_section(&mut s, &runs, spec);
     cost_section(&mut s, id, spec.fast)?;
     s.push_str("## Plots\n\n");

@@ -22,10 +22,10 @@ fn ci(m: Option<&MethodSummary>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-/// Ours' Recovery in `run`, marked † where the oracle does not beat SKIP (its budget forces it
-/// to update chunks that lose), which leaves the ratio without meaning.
-fn recovery_of(run: &EvalRun) -> String {
-    let text = recovery(run.method("ours"));
+/// The Recovery of `method` in `run`, marked † where the oracle does not beat SKIP (its budget
+/// forces it to update chunks that lose), which leaves the ratio without meaning.
+fn recovery_of(run: &EvalRun, method: &str) -> String {
+    let text = recovery(run.method(method));
     match (run.loss("skip"), run.loss("oracle")) {
         (Some(skip), Some(oracle)) if oracle >= skip && text != "–" => format!("{text} †"),
         _ => text,
@@ -105,11 +105,7 @@ pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>
         let Some(m) = run.method(method) else {
             continue;
         };
-        let recovery = if method == "ours" {
-            recovery_of(run)
-        } else {
-            recovery(Some(m))
-        };
+        let recovery = recovery_of(run, method);
         let _ = writeln!(
             s,
             "| {label} | {} | {recovery} | {} | {} | {} | {} |",
@@ -157,7 +153,7 @@ pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>
             q.update_1
         );
     }
-    if recovery_of(run).ends_with('†') {
+    if recovery_of(run, "ours").ends_with('†') {
         s.push('\n');
         s.push_str(DAGGER_NOTE);
     }
@@ -201,12 +197,12 @@ pub(crate) fn ood_table(s: &mut String, runs: &[EvalRun], spec: &ReportSpec<'_>)
             cell(r.loss(ponder_gate::SELECTED), 3),
             cell(r.loss("oracle"), 3),
             cell(r.loss("update_1"), 3),
-            recovery_of(r),
-            recovery(r.method(ponder_gate::SELECTED)),
+            recovery_of(r, "ours"),
+            recovery_of(r, ponder_gate::SELECTED),
             paper
         );
     }
-    if ood.iter().any(|r| recovery_of(r).ends_with('†')) {
+    if ood.iter().any(|r| recovery_of(r, "ours").ends_with('†')) {
         s.push('\n');
         s.push_str(DAGGER_NOTE);
     }
@@ -313,8 +309,8 @@ mod tests {
     #[test]
     fn recovery_is_marked_where_the_oracle_does_not_beat_skip() {
         // (3 − 2.5) / (3 − 2) = 50%.
-        assert_eq!(recovery_of(&run(3.0, 2.0, 2.5)), "50.0%");
+        assert_eq!(recovery_of(&run(3.0, 2.0, 2.5), "ours"), "50.0%");
         // The oracle is worse than SKIP: (6.877 − 6.943) / (6.877 − 6.920) = 153.5%, marked.
-        assert_eq!(recovery_of(&run(6.877, 6.92, 6.943)), "153.5% †");
+        assert_eq!(recovery_of(&run(6.877, 6.92, 6.943), "ours"), "153.5% †");
     }
 }
