@@ -167,6 +167,57 @@ impl PonderLm {
         }
     }
 
+    /// SKIP on a carried state (stream mode): `h + fast_layer(fast_norm(h))` read with the fast
+    /// weights of `state` and no update, their statistics (the gate's signal under that state)
+    /// and `state` unchanged. Unlike [`Self::update`] with `steps` = 0, which is the backbone
+    /// alone, a read keeps what earlier updates of the stream taught the fast layer
+    /// (`docs/design/stream.md`).
+    ///
+    /// # Shapes
+    /// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`; `features`: `(b, t, d)`.
+    pub fn read(&self, hidden: &Tensor, ids: &Tensor, state: &FastState) -> Result<UpdateOutput> {
+        let normed = self.fast_norm.forward(hidden)?;
+        match (&self.fast, state) {
+            (FastLayer::Ttt { config, params }, FastState::Ttt(s)) => {
+                let out = params.read(config, &normed, s)?;
+                Ok(UpdateOutput {
+                    features: (hidden + out.y)?,
+                    stats: out.stats,
+                    state: state.clone(),
+                })
+            }
+            (FastLayer::Lora { layer }, FastState::Lora(s)) => {
+                let (b, _) = ids.dims2()?;
+                if s.per_seq.len() != b {
+                    candle::bail!(
+                        "ponder-model: LoRA state for {} sequences, ids {:?}",
+                        s.per_seq.len(),
+                        ids.dims()
+                    );
+                }
+                let ys = (0..b)
+                    .map(|i| {
+                        ponder_lora::LoraFastLayer::from_trainable(
+                            layer.config().clone(),
+                            &s.per_seq[i],
+                        )?
+                        .forward(&normed.narrow(0, i, 1)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let signal = self.signal(hidden, ids, state, 1)?;
+                Ok(UpdateOutput {
+                    features: (hidden + Tensor::cat(&ys, 0)?)?,
+                    stats: TttStats {
+                        step_1: signal.step_0.clone(),
+                        ..signal
+                    },
+                    state: state.clone(),
+                })
+            }
+            _ => candle::bail!("ponder-model: the fast state does not belong to this fast layer"),
+        }
+    }
+
     /// The statistics of UPDATE_k alone: what a gate reads before it decides. For TTT this skips
     /// the query path and the readout; for LoRA it is the full update.
     ///

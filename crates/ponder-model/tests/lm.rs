@@ -331,3 +331,26 @@ fn update_zero_is_skip() -> Result<()> {
     assert!(s1_one != s0_one);
     Ok(())
 }
+
+/// SKIP on a carried TTT state: the backbone's hidden states plus the layer's read under that
+/// state ([`ponder_ttt::TttParams::read`]), the state returned as it was.
+#[test]
+fn a_ttt_read_adds_the_layers_read_to_the_hidden_states() -> Result<()> {
+    let lm = lm(DType::F64, true)?;
+    let x = ids(2, 12)?;
+    let hidden = lm.backbone(&x)?;
+    let carried = lm
+        .update(&hidden, &x, &lm.initial_state(x.dim(0)?)?, 1)?
+        .state;
+    let read = lm.read(&hidden, &x, &carried)?;
+    let (FastLayer::Ttt { config, params }, FastState::Ttt(s)) = (lm.fast_layer(), &carried) else {
+        panic!("a TTT layer")
+    };
+    let y = params.read(config, &lm.fast_norm().forward(&hidden)?, s)?.y;
+    assert_close(&read.features, &(&hidden + y)?, 0.0, 0.0)?;
+    let FastState::Ttt(back) = &read.state else {
+        panic!("a TTT state")
+    };
+    assert_close(&back.w[0], &s.w[0], 0.0, 0.0)?;
+    Ok(())
+}

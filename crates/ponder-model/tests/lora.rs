@@ -171,3 +171,25 @@ fn a_state_of_the_wrong_kind_is_an_error() -> Result<()> {
     assert!(err.contains("LoRA state for 3 sequences"), "{err}");
     Ok(())
 }
+
+/// SKIP on a carried state reads the factors it was given and keeps them: its features equal
+/// the update path with a learning rate of 0 (the same layer and backbone), and differ from the
+/// backbone alone.
+#[test]
+fn a_read_uses_the_carried_factors_and_keeps_them() -> Result<()> {
+    let frozen = lm(0.0, DType::F64)?;
+    let lm = lm(0.5, DType::F64)?;
+    let x = ids(2, 16)?;
+    let hidden = lm.backbone(&x)?;
+    let carried = lm.update(&hidden, &x, &lm.initial_state(2)?, 1)?.state;
+    let read = lm.read(&hidden, &x, &carried)?;
+    let reference = frozen.update(&hidden, &x, &carried, 1)?;
+    assert_close(&read.features, &reference.features, 1e-12, 1e-12)?;
+    for (a, b) in factors(&read.state).iter().zip(factors(&carried).iter()) {
+        assert_close(a, b, 0.0, 0.0)?;
+    }
+    assert!(max_abs_diff(&read.features, &hidden)? > 1e-6);
+    let update = lm.update(&hidden, &x, &carried, 1)?;
+    assert!(max_abs_diff(&read.features, &update.features)? > 1e-6);
+    Ok(())
+}

@@ -164,6 +164,15 @@ fn depthwise_conv(u: &Tensor, taps: &Tensor, bias: &Tensor, window: ConvWindow) 
     Ok(out)
 }
 
+/// Whether the tokens of a chunk update the fast weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rates {
+    /// The learned inner learning rates (UPDATE_k).
+    Learned,
+    /// Every rate 0 (a read).
+    Zero,
+}
+
 impl TttParams {
     /// The fast model these parameters hold: TTT-Linear (one layer) or TTT-MLP (two).
     pub fn kind(&self) -> FastModelKind {
@@ -204,7 +213,33 @@ impl TttParams {
         state: &TttState,
         steps: usize,
     ) -> Result<TttOutput> {
-        let p = self.prepare(cfg, x, state, true)?;
+        self.run(cfg, x, state, steps, Rates::Learned)
+    }
+
+    /// The layer's output under `state` with no update: every token's inner learning rate is
+    /// 0, so each query reads the fast model as it entered the chunk, and the state is returned
+    /// unchanged. This is SKIP on a carried state in stream mode (`docs/design/stream.md`).
+    ///
+    /// # Shapes
+    /// - `x`: `(bs, t, d)` with `t >= 1`; `y`: `(bs, t, d)`.
+    pub fn read(&self, cfg: &TttConfig, x: &Tensor, state: &TttState) -> Result<TttOutput> {
+        let out = self.run(cfg, x, state, 1, Rates::Zero)?;
+        Ok(TttOutput {
+            state: state.clone(),
+            ..out
+        })
+    }
+
+    /// [`TttParams::forward`] with the learning rates `rates`.
+    fn run(
+        &self,
+        cfg: &TttConfig,
+        x: &Tensor,
+        state: &TttState,
+        steps: usize,
+        rates: Rates,
+    ) -> Result<TttOutput> {
+        let p = self.prepare(cfg, x, state, true, rates)?;
         let (bs, t, t_pad, d) = (p.bs, p.t, p.t_pad, cfg.hidden_dim);
         let (nh, hd, f) = (cfg.num_heads, cfg.head_dim, cfg.inner_dim());
         let mut inner = inner_loop(&p.inputs(), &p.options(cfg, steps))?;
@@ -254,7 +289,7 @@ impl TttParams {
         state: &TttState,
         steps: usize,
     ) -> Result<TttStats> {
-        let p = self.prepare(cfg, x, state, false)?;
+        let p = self.prepare(cfg, x, state, false, Rates::Learned)?;
         let mut stats = inner_loop(&p.inputs(), &p.options(cfg, steps))?.stats;
         stats.ssl_target_variance = Some(target_variance(&p.target_pre, cfg.mini_batch_size)?);
         Ok(stats)
@@ -267,6 +302,7 @@ impl TttParams {
         x: &Tensor,
         state: &TttState,
         with_queries: bool,
+        rates: Rates,
     ) -> Result<Prepared> {
         cfg.validate()?;
         let (bs, t, d) = x.dims3()?;
@@ -317,7 +353,11 @@ impl TttParams {
         } else {
             None
         };
-        let (eta_out, eta_update) = self.learning_rates(cfg, &x2, bs, t, m)?;
+        let learning = match rates {
+            Rates::Learned => t,
+            Rates::Zero => 0,
+        };
+        let (eta_out, eta_update) = self.learning_rates(cfg, &x2, bs, learning, m)?;
         let per_seq = |p: &Tensor| -> Result<Tensor> {
             let dims = p.dims().to_vec();
             let shape = [vec![bs], dims.clone()].concat();
@@ -355,7 +395,8 @@ impl TttParams {
         })
     }
 
-    /// The learning rates of the inner loop: `(eta_out (n, m, b, b), eta_update (n, m, b))`.
+    /// The learning rates of the inner loop: `(eta_out (n, m, b, b), eta_update (n, m, b))` for
+    /// the first `t` tokens; the rest (padding, or every token of a read) get 0.
     /// η combines the learned per-head gate `σ(x · a_h + β_h)` of the full input row with the
     /// token factor `max(0, 1/(j+1) + offset_j) · exp(decay (j − b + 1)) · base · (768/d) / hd`;
     /// padded tokens (at or after `t`) get 0.
