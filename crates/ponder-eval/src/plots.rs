@@ -190,7 +190,10 @@ pub fn write_plots(
         let (Ok(threshold), Some(signal)) = (col(&format!("{method}_threshold")), signal) else {
             continue;
         };
-        let values = col(signal.name())?;
+        let values: Vec<Option<f64>> = col(signal.base().name())?
+            .iter()
+            .map(|v| v.map(|v| signal.sign() * v))
+            .collect();
         let file = if method == "ours" {
             "threshold".to_string()
         } else {
@@ -205,7 +208,7 @@ pub fn write_plots(
                 series: vec![
                     Series {
                         label: "signal".into(),
-                        points: pairs(&index, values, |_| true),
+                        points: pairs(&index, &values, |_| true),
                         mark: Mark::Points,
                     },
                     Series {

@@ -150,7 +150,7 @@ impl From<GateConfigToml> for GateConfig {
 /// The method names `GateConfig::from_str` accepts, for error messages.
 const VALID_NAMES: &str = "skip, update_1, update_2, update_4, random, random_seedN, oracle, \
      oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement, signal_topk, \
-     signal_topk_recon_init";
+     signal_topk_S (S: recon_init, neg_recon, neg_recon_init)";
 
 impl GateConfig {
     /// "Ours": the reconstruction gate with the original's α = 0.1 and 16 calibration chunks.
@@ -338,9 +338,6 @@ impl FromStr for GateConfig {
             "signal_topk" => GateConfig::SignalTopK {
                 signal: Signal::Recon,
             },
-            "signal_topk_recon_init" => GateConfig::SignalTopK {
-                signal: Signal::ReconInit,
-            },
             _ => {
                 if let Some(k) = s.strip_prefix("update_") {
                     let steps = u32::try_from(number(k)?).map_err(|_| unknown())?;
@@ -348,6 +345,12 @@ impl FromStr for GateConfig {
                 } else if let Some(seed) = s.strip_prefix("random_seed") {
                     GateConfig::Random {
                         seed: number(seed)?,
+                    }
+                } else if let Some(signal) = s.strip_prefix("signal_topk_") {
+                    GateConfig::SignalTopK {
+                        signal: Signal::parse(signal)
+                            .filter(|s| *s != Signal::Recon)
+                            .ok_or_else(unknown)?,
                     }
                 } else if let Some(g) = s.strip_prefix("oracle_per_batch_") {
                     let group = usize::try_from(number(g)?).map_err(|_| unknown())?;
@@ -389,6 +392,7 @@ mod tests {
             "ttt_improvement",
             "signal_topk",
             "signal_topk_recon_init",
+            "signal_topk_neg_recon",
         ] {
             let config: GateConfig = name.parse().unwrap();
             assert_eq!(config.name(), name);
