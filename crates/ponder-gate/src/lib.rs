@@ -47,6 +47,7 @@ pub mod fixed;
 pub mod grid;
 pub mod method;
 pub mod offline;
+mod order;
 pub mod pid;
 pub mod quantile;
 pub mod random;

@@ -37,6 +37,7 @@ use std::collections::VecDeque;
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
+use crate::order::{dead_zone, insert_sorted, saturating_quantile};
 use crate::{Decision, Gate, Signals};
 
 /// The parameters of [`PidReconGate`].
@@ -175,15 +176,7 @@ impl PidReconGate {
         if !self.is_calibrated() || self.sorted.is_empty() {
             return None;
         }
-        if self.q >= 1.0 {
-            return Some(f64::NEG_INFINITY);
-        }
-        if self.q <= 0.0 {
-            return Some(f64::INFINITY);
-        }
-        let len = self.sorted.len();
-        let idx = ((1.0 - self.q) * len as f64).floor() as usize;
-        Some(self.sorted[idx.min(len - 1)])
+        Some(saturating_quantile(&self.sorted, self.q))
     }
 
     /// The controller's output q, the fraction of chunks it aims to update next (may lie
@@ -216,8 +209,7 @@ impl PidReconGate {
             }
         }
         self.recent.push_back(s);
-        let i = self.sorted.partition_point(|x| x.total_cmp(&s).is_lt());
-        self.sorted.insert(i, s);
+        insert_sorted(&mut self.sorted, s);
     }
 }
 
@@ -248,7 +240,7 @@ impl Gate for PidReconGate {
         self.rate = (1.0 - p.rate_ema) * self.rate + p.rate_ema * d;
         let err = rho - self.rate;
         let deficit = self.deficit();
-        let outside = deficit.signum() * (deficit.abs() - p.deadband).max(0.0);
+        let outside = dead_zone(deficit, p.deadband);
         self.q = rho + p.kp * err + p.ki * outside + p.kd * (err - self.prev_err);
         self.prev_err = err;
     }

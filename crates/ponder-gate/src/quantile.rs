@@ -27,6 +27,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
+use crate::order::{dead_zone, insert_sorted, saturating_quantile};
 use crate::signal::Signal;
 use crate::{Decision, Gate, Signals};
 
@@ -108,9 +109,7 @@ impl QuantileGate {
 
     /// The fraction q of chunks the next decision aims to update.
     pub fn target_fraction(&self) -> f64 {
-        let debt = self.debt();
-        let outside = debt.signum() * (debt.abs() - self.params.deadband).max(0.0);
-        self.budget.rho() + self.params.gain * outside
+        self.budget.rho() + self.params.gain * dead_zone(self.debt(), self.params.deadband)
     }
 
     /// The threshold the next chunk's signal is compared with; `None` during calibration.
@@ -118,16 +117,7 @@ impl QuantileGate {
         if self.history.len() < self.params.calibration {
             return None;
         }
-        let q = self.target_fraction();
-        if q >= 1.0 {
-            return Some(f64::NEG_INFINITY);
-        }
-        if q <= 0.0 {
-            return Some(f64::INFINITY);
-        }
-        let len = self.history.len();
-        let idx = ((1.0 - q) * len as f64).floor() as usize;
-        Some(self.history[idx.min(len - 1)])
+        Some(saturating_quantile(&self.history, self.target_fraction()))
     }
 }
 
@@ -144,8 +134,7 @@ impl Gate for QuantileGate {
     /// Adds the signal to the history and the decision to the debt.
     fn observe(&mut self, signals: &Signals, decision: Decision) {
         let s = self.params.signal.of(signals);
-        let i = self.history.partition_point(|x| x.total_cmp(&s).is_lt());
-        self.history.insert(i, s);
+        insert_sorted(&mut self.history, s);
         self.updates += usize::from(decision.is_update());
     }
 

@@ -22,6 +22,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
+use crate::order::upper_quantile;
 use crate::{Decision, Gate, Signals};
 
 /// The original's EMA rate α (`ema_alpha=0.1`).
@@ -160,9 +161,7 @@ impl Gate for ReconGate {
                 self.buf.push(signals.recon);
                 if self.buf.len() >= self.calibration {
                     self.buf.sort_by(f64::total_cmp);
-                    let len = self.buf.len();
-                    let idx = ((1.0 - self.budget.rho()) * len as f64).floor() as usize;
-                    let tau = self.buf[idx.min(len - 1)];
+                    let tau = upper_quantile(&self.buf, self.budget.rho());
                     self.state = Some((tau, self.budget.rho()));
                     self.buf = Vec::new();
                 }
