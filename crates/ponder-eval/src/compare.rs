@@ -174,10 +174,14 @@ pub fn compare(
         level: config.ci_level,
         seed: config.seed,
     };
-    let summarize = |run: &MethodRun| -> Result<MethodSummary> {
+    // The loss of the path each listed method took, chunk-batch by chunk-batch.
+    let chosen = runs
+        .iter()
+        .map(|run| chosen_losses(records, &run.decisions))
+        .collect::<Result<Vec<_>>>()?;
+    let summarize = |run: &MethodRun, chosen: &[f64]| -> Result<MethodSummary> {
         let updated = run.updated();
-        let chosen = chosen_losses(records, &run.decisions)?;
-        let stats = m::method_stats(&skip, &chosen, &oracle_losses, resampling)?;
+        let stats = m::method_stats(&skip, chosen, &oracle_losses, resampling)?;
         let steps: Vec<u32> = run.decisions.iter().map(|d| d.steps()).collect();
         Ok(MethodSummary {
             method: run.name.clone(),
@@ -190,7 +194,11 @@ pub fn compare(
             decision_accuracy: m::decision_accuracy(&updated, &oracle)?,
         })
     };
-    let methods = runs.iter().map(summarize).collect::<Result<Vec<_>>>()?;
+    let methods = runs
+        .iter()
+        .zip(&chosen)
+        .map(|(run, chosen)| summarize(run, chosen))
+        .collect::<Result<Vec<_>>>()?;
     let random_run = find("random");
     let mut mcnemar = Vec::new();
     for name in ["ours", ponder_gate::SELECTED] {
@@ -214,16 +222,20 @@ pub fn compare(
             let expected = m::random_expected_losses(&skip, &update, rho)?;
             let versus = runs
                 .iter()
-                .map(|run| {
-                    let chosen = chosen_losses(records, &run.decisions)?;
+                .zip(&chosen)
+                .map(|(run, chosen)| {
                     Ok(VersusRandom {
                         method: run.name.clone(),
-                        difference: m::paired_difference(&chosen, &expected, resampling)?,
+                        difference: m::paired_difference(chosen, &expected, resampling)?,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let spread =
-                random_spread(config, &gates, &skip, &expected, &oracle_losses, summarize)?;
+            let reference = Reference {
+                skip: &skip,
+                oracle_losses: &oracle_losses,
+                oracle: &oracle,
+            };
+            let spread = random_spread(config, records, &gates, &expected, &reference)?;
             (Some(spread), versus)
         }
     };
@@ -243,38 +255,45 @@ pub fn compare(
     })
 }
 
+/// What every method is scored against: the SKIP losses, and the oracle's chosen losses and
+/// decisions.
+struct Reference<'a> {
+    skip: &'a [f64],
+    oracle_losses: &'a [f64],
+    oracle: &'a [bool],
+}
+
 /// Random's figures over seeds 42, 43, … (`eval.random_seeds` of them), and its expectation.
+/// Only point figures are kept over the seeds, so no interval is drawn for them.
 fn random_spread(
     config: &EvalConfig,
+    records: &[ChunkRecord],
     gates: &[ponder_gate::StreamRecord],
-    skip: &[f64],
     expected: &[f64],
-    oracle_losses: &[f64],
-    summarize: impl Fn(&MethodRun) -> Result<MethodSummary>,
+    reference: &Reference<'_>,
 ) -> Result<RandomSpread> {
     let first = ponder_gate::random::ORIGINAL_RANDOM_SEED;
     let seeds: Vec<u64> = (first..).take(config.random_seeds).collect();
-    let rows = seeds
-        .iter()
-        .map(|&seed| {
-            summarize(&run_method(
-                &GateConfig::Random { seed },
-                config.budget,
-                gates,
-            )?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let column = |f: fn(&MethodSummary) -> f64| m::spread(&rows.iter().map(f).collect::<Vec<_>>());
-    let recoveries: Option<Vec<f64>> = rows.iter().map(|r| r.recovery).collect();
-    let mean = |col: &[f64]| m::mean(col);
-    let expected_loss = mean(expected)?;
+    let (skip, oracle) = (m::mean(reference.skip)?, m::mean(reference.oracle_losses)?);
+    let recovery = |loss: f64| m::oracle_recovery(skip, loss, oracle).ok();
+    let (mut loss, mut rate, mut accuracy, mut recoveries) = (vec![], vec![], vec![], vec![]);
+    for &seed in &seeds {
+        let run = run_method(&GateConfig::Random { seed }, config.budget, gates)?;
+        let updated = run.updated();
+        let l = m::mean(&chosen_losses(records, &run.decisions)?)?;
+        loss.push(l);
+        rate.push(m::update_rate(&updated)?);
+        accuracy.push(m::decision_accuracy(&updated, reference.oracle)?);
+        recoveries.push(recovery(l));
+    }
+    let recoveries: Option<Vec<f64>> = recoveries.into_iter().collect();
+    let expected_loss = m::mean(expected)?;
     Ok(RandomSpread {
-        loss: column(|r| r.loss.point)?,
-        update_rate: column(|r| r.update_rate)?,
-        decision_accuracy: column(|r| r.decision_accuracy)?,
+        loss: m::spread(&loss)?,
+        update_rate: m::spread(&rate)?,
+        decision_accuracy: m::spread(&accuracy)?,
         recovery: recoveries.map(|r| m::spread(&r)).transpose()?,
-        expected_recovery: m::oracle_recovery(mean(skip)?, expected_loss, mean(oracle_losses)?)
-            .ok(),
+        expected_recovery: recovery(expected_loss),
         expected_loss,
         seeds,
     })

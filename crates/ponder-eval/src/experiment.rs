@@ -89,19 +89,28 @@ pub fn run_comparison(
 ) -> Result<Option<CompareOutcome>> {
     let config = req.config;
     let mut eval = config.eval()?.clone();
-    let (language, source, split) = match &req.stream {
+    // The language, the source (`None` for a split of `[data]`), whether the stream is the
+    // validation split, and where the tokens come from, for the run folder's identity.
+    let (language, source, validation, origin) = match &req.stream {
         StreamChoice::Split(Split::Train) => {
             return Err(Error::Config(
                 "--split train: a comparison reads held-out data, the validation or test split"
                     .into(),
             ))
         }
-        StreamChoice::Split(split) => (config.data.language.clone(), None, Some(*split)),
-        StreamChoice::Source { source, language } => {
-            (language.clone(), Some(source.as_str()), None)
-        }
+        StreamChoice::Split(split) => (
+            config.data.language.clone(),
+            None,
+            *split == Split::Validation,
+            format!("{split:?} split of [data] sources").to_lowercase(),
+        ),
+        StreamChoice::Source { source, language } => (
+            language.clone(),
+            Some(source.as_str()),
+            false,
+            source.clone(),
+        ),
     };
-    let validation = split == Some(Split::Validation);
     let name = req.ablation.eval_name(&language);
     let fast_folder = Layout::fast_of(config)?;
     let folder = match &req.out {
@@ -109,28 +118,25 @@ pub fn run_comparison(
         None if validation => fast_folder.validation_eval(&language, req.ablation),
         None => fast_folder.eval(&language, req.ablation),
     };
-    let selection_file = fast_folder
-        .validation_eval(&config.data.language, Ablation::default())
-        .selection();
-    let selection = if validation {
-        eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
-        None
-    } else if eval.methods.contains(&ponder_gate::Method::Selected) {
-        let grid = eval.select.as_ref().ok_or_else(|| {
-            Error::Config("eval.methods lists ours_lh but there is no [eval.select]".into())
-        })?;
-        Some(Selection::read_for(&selection_file, eval.budget, grid)?)
-    } else {
-        None
+    // `ours_lh` is left out where it is chosen, and read back everywhere else; listed without
+    // `[eval.select]` it stays unresolved and `compare` names it.
+    let selected_listed = eval.methods.contains(&ponder_gate::Method::Selected);
+    let selection = match (&eval.select, validation, selected_listed) {
+        (_, true, _) => {
+            eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
+            None
+        }
+        (Some(grid), false, true) => {
+            let file = fast_folder
+                .validation_eval(&config.data.language, Ablation::default())
+                .selection();
+            Some(Selection::read_for(&file, eval.budget, grid)?)
+        }
+        _ => None,
     };
     let identity = format!(
-        "{}\n# ponder compare\n# source = {:?}\n# language = {language:?}\n# fast = {:?}\n# shuffle = {}\n# causal_k = {:?}\n",
+        "{}\n# ponder compare\n# source = {origin:?}\n# language = {language:?}\n# fast = {:?}\n# shuffle = {}\n# causal_k = {:?}\n",
         config.stage_toml(Stage::Eval),
-        match (source, split) {
-            (Some(s), _) => s.to_string(),
-            (None, Some(split)) => format!("{split:?} split of [data] sources").to_lowercase(),
-            (None, None) => unreachable!("a stream is a split or a source"),
-        },
         req.fast_origin,
         req.ablation.shuffle,
         req.ablation.causal_k
