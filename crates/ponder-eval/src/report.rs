@@ -99,7 +99,8 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     std::fs::create_dir_all(&plot_dir).map_err(io(&plot_dir))?;
     training_section(&mut s, spec, &plot_dir)?;
     table1(&mut s, id, spec);
-    selection_section(&mut s, spec)?;
+    let selection = read_selection(spec)?;
+    selection_section(&mut s, selection.as_ref());
     ood_table(&mut s, &runs, spec);
     signal_section(&mut s, &runs, spec);
     let validation_folder = spec
@@ -121,7 +122,7 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     ablation_section(&mut s, &runs, spec);
     cost_section(&mut s, id, spec.fast)?;
     s.push_str("## Plots\n\n");
-    let selected_signal = read_selection(spec)?.and_then(|sel| sel.config.signal());
+    let selected_signal = selection.as_ref().and_then(|sel| sel.config.signal());
     for run in runs.iter().filter(|r| !r.is_ablation()) {
         for (file, title) in plots::write_plots(run, &plot_dir, selected_signal)? {
             let _ = writeln!(s, "![{title}](plots/{file})\n");
@@ -216,11 +217,11 @@ fn read_selection(spec: &ReportSpec<'_>) -> Result<Option<Selection>> {
 }
 
 /// "Choosing the controller": every candidate tried on the validation split, and the choice.
-fn selection_section(s: &mut String, spec: &ReportSpec<'_>) -> Result<()> {
+fn selection_section(s: &mut String, selection: Option<&Selection>) {
     s.push_str("## Choosing the controller\n\n");
-    let Some(sel) = read_selection(spec)? else {
+    let Some(sel) = selection else {
         s.push_str("No controller was chosen on the validation split (the config has no `[eval.select]`, or the validation comparison has not run).\n\n");
-        return Ok(());
+        return;
     };
     let within = sel.candidates.iter().filter(|c| c.within_tolerance).count();
     let _ = writeln!(
@@ -248,7 +249,6 @@ fn selection_section(s: &mut String, spec: &ReportSpec<'_>) -> Result<()> {
         );
     }
     s.push('\n');
-    Ok(())
 }
 
 fn cost_section(s: &mut String, id: Option<&EvalRun>, fast: &RunFolder) -> Result<()> {
