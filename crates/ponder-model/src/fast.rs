@@ -100,6 +100,52 @@ pub enum FastState {
     Lora(LoraState),
 }
 
+impl FastState {
+    /// Sequence `i`'s fast weights alone, a state for one sequence: what a stream carries.
+    pub fn row(&self, i: usize) -> Result<Self> {
+        match self {
+            Self::Ttt(s) => Ok(Self::Ttt(s.row(i)?)),
+            Self::Lora(s) => match s.per_seq.get(i) {
+                Some(f) => Ok(Self::Lora(LoraState {
+                    per_seq: vec![f.clone()],
+                })),
+                None => candle::bail!(
+                    "ponder-model: sequence {i} of a LoRA state for {} sequences",
+                    s.per_seq.len()
+                ),
+            },
+        }
+    }
+
+    /// States of the same fast layer stacked along the sequence axis, in order: the state of a
+    /// batch gathered from the states of its streams.
+    pub fn cat(states: &[&Self]) -> Result<Self> {
+        match states.first() {
+            Some(Self::Ttt(_)) => {
+                let parts = states
+                    .iter()
+                    .map(|s| match s {
+                        Self::Ttt(t) => Ok(t),
+                        Self::Lora(_) => candle::bail!("ponder-model: TTT and LoRA states mixed"),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Self::Ttt(TttState::cat(&parts)?))
+            }
+            Some(Self::Lora(_)) => {
+                let mut per_seq = Vec::new();
+                for s in states {
+                    match s {
+                        Self::Lora(l) => per_seq.extend(l.per_seq.iter().cloned()),
+                        Self::Ttt(_) => candle::bail!("ponder-model: TTT and LoRA states mixed"),
+                    }
+                }
+                Ok(Self::Lora(LoraState { per_seq }))
+            }
+            None => candle::bail!("ponder-model: no states to stack"),
+        }
+    }
+}
+
 impl FastLayer {
     /// A fresh fast layer of `kind` with the TTT config `ttt` or the LoRA config `lora` (the one
     /// `kind` needs), initialized as the original initializes it from `seed`: TTT as

@@ -14,7 +14,7 @@ pub mod lm;
 pub mod lora;
 
 pub use fast::{FastLayer, FastLayerKind, FastNorm, FastState};
-pub use lm::{ChunkResult, PartFlops, PonderLm, UpdateOutput};
+pub use lm::{ChunkResult, PartFlops, PonderLm, SequenceSignal, UpdateOutput};
 // The fast layers' own types appear in this crate's API (`FastLayer`), so they are re-exported
 // for crates above that must not depend on `ponder-ttt` directly.
 pub use ponder_lora::{LoraFastConfig, LoraState, LoraUpdate};

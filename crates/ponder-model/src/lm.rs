@@ -47,6 +47,15 @@ pub struct PartFlops {
     pub fast: Vec<(usize, f64)>,
 }
 
+/// The gate's signal for one sequence ([`PonderLm::sequence_signals`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SequenceSignal {
+    /// Mean reconstruction loss before each mini-batch's update (`ttt_loss_step_0`).
+    pub recon: f64,
+    /// Mean reconstruction loss under the weights entering the chunk (`ttt_loss_init`).
+    pub recon_init: f64,
+}
+
 /// Everything the gates and metrics need from one chunk.
 pub struct ChunkResult {
     /// Backbone hidden states after `ln_f` (no gradient), `(b, t, d)`: reusable.
@@ -235,6 +244,47 @@ impl PonderLm {
                 params.signal(config, &self.fast_norm.forward(hidden)?, s, steps)
             }
             _ => Ok(self.update(hidden, ids, state, steps)?.stats),
+        }
+    }
+
+    /// The gate's signal for each sequence on its own, under `state`: the means over the chunk's
+    /// mini-batches (LoRA: blocks) of the UPDATE_1 statistics `step_0` (`recon`) and `init`
+    /// (`recon_init`), what a gate deciding per stream reads before it decides
+    /// (`docs/design/stream.md`).
+    ///
+    /// # Shapes
+    /// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`; returns `b` signals.
+    pub fn sequence_signals(
+        &self,
+        hidden: &Tensor,
+        ids: &Tensor,
+        state: &FastState,
+    ) -> Result<Vec<SequenceSignal>> {
+        let to_vec =
+            |t: &Tensor| -> Result<Vec<f64>> { ponder_nn::to_f64(&t.mean(0)?)?.to_vec1::<f64>() };
+        match (&self.fast, state) {
+            (FastLayer::Ttt { config, params }, FastState::Ttt(s)) => {
+                let normed = self.fast_norm.forward(hidden)?;
+                let stats = params.signal_per_sequence(config, &normed, s, 1)?;
+                let (recon, init) = (to_vec(&stats.step_0)?, to_vec(&stats.init)?);
+                Ok(recon
+                    .into_iter()
+                    .zip(init)
+                    .map(|(recon, recon_init)| SequenceSignal { recon, recon_init })
+                    .collect())
+            }
+            _ => (0..ids.dim(0)?)
+                .map(|i| {
+                    let stats = self.signal(
+                        &hidden.narrow(0, i, 1)?,
+                        &ids.narrow(0, i, 1)?,
+                        &state.row(i)?,
+                        1,
+                    )?;
+                    let (recon_init, recon, _) = stats.chunk_means()?;
+                    Ok(SequenceSignal { recon, recon_init })
+                })
+                .collect(),
         }
     }
 

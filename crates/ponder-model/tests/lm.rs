@@ -354,3 +354,23 @@ fn a_ttt_read_adds_the_layers_read_to_the_hidden_states() -> Result<()> {
     assert_close(&back.w[0], &s.w[0], 0.0, 0.0)?;
     Ok(())
 }
+
+/// The per-sequence signals average to the pooled statistics of the batch, under a carried
+/// state, and a state split into rows and stacked again reads the same.
+#[test]
+fn sequence_signals_average_to_the_pooled_signal() -> Result<()> {
+    let lm = lm(DType::F64, true)?;
+    let x = ids(3, 12)?;
+    let hidden = lm.backbone(&x)?;
+    let carried = lm.update(&hidden, &x, &lm.initial_state(3)?, 1)?.state;
+    let rows = lm.sequence_signals(&hidden, &x, &carried)?;
+    let (init, step_0, _) = lm.signal(&hidden, &x, &carried, 1)?.chunk_means()?;
+    let mean = |f: fn(&ponder_model::SequenceSignal) -> f64| rows.iter().map(f).sum::<f64>() / 3.0;
+    assert!((mean(|s| s.recon) - step_0).abs() < 1e-12);
+    assert!((mean(|s| s.recon_init) - init).abs() < 1e-12);
+    let parts = (0..3).map(|i| carried.row(i)).collect::<Result<Vec<_>>>()?;
+    let again = FastState::cat(&parts.iter().collect::<Vec<_>>())?;
+    let a = lm.read(&hidden, &x, &again)?;
+    let b = lm.read(&hidden, &x, &carried)?;
+    assert_close(&a.features, &b.features, 0.0, 0.0)
+}

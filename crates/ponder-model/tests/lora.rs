@@ -193,3 +193,19 @@ fn a_read_uses_the_carried_factors_and_keeps_them() -> Result<()> {
     assert!(max_abs_diff(&read.features, &update.features)? > 1e-6);
     Ok(())
 }
+
+/// The per-sequence signals average to the pooled statistics of the batch, under a carried state.
+#[test]
+fn sequence_signals_average_to_the_pooled_signal() -> Result<()> {
+    let lm = lm(0.5, DType::F64)?;
+    let x = ids(3, 16)?;
+    let hidden = lm.backbone(&x)?;
+    let carried = lm.update(&hidden, &x, &lm.initial_state(3)?, 1)?.state;
+    let rows = lm.sequence_signals(&hidden, &x, &carried)?;
+    let (init, step_0, _) = lm.signal(&hidden, &x, &carried, 1)?.chunk_means()?;
+    let mean = |f: fn(&ponder_model::SequenceSignal) -> f64| rows.iter().map(f).sum::<f64>() / 3.0;
+    assert!((mean(|s| s.recon) - step_0).abs() < 1e-12);
+    assert!((mean(|s| s.recon_init) - init).abs() < 1e-12);
+    assert!(rows[0].recon != rows[1].recon);
+    Ok(())
+}

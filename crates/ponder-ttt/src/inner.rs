@@ -13,8 +13,9 @@
 use candle::{DType, Result, Tensor, D};
 
 /// Reconstruction statistics per mini-batch, averaged over sequences and heads
-/// (`docs/original.md` §3.9), each of length `ceil(t / mini_batch_size)`. In a ragged last
-/// mini-batch they use its last valid token.
+/// (`docs/original.md` §3.9), each of length `ceil(t / mini_batch_size)`, or `(ceil(t /
+/// mini_batch_size), bs)` with one column per sequence where asked for
+/// ([`InnerOptions::stat_groups`]). In a ragged last mini-batch they use its last valid token.
 #[derive(Debug, Clone)]
 pub struct TttStats {
     /// Loss of the last token of each mini-batch under the chunk's initial fast weights.
@@ -83,6 +84,10 @@ pub struct InnerOptions {
     pub max_grad_norm: Option<f64>,
     /// Number of valid tokens in the last mini-batch (the rest is padding with η = 0).
     pub last_valid: usize,
+    /// The statistics are means over this many equal groups of the leading axis `n`: 1 pools
+    /// every sequence and head (the original's statistics, one value per mini-batch); the batch
+    /// size gives one value per sequence and mini-batch (what per-stream gates read).
+    pub stat_groups: usize,
 }
 
 /// What the inner loop produces.
@@ -212,8 +217,8 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
             mb - 1
         };
         let (k_last, y_last) = (km.narrow(1, last, 1)?, ym.narrow(1, last, 1)?); // (n, 1, hd)
-        init.push(last_token_loss(&k_last, &y_last, inp.init, norm, opt.eps)?);
-        step0.push(last_token_loss(&k_last, &y_last, &fast, norm, opt.eps)?);
+        init.push(last_token_loss(&k_last, &y_last, inp.init, norm, opt)?);
+        step0.push(last_token_loss(&k_last, &y_last, &fast, norm, opt)?);
 
         let g = fast.grads(&km, &ym, norm, opt)?; // at the weights entering the mini-batch
         if let Some((q, eta_out)) = readout {
@@ -232,7 +237,7 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
                 fast.step(&fast.grads(&km, &ym, norm, opt)?, &rates)?
             };
         }
-        step1.push(last_token_loss(&k_last, &y_last, &fast, norm, opt.eps)?);
+        step1.push(last_token_loss(&k_last, &y_last, &fast, norm, opt)?);
     }
     let stats = TttStats {
         ssl_target_variance: None,
@@ -345,11 +350,22 @@ fn last_token_loss(
     y_last: &Tensor,
     fast: &FastModel,
     norm: (&Tensor, &Tensor),
-    eps: f64,
+    opt: &InnerOptions,
 ) -> Result<Tensor> {
     let (z, _, _) = fast.forward(k_last)?; // (n, 1, hd)
-    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, eps)?;
-    (ln - y_last)?.sqr()?.mean_all()
+    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, opt.eps)?;
+    let sq = (ln - y_last)?.sqr()?;
+    if opt.stat_groups == 1 {
+        return sq.mean_all();
+    }
+    let n = sq.dim(0)?;
+    if opt.stat_groups == 0 || n % opt.stat_groups != 0 {
+        candle::bail!(
+            "ttt: {} statistic groups do not divide {n} sequence-heads",
+            opt.stat_groups
+        );
+    }
+    sq.reshape((opt.stat_groups, ()))?.mean(1) // (groups)
 }
 
 /// Non-finite statistics are errors naming the statistic and the mini-batch.
@@ -359,9 +375,10 @@ fn check_finite(stats: &TttStats) -> Result<()> {
         ("ttt_loss_step_0", &stats.step_0),
         ("ttt_loss_step_1", &stats.step_1),
     ] {
-        let v = ponder_nn::to_f64(t)?.to_vec1::<f64>()?;
+        let v = ponder_nn::to_f64(t)?.flatten_all()?.to_vec1::<f64>()?;
+        let per_batch = v.len() / t.dim(0)?.max(1);
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            candle::bail!("ttt: {name} is {} at mini-batch {i} (the inner loop diverged; lower ttt_base_lr or set max_grad_norm)", v[i]);
+            candle::bail!("ttt: {name} is {} at mini-batch {} (the inner loop diverged; lower ttt_base_lr or set max_grad_norm)", v[i], i / per_batch.max(1));
         }
     }
     Ok(())

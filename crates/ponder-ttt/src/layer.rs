@@ -109,13 +109,15 @@ impl Prepared {
         }
     }
 
-    fn options(&self, cfg: &TttConfig, steps: usize) -> InnerOptions {
+    /// The options of UPDATE_`steps`; `per_sequence` gives statistics per sequence.
+    fn options(&self, cfg: &TttConfig, steps: usize, per_sequence: bool) -> InnerOptions {
         InnerOptions {
             steps,
             causal_k: cfg.causal_k,
             eps: cfg.layer_norm_eps,
             max_grad_norm: cfg.max_grad_norm,
             last_valid: self.last_valid,
+            stat_groups: if per_sequence { self.bs } else { 1 },
         }
     }
 }
@@ -242,7 +244,7 @@ impl TttParams {
         let p = self.prepare(cfg, x, state, true, rates)?;
         let (bs, t, t_pad, d) = (p.bs, p.t, p.t_pad, cfg.hidden_dim);
         let (nh, hd, f) = (cfg.num_heads, cfg.head_dim, cfg.inner_dim());
-        let mut inner = inner_loop(&p.inputs(), &p.options(cfg, steps))?;
+        let mut inner = inner_loop(&p.inputs(), &p.options(cfg, steps, false))?;
         inner.stats.ssl_target_variance =
             Some(target_variance(&p.target_pre, cfg.mini_batch_size)?);
         let out = inner.out.expect("queries were given"); // (n, m, b, hd)
@@ -290,9 +292,26 @@ impl TttParams {
         steps: usize,
     ) -> Result<TttStats> {
         let p = self.prepare(cfg, x, state, false, Rates::Learned)?;
-        let mut stats = inner_loop(&p.inputs(), &p.options(cfg, steps))?.stats;
+        let mut stats = inner_loop(&p.inputs(), &p.options(cfg, steps, false))?.stats;
         stats.ssl_target_variance = Some(target_variance(&p.target_pre, cfg.mini_batch_size)?);
         Ok(stats)
+    }
+
+    /// [`TttParams::signal`] for each sequence on its own: `init`, `step_0` and `step_1` are
+    /// `(ceil(t / mini_batch_size), bs)`, column `i` the means over sequence `i`'s heads, what a
+    /// gate deciding per stream reads (`docs/design/stream.md`); no `ssl_target_variance`.
+    ///
+    /// # Shapes
+    /// - `x`: `(bs, t, d)`; the statistics are `(ceil(t / mini_batch_size), bs)`.
+    pub fn signal_per_sequence(
+        &self,
+        cfg: &TttConfig,
+        x: &Tensor,
+        state: &TttState,
+        steps: usize,
+    ) -> Result<TttStats> {
+        let p = self.prepare(cfg, x, state, false, Rates::Learned)?;
+        Ok(inner_loop(&p.inputs(), &p.options(cfg, steps, true))?.stats)
     }
 
     /// Projections, convolution, RoPE, learning rates and per-head parameters for the inner loop.

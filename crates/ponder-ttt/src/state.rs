@@ -41,4 +41,39 @@ impl TttState {
             b: self.b.iter().map(Tensor::detach).collect(),
         }
     }
+
+    /// The fast weights of sequence `i` alone, a state for one sequence.
+    pub fn row(&self, i: usize) -> Result<Self> {
+        let pick = |t: &Tensor| t.narrow(0, i, 1);
+        Ok(Self {
+            w: self.w.iter().map(pick).collect::<Result<_>>()?,
+            b: self.b.iter().map(pick).collect::<Result<_>>()?,
+        })
+    }
+
+    /// States of the same layer stacked along the sequence axis, in order: the state of a batch
+    /// gathered from the states of its streams.
+    pub fn cat(states: &[&Self]) -> Result<Self> {
+        let Some(first) = states.first() else {
+            candle::bail!("ttt: no states to stack");
+        };
+        let stack = |l: usize, w: bool| -> Result<Tensor> {
+            let parts: Vec<&Tensor> = states
+                .iter()
+                .map(|s| if w { &s.w[l] } else { &s.b[l] })
+                .collect();
+            Tensor::cat(&parts, 0)
+        };
+        if states.iter().any(|s| s.w.len() != first.w.len()) {
+            candle::bail!("ttt: states of different fast models cannot be stacked");
+        }
+        Ok(Self {
+            w: (0..first.w.len())
+                .map(|l| stack(l, true))
+                .collect::<Result<_>>()?,
+            b: (0..first.b.len())
+                .map(|l| stack(l, false))
+                .collect::<Result<_>>()?,
+        })
+    }
 }

@@ -60,3 +60,37 @@ fn a_read_is_the_update_with_no_learning_rate() -> Result<()> {
     }
     Ok(())
 }
+
+/// Per-sequence statistics: column `i` is the statistic of sequence `i` run alone, and the
+/// columns average to the pooled statistic; a state split into rows and stacked again is the
+/// same state.
+#[test]
+fn per_sequence_statistics_are_each_sequence_alone() -> Result<()> {
+    for kind in [FastModelKind::Linear, FastModelKind::Mlp] {
+        let cfg = tiny(1.0);
+        let p = params(&cfg, kind, 8)?;
+        let x = randn(&[3, 10, 16], 9, 1.0)?;
+        let other = randn(&[3, 12, 16], 10, 1.0)?;
+        let state = p.forward(&cfg, &other, &p.initial_state(3)?, 1)?.state;
+        let rows = p.signal_per_sequence(&cfg, &x, &state, 1)?;
+        assert_eq!(rows.step_0.dims(), &[3, 3]); // ceil(10 / 4) mini-batches, 3 sequences
+        for i in 0..3 {
+            let alone = p.signal(&cfg, &x.narrow(0, i, 1)?, &state.row(i)?, 1)?;
+            for (got, want) in [
+                (&rows.init, &alone.init),
+                (&rows.step_0, &alone.step_0),
+                (&rows.step_1, &alone.step_1),
+            ] {
+                assert_close(&got.narrow(1, i, 1)?.squeeze(1)?, want, 1e-12, 1e-12)?;
+            }
+        }
+        let pooled = p.signal(&cfg, &x, &state, 1)?;
+        assert_close(&rows.step_0.mean(1)?, &pooled.step_0, 1e-12, 1e-12)?;
+        let parts = (0..3).map(|i| state.row(i)).collect::<Result<Vec<_>>>()?;
+        let again = ponder_ttt::TttState::cat(&parts.iter().collect::<Vec<_>>())?;
+        for (a, b) in again.w.iter().zip(&state.w) {
+            assert_close(a, b, 0.0, 0.0)?;
+        }
+    }
+    Ok(())
+}
