@@ -42,6 +42,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-model",
             "ponder-data",
             "ponder-gate",
+            "ponder-metrics",
         ],
     ),
     (

@@ -1,6 +1,6 @@
-//! Packing token streams: documents joined by `<|endoftext|>`, cut into non-overlapping windows
-//! (the tail is dropped; the one cutter of the workspace, used by training and evaluation), and
-//! windows grouped into batches in a seeded order.
+//! Packing token streams: documents joined by `<|endoftext|>` (and split again), cut into
+//! non-overlapping windows (the tail is dropped; the one cutter of the workspace, used by
+//! training and evaluation), and windows grouped into batches in a seeded order.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -18,6 +18,12 @@ pub fn join_documents(docs: &[Vec<u32>], eot: u32) -> Vec<u32> {
         out.extend_from_slice(d);
     }
     out
+}
+
+/// The documents of a stream [`join_documents`] made, in order: `stream` split at every `eot`
+/// (the inverse of joining, for documents that hold no `eot` of their own).
+pub fn split_documents(stream: &[u32], eot: u32) -> impl Iterator<Item = &[u32]> {
+    stream.split(move |&t| t == eot)
 }
 
 /// Window `i` of `stream` cut into consecutive, non-overlapping windows of `len` tokens:
@@ -74,6 +80,8 @@ mod tests {
         let docs = vec![vec![1, 2, 3], vec![4], vec![5, 6]];
         let s = join_documents(&docs, 0);
         assert_eq!(s, [1, 2, 3, 0, 4, 0, 5, 6]);
+        let back: Vec<Vec<u32>> = split_documents(&s, 0).map(<[u32]>::to_vec).collect();
+        assert_eq!(back, docs);
         assert_eq!(n_windows(&s, 4), 2);
         assert_eq!(window(&s, 1, 4), Some(&[4, 0, 5, 6][..]));
         assert_eq!(window(&s, 2, 4), None);

@@ -11,10 +11,12 @@
 //! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
 //!   SVG plots and the paper's numbers beside ours.
 
+pub mod carry;
 pub mod compare;
 pub mod deciles;
 pub mod error;
 pub mod experiment;
+pub mod file_stream;
 pub mod flops;
 pub mod latency;
 pub mod output;
@@ -25,6 +27,7 @@ pub mod records;
 pub mod report;
 pub mod selection;
 pub mod stream;
+pub mod stream_compare;
 pub mod summary;
 mod tables;
 

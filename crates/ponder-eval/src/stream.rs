@@ -44,6 +44,16 @@ fn shuffle_seed(seed: u64, position: usize, row: usize) -> u64 {
     ponder_base::derive_seed(seed, "shuffle", ((position as u64) << 32) | row as u64)
 }
 
+/// `chunk` with its tokens permuted as the shuffled-input ablation permutes row `row` at chunk
+/// position `position`.
+pub(crate) fn permute_chunk(chunk: &[u32], seed: u64, position: usize, row: usize) -> Vec<u32> {
+    let mut out = chunk.to_vec();
+    out.shuffle(&mut ChaCha8Rng::seed_from_u64(shuffle_seed(
+        seed, position, row,
+    )));
+    out
+}
+
 /// The chunk-batches of `stream` under `config`; `shuffle` = `Some(seed)` permutes the tokens of
 /// every chunk row (the shuffled-input ablation).
 pub fn chunk_batches(
@@ -52,7 +62,8 @@ pub fn chunk_batches(
     shuffle: Option<u64>,
 ) -> Result<Vec<ChunkBatch>> {
     config.check()?;
-    let window = config.window_len();
+    let window = config.window_len()?;
+    let chunks_per_window = config.window_chunks()?;
     let per_batch = window * config.batch_size;
     let available = stream.len() / per_batch;
     if available == 0 {
@@ -66,19 +77,18 @@ pub fn chunk_batches(
     }
     let n_batches = available.min(config.max_batches);
     let t = config.chunk_len;
-    let mut out = Vec::with_capacity(n_batches * config.chunks_per_window);
+    let mut out = Vec::with_capacity(n_batches * chunks_per_window);
     for batch in 0..n_batches {
-        for position in 0..config.chunks_per_window {
+        for position in 0..chunks_per_window {
             let mut ids = Vec::with_capacity(config.batch_size * t);
             for row in 0..config.batch_size {
                 let w = ponder_data::pack::window(stream, batch * config.batch_size + row, window)
                     .expect("the batch count fits the stream");
-                let mut chunk = w[position * t..(position + 1) * t].to_vec();
-                if let Some(seed) = shuffle {
-                    let mut rng = ChaCha8Rng::seed_from_u64(shuffle_seed(seed, position, row));
-                    chunk.shuffle(&mut rng);
+                let chunk = &w[position * t..(position + 1) * t];
+                match shuffle {
+                    Some(seed) => ids.extend(permute_chunk(chunk, seed, position, row)),
+                    None => ids.extend_from_slice(chunk),
                 }
-                ids.extend_from_slice(&chunk);
             }
             out.push(ChunkBatch {
                 index: out.len(),
@@ -100,7 +110,11 @@ mod tests {
     fn config(chunk_len: usize, cpw: usize, bs: usize, max_batches: usize) -> EvalConfig {
         EvalConfig {
             chunk_len,
-            chunks_per_window: cpw,
+            mode: Default::default(),
+            chunks_per_window: Some(cpw),
+            chunks_per_stream: None,
+            budget_cost: None,
+            greedy_oracle_batches: None,
             batch_size: bs,
             max_batches,
             budget: 0.5,

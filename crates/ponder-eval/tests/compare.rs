@@ -23,7 +23,11 @@ fn record(index: usize, skip: f64, update: f64, recon: f64, recon_after: f64) ->
 fn config(methods: &[&str]) -> EvalConfig {
     EvalConfig {
         chunk_len: 16,
-        chunks_per_window: 2,
+        mode: Default::default(),
+        chunks_per_window: Some(2),
+        chunks_per_stream: None,
+        budget_cost: None,
+        greedy_oracle_batches: None,
         batch_size: 1,
         max_batches: 10,
         budget: 0.5,

@@ -1,53 +1,21 @@
 //! The model pass of a comparison on a small random model: an interrupted pass resumes to the
 //! same records as an uninterrupted one, and records of other data are refused.
 
-use candle::{DType, Device};
+use candle::Device;
 use ponder_eval::chunk_batches;
 use ponder_eval::records::{evaluate, read_records, record_chunk, PassMode, PassTimes};
 use ponder_experiment::EvalConfig;
-use ponder_gpt2::{Gpt2Config, LoadOptions};
-use ponder_model::{FastLayer, FastNorm, PonderLm, TttConfig, TttParams};
-
-fn lm() -> PonderLm {
-    let config = Gpt2Config {
-        vocab_size: 300,
-        ..Gpt2Config::tiny()
-    };
-    let options = LoadOptions {
-        dtype: DType::F32,
-        device: Device::Cpu,
-        pad_token: None,
-    };
-    let backbone = ponder_gpt2::random(config, 1, &options).unwrap();
-    let ttt = TttConfig::for_gpt2(64, 4);
-    let mut params = TttParams::init(
-        &ttt,
-        ponder_model::FastModelKind::Linear,
-        2,
-        DType::F32,
-        &Device::Cpu,
-    )
-    .unwrap();
-    // A nonzero output projection (it is zero at initialization), so UPDATE differs from SKIP.
-    let mut rng = ponder_nn::init::rng_for(3, "eval-test");
-    params.wo =
-        ponder_nn::init::normal(params.wo.dims(), 0.2, &mut rng, DType::F32, &Device::Cpu).unwrap();
-    let fast = FastLayer::Ttt {
-        config: ttt,
-        params,
-    };
-    PonderLm::new(
-        &backbone,
-        FastNorm::init(64, DType::F32, &Device::Cpu).unwrap(),
-        fast,
-    )
-    .unwrap()
-}
+mod common;
+use common::lm;
 
 fn config() -> EvalConfig {
     EvalConfig {
         chunk_len: 32,
-        chunks_per_window: 2,
+        mode: Default::default(),
+        chunks_per_window: Some(2),
+        chunks_per_stream: None,
+        budget_cost: None,
+        greedy_oracle_batches: None,
         batch_size: 2,
         max_batches: 3,
         budget: 0.5,

@@ -109,7 +109,11 @@ fn the_choice_reads_validation_records_only() {
         let test = records(160, seed);
         let mut cfg = ponder_experiment::EvalConfig {
             chunk_len: 16,
-            chunks_per_window: 2,
+            mode: Default::default(),
+            chunks_per_window: Some(2),
+            chunks_per_stream: None,
+            budget_cost: None,
+            greedy_oracle_batches: None,
             batch_size: 1,
             max_batches: 100,
             budget: 0.5,

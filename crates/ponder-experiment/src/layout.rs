@@ -207,6 +207,16 @@ impl RunFolder {
         RunFolder::new(self.validation_evals().join(ablation.eval_name(language)))
     }
 
+    /// The stream-mode evaluations of this fast layer (`[eval] mode = "stream"`).
+    pub fn stream_evals(&self) -> PathBuf {
+        self.dir.join("stream")
+    }
+
+    /// The stream-mode evaluation of `language` under `ablation`.
+    pub fn stream_eval(&self, language: &str, ablation: Ablation) -> RunFolder {
+        RunFolder::new(self.stream_evals().join(ablation.eval_name(language)))
+    }
+
     /// The controller a validation evaluation chose (`ours_lh`), with every candidate's
     /// figures.
     pub fn selection(&self) -> PathBuf {

@@ -150,7 +150,8 @@ impl From<GateConfigToml> for GateConfig {
 /// The method names `GateConfig::from_str` accepts, for error messages.
 const VALID_NAMES: &str = "skip, update_1, update_2, update_4, random, random_seedN, oracle, \
      oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement, signal_topk, \
-     signal_topk_S (S: recon_init, neg_recon, neg_recon_init)";
+     signal_topk_S (S: recon_init, neg_recon, neg_recon_init), ours_lh (chosen on validation), \
+     none and greedy_oracle (stream mode)";
 
 impl GateConfig {
     /// "Ours": the reconstruction gate with the original's α = 0.1 and 16 calibration chunks.

@@ -60,7 +60,7 @@ pub use config::{GateConfig, OracleScope};
 pub use error::{Error, Result};
 pub use fixed::Fixed;
 pub use grid::ControllerGrid;
-pub use method::{Method, SELECTED};
+pub use method::{Method, BACKBONE, GREEDY_ORACLE, SELECTED};
 pub use pid::{PidParams, PidReconGate};
 pub use quantile::{QuantileGate, QuantileParams};
 pub use random::RandomGate;

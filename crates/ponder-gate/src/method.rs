@@ -6,6 +6,10 @@
 //! One method has no fixed policy: `ours_lh` ("Ours, long horizon") is the controller an
 //! experiment chose on its validation split ([`Method::Selected`]); the evaluation resolves it
 //! with [`Method::resolve`].
+//!
+//! Two methods of stream mode are not gates at all: `none` ([`Method::Backbone`]), the backbone
+//! without the fast layer, and `greedy_oracle` ([`Method::GreedyOracle`]), a reference that tries
+//! every action on the model and keeps the best under a cost multiplier.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +20,12 @@ use crate::error::{Error, Result};
 /// The name of [`Method::Selected`].
 pub const SELECTED: &str = "ours_lh";
 
+/// The name of [`Method::Backbone`].
+pub const BACKBONE: &str = "none";
+
+/// The name of [`Method::GreedyOracle`].
+pub const GREEDY_ORACLE: &str = "greedy_oracle";
+
 /// A policy named by its short name. In TOML and JSON it is that name, a string.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -24,15 +34,27 @@ pub enum Method {
     Policy(GateConfig),
     /// The controller chosen on the validation split (`ours_lh`).
     Selected,
+    /// The backbone alone, without the fast layer (`none`; stream mode's reference).
+    Backbone,
+    /// Stream mode's labelled reference (`greedy_oracle`): at each chunk every action is tried
+    /// from the current state, and the one with the least loss plus a multiplier times its cost
+    /// is kept.
+    GreedyOracle,
 }
 
 impl Method {
-    /// The policy; `None` for [`Method::Selected`] (see [`Method::resolve`]).
+    /// The policy; `None` for [`Method::Selected`] (see [`Method::resolve`]) and the methods
+    /// that are not gates.
     pub fn config(&self) -> Option<&GateConfig> {
         match self {
             Method::Policy(config) => Some(config),
-            Method::Selected => None,
+            _ => None,
         }
+    }
+
+    /// Whether the method exists only in stream mode (`none`, `greedy_oracle`).
+    pub fn stream_only(&self) -> bool {
+        matches!(self, Method::Backbone | Method::GreedyOracle)
     }
 
     /// The policy, with [`Method::Selected`] taken from `selected`; an error when that is
@@ -46,6 +68,10 @@ impl Method {
                      none has been chosen (run the validation comparison with [eval.select] first)"
                 ))
             }),
+            Method::Backbone | Method::GreedyOracle => Err(Error::Config(format!(
+                "method \"{}\" is not a gate: it runs only in stream mode ([eval] mode = \"stream\")",
+                self.name()
+            ))),
         }
     }
 
@@ -54,6 +80,8 @@ impl Method {
         match self {
             Method::Policy(config) => config.name(),
             Method::Selected => SELECTED.to_string(),
+            Method::Backbone => BACKBONE.to_string(),
+            Method::GreedyOracle => GREEDY_ORACLE.to_string(),
         }
     }
 
@@ -77,10 +105,12 @@ impl FromStr for Method {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        if s == SELECTED {
-            return Ok(Self::Selected);
-        }
-        Ok(Self::Policy(s.parse()?))
+        Ok(match s {
+            SELECTED => Self::Selected,
+            BACKBONE => Self::Backbone,
+            GREEDY_ORACLE => Self::GreedyOracle,
+            _ => Self::Policy(s.parse()?),
+        })
     }
 }
 
@@ -139,6 +169,22 @@ mod tests {
             list.methods[3].resolve(Some(&chosen)).unwrap(),
             &GateConfig::original_recon()
         );
+    }
+
+    #[test]
+    fn stream_methods_parse_and_are_not_gates() {
+        for (name, method) in [
+            ("none", Method::Backbone),
+            ("greedy_oracle", Method::GreedyOracle),
+        ] {
+            let parsed: Method = name.parse().unwrap();
+            assert_eq!(parsed, method);
+            assert_eq!(parsed.name(), name);
+            assert!(parsed.stream_only() && parsed.config().is_none());
+            let err = parsed.resolve(None).unwrap_err().to_string();
+            assert!(err.contains("stream mode"), "{err}");
+        }
+        assert!(!Method::Selected.stream_only());
     }
 
     #[test]

@@ -1,0 +1,295 @@
+//! Stream mode's model pass (`docs/design/stream.md`): every method runs its own pass over the
+//! streams, since its decisions change the fast weights every later chunk of a file reads.
+//!
+//! A batch's backbone hidden states are computed once ([`BatchHidden`]) and read by every
+//! method. Each method ([`MethodPass`]) carries one fast state per stream, reset to the learned
+//! initial weights at the stream's start, and decides per stream and chunk: its rows are grouped
+//! by action, each group runs as one batch (a read for SKIP, the update for UPDATE_k), and each
+//! row's resulting state is carried to its next chunk. A gate keeps one state over the whole
+//! evaluation and decides in stream order: batch by batch, chunk by chunk, row by row.
+
+use std::time::Instant;
+
+use candle::{Device, Tensor};
+use ponder_gate::{Decision, Gate, Signals};
+use ponder_model::{FastState, PonderLm, SequenceSignal};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::file_stream::StreamBatch;
+
+/// Every action a stream-mode method can take: SKIP (a read of the carried state), UPDATE_1,
+/// UPDATE_2, UPDATE_4.
+pub const ACTIONS: [Decision; 4] = [
+    Decision::Skip,
+    Decision::Update(1),
+    Decision::Update(2),
+    Decision::Update(4),
+];
+
+/// One decision of a method: a stream's chunk, the action taken and what it gave.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The stream ([`crate::file_stream::FileStream::index`]).
+    pub stream: usize,
+    /// The chunk within the stream, from 0.
+    pub chunk: usize,
+    /// The inner steps taken (0 for SKIP); `None` for the backbone alone (`none`).
+    pub steps: Option<u32>,
+    /// The chunk's mean next-token loss.
+    pub loss: f64,
+    /// The gate's signal under the state before the decision, when the method computed it.
+    pub recon: Option<f64>,
+    /// See [`SequenceSignal::recon_init`].
+    pub recon_init: Option<f64>,
+}
+
+impl StepRecord {
+    /// The cost in the original's units: SKIP (and the backbone alone) 1, UPDATE_k 1 + 2k.
+    pub fn cost(&self) -> f64 {
+        ponder_metrics::cost_units(self.steps.unwrap_or(0))
+    }
+}
+
+/// What chooses each chunk's action.
+pub enum Actor {
+    /// The backbone alone, no fast layer (`none`).
+    Backbone,
+    /// An online gate; `signal` says whether it reads the reconstruction signal, computed on
+    /// the current state before it decides.
+    Gate {
+        /// The gate.
+        gate: Box<dyn Gate + Send>,
+        /// Whether the signal is computed.
+        signal: bool,
+    },
+    /// Every action tried from the current state; kept: the least `loss + lambda · cost`.
+    Greedy {
+        /// The cost multiplier.
+        lambda: f64,
+    },
+}
+
+/// The backbone's view of one batch: per chunk position, the rows alive there, their ids and
+/// their hidden states.
+pub struct BatchHidden {
+    chunks: Vec<(Vec<usize>, Tensor, Tensor)>,
+    /// Seconds the backbone took.
+    pub seconds: f64,
+}
+
+impl BatchHidden {
+    /// Runs the backbone over every chunk position of `batch`.
+    pub fn new(lm: &PonderLm, batch: &StreamBatch, device: &Device) -> Result<Self> {
+        let t0 = Instant::now();
+        let len = batch.streams[0].chunks[0].len();
+        let chunks = (0..batch.max_chunks())
+            .map(|c| {
+                let rows = batch.alive(c);
+                let ids = Tensor::from_vec(batch.ids(c, &rows), (rows.len(), len), device)?;
+                let hidden = lm.backbone(&ids)?.contiguous()?; // (rows, t, d)
+                Ok((rows, ids, hidden))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            chunks,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// One method's pass over the streams.
+pub struct MethodPass {
+    actor: Actor,
+    decided: usize,
+    updates: usize,
+    /// Its decisions so far, in stream order.
+    pub records: Vec<StepRecord>,
+    /// Seconds spent on its fast layer, heads and signals.
+    pub seconds: f64,
+}
+
+impl MethodPass {
+    /// A pass with no decision made yet.
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor,
+            decided: 0,
+            updates: 0,
+            records: Vec::new(),
+            seconds: 0.0,
+        }
+    }
+
+    /// Runs the method over `batch`, whose hidden states are `hidden`.
+    pub fn run_batch(
+        &mut self,
+        lm: &PonderLm,
+        batch: &StreamBatch,
+        hidden: &BatchHidden,
+    ) -> Result<()> {
+        let t0 = Instant::now();
+        let mut states = match self.actor {
+            Actor::Backbone => Vec::new(),
+            _ => (0..batch.streams.len())
+                .map(|_| lm.initial_state(1))
+                .collect::<candle::Result<Vec<_>>>()?,
+        };
+        for (c, (rows, ids, h)) in hidden.chunks.iter().enumerate() {
+            let mut record = |r: usize, steps, loss, sig: Option<SequenceSignal>| {
+                self.records.push(StepRecord {
+                    stream: batch.streams[rows[r]].index,
+                    chunk: c,
+                    steps,
+                    loss,
+                    recon: sig.map(|s| s.recon),
+                    recon_init: sig.map(|s| s.recon_init),
+                })
+            };
+            match &mut self.actor {
+                Actor::Backbone => {
+                    let losses = to_vec(&lm.next_token_loss(h, ids)?)?;
+                    for (r, loss) in losses.into_iter().enumerate() {
+                        record(r, None, loss, None);
+                    }
+                }
+                Actor::Gate { gate, signal } => {
+                    let state = gather(&states, rows)?;
+                    let signals = if *signal {
+                        Some(lm.sequence_signals(h, ids, &state)?)
+                    } else {
+                        None
+                    };
+                    let decisions: Vec<Decision> = (0..rows.len())
+                        .map(|r| {
+                            let s = signals.as_ref().map(|v| v[r]);
+                            let d = gate.step(&Signals {
+                                position: self.decided,
+                                recon: s.map_or(f64::NAN, |s| s.recon),
+                                recon_init: s.map_or(f64::NAN, |s| s.recon_init),
+                                skip_loss: None,
+                                updates_so_far: self.updates,
+                            });
+                            self.decided += 1;
+                            self.updates += usize::from(d.is_update());
+                            d
+                        })
+                        .collect();
+                    let (losses, next) = act_rows(lm, h, ids, &state, &decisions)?;
+                    for (r, &row) in rows.iter().enumerate() {
+                        let s = signals.as_ref().map(|v| v[r]);
+                        record(r, Some(decisions[r].steps()), losses[r], s);
+                        states[row] = next[r].clone();
+                    }
+                }
+                Actor::Greedy { lambda } => {
+                    let state = gather(&states, rows)?;
+                    let tried = ACTIONS
+                        .iter()
+                        .map(|&a| act(lm, h, ids, &state, a))
+                        .collect::<Result<Vec<_>>>()?;
+                    for (r, &row) in rows.iter().enumerate() {
+                        let score = |i: usize| tried[i].0[r] + *lambda * ACTIONS[i].cost();
+                        let best =
+                            (1..ACTIONS.len()).fold(
+                                0,
+                                |b, i| {
+                                    if score(i) < score(b) {
+                                        i
+                                    } else {
+                                        b
+                                    }
+                                },
+                            );
+                        record(r, Some(ACTIONS[best].steps()), tried[best].0[r], None);
+                        states[row] = tried[best].1.row(r)?;
+                    }
+                }
+            }
+        }
+        self.seconds += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
+
+/// The per-sequence values of a `(b)` tensor, as f64.
+fn to_vec(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(ponder_nn::to_f64(t)?.to_vec1::<f64>()?)
+}
+
+/// The state of `rows`, stacked from the per-stream states.
+fn gather(states: &[FastState], rows: &[usize]) -> Result<FastState> {
+    let parts: Vec<&FastState> = rows.iter().map(|&r| &states[r]).collect();
+    Ok(FastState::cat(&parts)?)
+}
+
+/// `decision` on every row of `state`: its per-row losses and the state after it (a read leaves
+/// the state as it was).
+///
+/// # Shapes
+/// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`; `state` for `b` sequences.
+pub fn act(
+    lm: &PonderLm,
+    hidden: &Tensor,
+    ids: &Tensor,
+    state: &FastState,
+    decision: Decision,
+) -> Result<(Vec<f64>, FastState)> {
+    let out = match decision {
+        Decision::Skip => lm.read(hidden, ids, state)?,
+        Decision::Update(k) => lm.update(hidden, ids, state, k as usize)?,
+    };
+    let loss = to_vec(&lm.next_token_loss(&out.features, ids)?)?;
+    Ok((loss, out.state))
+}
+
+/// Each row's own decision: rows grouped by action, one batch per group (the whole batch when
+/// every row agrees); per-row losses and per-row states after it.
+fn act_rows(
+    lm: &PonderLm,
+    hidden: &Tensor,
+    ids: &Tensor,
+    state: &FastState,
+    decisions: &[Decision],
+) -> Result<(Vec<f64>, Vec<FastState>)> {
+    let n = decisions.len();
+    if decisions.iter().all(|&d| d == decisions[0]) {
+        let (losses, next) = act(lm, hidden, ids, state, decisions[0])?;
+        let rows = (0..n).map(|r| next.row(r)).collect::<candle::Result<_>>()?;
+        return Ok((losses, rows));
+    }
+    let mut losses = vec![0.0; n];
+    let mut rows: Vec<Option<FastState>> = vec![None; n];
+    for action in ACTIONS {
+        let group: Vec<usize> = (0..n).filter(|&r| decisions[r] == action).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let idx = Tensor::from_vec(
+            group.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+            group.len(),
+            hidden.device(),
+        )?;
+        let parts = group
+            .iter()
+            .map(|&r| state.row(r))
+            .collect::<candle::Result<Vec<_>>>()?;
+        let sub_state = FastState::cat(&parts.iter().collect::<Vec<_>>())?;
+        let (l, next) = act(
+            lm,
+            &hidden.index_select(&idx, 0)?,
+            &ids.index_select(&idx, 0)?,
+            &sub_state,
+            action,
+        )?;
+        for (j, &r) in group.iter().enumerate() {
+            losses[r] = l[j];
+            rows[r] = Some(next.row(j)?);
+        }
+    }
+    let rows = rows
+        .into_iter()
+        .map(|s| s.expect("every row is in one group"))
+        .collect();
+    Ok((losses, rows))
+}

@@ -1,0 +1,202 @@
+//! Stream mode on a small random model: one-chunk streams of UPDATE_1 are reset mode's UPDATE_1
+//! bit for bit, per-stream decisions grouped into batches equal each stream run alone, and the
+//! greedy oracle keeps the best action of every chunk when the budget allows any.
+
+mod common;
+
+use candle::{DType, Device, Tensor};
+use ponder_eval::carry::act;
+use ponder_eval::file_stream::stream_batches;
+use ponder_eval::records::{record_chunk, PassMode, PassTimes};
+use ponder_eval::stream_compare::{run_streams, summarize, StreamRun};
+use ponder_eval::ChunkBatch;
+use ponder_experiment::EvalConfig;
+use ponder_gate::Decision;
+use ponder_model::PonderLm;
+
+const EOT: u32 = 299;
+
+fn config(methods: &str, chunks: usize, extra: &str) -> EvalConfig {
+    toml::from_str(&format!(
+        r#"
+        mode = "stream"
+        chunk_len = 16
+        chunks_per_stream = {chunks}
+        batch_size = 3
+        max_batches = 2
+        methods = {methods}
+        seed = 0
+        bootstrap_resamples = 50
+        ci_level = 0.9
+        budget_sweep = []
+        random_seeds = 1
+        {extra}
+        "#
+    ))
+    .unwrap()
+}
+
+/// The default budget: an UPDATE_1 rate of ½, a mean cost of 2.
+const HALF: &str = "budget = 0.5";
+
+/// `n` files of pseudo-random lengths between one and four chunks of 16 tokens, joined by EOT.
+fn files(n: usize) -> Vec<u32> {
+    let docs: Vec<Vec<u32>> = (0..n)
+        .map(|d| {
+            let len = 16 * (1 + d % 4) + d % 5;
+            (0..len)
+                .map(|i| ((i * 37 + d * 101 + i / 3) % 290) as u32)
+                .collect()
+        })
+        .collect();
+    ponder_data::pack::join_documents(&docs, EOT)
+}
+
+fn run_all(lm: &PonderLm, tokens: &[u32], eval: &EvalConfig) -> StreamRun {
+    let batches = stream_batches(tokens, EOT, eval, None).unwrap();
+    run_streams(lm, &batches, eval, None, &Device::Cpu, |_, _| {}).unwrap()
+}
+
+fn losses(run: &StreamRun, method: &str) -> Vec<f64> {
+    let m = run.methods.iter().find(|m| m.method == method).unwrap();
+    m.steps.iter().map(|s| s.loss).collect()
+}
+
+#[test]
+fn one_chunk_streams_of_update_1_are_reset_mode_update_1() {
+    let lm = common::lm();
+    let tokens = files(6);
+    let eval = config(r#"["update_1", "none"]"#, 1, HALF);
+    let run = run_all(&lm, &tokens, &eval);
+    let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
+    let (update, none) = (losses(&run, "update_1"), losses(&run, "none"));
+    let mut at = 0;
+    for (b, batch) in batches.iter().enumerate() {
+        let rows: Vec<usize> = (0..batch.streams.len()).collect();
+        let chunk = ChunkBatch {
+            index: b,
+            batch: b,
+            position: 0,
+            rows: rows.len(),
+            len: 16,
+            ids: batch.ids(0, &rows),
+        };
+        let ids = Tensor::from_slice(&chunk.ids, (rows.len(), 16), &Device::Cpu).unwrap();
+        let hidden = lm.backbone(&ids).unwrap().contiguous().unwrap();
+        let up = lm
+            .update(&hidden, &ids, &lm.initial_state(rows.len()).unwrap(), 1)
+            .unwrap();
+        let reset: Vec<f32> = lm
+            .next_token_loss(&up.features, &ids)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let skip: Vec<f32> = lm
+            .next_token_loss(&hidden, &ids)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for r in rows {
+            assert_eq!(update[at + r], f64::from(reset[r]), "batch {b} row {r}");
+            assert_eq!(none[at + r], f64::from(skip[r]), "batch {b} row {r}");
+        }
+        // Reset mode's record of the same chunk-batch: the mean of the same losses.
+        let record = record_chunk(
+            &lm,
+            &chunk,
+            &Device::Cpu,
+            PassMode::Probe,
+            &[],
+            &mut PassTimes::default(),
+        )
+        .unwrap();
+        let n = batch.streams.len();
+        let mean = update[at..at + n].iter().sum::<f64>() / n as f64;
+        assert!((record.update_loss - mean).abs() < 1e-12);
+        at += n;
+    }
+    assert_eq!(at, update.len());
+}
+
+#[test]
+fn per_stream_decisions_equal_each_stream_alone() {
+    let lm = common::lm_in(DType::F64);
+    let tokens = files(6);
+    let eval = config(r#"["random_seed3"]"#, 3, HALF);
+    let run = run_all(&lm, &tokens, &eval);
+    let steps = &run.methods[0].steps;
+    let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
+    let mut checked = 0;
+    for stream in batches.iter().flat_map(|b| &b.streams) {
+        let mut state = lm.initial_state(1).unwrap();
+        for (c, chunk) in stream.chunks.iter().enumerate() {
+            let step = steps
+                .iter()
+                .find(|s| s.stream == stream.index && s.chunk == c)
+                .unwrap();
+            let decision = match step.steps.unwrap() {
+                0 => Decision::Skip,
+                k => Decision::Update(k),
+            };
+            let ids = Tensor::from_slice(chunk, (1, 16), &Device::Cpu).unwrap();
+            let hidden = lm.backbone(&ids).unwrap();
+            let (loss, next) = act(&lm, &hidden, &ids, &state, decision).unwrap();
+            assert!(
+                (loss[0] - step.loss).abs() < 1e-10,
+                "stream {} chunk {c}: {} alone, {} in its batch",
+                stream.index,
+                loss[0],
+                step.loss
+            );
+            state = next;
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, steps.len());
+    // Both actions were taken, so rows were grouped.
+    assert!(steps.iter().any(|s| s.steps == Some(0)) && steps.iter().any(|s| s.steps == Some(1)));
+}
+
+#[test]
+fn the_greedy_oracle_keeps_the_best_action_within_the_budget() {
+    let lm = common::lm();
+    let tokens = files(6);
+    // A budget every action fits: the multiplier is 0 and each chunk keeps its least loss.
+    let eval = config(
+        r#"["skip", "update_1", "update_4", "greedy_oracle"]"#,
+        2,
+        "budget = 1.0\nbudget_cost = 9.0\ngreedy_oracle_batches = 1",
+    );
+    let run = run_all(&lm, &tokens, &eval);
+    let (greedy, search) = run.greedy.as_ref().unwrap();
+    assert_eq!(search.lambda, 0.0);
+    for s in greedy.steps.iter().filter(|s| s.chunk == 0) {
+        for m in &run.methods {
+            let other = m
+                .steps
+                .iter()
+                .find(|o| o.stream == s.stream && o.chunk == 0)
+                .unwrap();
+            assert!(
+                s.loss <= other.loss,
+                "{}: {} > {}",
+                m.method,
+                s.loss,
+                other.loss
+            );
+        }
+    }
+    // The default budget (mean cost 2): the multiplier found holds the greedy oracle to it.
+    let eval = config(
+        r#"["skip", "greedy_oracle"]"#,
+        2,
+        "budget = 0.5\ngreedy_oracle_batches = 2",
+    );
+    let run = run_all(&lm, &tokens, &eval);
+    let summary = summarize(&run, &eval).unwrap();
+    let greedy = summary.methods.last().unwrap();
+    assert_eq!(greedy.method, "greedy_oracle");
+    assert!(greedy.cost.point <= 2.0, "{}", greedy.cost.point);
+    assert!(summary.greedy.as_ref().unwrap().tried.len() > 1);
+    assert_eq!(summary.methods[0].cost.point, 1.0);
+}
