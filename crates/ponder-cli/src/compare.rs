@@ -1,9 +1,11 @@
-//! `ponder compare`: every gating method on one evaluation stream, from one model pass. The
-//! work is [`ponder_eval::run_comparison`]; this file maps the arguments and prints.
+//! `ponder compare`: every gating method on one evaluation stream. The work is
+//! [`ponder_eval::run_comparison`] (reset mode: one shared model pass) or
+//! [`ponder_eval::run_stream_comparison`] (`[eval] mode = "stream"`: each method's own pass over
+//! per-file streams); this file maps the arguments and prints.
 
 use anyhow::{Context, Result};
-use ponder_eval::{run_comparison, CompareRequest, StreamChoice};
-use ponder_experiment::{Ablation, ExperimentConfig, Layout, OpenOptions, RunFolder};
+use ponder_eval::{run_comparison, run_stream_comparison, CompareRequest, StreamChoice};
+use ponder_experiment::{Ablation, ExperimentConfig, Layout, OpenOptions, RunFolder, StateMode};
 
 use crate::args::{CompareArgs, Global, SplitArg};
 
@@ -27,7 +29,7 @@ fn overrides(a: &CompareArgs) -> Vec<String> {
 /// Runs `ponder compare`.
 pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
     let config = ExperimentConfig::load(&a.config, &overrides(a))?;
-    config.eval()?;
+    let mode = config.eval()?.mode;
     let fast = config.fast()?;
     let fast_dir = a
         .fast
@@ -58,7 +60,11 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
         &data.tokenizer,
         data.tokenizer_path.as_deref(),
     )?;
-    let bar = crate::train::progress(a.quiet, "compare", 0, "chunk-batches");
+    let unit = match mode {
+        StateMode::Reset => "chunk-batches",
+        StateMode::Stream => "stream batches",
+    };
+    let bar = crate::train::progress(a.quiet, "compare", 0, unit);
     let request = CompareRequest {
         config: &config,
         lm: &lm,
@@ -77,12 +83,16 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
         },
         git_rev: &crate::train::git_rev(),
     };
-    let outcome = run_comparison(&request, |done, total| {
+    let progress = |done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-    })?;
+    };
+    let printed = match mode {
+        StateMode::Reset => run_comparison(&request, progress)?.map(|o| o.to_string()),
+        StateMode::Stream => run_stream_comparison(&request, progress)?.map(|o| o.to_string()),
+    };
     bar.finish_and_clear();
-    match outcome {
+    match printed {
         Some(o) => println!("{o}"),
         None => println!("the comparison finished earlier with this config, skipped"),
     }

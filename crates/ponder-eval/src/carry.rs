@@ -63,6 +63,9 @@ pub enum Actor {
         /// Whether the signal is computed.
         signal: bool,
     },
+    /// The same action on every chunk, each from the learned initial weights, the update
+    /// forgotten after it: reset mode's path on the streams' chunks, for reference.
+    Reset(Decision),
     /// Every action tried from the current state; kept: the least `loss + lambda · cost`.
     Greedy {
         /// The cost multiplier.
@@ -180,6 +183,13 @@ impl MethodPass {
                         let s = signals.as_ref().map(|v| v[r]);
                         record(r, Some(decisions[r].steps()), losses[r], s);
                         states[row] = next[r].clone();
+                    }
+                }
+                Actor::Reset(decision) => {
+                    let fresh = lm.initial_state(rows.len())?;
+                    let (losses, _) = act(lm, h, ids, &fresh, *decision)?;
+                    for (r, loss) in losses.into_iter().enumerate() {
+                        record(r, Some(decision.steps()), loss, None);
                     }
                 }
                 Actor::Greedy { lambda } => {

@@ -80,6 +80,119 @@ pub struct CompareOutcome {
     pub cost: CostReport,
 }
 
+/// Where an evaluation's tokens come from.
+pub(crate) struct Source {
+    /// Their language.
+    pub language: String,
+    /// The named source; `None` for a split of `[data]`.
+    pub source: Option<String>,
+    /// Whether they are the validation split.
+    pub validation: bool,
+    /// Where they come from, for the run folder's identity.
+    pub origin: String,
+}
+
+impl Source {
+    /// The source of `req`'s stream; the training split is refused.
+    pub(crate) fn of(req: &CompareRequest<'_>) -> Result<Self> {
+        match &req.stream {
+            StreamChoice::Split(Split::Train) => Err(Error::Config(
+                "--split train: a comparison reads held-out data, the validation or test split"
+                    .into(),
+            )),
+            StreamChoice::Split(split) => Ok(Self {
+                language: req.config.data.language.clone(),
+                source: None,
+                validation: *split == Split::Validation,
+                origin: format!("{split:?} split of [data] sources").to_lowercase(),
+            }),
+            StreamChoice::Source { source, language } => Ok(Self {
+                language: language.clone(),
+                source: Some(source.clone()),
+                validation: false,
+                origin: source.clone(),
+            }),
+        }
+    }
+}
+
+/// The tokens of an evaluation (documents joined by `<|endoftext|>`) and their manifests: a
+/// held-out split of `[data]` (an error when it is empty), or every file of `source`.
+pub(crate) fn tokens(
+    req: &CompareRequest<'_>,
+    source: Option<&str>,
+    validation: bool,
+    language: &str,
+) -> Result<(Vec<u32>, Vec<ponder_data::Manifest>)> {
+    let config = req.config;
+    match source {
+        None => {
+            let stream = if validation {
+                req.data.validation.clone()
+            } else {
+                req.data.test.clone()
+            };
+            check_split_stream(&stream, validation, &config.data)?;
+            Ok((stream, req.data.manifests.clone()))
+        }
+        Some(s) => {
+            let (stream, manifest) = ponder_data::build::full_stream(
+                &config.data,
+                &config.run.cache_dir,
+                &req.data.tokenizer,
+                s,
+                language,
+                req.hints,
+            )?;
+            Ok((stream, vec![manifest]))
+        }
+    }
+}
+
+/// `ours_lh`, left out of `eval.methods` where it is chosen (the validation split), and read
+/// back everywhere else from the selection of the experiment's own language; `None` where it is
+/// not listed, or listed without `[eval.select]` (which `compare` names).
+pub(crate) fn resolve_selected(
+    config: &ExperimentConfig,
+    eval: &mut ponder_experiment::EvalConfig,
+    validation: bool,
+) -> Result<Option<Selection>> {
+    let selected_listed = eval.methods.contains(&ponder_gate::Method::Selected);
+    match (&eval.select, validation, selected_listed) {
+        (_, true, _) => {
+            eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
+            Ok(None)
+        }
+        (Some(grid), false, true) => {
+            let file = Layout::fast_of(config)?
+                .validation_eval(&config.data.language, Ablation::default())
+                .selection();
+            Ok(Some(Selection::read_for(&file, eval.budget, grid)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The identity of an evaluation's run folder: the eval stage's config, the source, the fast
+/// layer and the ablations.
+pub(crate) fn identity(req: &CompareRequest<'_>, origin: &str, language: &str) -> String {
+    format!(
+        "{}\n# ponder compare\n# source = {origin:?}\n# language = {language:?}\n# fast = {:?}\n# shuffle = {}\n# causal_k = {:?}\n",
+        req.config.stage_toml(Stage::Eval),
+        req.fast_origin,
+        req.ablation.shuffle,
+        req.ablation.causal_k
+    )
+}
+
+/// The model under `req`'s ablations (the diagonal ablation changes `causal_k`).
+pub(crate) fn ablated_lm(req: &CompareRequest<'_>) -> Result<PonderLm> {
+    match req.ablation.causal_k {
+        Some(k) => with_causal_k(req.lm, k),
+        None => Ok(req.lm.clone()),
+    }
+}
+
 /// Runs the comparison of `req`; `Ok(None)` when its run folder already holds a finished
 /// comparison of the same config and `req.open.skip_finished` is set. `on_chunk(done, total)`
 /// reports progress over the chunk-batches.
@@ -89,28 +202,12 @@ pub fn run_comparison(
 ) -> Result<Option<CompareOutcome>> {
     let config = req.config;
     let mut eval = config.eval()?.clone();
-    // The language, the source (`None` for a split of `[data]`), whether the stream is the
-    // validation split, and where the tokens come from, for the run folder's identity.
-    let (language, source, validation, origin) = match &req.stream {
-        StreamChoice::Split(Split::Train) => {
-            return Err(Error::Config(
-                "--split train: a comparison reads held-out data, the validation or test split"
-                    .into(),
-            ))
-        }
-        StreamChoice::Split(split) => (
-            config.data.language.clone(),
-            None,
-            *split == Split::Validation,
-            format!("{split:?} split of [data] sources").to_lowercase(),
-        ),
-        StreamChoice::Source { source, language } => (
-            language.clone(),
-            Some(source.as_str()),
-            false,
-            source.clone(),
-        ),
-    };
+    let Source {
+        language,
+        source,
+        validation,
+        origin,
+    } = Source::of(req)?;
     let name = req.ablation.eval_name(&language);
     let fast_folder = Layout::fast_of(config)?;
     let folder = match &req.out {
@@ -118,57 +215,16 @@ pub fn run_comparison(
         None if validation => fast_folder.validation_eval(&language, req.ablation),
         None => fast_folder.eval(&language, req.ablation),
     };
-    // `ours_lh` is left out where it is chosen, and read back everywhere else; listed without
-    // `[eval.select]` it stays unresolved and `compare` names it.
-    let selected_listed = eval.methods.contains(&ponder_gate::Method::Selected);
-    let selection = match (&eval.select, validation, selected_listed) {
-        (_, true, _) => {
-            eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
-            None
-        }
-        (Some(grid), false, true) => {
-            let file = fast_folder
-                .validation_eval(&config.data.language, Ablation::default())
-                .selection();
-            Some(Selection::read_for(&file, eval.budget, grid)?)
-        }
-        _ => None,
-    };
-    let identity = format!(
-        "{}\n# ponder compare\n# source = {origin:?}\n# language = {language:?}\n# fast = {:?}\n# shuffle = {}\n# causal_k = {:?}\n",
-        config.stage_toml(Stage::Eval),
-        req.fast_origin,
-        req.ablation.shuffle,
-        req.ablation.causal_k
-    );
-    let lm = match req.ablation.causal_k {
-        Some(k) => with_causal_k(req.lm, k)?,
-        None => req.lm.clone(),
-    };
-    let (stream, manifests) = match source {
-        None if validation => (req.data.validation.clone(), req.data.manifests.clone()),
-        None => (req.data.test.clone(), req.data.manifests.clone()),
-        Some(s) => {
-            let (stream, manifest) = ponder_data::build::full_stream(
-                &config.data,
-                &config.run.cache_dir,
-                &req.data.tokenizer,
-                s,
-                &language,
-                req.hints,
-            )?;
-            (stream, vec![manifest])
-        }
-    };
+    let selection = resolve_selected(config, &mut eval, validation)?;
+    let identity = identity(req, &origin, &language);
+    let lm = ablated_lm(req)?;
+    let (stream, manifests) = tokens(req, source.as_deref(), validation, &language)?;
     // The run folder only once the stream exists: a source missing from the machine leaves no
     // partial folder behind.
     let Some(run) = RunDir::open(&folder, &identity, eval.seed, req.git_rev, req.open)? else {
         return Ok(None);
     };
     run.record_data(&manifests)?;
-    if source.is_none() {
-        check_split_stream(&stream, validation, &config.data)?;
-    }
     let chunks = chunk_batches(&stream, &eval, req.ablation.shuffle.then_some(eval.seed))?;
     let selected = selection.as_ref().map(|s| &s.config);
     check_stream_length(&eval, selected, chunks.len())?;

@@ -28,6 +28,7 @@ pub mod report;
 pub mod selection;
 pub mod stream;
 pub mod stream_compare;
+pub mod stream_experiment;
 pub mod summary;
 mod tables;
 
@@ -35,3 +36,4 @@ pub use error::{Error, Result};
 pub use experiment::{run_comparison, CompareOutcome, CompareRequest, StreamChoice};
 pub use records::{ChunkRecord, PassTimes};
 pub use stream::{chunk_batches, ChunkBatch};
+pub use stream_experiment::{run_stream_comparison, StreamOutcome};

@@ -20,6 +20,10 @@ use ponder_experiment::EvalConfig;
 /// Bisection steps of the greedy oracle's multiplier, after the bracket is found.
 pub const GREEDY_BISECTIONS: usize = 10;
 
+/// The reference row beside a listed `update_1`: UPDATE_1 on every chunk of the streams from the
+/// learned initial weights, as reset mode runs it.
+pub const RESET_UPDATE_1: &str = "update_1_reset";
+
 /// One method's decisions over the streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MethodSteps {
@@ -45,7 +49,8 @@ pub struct GreedySearch {
 
 /// Every method's passes over the streams.
 pub struct StreamRun {
-    /// One per method other than `greedy_oracle`, in the config's order.
+    /// One per method other than `greedy_oracle`, in the config's order, then
+    /// [`RESET_UPDATE_1`] when `update_1` is listed.
     pub methods: Vec<MethodSteps>,
     /// The greedy oracle's kept pass (on its subsample), when listed.
     pub greedy: Option<(MethodSteps, GreedySearch)>,
@@ -72,7 +77,8 @@ fn actor(method: &Method, selected: Option<&GateConfig>, eval: &EvalConfig) -> R
     })
 }
 
-/// Runs every method of `eval` over `batches`; `on_batch(done, total)` reports progress.
+/// Runs every method of `eval` over `batches` (and [`RESET_UPDATE_1`] when `update_1` is
+/// listed); `on_batch(done, total)` reports progress.
 pub fn run_streams(
     lm: &PonderLm,
     batches: &[StreamBatch],
@@ -86,10 +92,18 @@ pub fn run_streams(
         .iter()
         .filter(|m| **m != Method::GreedyOracle)
         .collect();
+    let mut names: Vec<String> = listed.iter().map(|m| m.name()).collect();
     let mut passes = listed
         .iter()
         .map(|m| Ok(MethodPass::new(actor(m, selected, eval)?)))
         .collect::<Result<Vec<_>>>()?;
+    let update_1 = Method::Policy(GateConfig::Update { steps: 1 });
+    if eval.methods.contains(&update_1) {
+        names.push(RESET_UPDATE_1.to_string());
+        passes.push(MethodPass::new(Actor::Reset(
+            ponder_gate::Decision::Update(1),
+        )));
+    }
     let greedy_batches = if eval.methods.contains(&Method::GreedyOracle) {
         eval.greedy_oracle_batches.unwrap_or(0).min(batches.len())
     } else {
@@ -118,11 +132,11 @@ pub fn run_streams(
     } else {
         None
     };
-    let methods = listed
-        .iter()
+    let methods = names
+        .into_iter()
         .zip(passes)
-        .map(|(m, p)| MethodSteps {
-            method: m.name(),
+        .map(|(method, p)| MethodSteps {
+            method,
             steps: p.records,
             seconds: p.seconds,
         })
@@ -407,8 +421,8 @@ impl std::fmt::Display for StreamSummary {
         )?;
         writeln!(
             f,
-            "{:<16} {:>7} {:>24} {:>22}  actions",
-            "method", "chunks", "loss [CI]", "cost [CI]"
+            "{:<16} {:>7} {:>24} {:>22} {:>13}  actions",
+            "method", "chunks", "loss [CI]", "cost [CI]", "loss, cost*"
         )?;
         for m in &self.methods {
             let actions: Vec<String> = ACTIONS
@@ -417,9 +431,13 @@ impl std::fmt::Display for StreamSummary {
                 .chain([ponder_gate::BACKBONE.to_string()])
                 .filter_map(|a| m.actions.get(&a).map(|n| format!("{a} {n}")))
                 .collect();
+            let sub = m
+                .on_greedy_streams
+                .map(|(l, c)| format!("{l:.4}, {c:.2}"))
+                .unwrap_or_default();
             writeln!(
                 f,
-                "{:<16} {:>7} {:>8.4} [{:.4}, {:.4}] {:>6.3} [{:.3}, {:.3}]  {}",
+                "{:<16} {:>7} {:>8.4} [{:.4}, {:.4}] {:>6.3} [{:.3}, {:.3}] {sub:>13}  {}",
                 m.method,
                 m.chunks,
                 m.loss.point,
@@ -434,7 +452,7 @@ impl std::fmt::Display for StreamSummary {
         if let Some(g) = &self.greedy {
             writeln!(
                 f,
-                "greedy_oracle: λ = {:.6} on {} streams ({} multipliers tried)",
+                "greedy_oracle: λ = {:.6} on {} streams ({} multipliers tried); * on those streams",
                 g.lambda,
                 g.streams,
                 g.tried.len()

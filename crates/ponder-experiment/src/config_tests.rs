@@ -2,6 +2,7 @@
 //! types, and bad input is an error naming the key.
 
 use super::*;
+use crate::StateMode;
 use ponder_model::FastLayerKind;
 
 fn preset(name: &str) -> PathBuf {
@@ -200,4 +201,59 @@ fn eval_values_are_checked_against_the_model() {
     assert!(e.contains("eval.chunk_len = 1000"), "{e}");
     let e = err(&tiny_text(), &["data.seq_len=1000"]);
     assert!(e.contains("data.seq_len = 1000"), "{e}");
+}
+
+#[test]
+fn stream_mode_settings_are_checked() {
+    let stream = std::fs::read_to_string(preset("tiny-stream")).unwrap();
+    let config = ExperimentConfig::from_toml(&stream, &[]).unwrap();
+    let eval = config.eval().unwrap();
+    assert_eq!(eval.mode, StateMode::Stream);
+    assert_eq!(eval.cost_budget(), 2.0);
+    // The stream preset shares every section but [eval] with tiny.toml, so the fast layer too.
+    let tiny = ExperimentConfig::from_toml(&tiny_text(), &[]).unwrap();
+    assert_eq!(config.fast, tiny.fast);
+    // A reset-mode key in stream mode, and stream-mode keys in reset mode.
+    let mut with_window = stream.clone();
+    with_window = with_window.replace(
+        "chunks_per_stream = 8",
+        "chunks_per_stream = 8\nchunks_per_window = 2",
+    );
+    let e = err(&with_window, &[]);
+    assert!(
+        e.contains("eval.chunks_per_window = 2 belongs to reset mode"),
+        "{e}"
+    );
+    let e = err(&tiny_text(), &["eval.mode=\"stream\""]);
+    assert!(e.contains("belongs to reset mode"), "{e}");
+    let e = err(&stream, &["eval.mode=\"reset\""]);
+    assert!(
+        e.contains("eval.chunks_per_window is required in reset mode"),
+        "{e}"
+    );
+    // A budget outside the actions' costs, or one that disagrees with eval.budget.
+    let with_cost = stream.replace("budget = 0.5\n", "budget = 0.5\nbudget_cost = 2.0\n");
+    ExperimentConfig::from_toml(&with_cost, &[]).unwrap();
+    for (cost, needle) in [
+        ("0.5", "outside [1, 9]"),
+        ("9.5", "outside [1, 9]"),
+        ("2.5", "set eval.budget = 0.75"),
+    ] {
+        let e = err(&with_cost, &[&format!("eval.budget_cost={cost}")]);
+        assert!(e.contains(needle), "{cost}: {e}");
+    }
+    // Methods that rank a recorded stream, or none/greedy_oracle in reset mode.
+    let e = err(&stream, &["eval.methods=[\"oracle\"]"]);
+    assert!(e.contains("use greedy_oracle"), "{e}");
+    let e = err(&tiny_text(), &["eval.methods=[\"none\"]"]);
+    assert!(e.contains("a method of stream mode"), "{e}");
+    let e = err(&stream, &["eval.methods=[\"update_3\"]"]);
+    assert!(e.contains("expected 1, 2 or 4"), "{e}");
+    let e = err(&stream, &["eval.methods=[\"skip\"]"]);
+    assert!(e.contains("eval.greedy_oracle_batches is set"), "{e}");
+    let e = err(&stream, &["eval.greedy_oracle_batches=0"]);
+    assert!(
+        e.contains("eval.greedy_oracle_batches to the (positive)"),
+        "{e}"
+    );
 }

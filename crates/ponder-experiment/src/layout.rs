@@ -66,9 +66,17 @@ impl Layout {
         RunFolder::new(&self.root)
     }
 
-    /// The fast stage's run folder for `fast`: `fast-<layer>-k<k>`.
+    /// The fast stage's run folder for `fast`: `fast-<layer>-k<k>`, with `-stream` for a layer
+    /// trained in stream mode.
     pub fn fast(&self, fast: &FastConfig) -> RunFolder {
-        RunFolder::new(self.root.join(format!("fast-{}-k{}", fast.layer, fast.k)))
+        let mode = match fast.mode {
+            crate::StateMode::Reset => "",
+            crate::StateMode::Stream => "-stream",
+        };
+        RunFolder::new(
+            self.root
+                .join(format!("fast-{}-k{}{mode}", fast.layer, fast.k)),
+        )
     }
 
     /// The fast stage's run folder of `config`, or an error when it has no `[fast]`.

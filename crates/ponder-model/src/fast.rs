@@ -101,6 +101,21 @@ pub enum FastState {
 }
 
 impl FastState {
+    /// The same state with gradients cut, for carrying it without back-propagating into the
+    /// chunks that made it.
+    pub fn detach(&self) -> Self {
+        match self {
+            Self::Ttt(s) => Self::Ttt(s.detach()),
+            Self::Lora(s) => Self::Lora(LoraState {
+                per_seq: s
+                    .per_seq
+                    .iter()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.detach())).collect())
+                    .collect(),
+            }),
+        }
+    }
+
     /// Sequence `i`'s fast weights alone, a state for one sequence: what a stream carries.
     pub fn row(&self, i: usize) -> Result<Self> {
         match self {

@@ -86,6 +86,8 @@ fn config(out: &std::path::Path, layer: FastLayerKind, pdrop: f64, steps: u64) -
         fast: Some(FastConfig {
             backbone: "random".into(),
             layer,
+            mode: Default::default(),
+            chunks_per_window: None,
             chunk_len: LEN,
             k: 1,
             steps,

@@ -40,6 +40,8 @@ fn fast_config(precision: Precision) -> FastConfig {
     FastConfig {
         backbone: "random".into(),
         layer: FastLayerKind::TttLinear,
+        mode: Default::default(),
+        chunks_per_window: None,
         chunk_len: LEN,
         k: 1,
         steps: 1,
@@ -96,13 +98,18 @@ fn grads(dev: &Device, precision: Precision) -> candle::Result<Vec<(String, Tens
     t(fast_step(
         &model,
         &mut opt,
-        &t(model.hidden(&warm))?,
-        &warm,
+        &[t(model.hidden(&warm))?],
+        std::slice::from_ref(&warm),
         &f,
     ))?;
     let ids = chunk_ids(dev, &[0, 1, 2, 3])?;
     let hidden = t(model.hidden(&ids))?;
-    let obj = t(objective(&t(model.compute_lm())?, &hidden, &ids, 0.1))?;
+    let obj = t(objective(
+        &t(model.compute_lm())?,
+        std::slice::from_ref(&hidden),
+        std::slice::from_ref(&ids),
+        0.1,
+    ))?;
     assert_eq!(obj.loss.dtype(), DType::F32);
     let g = obj.loss.backward()?;
     Ok(named_grads(&g, model.vars(), precision))
@@ -127,7 +134,13 @@ fn trajectory(dev: &Device, precision: Precision, steps: usize) -> candle::Resul
     let mut last = 0.0;
     for _ in 0..steps {
         let hidden = t(cache.get(&model, &stream(), &idx, LEN))?;
-        let s = t(fast_step(&model, &mut opt, &hidden, &ids, &f))?;
+        let s = t(fast_step(
+            &model,
+            &mut opt,
+            std::slice::from_ref(&hidden),
+            std::slice::from_ref(&ids),
+            &f,
+        ))?;
         first.get_or_insert(s.loss);
         last = s.loss;
     }

@@ -15,7 +15,7 @@ use candle::{DType, Result, Tensor, D};
 /// Reconstruction statistics per mini-batch, averaged over sequences and heads
 /// (`docs/original.md` §3.9), each of length `ceil(t / mini_batch_size)`, or `(ceil(t /
 /// mini_batch_size), bs)` with one column per sequence where asked for
-/// ([`InnerOptions::stat_groups`]). In a ragged last mini-batch they use its last valid token.
+/// ([`InnerOptions::per_sequence`]). In a ragged last mini-batch they use its last valid token.
 #[derive(Debug, Clone)]
 pub struct TttStats {
     /// Loss of the last token of each mini-batch under the chunk's initial fast weights.
@@ -84,10 +84,10 @@ pub struct InnerOptions {
     pub max_grad_norm: Option<f64>,
     /// Number of valid tokens in the last mini-batch (the rest is padding with η = 0).
     pub last_valid: usize,
-    /// The statistics are means over this many equal groups of the leading axis `n`: 1 pools
-    /// every sequence and head (the original's statistics, one value per mini-batch); the batch
-    /// size gives one value per sequence and mini-batch (what per-stream gates read).
-    pub stat_groups: usize,
+    /// `None`: the statistics pool every sequence and head (the original's statistics, one
+    /// value per mini-batch). `Some(bs)`: the leading axis `n` holds `bs` sequences, and the
+    /// statistics have one value per mini-batch and sequence (what per-stream gates read).
+    pub per_sequence: Option<usize>,
 }
 
 /// What the inner loop produces.
@@ -355,17 +355,14 @@ fn last_token_loss(
     let (z, _, _) = fast.forward(k_last)?; // (n, 1, hd)
     let (ln, _, _) = ln_parts(&z, norm.0, norm.1, opt.eps)?;
     let sq = (ln - y_last)?.sqr()?;
-    if opt.stat_groups == 1 {
+    let Some(bs) = opt.per_sequence else {
         return sq.mean_all();
-    }
+    };
     let n = sq.dim(0)?;
-    if opt.stat_groups == 0 || n % opt.stat_groups != 0 {
-        candle::bail!(
-            "ttt: {} statistic groups do not divide {n} sequence-heads",
-            opt.stat_groups
-        );
+    if bs == 0 || n % bs != 0 {
+        candle::bail!("ttt: {bs} sequences do not divide {n} sequence-heads");
     }
-    sq.reshape((opt.stat_groups, ()))?.mean(1) // (groups)
+    sq.reshape((bs, ()))?.mean(1) // (bs)
 }
 
 /// Non-finite statistics are errors naming the statistic and the mini-batch.

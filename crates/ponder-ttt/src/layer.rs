@@ -117,7 +117,7 @@ impl Prepared {
             eps: cfg.layer_norm_eps,
             max_grad_norm: cfg.max_grad_norm,
             last_valid: self.last_valid,
-            stat_groups: if per_sequence { self.bs } else { 1 },
+            per_sequence: per_sequence.then_some(self.bs),
         }
     }
 }

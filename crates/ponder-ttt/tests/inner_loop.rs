@@ -124,7 +124,7 @@ fn run(
             eps: 1e-5,
             max_grad_norm: None,
             last_valid: b,
-            stat_groups: 1,
+            per_sequence: None,
         },
     )
 }

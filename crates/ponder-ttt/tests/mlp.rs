@@ -77,7 +77,7 @@ fn mlp_inner_loop_equals_the_autograd_reference() -> Result<()> {
                     eps: 1e-5,
                     max_grad_norm: None,
                     last_valid: b,
-                    stat_groups: 1,
+                    per_sequence: None,
                 },
             )?;
             // Token by token, sequence by sequence.

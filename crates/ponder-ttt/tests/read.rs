@@ -84,6 +84,9 @@ fn per_sequence_statistics_are_each_sequence_alone() -> Result<()> {
                 assert_close(&got.narrow(1, i, 1)?.squeeze(1)?, want, 1e-12, 1e-12)?;
             }
         }
+        // One sequence keeps its column.
+        let one = p.signal_per_sequence(&cfg, &x.narrow(0, 0, 1)?, &state.row(0)?, 1)?;
+        assert_eq!(one.step_0.dims(), &[3, 1]);
         let pooled = p.signal(&cfg, &x, &state, 1)?;
         assert_close(&rows.step_0.mean(1)?, &pooled.step_0, 1e-12, 1e-12)?;
         let parts = (0..3).map(|i| state.row(i)).collect::<Result<Vec<_>>>()?;

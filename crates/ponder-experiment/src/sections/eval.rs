@@ -6,41 +6,15 @@ use ponder_gpt2::Gpt2Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// How the fast weights live across chunks (`[eval] mode`, `[fast] mode`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EvalMode {
-    /// Every chunk starts from the learned initial fast weights and forgets its update (the
-    /// paper's protocol, the default).
-    #[default]
-    Reset,
-    /// The fast weights of a file carry from chunk to chunk (`docs/design/stream.md`).
-    Stream,
-}
-
-impl EvalMode {
-    /// Whether this is the default, reset mode (left out of a written config).
-    pub fn is_reset(&self) -> bool {
-        *self == Self::Reset
-    }
-
-    /// The name in configs (`reset`, `stream`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Reset => "reset",
-            Self::Stream => "stream",
-        }
-    }
-}
+use crate::sections::StateMode;
 
 /// The `[eval]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     /// Reset mode (the default) or stream mode.
-    #[serde(default, skip_serializing_if = "EvalMode::is_reset")]
-    pub mode: EvalMode,
+    #[serde(default)]
+    pub mode: StateMode,
     /// Tokens per chunk (512 in the original).
     pub chunk_len: usize,
     /// Chunks per sequence window (the original cuts 1024-token sequences into 2 chunks); reset
@@ -160,7 +134,7 @@ impl EvalConfig {
             return bad("eval.random_seeds must be positive".into());
         }
         if let Some(m) = self.methods.iter().find(|m| m.stream_only()) {
-            if self.mode == EvalMode::Reset {
+            if self.mode == StateMode::Reset {
                 return bad(format!(
                     "eval.methods lists {m}, a method of stream mode (eval.mode = \"stream\"); \
                      in reset mode SKIP is the backbone alone"
@@ -192,7 +166,7 @@ impl EvalConfig {
     fn check_mode(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         match self.mode {
-            EvalMode::Reset => {
+            StateMode::Reset => {
                 match self.chunks_per_window {
                     None => return bad("eval.chunks_per_window is required in reset mode".into()),
                     Some(0) => return bad("eval.chunks_per_window must be positive, got 0".into()),
@@ -209,7 +183,7 @@ impl EvalConfig {
                     );
                 }
             }
-            EvalMode::Stream => {
+            StateMode::Stream => {
                 if let Some(c) = self.chunks_per_window {
                     return bad(format!(
                         "eval.chunks_per_window = {c} belongs to reset mode; stream mode cuts \
@@ -220,6 +194,16 @@ impl EvalConfig {
                     None => return bad("eval.chunks_per_stream is required in stream mode".into()),
                     Some(0) => return bad("eval.chunks_per_stream must be positive, got 0".into()),
                     Some(_) => {}
+                }
+                if let Some(m) = self
+                    .methods
+                    .iter()
+                    .find(|m| m.config().is_some_and(|c| !c.is_online()))
+                {
+                    return bad(format!(
+                        "eval.methods lists {m}, which ranks every chunk of a recorded stream; in \
+                         stream mode a decision changes every later chunk, so use greedy_oracle"
+                    ));
                 }
                 self.check_cost_budget()?;
                 let greedy = self.methods.contains(&ponder_gate::Method::GreedyOracle);
@@ -238,16 +222,6 @@ impl EvalConfig {
                         ))
                     }
                     _ => {}
-                }
-                if let Some(m) = self
-                    .methods
-                    .iter()
-                    .find(|m| m.config().is_some_and(|c| !c.is_online()))
-                {
-                    return bad(format!(
-                        "eval.methods lists {m}, which ranks every chunk of a recorded stream; in \
-                         stream mode a decision changes every later chunk, so use greedy_oracle"
-                    ));
                 }
             }
         }

@@ -7,6 +7,7 @@ use ponder_nn::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::sections::StateMode;
 
 /// The `[fast]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,15 @@ pub struct FastConfig {
     /// The fast layer: `ttt_linear`, `ttt_mlp` (both read `[fast.ttt]`) or `lora` (reads
     /// `[fast.lora]`).
     pub layer: FastLayerKind,
+    /// Reset mode (the default: every chunk starts from the learned initial weights) or stream
+    /// mode (the state carried across the chunks of a training window).
+    #[serde(default)]
+    pub mode: StateMode,
+    /// Stream mode: consecutive chunks per training window, the state carried across them and
+    /// the gradient taken through the whole window (`docs/design/stream.md`); required there,
+    /// refused in reset mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_per_window: Option<usize>,
     /// Tokens per chunk (512 in the original).
     pub chunk_len: usize,
     /// Adam steps per chunk-batch, each at learning rate `lr / k`: 1, 2 or 4 (the original's
@@ -60,8 +70,32 @@ fn default_hidden_cache_mb() -> usize {
 }
 
 impl FastConfig {
+    /// Chunks per training window: 1 in reset mode, `chunks_per_window` in stream mode.
+    pub fn window_chunks(&self) -> usize {
+        match self.mode {
+            StateMode::Reset => 1,
+            StateMode::Stream => self.chunks_per_window.unwrap_or(1),
+        }
+    }
+
     /// Checks the values against the backbone's shape `model`; each error names its key.
     pub fn validate(&self, model: &Gpt2Config) -> Result<()> {
+        match (self.mode, self.chunks_per_window) {
+            (StateMode::Reset, Some(c)) => {
+                return Err(Error::Config(format!(
+                    "fast.chunks_per_window = {c} belongs to stream mode (fast.mode = \"stream\"); \
+                     reset mode trains on single chunks"
+                )))
+            }
+            (StateMode::Stream, None | Some(0)) => {
+                return Err(Error::Config(
+                    "fast.mode = \"stream\" needs fast.chunks_per_window, the (positive) number \
+                     of chunks the state is carried across"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
         ponder_gate::check_update_steps("fast.k", self.k as u64)
             .map_err(crate::config::gate_err)?;
         if self.batch_size == 0

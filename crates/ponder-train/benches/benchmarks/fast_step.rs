@@ -60,7 +60,14 @@ fn bench_fast_step(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..iters {
                         let hidden = cache.get(&model, &stream, &idx, len).expect("hidden");
-                        let stats = fast_step(&model, &mut opt, &hidden, &ids, &f).expect("step");
+                        let stats = fast_step(
+                            &model,
+                            &mut opt,
+                            std::slice::from_ref(&hidden),
+                            std::slice::from_ref(&ids),
+                            &f,
+                        )
+                        .expect("step");
                         device.synchronize().expect("sync");
                         std::hint::black_box(stats);
                     }

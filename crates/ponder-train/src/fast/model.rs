@@ -168,17 +168,19 @@ impl FastModel {
     }
 }
 
-/// One chunk-batch of fast-layer training: `f.k` Adam steps at `f.lr / f.k` on the objective
-/// `CE(UPDATE_1) + f.ssl_weight · mean(init, step_0, step_1)`, each with the global gradient norm
-/// clipped at `f.grad_clip`. `hidden` comes from [`FastModel::hidden`] (or a [`HiddenCache`]).
+/// One batch of fast-layer training: `f.k` Adam steps at `f.lr / f.k` on the [`objective`]
+/// (`CE(UPDATE_1) + f.ssl_weight · mean(init, step_0, step_1)` over the window's chunks), each
+/// with the global gradient norm clipped at `f.grad_clip`. `hidden` comes from
+/// [`FastModel::hidden`] (or a [`HiddenCache`]).
 ///
 /// # Shapes
-/// - `hidden`: `(b, t, d)`; `ids`: `(b, t)` u32, the chunks `hidden` was computed from.
+/// - `hidden[c]`: `(b, t, d)`; `ids[c]`: `(b, t)` u32, chunk `c` of every window (one chunk in
+///   reset mode).
 pub fn fast_step(
     model: &FastModel,
     opt: &mut AdamW,
-    hidden: &Tensor,
-    ids: &Tensor,
+    hidden: &[Tensor],
+    ids: &[Tensor],
     f: &FastConfig,
 ) -> Result<FastStepStats> {
     let lr = f.lr / f.k as f64;
@@ -265,30 +267,65 @@ impl HiddenCache {
     }
 }
 
-/// The training objective of `lm` on one chunk-batch: `CE(UPDATE_1) + ssl_weight ·
-/// mean(init, step_0, step_1)`, an f32 scalar whatever `lm`'s dtype, with its parts.
+/// The training objective of `lm` on one batch of windows of consecutive chunks, the mean over
+/// the chunks of `CE(UPDATE_1) + ssl_weight · mean(init, step_0, step_1)`, an f32 scalar
+/// whatever `lm`'s dtype (f64 for an f64 model), with its parts (means over the chunks). The first chunk starts from
+/// the learned initial state; each later one from the state the update of the one before left,
+/// not detached, so the gradient runs through the whole window and is cut only at its start
+/// (`docs/design/stream.md`). One chunk is reset mode's objective.
 ///
 /// # Shapes
-/// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`.
+/// - `hidden[c]`: `(b, t, d)`; `ids[c]`: `(b, t)`, chunk `c` of every window.
 pub fn objective(
     lm: &PonderLm,
-    hidden: &Tensor,
-    ids: &Tensor,
+    hidden: &[Tensor],
+    ids: &[Tensor],
     ssl_weight: f64,
 ) -> Result<Objective> {
-    let state = lm.initial_state(ids.dim(0)?)?;
-    let up = lm.update(hidden, ids, &state, 1)?;
-    let ce = lm.next_token_loss(&up.features, ids)?.mean_all()?;
-    let s = &up.stats;
-    let mean = |t: &Tensor| to_f32(t)?.mean_all();
-    let aux = (((mean(&s.init)? + mean(&s.step_0)?)? + mean(&s.step_1)?)? / 3.0)?;
-    let loss = (&ce + (aux * ssl_weight)?)?;
-    let means = s.chunk_means()?;
+    if hidden.is_empty() || hidden.len() != ids.len() {
+        return Err(crate::error::Error::Run(format!(
+            "a training window needs as many hidden states as chunks of ids, and one at least; \
+             got {} and {}",
+            hidden.len(),
+            ids.len()
+        )));
+    }
+    let mut state = lm.initial_state(ids[0].dim(0)?)?;
+    let (mut loss, mut ce_sum, mut recon) = (None::<Tensor>, 0.0, [0.0; 3]);
+    for (h, x) in hidden.iter().zip(ids) {
+        let up = lm.update(h, x, &state, 1)?;
+        let ce = lm.next_token_loss(&up.features, x)?.mean_all()?;
+        let s = &up.stats;
+        let mean = |t: &Tensor| loss_dtype(t)?.mean_all();
+        let aux = (((mean(&s.init)? + mean(&s.step_0)?)? + mean(&s.step_1)?)? / 3.0)?;
+        let chunk = (&ce + (aux * ssl_weight)?)?;
+        loss = Some(match loss {
+            None => chunk,
+            Some(l) => (l + chunk)?,
+        });
+        ce_sum += ponder_nn::to_f64(&ce)?.to_scalar::<f64>()?;
+        let means = s.chunk_means()?;
+        for (r, m) in recon.iter_mut().zip([means.0, means.1, means.2]) {
+            *r += m;
+        }
+        state = up.state;
+    }
+    let n = hidden.len() as f64;
+    let loss = loss.expect("one chunk at least");
     Ok(Objective {
-        loss,
-        ce: ce.to_scalar::<f32>()? as f64,
-        recon: [means.0, means.1, means.2],
+        loss: if hidden.len() == 1 { loss } else { (loss / n)? },
+        ce: ce_sum / n,
+        recon: recon.map(|r| r / n),
     })
+}
+
+/// `t` in the dtype the objective sums in: f64 stays f64, anything else becomes f32.
+fn loss_dtype(t: &Tensor) -> candle::Result<Tensor> {
+    if t.dtype() == DType::F64 {
+        Ok(t.clone())
+    } else {
+        to_f32(t)
+    }
 }
 
 /// `backbone` in the compute precision, detached: as it is for f32, else every weight cast once.

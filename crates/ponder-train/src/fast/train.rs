@@ -69,11 +69,14 @@ pub fn train_fast(
     let start = run.resume_training(model.vars(), &mut opt, &device)?;
 
     let len = f.chunk_len;
-    let n_train = data.train.len() / len;
+    // Windows of `w` consecutive chunks (one in reset mode): chunk `c` of window `i` is chunk
+    // `i·w + c` of the training stream.
+    let w = f.window_chunks();
+    let n_train = data.train.len() / (len * w);
     let n_val = (data.validation.len() / len).min(f.eval_chunks);
     if n_train < f.batch_size || n_val == 0 {
         return Err(Error::Run(format!(
-            "not enough data: {n_train} training and {n_val} validation chunks of {len} tokens"
+            "not enough data: {n_train} training windows of {w} chunks and {n_val} validation chunks of {len} tokens"
         )));
     }
     let val_idx: Vec<usize> = (0..n_val).collect();
@@ -88,14 +91,24 @@ pub fn train_fast(
     let t0 = Instant::now();
     let (mut val_skip, mut val_update) = (f64::NAN, f64::NAN);
     for step in start..f.steps {
-        let idx = step_windows(n_train, f.batch_size, seed, "fast-data", step)?;
-        let ids = windows_tensor(&data.train, &idx, len, &device)?;
-        let hidden = if dropout_p > 0.0 {
-            let seed = derive_seed(seed, "fast-backbone-dropout", step);
-            model.hidden_train(&ids, &mut ponder_nn::Dropout::new(dropout_p, seed)?)?
-        } else {
-            train_cache.get(&model, &data.train, &idx, len)?
+        let windows = step_windows(n_train, f.batch_size, seed, "fast-data", step)?;
+        let mut dropout = match dropout_p > 0.0 {
+            true => Some(ponder_nn::Dropout::new(
+                dropout_p,
+                derive_seed(seed, "fast-backbone-dropout", step),
+            )?),
+            false => None,
         };
+        let (mut hidden, mut ids) = (Vec::with_capacity(w), Vec::with_capacity(w));
+        for c in 0..w {
+            let idx: Vec<usize> = windows.iter().map(|i| i * w + c).collect();
+            let x = windows_tensor(&data.train, &idx, len, &device)?;
+            hidden.push(match &mut dropout {
+                Some(d) => model.hidden_train(&x, d)?,
+                None => train_cache.get(&model, &data.train, &idx, len)?,
+            });
+            ids.push(x);
+        }
         let s = fast_step(&model, &mut opt, &hidden, &ids, f)?;
         let (ce, recon, norm) = (s.loss, s.recon, s.grad_norm);
         if !ce.is_finite() {
@@ -125,7 +138,7 @@ pub fn train_fast(
         }
         if (step + 1) % f.checkpoint_every == 0 || done {
             run.checkpoint_training(model.vars(), &opt, step + 1)?;
-            let tokens = ((step + 1 - start) as usize * f.batch_size * len) as f64;
+            let tokens = ((step + 1 - start) as usize * f.batch_size * len * w) as f64;
             run.timing(&Timing {
                 step: step + 1,
                 elapsed_s: t0.elapsed().as_secs_f64(),

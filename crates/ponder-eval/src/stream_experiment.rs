@@ -1,0 +1,121 @@
+//! A whole stream-mode comparison (`[eval] mode = "stream"`) as one call:
+//! [`run_stream_comparison`] reads the same [`CompareRequest`] as reset mode's
+//! [`crate::run_comparison`], cuts the files of the evaluated split or source into streams, runs
+//! every method's own pass, and writes `chunks.csv` (every method's decision per stream and
+//! chunk) and `summary.json` to `<fast run>/stream/<name>`.
+//!
+//! A stream-mode comparison runs from the start when resumed: its passes are not recorded chunk
+//! by chunk as reset mode's shared records are.
+
+use std::fmt;
+
+use ponder_experiment::records::Done;
+use ponder_experiment::run_dir::{write_atomic, write_json};
+use ponder_experiment::{Layout, RunDir, RunFolder, StateMode};
+
+use crate::error::{Error, Result};
+use crate::experiment::{ablated_lm, identity, resolve_selected, tokens, CompareRequest, Source};
+use crate::file_stream::stream_batches;
+use crate::stream_compare::{run_streams, steps_csv, summarize, StreamSummary};
+
+/// What a stream-mode comparison produced.
+pub struct StreamOutcome {
+    /// The evaluation's name (`python`, `python-shuffled`, …).
+    pub name: String,
+    /// Its run folder.
+    pub folder: RunFolder,
+    /// Every method's figures.
+    pub summary: StreamSummary,
+    /// Whether the fast layer was trained in stream mode (`[fast] mode`), as the report says.
+    pub trained_in: StateMode,
+}
+
+/// Runs the stream-mode comparison of `req`; `Ok(None)` when its run folder already holds a
+/// finished comparison of the same config and `req.open.skip_finished` is set.
+/// `on_batch(done, total)` reports progress over the batches of streams.
+pub fn run_stream_comparison(
+    req: &CompareRequest<'_>,
+    on_batch: impl FnMut(usize, usize),
+) -> Result<Option<StreamOutcome>> {
+    let config = req.config;
+    let mut eval = config.eval()?.clone();
+    if eval.mode != StateMode::Stream {
+        return Err(Error::Config(
+            "a stream-mode comparison needs eval.mode = \"stream\"".into(),
+        ));
+    }
+    let Source {
+        language,
+        source,
+        validation,
+        origin,
+    } = Source::of(req)?;
+    let name = req.ablation.eval_name(&language);
+    let fast_folder = Layout::fast_of(config)?;
+    let folder = match &req.out {
+        Some(f) => f.clone(),
+        None => fast_folder.stream_eval(&name_of_split(&language, validation), req.ablation),
+    };
+    let selection = resolve_selected(config, &mut eval, validation)?;
+    let lm = ablated_lm(req)?;
+    let (tokens, manifests) = tokens(req, source.as_deref(), validation, &language)?;
+    let Some(run) = RunDir::open(
+        &folder,
+        &identity(req, &origin, &language),
+        eval.seed,
+        req.git_rev,
+        req.open,
+    )?
+    else {
+        return Ok(None);
+    };
+    run.record_data(&manifests)?;
+    let eot = req.data.tokenizer.eot_id();
+    let batches = stream_batches(
+        &tokens,
+        eot,
+        &eval,
+        req.ablation.shuffle.then_some(eval.seed),
+    )?;
+    let device = lm.backbone_model().device().clone();
+    let selected = selection.as_ref().map(|s| &s.config);
+    let streams = run_streams(&lm, &batches, &eval, selected, &device, on_batch)?;
+    let summary = summarize(&streams, &eval)?;
+    write_atomic(&folder.chunks(), steps_csv(&streams).as_bytes())?;
+    write_json(&folder.summary(), &summary)?;
+    let decisions = streams.methods.first().map(|m| m.steps.len());
+    run.finish(Done {
+        chunks: decisions,
+        ..Done::empty()
+    })?;
+    Ok(Some(StreamOutcome {
+        name,
+        folder,
+        summary,
+        trained_in: config.fast()?.mode,
+    }))
+}
+
+/// The folder name of a stream-mode evaluation: the language, with `-validation` on the
+/// validation split (stream mode keeps both splits under `stream/`).
+fn name_of_split(language: &str, validation: bool) -> String {
+    if validation {
+        format!("{language}-validation")
+    } else {
+        language.to_string()
+    }
+}
+
+impl fmt::Display for StreamOutcome {
+    /// The results as `ponder compare` prints them in stream mode.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} (stream mode, fast layer trained in {} mode)",
+            self.name,
+            self.trained_in.name()
+        )?;
+        write!(f, "{}", self.summary)?;
+        write!(f, "results in {}", self.folder.path().display())
+    }
+}
