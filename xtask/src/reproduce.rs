@@ -23,8 +23,15 @@ pub const PHASES: &[&str] = &[
     "eval-ood",
     "latency",
     "ablations",
+    "eval-stream",
     "report",
 ];
+
+/// The overrides that train a fast layer in stream mode: the state carried across windows of 4
+/// chunks (`docs/design/stream.md`). Where the size has a stream-mode preset, the `fast` phase
+/// trains this layer beside the reset-trained one, `eval-validation` chooses its `ours_lh`, and
+/// `eval-stream` compares both layers in stream mode.
+pub const STREAM_TRAINING: &[&str] = &["fast.mode=\"stream\"", "fast.chunks_per_window=4"];
 
 /// Out-of-distribution sources and their languages (the original's JavaScript, Java and Go).
 pub const OOD: &[(&str, &str)] = &[
@@ -100,6 +107,9 @@ pub struct Preset {
     pub layer: String,
     /// Whether it is a layer variant of the size's preset (which then sets `fast.layer` itself).
     pub variant: bool,
+    /// The size's stream-mode preset, `configs/<size>-stream.toml` (the same experiment with a
+    /// stream-mode `[eval]`), when it exists and the preset is not a layer variant.
+    pub stream: Option<PathBuf>,
 }
 
 impl Preset {
@@ -108,7 +118,9 @@ impl Preset {
     /// (whose `[fast]` holds that layer's own section, as LoRA needs), that variant; otherwise the
     /// preset, with the override passed on to `ponder` (TTT-MLP reads the same `[fast.ttt]`).
     pub fn resolve(root: &Path, size: &str, overrides: &[String]) -> Result<Self> {
-        let base = Self::read(root, &PathBuf::from("configs").join(format!("{size}.toml")))?;
+        let mut base = Self::read(root, &PathBuf::from("configs").join(format!("{size}.toml")))?;
+        let stream = PathBuf::from("configs").join(format!("{size}-stream.toml"));
+        base.stream = root.join(&stream).is_file().then_some(stream);
         let wanted = overrides
             .iter()
             .filter_map(|o| o.strip_prefix("fast.layer="))
@@ -120,6 +132,7 @@ impl Preset {
                 if root.join(&path).is_file() {
                     Ok(Self {
                         variant: true,
+                        stream: None,
                         ..Self::read(root, &path)?
                     })
                 } else {
@@ -147,6 +160,7 @@ impl Preset {
             trains_backbone: table.contains_key("backbone"),
             layer,
             variant: false,
+            stream: None,
         })
     }
 }
@@ -168,10 +182,9 @@ pub struct Step {
 
 /// The steps of `plan` for `preset`.
 pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
-    let cfg = preset.path.display().to_string();
-    let with_config = |cmd: &[&str], extra: &[String]| -> Vec<String> {
+    let with_file = |cfg: &Path, cmd: &[&str], extra: &[String]| -> Vec<String> {
         let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-        a.extend(["--config".into(), cfg.clone()]);
+        a.extend(["--config".into(), cfg.display().to_string()]);
         for o in plan
             .overrides
             .iter()
@@ -182,6 +195,11 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
         a.extend(extra.iter().cloned());
         a
     };
+    let with_config = |cmd: &[&str], extra: &[String]| with_file(&preset.path, cmd, extra);
+    let stream_training: Vec<String> = STREAM_TRAINING
+        .iter()
+        .flat_map(|o| ["--set".to_string(), o.to_string()])
+        .collect();
     let step = |label: String, args: Vec<String>, run_folder: bool, optional: bool| Step {
         phase: String::new(),
         label,
@@ -209,18 +227,39 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                 false,
             )),
             "backbone" => {}
-            "fast" => add(step(
-                format!("fast layer {}", preset.layer),
-                with_config(&["train", "fast"], &[]),
-                true,
-                false,
-            )),
-            "eval-validation" => add(step(
-                "compare on the validation split, choose ours_lh".into(),
-                with_config(&["compare"], &["--split".into(), "validation".into()]),
-                true,
-                false,
-            )),
+            "fast" => {
+                add(step(
+                    format!("fast layer {}", preset.layer),
+                    with_config(&["train", "fast"], &[]),
+                    true,
+                    false,
+                ));
+                if preset.stream.is_some() {
+                    add(step(
+                        format!("fast layer {} trained in stream mode", preset.layer),
+                        with_config(&["train", "fast"], &stream_training),
+                        true,
+                        false,
+                    ));
+                }
+            }
+            "eval-validation" => {
+                let validation = ["--split".to_string(), "validation".to_string()];
+                add(step(
+                    "compare on the validation split, choose ours_lh".into(),
+                    with_config(&["compare"], &validation),
+                    true,
+                    false,
+                ));
+                if preset.stream.is_some() {
+                    add(step(
+                        "the same for the stream-trained layer".into(),
+                        with_config(&["compare"], &[&stream_training[..], &validation].concat()),
+                        true,
+                        false,
+                    ));
+                }
+            }
             "eval-id" => add(step(
                 "compare in distribution".into(),
                 with_config(&["compare"], &[]),
@@ -276,6 +315,27 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                     ));
                 }
             }
+            "eval-stream" => match &preset.stream {
+                Some(cfg) => {
+                    add(step(
+                        "stream mode, the reset-trained layer".into(),
+                        with_file(cfg, &["compare"], &[]),
+                        true,
+                        false,
+                    ));
+                    add(step(
+                        "stream mode, the stream-trained layer".into(),
+                        with_file(cfg, &["compare"], &stream_training),
+                        true,
+                        false,
+                    ));
+                }
+                None => println!(
+                    "[eval-stream] no stream-mode preset for {} (configs/{}-stream.toml), skipped",
+                    preset.path.display(),
+                    plan.size
+                ),
+            },
             "report" => {
                 let mut extra = Vec::new();
                 if plan.size != "tiny" {
@@ -411,6 +471,8 @@ mod tests {
                 "data",
                 "backbone",
                 "fast",
+                "fast",
+                "eval-validation",
                 "eval-validation",
                 "eval-id",
                 "eval-ood",
@@ -419,17 +481,26 @@ mod tests {
                 "latency",
                 "ablations",
                 "ablations",
+                "eval-stream",
+                "eval-stream",
                 "report"
             ]
+        );
+        let stream_trained = all[all.len() - 2].args.join(" ");
+        assert!(
+            stream_trained.starts_with("compare --config configs/tiny-stream.toml --set fast.k=2")
+                && stream_trained.ends_with("fast.chunks_per_window=4"),
+            "{stream_trained}"
         );
         assert!(all[2]
             .args
             .join(" ")
             .ends_with("--config configs/tiny.toml --set fast.k=2"));
-        assert!(all[3]
+        assert!(all[4]
             .args
             .join(" ")
             .ends_with("--set fast.k=2 --split validation"));
+        assert!(all[3].args.join(" ").ends_with("fast.chunks_per_window=4"));
         let small = parse(&["--small"]).unwrap();
         let preset = Preset::resolve(&root, "small", &[]).unwrap();
         assert!(steps(&small, &preset).iter().all(|s| s.phase != "backbone"));
@@ -438,6 +509,9 @@ mod tests {
         let preset = Preset::resolve(&root, "tiny", &plan.overrides).unwrap();
         let all = steps(&plan, &preset);
         assert_eq!(all.iter().filter(|s| s.phase == "ablations").count(), 1);
+        // Nor a stream-mode preset: no stream-trained layer, no stream-mode comparison.
+        assert_eq!(all.iter().filter(|s| s.phase == "eval-stream").count(), 0);
+        assert_eq!(all.iter().filter(|s| s.phase == "fast").count(), 1);
         assert!(all
             .iter()
             .all(|s| !s.args.iter().any(|a| a.starts_with("fast.layer"))));

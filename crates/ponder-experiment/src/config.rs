@@ -83,10 +83,22 @@ impl ExperimentConfig {
         // Resolve first, so that overrides can reach fields filled by defaults too.
         let resolved: Self = toml::from_str(text).map_err(parse_err)?;
         let mut value = toml::Value::try_from(&resolved).expect("config serializes");
+        let mut added = Vec::new();
         for o in overrides {
-            crate::overrides::apply(&mut value, o)?;
+            if crate::overrides::apply(&mut value, o)? {
+                added.push(o.split_once('=').map_or(o.as_str(), |(k, _)| k));
+            }
         }
-        let config: Self = value.try_into().map_err(parse_err)?;
+        let config: Self = value.try_into().map_err(|e: toml::de::Error| {
+            let m = e.to_string().trim_end().to_string();
+            Error::Config(match added.is_empty() {
+                true => m,
+                false => format!(
+                    "{m} (--set added {}, which the config did not have)",
+                    added.join(", ")
+                ),
+            })
+        })?;
         config.validate()?;
         Ok(config)
     }
