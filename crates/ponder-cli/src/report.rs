@@ -7,7 +7,7 @@ use ponder_eval::latency::{measure, Latency};
 use ponder_eval::report::{eval_runs, write_report, ReportSpec};
 use ponder_experiment::records::Done;
 use ponder_experiment::run_dir::write_json;
-use ponder_experiment::{ExperimentConfig, Layout, OpenOptions, RunFolder, Stage};
+use ponder_experiment::{ExperimentConfig, Layout, OpenOptions, RunFolder, Stage, StateMode};
 use ponder_model::{FastLayer, FastLayerKind, FastNorm, PonderLm, TttConfig};
 
 use crate::args::{BenchArgs, Global, ReportArgs};
@@ -52,12 +52,20 @@ pub fn report(a: &ReportArgs) -> Result<()> {
             read_trimmed(&run.folder.git_rev())
         ));
     }
+    // The same layer trained in stream mode, when the reported one was trained in reset mode.
+    let mut streamed = config.fast()?.clone();
+    streamed.mode = StateMode::Stream;
+    let stream_trained = layout.fast(&streamed);
+    let stream_trained = (stream_trained.path() != fast.path()
+        && stream_trained.fast_layer().is_dir())
+    .then_some(stream_trained);
     let path = write_report(&ReportSpec {
         layout: &layout,
         fast: &fast,
         language: &config.data.language,
         paper,
         provenance,
+        stream_trained: stream_trained.as_ref(),
     })?;
     println!("report in {}", path.display());
     Ok(())

@@ -29,6 +29,7 @@ pub mod selection;
 pub mod stream;
 pub mod stream_compare;
 pub mod stream_experiment;
+mod stream_report;
 pub mod summary;
 mod tables;
 

@@ -84,6 +84,9 @@ pub struct ReportSpec<'a> {
     pub paper: Option<&'a PaperSize>,
     /// Provenance lines to print at the top (config, seed, revision).
     pub provenance: Vec<String>,
+    /// The same fast layer trained in stream mode, when it was: its stream-mode evaluation is
+    /// shown beside the reported layer's.
+    pub stream_trained: Option<&'a RunFolder>,
 }
 
 /// Writes the fast layer's `report.md` and its plots; returns the report's path.
@@ -121,6 +124,7 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     crate::deciles::deciles_section(&mut s, &decile_runs)?;
     ablation_section(&mut s, &runs, spec);
     cost_section(&mut s, id, spec.fast)?;
+    crate::stream_report::stream_section(&mut s, spec, &plot_dir)?;
     s.push_str("## Plots\n\n");
     let selected_signal = selection.as_ref().and_then(|sel| sel.config.signal());
     for run in runs.iter().filter(|r| !r.is_ablation()) {

@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
-        for steps in [1, 2] {
+        for steps in [1, 2, 4] {
             group.bench_function(format!("update_{steps}"), |b| {
                 b.iter_custom(|n| {
                     timed(n, || {

@@ -1,0 +1,3 @@
+//! The benches of `ponder-eval`.
+
+pub mod stream_pass;

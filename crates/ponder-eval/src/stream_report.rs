@@ -1,0 +1,201 @@
+//! The report's stream-mode section (`docs/design/stream.md`): every method's loss and cost per
+//! chunk with the fast weights carried across each file, for the reported fast layer and, where
+//! it was trained, its stream-trained sibling; UPDATE_1 carried against UPDATE_1 reset; the loss
+//! at each chunk index of a file; and loss against realized cost for every method. Every number
+//! is read from the stream evaluations' `summary.json`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use ponder_experiment::run_dir::{read_json, write_atomic};
+use ponder_experiment::{Ablation, RunFolder};
+
+use crate::error::Result;
+use crate::plot::{Chart, Mark, Series};
+use crate::report::ReportSpec;
+use crate::stream_compare::{StreamMethodSummary, StreamSummary, RESET_UPDATE_1};
+
+/// The stream-mode summary of `fast` on `language`, if that evaluation finished.
+fn read_stream(fast: &RunFolder, language: &str) -> Result<Option<StreamSummary>> {
+    let folder = fast.stream_eval(language, Ablation::default());
+    if !folder.summary().is_file() {
+        return Ok(None);
+    }
+    Ok(Some(read_json(&folder.summary())?))
+}
+
+fn find<'a>(s: &'a StreamSummary, method: &str) -> Option<&'a StreamMethodSummary> {
+    s.methods.iter().find(|m| m.method == method)
+}
+
+/// Appends the section (nothing when no stream-mode evaluation of the reported layer finished)
+/// and writes its plots into `plot_dir`.
+pub fn stream_section(s: &mut String, spec: &ReportSpec<'_>, plot_dir: &Path) -> Result<()> {
+    let Some(reset) = read_stream(spec.fast, spec.language)? else {
+        return Ok(());
+    };
+    let stream = match spec.stream_trained {
+        Some(f) => read_stream(f, spec.language)?,
+        None => None,
+    };
+    s.push_str("## Stream mode: fast weights carried across each file\n\n");
+    let _ = writeln!(
+        s,
+        "Each held-out file is a stream of chunks whose fast weights carry from chunk to chunk \
+         (docs/design/stream.md): {} streams, budget a mean cost of {:.2} per chunk (SKIP 1, \
+         UPDATE_k 1 + 2k). Every method runs its own pass; intervals resample whole streams. \
+         The reported layer was trained in reset mode{}.\n",
+        reset.streams,
+        reset.cost_budget,
+        if stream.is_some() {
+            "; the right-hand columns are the same layer trained in stream mode (`fast.mode = \"stream\"`), \
+             for as many steps on windows of `fast.chunks_per_window` chunks, so on that many times \
+             the tokens"
+        } else {
+            ""
+        }
+    );
+    let sub = reset.greedy.is_some();
+    s.push_str("| method | loss (reset-trained) | cost | actions |");
+    if sub {
+        s.push_str(" loss, cost on greedy_oracle's streams |");
+    }
+    if stream.is_some() {
+        s.push_str(" loss (stream-trained) | cost |");
+    }
+    s.push_str("\n|---|---|---|---|");
+    if sub {
+        s.push_str("---|");
+    }
+    if stream.is_some() {
+        s.push_str("---|---|");
+    }
+    s.push('\n');
+    for m in &reset.methods {
+        let actions: Vec<String> = m.actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
+        let _ = write!(
+            s,
+            "| {} | {:.4} [{:.4}, {:.4}] | {:.3} | {} |",
+            m.method,
+            m.loss.point,
+            m.loss.lo,
+            m.loss.hi,
+            m.cost.point,
+            actions.join(", ")
+        );
+        if sub {
+            match m.on_greedy_streams {
+                Some((l, c)) => {
+                    let _ = write!(s, " {l:.4}, {c:.3} |");
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        if let Some(st) = &stream {
+            match find(st, &m.method) {
+                Some(o) => {
+                    let _ = write!(
+                        s,
+                        " {:.4} [{:.4}, {:.4}] | {:.3} |",
+                        o.loss.point, o.loss.lo, o.loss.hi, o.cost.point
+                    );
+                }
+                None => s.push_str(" – | – |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    for (label, summary) in [
+        ("reset-trained", Some(&reset)),
+        ("stream-trained", stream.as_ref()),
+    ] {
+        let Some(summary) = summary else { continue };
+        if let (Some(carried), Some(fresh)) =
+            (find(summary, "update_1"), find(summary, RESET_UPDATE_1))
+        {
+            let _ = writeln!(
+                s,
+                "- {label}: UPDATE_1 with the state carried {:.4}, from the initial state at every \
+                 chunk {:.4} (carried minus reset {:+.4}).",
+                carried.loss.point,
+                fresh.loss.point,
+                carried.loss.point - fresh.loss.point
+            );
+        }
+    }
+    if let Some(g) = &reset.greedy {
+        let _ = writeln!(
+            s,
+            "- greedy_oracle (sees the labels; a reference, not an upper bound) ran on the first {} \
+             streams only, with λ = {:.6}: compare it in the column of those streams.",
+            g.streams, g.lambda
+        );
+    }
+    s.push('\n');
+    for (file, chart) in [
+        ("stream-loss-by-chunk.svg", by_chunk_chart(&reset)),
+        (
+            "stream-cost-loss.svg",
+            pareto_chart(&reset, stream.as_ref()),
+        ),
+    ] {
+        write_atomic(&plot_dir.join(file), chart.to_svg().as_bytes())?;
+        let _ = writeln!(s, "![{}](plots/{file})\n", chart.title);
+    }
+    Ok(())
+}
+
+/// Mean loss at each chunk index of a file, per method (the greedy oracle, on its subsample, is
+/// left out).
+fn by_chunk_chart(summary: &StreamSummary) -> Chart {
+    Chart {
+        title: "stream mode: loss at each chunk of a file (reset-trained layer)".into(),
+        x_label: "chunk index within the file".into(),
+        y_label: "mean loss (nats/token)".into(),
+        series: summary
+            .methods
+            .iter()
+            .filter(|m| m.method != ponder_gate::GREEDY_ORACLE)
+            .map(|m| Series {
+                label: m.method.clone(),
+                points: m
+                    .loss_by_chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &l)| (c as f64, l))
+                    .collect(),
+                mark: Mark::LinePoints,
+            })
+            .collect(),
+    }
+}
+
+/// Loss against realized mean cost: one point per method, for each trained layer.
+fn pareto_chart(reset: &StreamSummary, stream: Option<&StreamSummary>) -> Chart {
+    let points = |s: &StreamSummary| -> Vec<(f64, f64)> {
+        s.methods
+            .iter()
+            .filter(|m| m.method != ponder_gate::GREEDY_ORACLE)
+            .map(|m| (m.cost.point, m.loss.point))
+            .collect()
+    };
+    let mut series = vec![Series {
+        label: "reset-trained layer".into(),
+        points: points(reset),
+        mark: Mark::Points,
+    }];
+    if let Some(st) = stream {
+        series.push(Series {
+            label: "stream-trained layer".into(),
+            points: points(st),
+            mark: Mark::Points,
+        });
+    }
+    Chart {
+        title: "stream mode: loss against realized cost, every method".into(),
+        x_label: "mean cost per chunk (SKIP 1, UPDATE_k 1 + 2k)".into(),
+        y_label: "mean loss (nats/token)".into(),
+        series,
+    }
+}
