@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::carry::{Actor, BatchHidden, MethodPass, StepRecord, ACTIONS};
 use crate::error::{Error, Result};
 use crate::file_stream::StreamBatch;
-use ponder_experiment::EvalConfig;
+use crate::flops::ChunkFlops;
+use ponder_experiment::{EvalConfig, StateMode};
 
 /// Bisection steps of the greedy oracle's multiplier, after the bracket is found.
 pub const GREEDY_BISECTIONS: usize = 10;
@@ -240,6 +241,9 @@ pub struct StreamMethodSummary {
     pub loss: Interval,
     /// Mean cost per chunk in the original's units, with its interval over streams.
     pub cost: Interval,
+    /// Mean floating-point operations per chunk, counted from the shapes: backbone and head,
+    /// plus the fast layer's UPDATE_k loop for UPDATE_k and UPDATE_1's for a read.
+    pub flops: f64,
     /// How often each action was taken (`skip`, `update_1`, …; `none` for the backbone alone).
     pub actions: BTreeMap<String, usize>,
     /// Mean loss at each chunk index of a stream (index 0 first).
@@ -254,6 +258,10 @@ pub struct StreamMethodSummary {
 /// The summary of a stream-mode comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamSummary {
+    /// The mode the evaluated fast layer was trained in (`[fast] mode`).
+    pub trained_in: StateMode,
+    /// FLOPs of one chunk of one stream, by part.
+    pub chunk_flops: ChunkFlops,
     /// The UPDATE_1 rate ρ of the gates.
     pub budget: f64,
     /// The mean cost per chunk allowed.
@@ -308,11 +316,23 @@ fn stream_intervals(steps: &[StepRecord], eval: &EvalConfig) -> Result<(Interval
     Ok((ci(ratio(|r| r.1))?, ci(ratio(|r| r.2))?))
 }
 
+/// The FLOPs of one chunk under `steps` (see [`StreamMethodSummary::flops`]).
+fn step_flops(flops: &ChunkFlops, steps: Option<u32>) -> f64 {
+    match steps {
+        None => flops.skip(),
+        Some(0) => flops.update(),
+        Some(k) => flops
+            .path(ponder_gate::Decision::Update(k))
+            .unwrap_or(f64::NAN),
+    }
+}
+
 /// The figures of one method.
 fn method_summary(
     m: &MethodSteps,
     greedy_streams: Option<&[usize]>,
     eval: &EvalConfig,
+    flops: &ChunkFlops,
 ) -> Result<StreamMethodSummary> {
     if m.steps.is_empty() {
         return Err(Error::Data(format!("{}: no chunk was decided", m.method)));
@@ -343,6 +363,7 @@ fn method_summary(
         chunks: m.steps.len(),
         loss,
         cost,
+        flops: mean_of(&m.steps, |s| step_flops(flops, s.steps)),
         actions,
         loss_by_chunk,
         on_greedy_streams,
@@ -350,8 +371,14 @@ fn method_summary(
     })
 }
 
-/// The summary of `run` under `eval`.
-pub fn summarize(run: &StreamRun, eval: &EvalConfig) -> Result<StreamSummary> {
+/// The summary of `run` under `eval`, of a fast layer trained in `trained_in` mode whose chunk
+/// costs `flops`.
+pub fn summarize(
+    run: &StreamRun,
+    eval: &EvalConfig,
+    flops: &ChunkFlops,
+    trained_in: StateMode,
+) -> Result<StreamSummary> {
     let greedy_streams: Option<Vec<usize>> = run.greedy.as_ref().map(|(g, _)| {
         let mut s: Vec<usize> = g.steps.iter().map(|s| s.stream).collect();
         s.sort_unstable();
@@ -361,10 +388,10 @@ pub fn summarize(run: &StreamRun, eval: &EvalConfig) -> Result<StreamSummary> {
     let mut methods = run
         .methods
         .iter()
-        .map(|m| method_summary(m, greedy_streams.as_deref(), eval))
+        .map(|m| method_summary(m, greedy_streams.as_deref(), eval, flops))
         .collect::<Result<Vec<_>>>()?;
     if let Some((g, _)) = &run.greedy {
-        methods.push(method_summary(g, greedy_streams.as_deref(), eval)?);
+        methods.push(method_summary(g, greedy_streams.as_deref(), eval, flops)?);
     }
     let streams = run
         .methods
@@ -378,6 +405,8 @@ pub fn summarize(run: &StreamRun, eval: &EvalConfig) -> Result<StreamSummary> {
         })
         .unwrap_or(0);
     Ok(StreamSummary {
+        trained_in,
+        chunk_flops: flops.clone(),
         budget: eval.budget,
         cost_budget: eval.cost_budget(),
         streams,
@@ -416,13 +445,16 @@ impl std::fmt::Display for StreamSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{} streams; budget: mean cost {:.3} per chunk (UPDATE_1 rate {})",
-            self.streams, self.cost_budget, self.budget
+            "{} streams; budget: mean cost {:.3} per chunk (UPDATE_1 rate {}); fast layer trained in {} mode",
+            self.streams,
+            self.cost_budget,
+            self.budget,
+            self.trained_in.name()
         )?;
         writeln!(
             f,
-            "{:<16} {:>7} {:>24} {:>22} {:>13}  actions",
-            "method", "chunks", "loss [CI]", "cost [CI]", "loss, cost*"
+            "{:<16} {:>7} {:>24} {:>22} {:>8} {:>13}  actions",
+            "method", "chunks", "loss [CI]", "cost [CI]", "MFLOP", "loss, cost*"
         )?;
         for m in &self.methods {
             let actions: Vec<String> = ACTIONS
@@ -437,7 +469,7 @@ impl std::fmt::Display for StreamSummary {
                 .unwrap_or_default();
             writeln!(
                 f,
-                "{:<16} {:>7} {:>8.4} [{:.4}, {:.4}] {:>6.3} [{:.3}, {:.3}] {sub:>13}  {}",
+                "{:<16} {:>7} {:>8.4} [{:.4}, {:.4}] {:>6.3} [{:.3}, {:.3}] {:>8.1} {sub:>13}  {}",
                 m.method,
                 m.chunks,
                 m.loss.point,
@@ -446,6 +478,7 @@ impl std::fmt::Display for StreamSummary {
                 m.cost.point,
                 m.cost.lo,
                 m.cost.hi,
+                m.flops / 1e6,
                 actions.join(", ")
             )?;
         }

@@ -16,6 +16,7 @@ use ponder_experiment::{Layout, RunDir, RunFolder, StateMode};
 use crate::error::{Error, Result};
 use crate::experiment::{ablated_lm, identity, resolve_selected, tokens, CompareRequest, Source};
 use crate::file_stream::stream_batches;
+use crate::flops::chunk_flops;
 use crate::stream_compare::{run_streams, steps_csv, summarize, StreamSummary};
 
 /// What a stream-mode comparison produced.
@@ -24,10 +25,8 @@ pub struct StreamOutcome {
     pub name: String,
     /// Its run folder.
     pub folder: RunFolder,
-    /// Every method's figures.
+    /// Every method's figures, and the mode the fast layer was trained in.
     pub summary: StreamSummary,
-    /// Whether the fast layer was trained in stream mode (`[fast] mode`), as the report says.
-    pub trained_in: StateMode,
 }
 
 /// Runs the stream-mode comparison of `req`; `Ok(None)` when its run folder already holds a
@@ -80,7 +79,8 @@ pub fn run_stream_comparison(
     let device = lm.backbone_model().device().clone();
     let selected = selection.as_ref().map(|s| &s.config);
     let streams = run_streams(&lm, &batches, &eval, selected, &device, on_batch)?;
-    let summary = summarize(&streams, &eval)?;
+    let flops = chunk_flops(&lm, 1, eval.chunk_len, &[2, 4]);
+    let summary = summarize(&streams, &eval, &flops, config.fast()?.mode)?;
     write_atomic(&folder.chunks(), steps_csv(&streams).as_bytes())?;
     write_json(&folder.summary(), &summary)?;
     let decisions = streams.methods.first().map(|m| m.steps.len());
@@ -92,7 +92,6 @@ pub fn run_stream_comparison(
         name,
         folder,
         summary,
-        trained_in: config.fast()?.mode,
     }))
 }
 
@@ -109,12 +108,7 @@ fn name_of_split(language: &str, validation: bool) -> String {
 impl fmt::Display for StreamOutcome {
     /// The results as `ponder compare` prints them in stream mode.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} (stream mode, fast layer trained in {} mode)",
-            self.name,
-            self.trained_in.name()
-        )?;
+        writeln!(f, "{} (stream mode)", self.name)?;
         write!(f, "{}", self.summary)?;
         write!(f, "results in {}", self.folder.path().display())
     }

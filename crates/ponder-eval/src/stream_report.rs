@@ -44,9 +44,10 @@ pub fn stream_section(s: &mut String, spec: &ReportSpec<'_>, plot_dir: &Path) ->
         "Each held-out file is a stream of chunks whose fast weights carry from chunk to chunk \
          (docs/design/stream.md): {} streams, budget a mean cost of {:.2} per chunk (SKIP 1, \
          UPDATE_k 1 + 2k). Every method runs its own pass; intervals resample whole streams. \
-         The reported layer was trained in reset mode{}.\n",
+         The reported layer was trained in {} mode{}.\n",
         reset.streams,
         reset.cost_budget,
+        reset.trained_in.name(),
         if stream.is_some() {
             "; the right-hand columns are the same layer trained in stream mode (`fast.mode = \"stream\"`), \
              for as many steps on windows of `fast.chunks_per_window` chunks, so on that many times \

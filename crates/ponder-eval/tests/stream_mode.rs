@@ -193,7 +193,10 @@ fn the_greedy_oracle_keeps_the_best_action_within_the_budget() {
         "budget = 0.5\ngreedy_oracle_batches = 2",
     );
     let run = run_all(&lm, &tokens, &eval);
-    let summary = summarize(&run, &eval).unwrap();
+    let flops = ponder_eval::flops::chunk_flops(&lm, 1, 16, &[2, 4]);
+    let summary = summarize(&run, &eval, &flops, Default::default()).unwrap();
+    // A read costs UPDATE_1's FLOPs, so the SKIP-only row costs as much as an UPDATE_1 chunk.
+    assert_eq!(summary.methods[0].flops, flops.update());
     let greedy = summary.methods.last().unwrap();
     assert_eq!(greedy.method, "greedy_oracle");
     assert!(greedy.cost.point <= 2.0, "{}", greedy.cost.point);
