@@ -1,14 +1,15 @@
 //! Project automation for ponder, run as `cargo xtask <command>`.
 //!
 //! - [`data`]: installs the optional out-of-distribution corpora into `data/ood/`;
-//! - [`reproduce`]: the paper's experiment, phase by phase, through the `ponder` binary, and
-//!   [`slurm`]: the same as Slurm job arrays;
+//! - [`reproduce`]: the paper's experiment, phase by phase ([`phases`]), through the `ponder`
+//!   binary, and [`slurm`]: the same as Slurm job arrays;
 //! - [`tidy`]: the crate map (which internal crate may depend on which, and which crates must
 //!   build without Candle) and its table in docs/ARCHITECTURE.md, a `//!` doc comment at the top
 //!   of every Rust file, and [`literals`]: run-folder paths and record keys only in their home.
 
 pub mod data;
 pub mod literals;
+pub mod phases;
 pub mod reproduce;
 pub mod slurm;
 pub mod tidy;

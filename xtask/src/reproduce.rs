@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+pub use crate::phases::{steps, Step, STREAM_TRAINING};
+
 /// The phases, in order.
 pub const PHASES: &[&str] = &[
     "data",
@@ -26,12 +28,6 @@ pub const PHASES: &[&str] = &[
     "eval-stream",
     "report",
 ];
-
-/// The overrides that train a fast layer in stream mode: the state carried across windows of 4
-/// chunks (`docs/design/stream.md`). Where the size has a stream-mode preset, the `fast` phase
-/// trains this layer beside the reset-trained one, `eval-validation` chooses its `ours_lh`, and
-/// `eval-stream` compares both layers in stream mode.
-pub const STREAM_TRAINING: &[&str] = &["fast.mode=\"stream\"", "fast.chunks_per_window=4"];
 
 /// Out-of-distribution sources and their languages (the original's JavaScript, Java and Go).
 pub const OOD: &[(&str, &str)] = &[
@@ -165,199 +161,17 @@ impl Preset {
     }
 }
 
-/// One `ponder` invocation of a phase, with the file that marks it finished.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// The phase.
-    pub phase: String,
-    /// What it is for (shown in the log).
-    pub label: String,
-    /// Arguments of `ponder`.
-    pub args: Vec<String>,
-    /// Whether it writes a run folder, which `--skip-finished` and `--resume` apply to.
-    pub run_folder: bool,
-    /// An optional step (an OOD language whose source is missing is skipped, not an error).
-    pub optional: bool,
-}
-
-/// The steps of `plan` for `preset`.
-pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
-    let with_file = |cfg: &Path, cmd: &[&str], extra: &[String]| -> Vec<String> {
-        let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-        a.extend(["--config".into(), cfg.display().to_string()]);
-        for o in plan
-            .overrides
-            .iter()
-            .filter(|o| !(preset.variant && o.starts_with("fast.layer=")))
-        {
-            a.extend(["--set".into(), o.clone()]);
-        }
-        a.extend(extra.iter().cloned());
-        a
-    };
-    let with_config = |cmd: &[&str], extra: &[String]| with_file(&preset.path, cmd, extra);
-    let stream_training: Vec<String> = STREAM_TRAINING
-        .iter()
-        .flat_map(|o| ["--set".to_string(), o.to_string()])
-        .collect();
-    let step = |label: String, args: Vec<String>, run_folder: bool, optional: bool| Step {
-        phase: String::new(),
-        label,
-        args,
-        run_folder,
-        optional,
-    };
-    let mut v = Vec::new();
-    for phase in &plan.phases {
-        let mut add = |mut s: Step| {
-            s.phase = phase.clone();
-            v.push(s);
-        };
-        match phase.as_str() {
-            "data" => add(step(
-                "code sources on this machine".into(),
-                vec!["data".into(), "sources".into()],
-                false,
-                false,
-            )),
-            "backbone" if preset.trains_backbone => add(step(
-                "backbone from scratch".into(),
-                with_config(&["train", "backbone"], &[]),
-                true,
-                false,
-            )),
-            "backbone" => {}
-            "fast" => {
-                add(step(
-                    format!("fast layer {}", preset.layer),
-                    with_config(&["train", "fast"], &[]),
-                    true,
-                    false,
-                ));
-                if preset.stream.is_some() {
-                    add(step(
-                        format!("fast layer {} trained in stream mode", preset.layer),
-                        with_config(&["train", "fast"], &stream_training),
-                        true,
-                        false,
-                    ));
-                }
-            }
-            "eval-validation" => {
-                let validation = ["--split".to_string(), "validation".to_string()];
-                add(step(
-                    "compare on the validation split, choose ours_lh".into(),
-                    with_config(&["compare"], &validation),
-                    true,
-                    false,
-                ));
-                if preset.stream.is_some() {
-                    add(step(
-                        "the same for the stream-trained layer".into(),
-                        with_config(&["compare"], &[&stream_training[..], &validation].concat()),
-                        true,
-                        false,
-                    ));
-                }
-            }
-            "eval-id" => add(step(
-                "compare in distribution".into(),
-                with_config(&["compare"], &[]),
-                true,
-                false,
-            )),
-            "eval-ood" => {
-                for (source, lang) in OOD {
-                    let mut extra = vec![
-                        "--source".into(),
-                        source.to_string(),
-                        "--language".into(),
-                        lang.to_string(),
-                    ];
-                    if plan.size == "small" || plan.size == "medium" {
-                        // The original evaluates 500 batches out of distribution at these sizes.
-                        extra.extend(["--set".into(), "eval.max_batches=500".into()]);
-                    }
-                    add(step(
-                        format!("compare {lang}"),
-                        with_config(&["compare"], &extra),
-                        true,
-                        true,
-                    ));
-                }
-            }
-            "latency" => {
-                let mut extra = Vec::new();
-                if plan.size == "tiny" {
-                    extra.extend(["--random".into(), "gpt2".into()]);
-                }
-                add(step(
-                    "latency per chunk".into(),
-                    with_config(&["bench"], &extra),
-                    true,
-                    false,
-                ));
-            }
-            "ablations" => {
-                add(step(
-                    "compare, shuffled input".into(),
-                    with_config(&["compare"], &["--shuffle".into()]),
-                    true,
-                    false,
-                ));
-                // The diagonal ablation changes the TTT inner loop's mask; LoRA has none.
-                if preset.layer.starts_with("ttt") {
-                    add(step(
-                        "compare, diagonal k = -1".into(),
-                        with_config(&["compare"], &["--causal-k".into(), "-1".into()]),
-                        true,
-                        false,
-                    ));
-                }
-            }
-            "eval-stream" => match &preset.stream {
-                Some(cfg) => {
-                    add(step(
-                        "stream mode, the reset-trained layer".into(),
-                        with_file(cfg, &["compare"], &[]),
-                        true,
-                        false,
-                    ));
-                    add(step(
-                        "stream mode, the stream-trained layer".into(),
-                        with_file(cfg, &["compare"], &stream_training),
-                        true,
-                        false,
-                    ));
-                }
-                None => println!(
-                    "[eval-stream] no stream-mode preset for {} (configs/{}-stream.toml), skipped",
-                    preset.path.display(),
-                    plan.size
-                ),
-            },
-            "report" => {
-                let mut extra = Vec::new();
-                if plan.size != "tiny" {
-                    extra.extend(["--paper".into(), plan.size.clone()]);
-                }
-                add(step(
-                    "the report".into(),
-                    with_config(&["report"], &extra),
-                    false,
-                    false,
-                ));
-            }
-            _ => unreachable!("phases are checked in parse"),
-        }
-    }
-    v
-}
-
 /// Runs the plan from the workspace `root`.
 pub fn run(root: &Path, plan: &Plan) -> Result<()> {
     let preset = Preset::resolve(root, &plan.size, &plan.overrides)?;
     let steps = steps(plan, &preset);
+    if preset.stream.is_none() && plan.phases.iter().any(|p| p == "eval-stream") {
+        println!(
+            "[eval-stream] no stream-mode preset for {} (configs/{}-stream.toml): skipped",
+            preset.path.display(),
+            plan.size
+        );
+    }
     if plan.emit_slurm {
         return crate::slurm::emit(root, plan, &steps);
     }

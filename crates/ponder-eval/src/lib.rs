@@ -6,6 +6,10 @@
 //! - [`records`]: the one model pass, resumable, giving a [`ChunkRecord`] per chunk-batch;
 //! - [`compare`]: every method's decisions and statistics from those records ([`summary`]);
 //! - [`selection`]: `ours_lh` chosen on the validation split's records;
+//! - stream mode (`[eval] mode = "stream"`): [`file_stream`] (one stream per file), [`carry`]
+//!   (each method's pass with per-stream states), [`stream_compare`] (every method, the greedy
+//!   oracle), [`stream_summary`] (the statistics) and [`stream_experiment`] (the whole call,
+//!   [`run_stream_comparison`]);
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
 //! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
@@ -30,6 +34,7 @@ pub mod stream;
 pub mod stream_compare;
 pub mod stream_experiment;
 mod stream_report;
+pub mod stream_summary;
 pub mod summary;
 mod tables;
 

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::experiment::{ablated_lm, identity, resolve_selected, tokens, CompareRequest, Source};
 use crate::file_stream::stream_batches;
 use crate::flops::chunk_flops;
-use crate::stream_compare::{run_streams, steps_csv, summarize, StreamSummary};
+use crate::stream_compare::run_streams;
+use crate::stream_summary::{steps_csv, summarize, StreamSummary};
 
 /// What a stream-mode comparison produced.
 pub struct StreamOutcome {

@@ -13,7 +13,8 @@ use ponder_experiment::{Ablation, RunFolder};
 use crate::error::Result;
 use crate::plot::{Chart, Mark, Series};
 use crate::report::ReportSpec;
-use crate::stream_compare::{StreamMethodSummary, StreamSummary, RESET_UPDATE_1};
+use crate::stream_compare::RESET_UPDATE_1;
+use crate::stream_summary::{StreamMethodSummary, StreamSummary};
 
 /// The stream-mode summary of `fast` on `language`, if that evaluation finished.
 fn read_stream(fast: &RunFolder, language: &str) -> Result<Option<StreamSummary>> {

@@ -1,0 +1,280 @@
+//! Stream mode's statistics: each method's mean loss and mean cost per chunk with intervals that
+//! resample whole streams (a stream's chunks share its state, so they are not independent), its
+//! FLOPs, its actions and its loss at each chunk index; the CSV of every decision; the table
+//! `ponder compare` prints.
+
+use std::collections::BTreeMap;
+
+use ponder_metrics::{bootstrap_ci_paired, Interval};
+use serde::{Deserialize, Serialize};
+
+use crate::carry::{StepRecord, ACTIONS};
+use crate::error::{Error, Result};
+use crate::flops::ChunkFlops;
+use crate::stream_compare::{mean_of, GreedySearch, MethodSteps, StreamRun};
+use ponder_experiment::{EvalConfig, StateMode};
+
+/// One method's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamMethodSummary {
+    /// The method.
+    pub method: String,
+    /// Chunks decided.
+    pub chunks: usize,
+    /// Mean next-token loss per chunk, with its interval over streams.
+    pub loss: Interval,
+    /// Mean cost per chunk in the original's units, with its interval over streams.
+    pub cost: Interval,
+    /// Mean floating-point operations per chunk, counted from the shapes: backbone and head,
+    /// plus the fast layer's UPDATE_k loop for UPDATE_k and UPDATE_1's for a read.
+    pub flops: f64,
+    /// How often each action was taken (`skip`, `update_1`, …; `none` for the backbone alone).
+    pub actions: BTreeMap<String, usize>,
+    /// Mean loss at each chunk index of a stream (index 0 first).
+    pub loss_by_chunk: Vec<f64>,
+    /// Mean loss and cost on the greedy oracle's streams, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_greedy_streams: Option<(f64, f64)>,
+    /// Seconds of its fast layer, heads and signals.
+    pub seconds: f64,
+}
+
+/// The summary of a stream-mode comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamSummary {
+    /// The mode the evaluated fast layer was trained in (`[fast] mode`).
+    pub trained_in: StateMode,
+    /// FLOPs of one chunk of one stream, by part.
+    pub chunk_flops: ChunkFlops,
+    /// The UPDATE_1 rate ρ of the gates.
+    pub budget: f64,
+    /// The mean cost per chunk allowed.
+    pub cost_budget: f64,
+    /// Streams evaluated.
+    pub streams: usize,
+    /// Every method, in the config's order, the greedy oracle last.
+    pub methods: Vec<StreamMethodSummary>,
+    /// The greedy oracle's search, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy: Option<GreedySearch>,
+    /// Seconds of the backbone over all streams (shared by every method).
+    pub backbone_seconds: f64,
+}
+
+/// The name of an action in tables.
+pub fn action_name(steps: Option<u32>) -> String {
+    match steps {
+        None => ponder_gate::BACKBONE.to_string(),
+        Some(0) => "skip".to_string(),
+        Some(k) => format!("update_{k}"),
+    }
+}
+
+/// Mean loss and cost per chunk with intervals that resample whole streams.
+fn stream_intervals(steps: &[StepRecord], eval: &EvalConfig) -> Result<(Interval, Interval)> {
+    // Per stream: chunk count, loss sum, cost sum.
+    let mut per: BTreeMap<usize, (f64, f64, f64)> = BTreeMap::new();
+    for s in steps {
+        let e = per.entry(s.stream).or_default();
+        *e = (e.0 + 1.0, e.1 + s.loss, e.2 + s.cost());
+    }
+    let rows: Vec<(f64, f64, f64)> = per.into_values().collect();
+    let ratio = |col: fn(&(f64, f64, f64)) -> f64| {
+        let rows = &rows;
+        move |idx: &[usize]| {
+            let (n, v) = idx
+                .iter()
+                .fold((0.0, 0.0), |(n, v), &i| (n + rows[i].0, v + col(&rows[i])));
+            v / n
+        }
+    };
+    let ci = |stat| {
+        bootstrap_ci_paired(
+            rows.len(),
+            stat,
+            eval.bootstrap_resamples,
+            eval.ci_level,
+            eval.seed,
+        )
+    };
+    Ok((ci(ratio(|r| r.1))?, ci(ratio(|r| r.2))?))
+}
+
+/// The FLOPs of one chunk under `steps` (see [`StreamMethodSummary::flops`]).
+fn step_flops(flops: &ChunkFlops, steps: Option<u32>) -> f64 {
+    match steps {
+        None => flops.skip(),
+        Some(0) => flops.update(),
+        Some(k) => flops
+            .path(ponder_gate::Decision::Update(k))
+            .unwrap_or(f64::NAN),
+    }
+}
+
+/// The figures of one method.
+fn method_summary(
+    m: &MethodSteps,
+    greedy_streams: Option<&[usize]>,
+    eval: &EvalConfig,
+    flops: &ChunkFlops,
+) -> Result<StreamMethodSummary> {
+    if m.steps.is_empty() {
+        return Err(Error::Data(format!("{}: no chunk was decided", m.method)));
+    }
+    let (loss, cost) = stream_intervals(&m.steps, eval)?;
+    let mut actions = BTreeMap::new();
+    for s in &m.steps {
+        *actions.entry(action_name(s.steps)).or_insert(0) += 1;
+    }
+    let longest = m.steps.iter().map(|s| s.chunk + 1).max().unwrap_or(0);
+    let loss_by_chunk = (0..longest)
+        .map(|c| {
+            let at: Vec<&StepRecord> = m.steps.iter().filter(|s| s.chunk == c).collect();
+            at.iter().map(|s| s.loss).sum::<f64>() / at.len() as f64
+        })
+        .collect();
+    let on_greedy_streams = greedy_streams.map(|streams| {
+        let sub: Vec<StepRecord> = m
+            .steps
+            .iter()
+            .filter(|s| streams.binary_search(&s.stream).is_ok())
+            .copied()
+            .collect();
+        (mean_of(&sub, |s| s.loss), mean_of(&sub, StepRecord::cost))
+    });
+    Ok(StreamMethodSummary {
+        method: m.method.clone(),
+        chunks: m.steps.len(),
+        loss,
+        cost,
+        flops: mean_of(&m.steps, |s| step_flops(flops, s.steps)),
+        actions,
+        loss_by_chunk,
+        on_greedy_streams,
+        seconds: m.seconds,
+    })
+}
+
+/// The summary of `run` under `eval`, of a fast layer trained in `trained_in` mode whose chunk
+/// costs `flops`.
+pub fn summarize(
+    run: &StreamRun,
+    eval: &EvalConfig,
+    flops: &ChunkFlops,
+    trained_in: StateMode,
+) -> Result<StreamSummary> {
+    let greedy_streams: Option<Vec<usize>> = run.greedy.as_ref().map(|(g, _)| {
+        let mut s: Vec<usize> = g.steps.iter().map(|s| s.stream).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    });
+    let mut methods = run
+        .methods
+        .iter()
+        .map(|m| method_summary(m, greedy_streams.as_deref(), eval, flops))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some((g, _)) = &run.greedy {
+        methods.push(method_summary(g, greedy_streams.as_deref(), eval, flops)?);
+    }
+    let streams = run
+        .methods
+        .first()
+        .map(|m| {
+            m.steps
+                .iter()
+                .map(|s| s.stream)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .unwrap_or(0);
+    Ok(StreamSummary {
+        trained_in,
+        chunk_flops: flops.clone(),
+        budget: eval.budget,
+        cost_budget: eval.cost_budget(),
+        streams,
+        methods,
+        greedy: run.greedy.as_ref().map(|(_, s)| s.clone()),
+        backbone_seconds: run.backbone_seconds,
+    })
+}
+
+/// Every method's decisions as CSV: `method,stream,chunk,action,loss,cost,recon,recon_init`
+/// (the signal empty where the method did not compute it).
+pub fn steps_csv(run: &StreamRun) -> String {
+    let mut out = String::from("method,stream,chunk,action,loss,cost,recon,recon_init\n");
+    let all = run.methods.iter().chain(run.greedy.iter().map(|(g, _)| g));
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+    for m in all {
+        for s in &m.steps {
+            out.push_str(&format!(
+                "{},{},{},{},{:.6},{},{},{}\n",
+                m.method,
+                s.stream,
+                s.chunk,
+                action_name(s.steps),
+                s.loss,
+                s.cost(),
+                opt(s.recon),
+                opt(s.recon_init)
+            ));
+        }
+    }
+    out
+}
+
+impl std::fmt::Display for StreamSummary {
+    /// The method table as `ponder compare` prints it in stream mode.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} streams; budget: mean cost {:.3} per chunk (UPDATE_1 rate {}); fast layer trained in {} mode",
+            self.streams,
+            self.cost_budget,
+            self.budget,
+            self.trained_in.name()
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>7} {:>24} {:>22} {:>8} {:>13}  actions",
+            "method", "chunks", "loss [CI]", "cost [CI]", "MFLOP", "loss, cost*"
+        )?;
+        for m in &self.methods {
+            let actions: Vec<String> = ACTIONS
+                .iter()
+                .map(|a| action_name(Some(a.steps())))
+                .chain([ponder_gate::BACKBONE.to_string()])
+                .filter_map(|a| m.actions.get(&a).map(|n| format!("{a} {n}")))
+                .collect();
+            let sub = m
+                .on_greedy_streams
+                .map(|(l, c)| format!("{l:.4}, {c:.2}"))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "{:<16} {:>7} {:>8.4} [{:.4}, {:.4}] {:>6.3} [{:.3}, {:.3}] {:>8.1} {sub:>13}  {}",
+                m.method,
+                m.chunks,
+                m.loss.point,
+                m.loss.lo,
+                m.loss.hi,
+                m.cost.point,
+                m.cost.lo,
+                m.cost.hi,
+                m.flops / 1e6,
+                actions.join(", ")
+            )?;
+        }
+        if let Some(g) = &self.greedy {
+            writeln!(
+                f,
+                "greedy_oracle: λ = {:.6} on {} streams ({} multipliers tried); * on those streams",
+                g.lambda,
+                g.streams,
+                g.tried.len()
+            )?;
+        }
+        Ok(())
+    }
+}
