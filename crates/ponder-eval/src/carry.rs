@@ -124,6 +124,38 @@ impl MethodPass {
         }
     }
 
+    /// Takes back the decisions `steps` that this method made over one batch in an earlier,
+    /// interrupted run, as if it had just made them: a gate is stepped through them again on
+    /// their recorded signals, which restores its state, and each of its decisions must come out
+    /// as recorded.
+    pub fn replay(&mut self, steps: &[StepRecord]) -> Result<()> {
+        for step in steps {
+            if let Actor::Gate { gate, .. } = &mut self.actor {
+                let d = gate.step(&Signals {
+                    position: self.decided,
+                    recon: step.recon.unwrap_or(f64::NAN),
+                    recon_init: step.recon_init.unwrap_or(f64::NAN),
+                    skip_loss: None,
+                    updates_so_far: self.updates,
+                });
+                if Some(d.steps()) != step.steps {
+                    return Err(crate::error::Error::Data(format!(
+                        "stream {} chunk {}: the gate replayed on the recorded signals decides {} \
+                         where the record says {:?} (records of another config or code)",
+                        step.stream,
+                        step.chunk,
+                        d.steps(),
+                        step.steps
+                    )));
+                }
+                self.decided += 1;
+                self.updates += usize::from(d.is_update());
+            }
+            self.records.push(*step);
+        }
+        Ok(())
+    }
+
     /// Runs the method over `batch`, whose hidden states are `hidden`.
     pub fn run_batch(
         &mut self,

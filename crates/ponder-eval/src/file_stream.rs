@@ -43,6 +43,19 @@ impl StreamBatch {
             .collect()
     }
 
+    /// A 64-bit FNV-1a digest of every stream's index and chunks, to check resumed records
+    /// against the data.
+    pub fn digest(&self) -> u64 {
+        let mut h = ponder_base::Fnv1a::new();
+        for s in &self.streams {
+            h.write_u32s(&[s.index as u32, s.chunks.len() as u32]);
+            for c in &s.chunks {
+                h.write_u32s(c);
+            }
+        }
+        h.finish()
+    }
+
     /// The ids of chunk `chunk` of `rows`, row-major `(rows.len(), chunk_len)`.
     pub fn ids(&self, chunk: usize, rows: &[usize]) -> Vec<u32> {
         rows.iter()

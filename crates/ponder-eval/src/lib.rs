@@ -8,8 +8,8 @@
 //! - [`selection`]: `ours_lh` chosen on the validation split's records;
 //! - stream mode (`[eval] mode = "stream"`): [`file_stream`] (one stream per file), [`carry`]
 //!   (each method's pass with per-stream states), [`stream_compare`] (every method, the greedy
-//!   oracle), [`stream_summary`] (the statistics) and [`stream_experiment`] (the whole call,
-//!   [`run_stream_comparison`]);
+//!   oracle), [`stream_records`] (resumable, batch by batch), [`stream_summary`] (the
+//!   statistics) and [`stream_experiment`] (the whole call, [`run_stream_comparison`]);
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
 //! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
@@ -33,6 +33,7 @@ pub mod selection;
 pub mod stream;
 pub mod stream_compare;
 pub mod stream_experiment;
+pub mod stream_records;
 mod stream_report;
 pub mod stream_summary;
 pub mod summary;

@@ -2,6 +2,8 @@
 //! the greedy oracle's multiplier found by bisection on a subsample. The statistics are in
 //! [`crate::stream_summary`].
 
+use std::path::Path;
+
 use candle::Device;
 use ponder_gate::{Budget, GateConfig, Method};
 use ponder_model::PonderLm;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::carry::{Actor, BatchHidden, MethodPass, StepRecord};
 use crate::error::{Error, Result};
 use crate::file_stream::StreamBatch;
+use crate::stream_records::{append, read_batches, reopen, BatchRecord, MethodBatch};
 use ponder_experiment::EvalConfig;
 
 /// Bisection steps of the greedy oracle's multiplier, after the bracket is found.
@@ -73,13 +76,16 @@ fn actor(method: &Method, selected: Option<&GateConfig>, eval: &EvalConfig) -> R
 }
 
 /// Runs every method of `eval` over `batches` (and [`RESET_UPDATE_1`] when `update_1` is
-/// listed); `on_batch(done, total)` reports progress.
+/// listed); `on_batch(done, total)` reports progress. With `records`, every batch's decisions are
+/// appended there as it finishes, and the batches it already holds are replayed, not run again
+/// ([`crate::stream_records`]).
 pub fn run_streams(
     lm: &PonderLm,
     batches: &[StreamBatch],
     eval: &EvalConfig,
     selected: Option<&GateConfig>,
     device: &Device,
+    records: Option<&Path>,
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<StreamRun> {
     let listed: Vec<&Method> = eval
@@ -104,18 +110,57 @@ pub fn run_streams(
     } else {
         0
     };
+    let prior = match records {
+        Some(path) => read_batches(path, batches, &names)?,
+        None => Vec::new(),
+    };
+    let mut file = match records {
+        Some(path) => Some((reopen(path, &prior)?, path)),
+        None => None,
+    };
     let mut kept = Vec::new();
     let mut backbone_seconds = 0.0;
     for (b, batch) in batches.iter().enumerate() {
+        if let Some(done) = prior.get(b) {
+            for (pass, m) in passes.iter_mut().zip(&done.methods) {
+                pass.replay(&m.steps)?;
+            }
+            if b < greedy_batches {
+                kept.push(BatchHidden::new(lm, batch, device)?);
+            }
+            on_batch(b + 1, batches.len());
+            continue;
+        }
         let hidden = BatchHidden::new(lm, batch, device)?;
         backbone_seconds += hidden.seconds;
+        let before: Vec<usize> = passes.iter().map(|p| p.records.len()).collect();
         for pass in &mut passes {
             pass.run_batch(lm, batch, &hidden)?;
+        }
+        if let Some((f, path)) = &mut file {
+            let methods = names
+                .iter()
+                .zip(&passes)
+                .zip(&before)
+                .map(|((name, p), &start)| MethodBatch {
+                    method: name.clone(),
+                    steps: p.records[start..].to_vec(),
+                })
+                .collect();
+            let record = BatchRecord {
+                batch: b,
+                digest: batch.digest(),
+                methods,
+            };
+            append(f, path, &record)?;
         }
         if b < greedy_batches {
             kept.push(hidden);
         }
         on_batch(b + 1, batches.len());
+    }
+    if let Some((f, path)) = &file {
+        f.sync_all().map_err(crate::error::io(path))?;
     }
     let greedy = if greedy_batches > 0 {
         Some(greedy_oracle(

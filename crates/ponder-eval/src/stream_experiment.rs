@@ -2,10 +2,11 @@
 //! [`run_stream_comparison`] reads the same [`CompareRequest`] as reset mode's
 //! [`crate::run_comparison`], cuts the files of the evaluated split or source into streams, runs
 //! every method's own pass, and writes `chunks.csv` (every method's decision per stream and
-//! chunk) and `summary.json` to `<fast run>/stream/<name>`.
+//! chunk), `summary.json` and `cost.json` (seconds) to `<fast run>/stream/<name>`.
 //!
-//! A stream-mode comparison runs from the start when resumed: its passes are not recorded chunk
-//! by chunk as reset mode's shared records are.
+//! `records.jsonl` records every method's decisions batch by batch ([`crate::stream_records`]),
+//! so an interrupted comparison resumes after its last finished batch (the greedy oracle, which
+//! runs last on its subsample, runs again).
 
 use std::fmt;
 
@@ -18,7 +19,7 @@ use crate::experiment::{ablated_lm, identity, resolve_selected, tokens, CompareR
 use crate::file_stream::stream_batches;
 use crate::flops::chunk_flops;
 use crate::stream_compare::run_streams;
-use crate::stream_summary::{steps_csv, summarize, StreamSummary};
+use crate::stream_summary::{steps_csv, summarize, StreamCost, StreamSummary};
 
 /// What a stream-mode comparison produced.
 pub struct StreamOutcome {
@@ -79,11 +80,20 @@ pub fn run_stream_comparison(
     )?;
     let device = lm.backbone_model().device().clone();
     let selected = selection.as_ref().map(|s| &s.config);
-    let streams = run_streams(&lm, &batches, &eval, selected, &device, on_batch)?;
+    let streams = run_streams(
+        &lm,
+        &batches,
+        &eval,
+        selected,
+        &device,
+        Some(&folder.records()),
+        on_batch,
+    )?;
     let flops = chunk_flops(&lm, 1, eval.chunk_len, &[2, 4]);
     let summary = summarize(&streams, &eval, &flops, config.fast()?.mode)?;
     write_atomic(&folder.chunks(), steps_csv(&streams).as_bytes())?;
     write_json(&folder.summary(), &summary)?;
+    write_json(&folder.cost(), &StreamCost::of(&streams))?;
     let decisions = streams.methods.first().map(|m| m.steps.len());
     run.finish(Done {
         chunks: decisions,

@@ -35,8 +35,6 @@ pub struct StreamMethodSummary {
     /// Mean loss and cost on the greedy oracle's streams, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_greedy_streams: Option<(f64, f64)>,
-    /// Seconds of its fast layer, heads and signals.
-    pub seconds: f64,
 }
 
 /// The summary of a stream-mode comparison.
@@ -57,8 +55,32 @@ pub struct StreamSummary {
     /// The greedy oracle's search, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greedy: Option<GreedySearch>,
-    /// Seconds of the backbone over all streams (shared by every method).
+}
+
+/// What a stream-mode comparison's passes took in this process (`cost.json`; a resumed run counts
+/// the batches it ran): wall-clock seconds, which do not repeat from run to run, kept apart from
+/// the summary, which does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamCost {
+    /// The backbone over every batch, shared by every method.
     pub backbone_seconds: f64,
+    /// Each method's fast layer, heads and signals, by method.
+    pub method_seconds: BTreeMap<String, f64>,
+}
+
+impl StreamCost {
+    /// The seconds of `run`.
+    pub fn of(run: &StreamRun) -> Self {
+        Self {
+            backbone_seconds: run.backbone_seconds,
+            method_seconds: run
+                .methods
+                .iter()
+                .chain(run.greedy.iter().map(|(g, _)| g))
+                .map(|m| (m.method.clone(), m.seconds))
+                .collect(),
+        }
+    }
 }
 
 /// The name of an action in tables.
@@ -151,7 +173,6 @@ fn method_summary(
         actions,
         loss_by_chunk,
         on_greedy_streams,
-        seconds: m.seconds,
     })
 }
 
@@ -196,7 +217,6 @@ pub fn summarize(
         streams,
         methods,
         greedy: run.greedy.as_ref().map(|(_, s)| s.clone()),
-        backbone_seconds: run.backbone_seconds,
     })
 }
 

@@ -55,7 +55,7 @@ fn files(n: usize) -> Vec<u32> {
 
 fn run_all(lm: &PonderLm, tokens: &[u32], eval: &EvalConfig) -> StreamRun {
     let batches = stream_batches(tokens, EOT, eval, None).unwrap();
-    run_streams(lm, &batches, eval, None, &Device::Cpu, |_, _| {}).unwrap()
+    run_streams(lm, &batches, eval, None, &Device::Cpu, None, |_, _| {}).unwrap()
 }
 
 fn losses(run: &StreamRun, method: &str) -> Vec<f64> {
@@ -203,4 +203,53 @@ fn the_greedy_oracle_keeps_the_best_action_within_the_budget() {
     assert!(greedy.cost.point <= 2.0, "{}", greedy.cost.point);
     assert!(summary.greedy.as_ref().unwrap().tried.len() > 1);
     assert_eq!(summary.methods[0].cost.point, 1.0);
+}
+
+#[test]
+fn an_interrupted_stream_comparison_resumes_to_the_same_decisions() {
+    let lm = common::lm();
+    let tokens = files(6);
+    let eval = config(r#"["random_seed3", "ours", "update_1"]"#, 3, HALF);
+    let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
+    assert_eq!(batches.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.jsonl");
+    let run = |path: &std::path::Path| {
+        run_streams(
+            &lm,
+            &batches,
+            &eval,
+            None,
+            &Device::Cpu,
+            Some(path),
+            |_, _| {},
+        )
+        .unwrap()
+    };
+    let whole = run(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    // Killed while writing the second batch: its line is cut short.
+    std::fs::write(&path, format!("{}\n{}", lines[0], &lines[1][..20])).unwrap();
+    let resumed = run(&path);
+    for (a, b) in whole.methods.iter().zip(&resumed.methods) {
+        assert_eq!(a.steps, b.steps, "{}", a.method);
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    // Records of other tokens are refused.
+    let other = stream_batches(&files(7)[40..], EOT, &eval, None).unwrap();
+    let err = run_streams(
+        &lm,
+        &other,
+        &eval,
+        None,
+        &Device::Cpu,
+        Some(&path),
+        |_, _| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("other tokens"), "{err}");
 }
