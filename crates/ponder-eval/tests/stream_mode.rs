@@ -121,10 +121,20 @@ fn one_chunk_streams_of_update_1_are_reset_mode_update_1() {
 
 #[test]
 fn per_stream_decisions_equal_each_stream_alone() {
-    let lm = common::lm_in(DType::F64);
+    each_stream_alone(&common::lm_in(DType::F64), r#"["random_seed3"]"#);
+}
+
+#[test]
+fn lora_streams_carry_their_factors_alone_too() {
+    each_stream_alone(&common::lora_lm(), r#"["random_seed3"]"#);
+}
+
+/// `methods` (one gate) over three-chunk streams: every stream's losses equal the same stream run
+/// alone with the same decisions, and both actions were taken.
+fn each_stream_alone(lm: &PonderLm, methods: &str) {
     let tokens = files(6);
-    let eval = config(r#"["random_seed3"]"#, 3, HALF);
-    let run = run_all(&lm, &tokens, &eval);
+    let eval = config(methods, 3, HALF);
+    let run = run_all(lm, &tokens, &eval);
     let steps = &run.methods[0].steps;
     let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
     let mut checked = 0;
@@ -141,7 +151,7 @@ fn per_stream_decisions_equal_each_stream_alone() {
             };
             let ids = Tensor::from_slice(chunk, (1, 16), &Device::Cpu).unwrap();
             let hidden = lm.backbone(&ids).unwrap();
-            let (loss, next) = act(&lm, &hidden, &ids, &state, decision).unwrap();
+            let (loss, next) = act(lm, &hidden, &ids, &state, decision).unwrap();
             assert!(
                 (loss[0] - step.loss).abs() < 1e-10,
                 "stream {} chunk {c}: {} alone, {} in its batch",
@@ -195,7 +205,11 @@ fn the_greedy_oracle_keeps_the_best_action_within_the_budget() {
     );
     let run = run_all(&lm, &tokens, &eval);
     let flops = ponder_eval::flops::chunk_flops(&lm, 1, 16, &[2, 4]);
-    let summary = summarize(&run, &eval, &flops, Default::default()).unwrap();
+    let summary = summarize(&run, &eval, &flops, ponder_experiment::StateMode::Stream).unwrap();
+    // A layer evaluated in stream mode says which mode it was trained in.
+    assert!(summary
+        .to_string()
+        .contains("fast layer trained in stream mode"));
     // A read costs UPDATE_1's FLOPs, so the SKIP-only row costs as much as an UPDATE_1 chunk.
     assert_eq!(summary.methods[0].flops, flops.update());
     let greedy = summary.methods.last().unwrap();

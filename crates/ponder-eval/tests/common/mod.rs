@@ -45,3 +45,60 @@ pub fn lm_in(dtype: DType) -> PonderLm {
     )
     .unwrap()
 }
+
+/// The same backbone in f64 with the LoRA fast layer (rank 4, blocks of 8, step 0.5); `B`
+/// starts nonzero so that a read differs from the backbone.
+pub fn lora_lm() -> PonderLm {
+    let config = Gpt2Config {
+        vocab_size: 300,
+        ..Gpt2Config::tiny()
+    };
+    let options = LoadOptions {
+        dtype: DType::F64,
+        device: Device::Cpu,
+        pad_token: None,
+    };
+    let backbone = ponder_gpt2::random(config, 1, &options).unwrap();
+    let lora = ponder_model::LoraFastConfig {
+        lora_dropout: 0.0,
+        ..ponder_model::LoraFastConfig::original(
+            64,
+            4,
+            ponder_model::LoraUpdate {
+                lr: 0.5,
+                block_size: 8,
+                max_grad_norm: None,
+            },
+        )
+    };
+    let fast = FastLayer::init(
+        ponder_model::FastLayerKind::Lora,
+        None,
+        Some(&lora),
+        2,
+        DType::F64,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut rng = ponder_nn::init::rng_for(4, "eval-test-lora");
+    let fast = fast
+        .with_tensors(|name| {
+            let (_, t) = fast
+                .named()
+                .into_iter()
+                .find(|(k, _)| k == name)
+                .expect("a known name");
+            if name.contains("lora_B") {
+                ponder_nn::init::normal(t.dims(), 0.1, &mut rng, DType::F64, &Device::Cpu)
+            } else {
+                Ok(t)
+            }
+        })
+        .unwrap();
+    PonderLm::new(
+        &backbone,
+        FastNorm::init(64, DType::F64, &Device::Cpu).unwrap(),
+        fast,
+    )
+    .unwrap()
+}
