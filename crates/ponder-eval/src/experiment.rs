@@ -202,6 +202,11 @@ pub fn run_comparison(
 ) -> Result<Option<CompareOutcome>> {
     let config = req.config;
     let mut eval = config.eval()?.clone();
+    if eval.mode != ponder_experiment::StateMode::Reset {
+        return Err(Error::Config(
+            "eval.mode = \"stream\": a stream-mode comparison is run_stream_comparison's".into(),
+        ));
+    }
     let Source {
         language,
         source,
