@@ -1,4 +1,6 @@
-//! The small random model the evaluation tests share.
+//! The small random models the evaluation tests share.
+
+#![allow(dead_code)] // each test binary uses its own subset
 
 use candle::{DType, Device};
 use ponder_gpt2::{Gpt2Config, LoadOptions};
