@@ -26,7 +26,8 @@ pub struct StreamMethodSummary {
     /// Mean cost per chunk in the original's units, with its interval over streams.
     pub cost: Interval,
     /// Mean floating-point operations per chunk, counted from the shapes: backbone and head,
-    /// plus the fast layer's UPDATE_k loop for UPDATE_k and UPDATE_1's for a read.
+    /// plus the fast layer's UPDATE_k loop for UPDATE_k, and UPDATE_1's for a read (an upper
+    /// bound: a read takes no gradient).
     pub flops: f64,
     /// How often each action was taken (`skip`, `update_1`, …; `none` for the backbone alone).
     pub actions: BTreeMap<String, usize>,

@@ -257,6 +257,56 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
     })
 }
 
+/// The inner loop with every learning rate 0, computed directly: the fast model entering the
+/// chunk reads every query (`q + LN_h(f(q))`, all mini-batches in one product), no gradient is
+/// taken, the state comes back as it entered, and the three statistics are the last-token losses
+/// under those weights. Equal to [`inner_loop`] with zero rates (a test checks it), at the cost
+/// of one forward of the fast model instead of the update's.
+///
+/// # Shapes
+/// See [`InnerInputs`] (queries required; the learning rates are not read) and
+/// [`InnerOutputs`].
+pub fn read_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutputs> {
+    let (n, m, mb, hd) = inp.k.dims4()?;
+    let Some(q) = inp.q else {
+        candle::bail!("ttt: a read needs the queries");
+    };
+    if opt.last_valid == 0 || opt.last_valid > mb {
+        candle::bail!("ttt: last_valid {} must be in 1..={mb}", opt.last_valid);
+    }
+    let norm = (inp.gamma, inp.beta);
+    let flat = q.reshape((n, m * mb, hd))?; // (n, m·b, hd)
+    let (z, _, _) = inp.init.forward(&flat)?;
+    let (ln, _, _) = ln_parts(&z, norm.0, norm.1, opt.eps)?;
+    let out = (flat + ln)?.reshape((n, m, mb, hd))?;
+    let losses = (0..m)
+        .map(|mi| {
+            let last = if mi + 1 == m {
+                opt.last_valid - 1
+            } else {
+                mb - 1
+            };
+            let pick = |t: &Tensor| -> Result<Tensor> {
+                t.narrow(1, mi, 1)?.narrow(2, last, 1)?.squeeze(1)
+            };
+            last_token_loss(&pick(inp.k)?, &pick(inp.target)?, inp.init, norm, opt)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let loss = Tensor::stack(&losses, 0)?;
+    let stats = TttStats {
+        ssl_target_variance: None,
+        init: loss.clone(),
+        step_0: loss.clone(),
+        step_1: loss,
+    };
+    check_finite(&stats)?;
+    Ok(InnerOutputs {
+        out: Some(out),
+        stats,
+        state: inp.init.clone(),
+    })
+}
+
 /// `G · min(1, max / (‖G‖_F + 1e-6))` over the last two dims.
 fn clip(g: Tensor, max_norm: Option<f64>) -> Result<Tensor> {
     let Some(max) = max_norm else { return Ok(g) };

@@ -9,7 +9,7 @@
 use candle::{Result, Tensor};
 
 use crate::config::{ConvWindow, EtaForm, FastModelKind, TttConfig};
-use crate::inner::{inner_loop, FastModel, InnerInputs, InnerOptions, TttStats};
+use crate::inner::{inner_loop, read_loop, FastModel, InnerInputs, InnerOptions, TttStats};
 use crate::state::TttState;
 
 /// The slow weights of a TTT layer.
@@ -220,7 +220,8 @@ impl TttParams {
 
     /// The layer's output under `state` with no update: every token's inner learning rate is
     /// 0, so each query reads the fast model as it entered the chunk, and the state is returned
-    /// unchanged. This is SKIP on a carried state in stream mode (`docs/design/stream.md`).
+    /// unchanged; computed directly, without the update's gradients ([`read_loop`]). This is
+    /// SKIP on a carried state in stream mode (`docs/design/stream.md`).
     ///
     /// # Shapes
     /// - `x`: `(bs, t, d)` with `t >= 1`; `y`: `(bs, t, d)`.
@@ -244,7 +245,11 @@ impl TttParams {
         let p = self.prepare(cfg, x, state, true, rates)?;
         let (bs, t, t_pad, d) = (p.bs, p.t, p.t_pad, cfg.hidden_dim);
         let (nh, hd, f) = (cfg.num_heads, cfg.head_dim, cfg.inner_dim());
-        let mut inner = inner_loop(&p.inputs(), &p.options(cfg, steps, false))?;
+        let options = p.options(cfg, steps, false);
+        let mut inner = match rates {
+            Rates::Learned => inner_loop(&p.inputs(), &options)?,
+            Rates::Zero => read_loop(&p.inputs(), &options)?,
+        };
         inner.stats.ssl_target_variance =
             Some(target_variance(&p.target_pre, cfg.mini_batch_size)?);
         let out = inner.out.expect("queries were given"); // (n, m, b, hd)
