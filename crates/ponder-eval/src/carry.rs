@@ -331,7 +331,15 @@ fn act_rows(
     }
     let rows = rows
         .into_iter()
-        .map(|s| s.expect("every row is in one group"))
-        .collect();
+        .zip(decisions)
+        .map(|(s, d)| {
+            s.ok_or_else(|| {
+                crate::error::Error::Config(format!(
+                    "a gate decided {d:?}, which is not an action of stream mode \
+                     (SKIP, UPDATE_1, UPDATE_2, UPDATE_4)"
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok((losses, rows))
 }
