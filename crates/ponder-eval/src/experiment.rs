@@ -13,14 +13,13 @@ use std::fmt;
 
 use ponder_data::{ExperimentData, SourceHints, Split};
 use ponder_experiment::records::Done;
-use ponder_experiment::{
-    Ablation, ExperimentConfig, Layout, OpenOptions, RunDir, RunFolder, Stage,
-};
+use ponder_experiment::{Ablation, ExperimentConfig, OpenOptions, RunFolder, StateMode};
 use ponder_model::{FastLayer, PonderLm};
 
 use crate::compare::{check_stream_length, compare, Comparison};
 use crate::error::{Error, Result};
 use crate::flops::chunk_flops;
+use crate::open::{open_comparison, Opened};
 use crate::output::{cost_report, write_outputs, CostReport};
 use crate::records::evaluate;
 use crate::selection::{select, Selection};
@@ -80,119 +79,6 @@ pub struct CompareOutcome {
     pub cost: CostReport,
 }
 
-/// Where an evaluation's tokens come from.
-pub(crate) struct Source {
-    /// Their language.
-    pub language: String,
-    /// The named source; `None` for a split of `[data]`.
-    pub source: Option<String>,
-    /// Whether they are the validation split.
-    pub validation: bool,
-    /// Where they come from, for the run folder's identity.
-    pub origin: String,
-}
-
-impl Source {
-    /// The source of `req`'s stream; the training split is refused.
-    pub(crate) fn of(req: &CompareRequest<'_>) -> Result<Self> {
-        match &req.stream {
-            StreamChoice::Split(Split::Train) => Err(Error::Config(
-                "--split train: a comparison reads held-out data, the validation or test split"
-                    .into(),
-            )),
-            StreamChoice::Split(split) => Ok(Self {
-                language: req.config.data.language.clone(),
-                source: None,
-                validation: *split == Split::Validation,
-                origin: format!("{split:?} split of [data] sources").to_lowercase(),
-            }),
-            StreamChoice::Source { source, language } => Ok(Self {
-                language: language.clone(),
-                source: Some(source.clone()),
-                validation: false,
-                origin: source.clone(),
-            }),
-        }
-    }
-}
-
-/// The tokens of an evaluation (documents joined by `<|endoftext|>`) and their manifests: a
-/// held-out split of `[data]` (an error when it is empty), or every file of `source`.
-pub(crate) fn tokens(
-    req: &CompareRequest<'_>,
-    source: Option<&str>,
-    validation: bool,
-    language: &str,
-) -> Result<(Vec<u32>, Vec<ponder_data::Manifest>)> {
-    let config = req.config;
-    match source {
-        None => {
-            let stream = if validation {
-                req.data.validation.clone()
-            } else {
-                req.data.test.clone()
-            };
-            check_split_stream(&stream, validation, &config.data)?;
-            Ok((stream, req.data.manifests.clone()))
-        }
-        Some(s) => {
-            let (stream, manifest) = ponder_data::build::full_stream(
-                &config.data,
-                &config.run.cache_dir,
-                &req.data.tokenizer,
-                s,
-                language,
-                req.hints,
-            )?;
-            Ok((stream, vec![manifest]))
-        }
-    }
-}
-
-/// `ours_lh`, left out of `eval.methods` where it is chosen (the validation split), and read
-/// back everywhere else from the selection of the experiment's own language; `None` where it is
-/// not listed, or listed without `[eval.select]` (which `compare` names).
-pub(crate) fn resolve_selected(
-    config: &ExperimentConfig,
-    eval: &mut ponder_experiment::EvalConfig,
-    validation: bool,
-) -> Result<Option<Selection>> {
-    let selected_listed = eval.methods.contains(&ponder_gate::Method::Selected);
-    match (&eval.select, validation, selected_listed) {
-        (_, true, _) => {
-            eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
-            Ok(None)
-        }
-        (Some(grid), false, true) => {
-            let file = Layout::fast_of(config)?
-                .validation_eval(&config.data.language, Ablation::default())
-                .selection();
-            Ok(Some(Selection::read_for(&file, eval.budget, grid)?))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// The identity of an evaluation's run folder: the eval stage's config, the source, the fast
-/// layer and the ablations.
-pub(crate) fn identity(req: &CompareRequest<'_>, origin: &str, language: &str) -> String {
-    format!(
-        "{}\n# ponder compare\n# source = {origin:?}\n# language = {language:?}\n# fast = {:?}\n# shuffle = {}\n# causal_k = {:?}\n",
-        req.config.stage_toml(Stage::Eval),
-        req.fast_origin,
-        req.ablation.shuffle,
-        req.ablation.causal_k
-    )
-}
-
-/// The model under `req`'s ablations (the diagonal ablation changes `causal_k`).
-pub(crate) fn ablated_lm(req: &CompareRequest<'_>) -> Result<PonderLm> {
-    match req.ablation.causal_k {
-        Some(k) => with_causal_k(req.lm, k),
-        None => Ok(req.lm.clone()),
-    }
-}
-
 /// Runs the comparison of `req`; `Ok(None)` when its run folder already holds a finished
 /// comparison of the same config and `req.open.skip_finished` is set. `on_chunk(done, total)`
 /// reports progress over the chunk-batches.
@@ -200,36 +86,19 @@ pub fn run_comparison(
     req: &CompareRequest<'_>,
     mut on_chunk: impl FnMut(usize, usize),
 ) -> Result<Option<CompareOutcome>> {
-    let config = req.config;
-    let mut eval = config.eval()?.clone();
-    if eval.mode != ponder_experiment::StateMode::Reset {
-        return Err(Error::Config(
-            "eval.mode = \"stream\": a stream-mode comparison is run_stream_comparison's".into(),
-        ));
-    }
-    let Source {
-        language,
-        source,
+    let Some(Opened {
+        eval,
+        name,
         validation,
-        origin,
-    } = Source::of(req)?;
-    let name = req.ablation.eval_name(&language);
-    let fast_folder = Layout::fast_of(config)?;
-    let folder = match &req.out {
-        Some(f) => f.clone(),
-        None if validation => fast_folder.validation_eval(&language, req.ablation),
-        None => fast_folder.eval(&language, req.ablation),
-    };
-    let selection = resolve_selected(config, &mut eval, validation)?;
-    let identity = identity(req, &origin, &language);
-    let lm = ablated_lm(req)?;
-    let (stream, manifests) = tokens(req, source.as_deref(), validation, &language)?;
-    // The run folder only once the stream exists: a source missing from the machine leaves no
-    // partial folder behind.
-    let Some(run) = RunDir::open(&folder, &identity, eval.seed, req.git_rev, req.open)? else {
+        folder,
+        run,
+        selection,
+        lm,
+        tokens: stream,
+    }) = open_comparison(req, StateMode::Reset)?
+    else {
         return Ok(None);
     };
-    run.record_data(&manifests)?;
     let chunks = chunk_batches(&stream, &eval, req.ablation.shuffle.then_some(eval.seed))?;
     let selected = selection.as_ref().map(|s| &s.config);
     check_stream_length(&eval, selected, chunks.len())?;

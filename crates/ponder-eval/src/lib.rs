@@ -1,7 +1,8 @@
 //! Method comparison over a chunk stream: one backbone pass and one fast-layer pass per chunk,
 //! shared by every gating method; the report.
 //!
-//! - [`experiment`]: a whole comparison of an experiment in one call ([`run_comparison`]);
+//! - [`experiment`]: a whole comparison of an experiment in one call ([`run_comparison`]),
+//!   opened as either mode's is (`open`);
 //! - [`stream`]: the evaluation stream cut into chunk-batches as the original does;
 //! - [`records`]: the one model pass, resumable, giving a [`ChunkRecord`] per chunk-batch;
 //! - [`compare`]: every method's decisions and statistics from those records ([`summary`]);
@@ -23,6 +24,7 @@ pub mod experiment;
 pub mod file_stream;
 pub mod flops;
 pub mod latency;
+mod open;
 pub mod output;
 pub mod paper;
 pub mod plot;

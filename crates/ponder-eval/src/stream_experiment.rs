@@ -12,12 +12,13 @@ use std::fmt;
 
 use ponder_experiment::records::Done;
 use ponder_experiment::run_dir::{write_atomic, write_json};
-use ponder_experiment::{Layout, RunDir, RunFolder, StateMode};
+use ponder_experiment::{RunFolder, StateMode};
 
-use crate::error::{Error, Result};
-use crate::experiment::{ablated_lm, identity, resolve_selected, tokens, CompareRequest, Source};
+use crate::error::Result;
+use crate::experiment::CompareRequest;
 use crate::file_stream::stream_batches;
 use crate::flops::chunk_flops;
+use crate::open::{open_comparison, Opened};
 use crate::stream_compare::run_streams;
 use crate::stream_summary::{steps_csv, summarize, StreamCost, StreamSummary};
 
@@ -38,39 +39,19 @@ pub fn run_stream_comparison(
     req: &CompareRequest<'_>,
     on_batch: impl FnMut(usize, usize),
 ) -> Result<Option<StreamOutcome>> {
-    let config = req.config;
-    let mut eval = config.eval()?.clone();
-    if eval.mode != StateMode::Stream {
-        return Err(Error::Config(
-            "a stream-mode comparison needs eval.mode = \"stream\"".into(),
-        ));
-    }
-    let Source {
-        language,
-        source,
-        validation,
-        origin,
-    } = Source::of(req)?;
-    let name = req.ablation.eval_name(&language);
-    let fast_folder = Layout::fast_of(config)?;
-    let folder = match &req.out {
-        Some(f) => f.clone(),
-        None => fast_folder.stream_eval(&name_of_split(&language, validation), req.ablation),
-    };
-    let selection = resolve_selected(config, &mut eval, validation)?;
-    let lm = ablated_lm(req)?;
-    let (tokens, manifests) = tokens(req, source.as_deref(), validation, &language)?;
-    let Some(run) = RunDir::open(
-        &folder,
-        &identity(req, &origin, &language),
-        eval.seed,
-        req.git_rev,
-        req.open,
-    )?
+    let Some(Opened {
+        eval,
+        name,
+        folder,
+        run,
+        selection,
+        lm,
+        tokens,
+        ..
+    }) = open_comparison(req, StateMode::Stream)?
     else {
         return Ok(None);
     };
-    run.record_data(&manifests)?;
     let eot = req.data.tokenizer.eot_id();
     let batches = stream_batches(
         &tokens,
@@ -90,7 +71,7 @@ pub fn run_stream_comparison(
         on_batch,
     )?;
     let flops = chunk_flops(&lm, 1, eval.chunk_len, &[2, 4]);
-    let summary = summarize(&streams, &eval, &flops, config.fast()?.mode)?;
+    let summary = summarize(&streams, &eval, &flops, req.config.fast()?.mode)?;
     write_atomic(&folder.chunks(), steps_csv(&streams).as_bytes())?;
     write_json(&folder.summary(), &summary)?;
     write_json(&folder.cost(), &StreamCost::of(&streams))?;
@@ -104,16 +85,6 @@ pub fn run_stream_comparison(
         folder,
         summary,
     }))
-}
-
-/// The folder name of a stream-mode evaluation: the language, with `-validation` on the
-/// validation split (stream mode keeps both splits under `stream/`).
-fn name_of_split(language: &str, validation: bool) -> String {
-    if validation {
-        format!("{language}-validation")
-    } else {
-        language.to_string()
-    }
 }
 
 impl fmt::Display for StreamOutcome {
