@@ -189,9 +189,9 @@ impl MethodPass {
                     }
                 }
                 Actor::Gate { gate, signal } => {
-                    let state = gather(&states, rows)?;
+                    let row_states: Vec<&FastState> = rows.iter().map(|&r| &states[r]).collect();
                     let signals = if *signal {
-                        Some(lm.sequence_signals(h, ids, &state)?)
+                        Some(lm.sequence_signals(h, ids, &FastState::cat(&row_states)?)?)
                     } else {
                         None
                     };
@@ -210,7 +210,7 @@ impl MethodPass {
                             d
                         })
                         .collect();
-                    let (losses, next) = act_rows(lm, h, ids, &state, &decisions)?;
+                    let (losses, next) = act_rows(lm, h, ids, &row_states, &decisions)?;
                     for (r, &row) in rows.iter().enumerate() {
                         let s = signals.as_ref().map(|v| v[r]);
                         record(r, Some(decisions[r].steps()), losses[r], s);
@@ -285,18 +285,20 @@ pub fn act(
     Ok((loss, out.state))
 }
 
-/// Each row's own decision: rows grouped by action, one batch per group (the whole batch when
-/// every row agrees); per-row losses and per-row states after it.
+/// Each row's own decision on its own state (`row_states`, one sequence each): rows grouped by
+/// action, one batch per group (the whole batch when every row agrees); per-row losses and
+/// per-row states after it.
 fn act_rows(
     lm: &PonderLm,
     hidden: &Tensor,
     ids: &Tensor,
-    state: &FastState,
+    row_states: &[&FastState],
     decisions: &[Decision],
 ) -> Result<(Vec<f64>, Vec<FastState>)> {
     let n = decisions.len();
     if decisions.iter().all(|&d| d == decisions[0]) {
-        let (losses, next) = act(lm, hidden, ids, state, decisions[0])?;
+        let state = FastState::cat(row_states)?;
+        let (losses, next) = act(lm, hidden, ids, &state, decisions[0])?;
         let rows = (0..n).map(|r| next.row(r)).collect::<candle::Result<_>>()?;
         return Ok((losses, rows));
     }
@@ -312,11 +314,8 @@ fn act_rows(
             group.len(),
             hidden.device(),
         )?;
-        let parts = group
-            .iter()
-            .map(|&r| state.row(r))
-            .collect::<candle::Result<Vec<_>>>()?;
-        let sub_state = FastState::cat(&parts.iter().collect::<Vec<_>>())?;
+        let parts: Vec<&FastState> = group.iter().map(|&r| row_states[r]).collect();
+        let sub_state = FastState::cat(&parts)?;
         let (l, next) = act(
             lm,
             &hidden.index_select(&idx, 0)?,
