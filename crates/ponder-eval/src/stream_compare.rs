@@ -167,7 +167,7 @@ pub fn run_streams(
             lm,
             &batches[..greedy_batches],
             &kept,
-            eval.cost_budget(),
+            eval.cost_budget()?,
         )?)
     } else {
         None

@@ -214,7 +214,7 @@ pub fn summarize(
         trained_in,
         chunk_flops: flops.clone(),
         budget: eval.budget,
-        cost_budget: eval.cost_budget(),
+        cost_budget: eval.cost_budget()?,
         streams,
         methods,
         greedy: run.greedy.as_ref().map(|(_, s)| s.clone()),

@@ -214,7 +214,7 @@ fn stream_mode_settings_are_checked() {
     let config = ExperimentConfig::from_toml(&stream, &[]).unwrap();
     let eval = config.eval().unwrap();
     assert_eq!(eval.mode, StateMode::Stream);
-    assert_eq!(eval.cost_budget(), 2.0);
+    assert_eq!(eval.cost_budget().unwrap(), 2.0);
     // The stream preset shares every section but [eval] with tiny.toml, so the fast layer too.
     let tiny = ExperimentConfig::from_toml(&tiny_text(), &[]).unwrap();
     assert_eq!(config.fast, tiny.fast);

@@ -87,10 +87,16 @@ impl EvalConfig {
         Ok(self.chunk_len * self.window_chunks()?)
     }
 
-    /// The mean cost per chunk a stream-mode method may spend: `eval.budget_cost`, or `1 + 2ρ`.
-    pub fn cost_budget(&self) -> f64 {
-        self.budget_cost
-            .unwrap_or_else(|| ponder_metrics::cost_units(1) * self.budget + (1.0 - self.budget))
+    /// The mean cost per chunk a stream-mode method may spend: `eval.budget_cost`, or `1 + 2ρ`
+    /// ([`ponder_metrics::cost::expected_cost`] of UPDATE_1 at rate ρ); an error naming `eval.budget`
+    /// when ρ is outside `[0, 1]`.
+    pub fn cost_budget(&self) -> Result<f64> {
+        match self.budget_cost {
+            Some(c) => Ok(c),
+            None => ponder_metrics::cost::expected_cost(self.budget, 1).map_err(|_| {
+                Error::Config(format!("eval.budget = {} is outside [0, 1]", self.budget))
+            }),
+        }
     }
 
     /// Checks every value against the backbone's shape `model`; each error names the key.
