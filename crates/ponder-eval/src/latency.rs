@@ -1,5 +1,5 @@
-//! Wall-clock cost of SKIP, UPDATE_1, the gating signal alone and the one-pass comparison per
-//! chunk-batch, measured in one process on the same inputs, the paths taking turns (medians
+//! Wall-clock cost of SKIP, UPDATE_1, UPDATE_2, UPDATE_4, the gating signal alone and the
+//! one-pass comparison per chunk-batch, measured in one process on the same inputs, the paths taking turns (medians
 //! over repetitions after a warm-up), so that their ratios are comparable. The report's latency
 //! table comes from here; the criterion benches of `ponder-model` measure the same paths with
 //! statistics.
@@ -30,6 +30,13 @@ pub struct Latency {
     pub skip_s: f64,
     /// UPDATE_1: backbone, fast layer, head and loss; seconds.
     pub update_s: f64,
+    /// UPDATE_2: the same with two inner steps; seconds.
+    pub update_2_s: f64,
+    /// UPDATE_4: the same with four inner steps; seconds.
+    pub update_4_s: f64,
+    /// FLOPs of UPDATE_1, UPDATE_2 and UPDATE_4 over SKIP's, counted from the shapes
+    /// (`PonderLm::flops`; the loss left out).
+    pub flops_over_skip: [f64; 3],
     /// The gating signal alone (the statistics of the update, no readout); seconds.
     pub signal_s: f64,
     /// The comparison pass (both paths sharing backbone and fast layer); seconds.
@@ -37,17 +44,28 @@ pub struct Latency {
 }
 
 impl std::fmt::Display for Latency {
-    /// One line: the shape, SKIP and UPDATE_1 in ms, and the ratios.
+    /// One line: the shape, SKIP and UPDATE_k in ms, and the ratios (FLOP ratios beside).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} x {} tokens: SKIP {:.1} ms, UPDATE_1 {:.1} ms ({:.3}x), signal {:.1}% of SKIP, comparison {:.3}x UPDATE",
+            "{}: {} x {} tokens: SKIP {:.1} ms",
             self.label,
             self.rows,
             self.tokens,
-            1e3 * self.skip_s,
-            1e3 * self.update_s,
-            self.update_over_skip(),
+            1e3 * self.skip_s
+        )?;
+        for (i, (k, s)) in self.updates().into_iter().enumerate() {
+            write!(
+                f,
+                ", UPDATE_{k} {:.1} ms ({:.3}x; FLOPs {:.3}x)",
+                1e3 * s,
+                s / self.skip_s,
+                self.flops_over_skip[i]
+            )?;
+        }
+        write!(
+            f,
+            ", signal {:.1}% of SKIP, comparison {:.3}x UPDATE_1",
             100.0 * self.signal_over_skip(),
             self.compare_over_update()
         )
@@ -55,9 +73,13 @@ impl std::fmt::Display for Latency {
 }
 
 impl Latency {
-    /// UPDATE_1 over SKIP.
-    pub fn update_over_skip(&self) -> f64 {
-        self.update_s / self.skip_s
+    /// `(k, seconds)` of UPDATE_1, UPDATE_2 and UPDATE_4.
+    pub fn updates(&self) -> [(usize, f64); 3] {
+        [
+            (1, self.update_s),
+            (2, self.update_2_s),
+            (4, self.update_4_s),
+        ]
     }
 
     /// The signal as a fraction of SKIP.
@@ -130,45 +152,60 @@ pub fn measure(
     let ids: Vec<u32> = (0..rows * tokens)
         .map(|_| rng.random_range(0..vocab))
         .collect();
-    let ids = Tensor::from_vec(ids, (rows, tokens), device)?;
+    let ids = &Tensor::from_vec(ids, (rows, tokens), device)?;
     let sync = |t: &Tensor| -> Result<()> {
         t.sum_all()?.to_scalar::<f32>()?;
         Ok(())
     };
-    let hidden = lm.backbone(&ids)?;
+    let hidden = lm.backbone(ids)?;
     let mut skip = || -> Result<()> {
-        let h = lm.backbone(&ids)?;
-        sync(&lm.next_token_loss(&h, &ids)?)
+        let h = lm.backbone(ids)?;
+        sync(&lm.next_token_loss(&h, ids)?)
     };
-    let mut update = || -> Result<()> {
-        let h = lm.backbone(&ids)?;
-        let up = lm.update(&h, &ids, &lm.initial_state(rows)?, 1)?;
-        sync(&lm.next_token_loss(&up.features, &ids)?)
+    let update_k = |k: usize| {
+        move || -> Result<()> {
+            let h = lm.backbone(ids)?;
+            let up = lm.update(&h, ids, &lm.initial_state(rows)?, k)?;
+            sync(&lm.next_token_loss(&up.features, ids)?)
+        }
     };
+    let (mut update, mut update_2, mut update_4) = (update_k(1), update_k(2), update_k(4));
     let mut signal = || -> Result<()> {
-        let stats = lm.signal(&hidden, &ids, &lm.initial_state(rows)?, 1)?;
+        let stats = lm.signal(&hidden, ids, &lm.initial_state(rows)?, 1)?;
         sync(&stats.step_0)
     };
     let mut compare = || -> Result<()> {
-        let r = lm.chunk(&ids, &lm.initial_state(rows)?, 1)?;
+        let r = lm.chunk(ids, &lm.initial_state(rows)?, 1)?;
         sync(&r.skip_loss)?;
         sync(&r.update_loss)
     };
     let (t, reps) = time_interleaved(
         2,
         reps,
-        &mut [&mut skip, &mut update, &mut signal, &mut compare],
+        &mut [
+            &mut skip,
+            &mut update,
+            &mut update_2,
+            &mut update_4,
+            &mut signal,
+            &mut compare,
+        ],
     )?;
-    let (skip_s, update_s, signal_s, compare_s) = (t[0], t[1], t[2], t[3]);
+    let flops = lm.flops(tokens, &[1, 2, 4]);
+    let skip_flops = flops.backbone + flops.head;
+    let flops_over_skip = [0, 1, 2].map(|i| (skip_flops + flops.fast[i].1) / skip_flops);
     Ok(Latency {
         label: label.to_string(),
         rows,
         tokens,
         reps,
-        skip_s,
-        update_s,
-        signal_s,
-        compare_s,
+        skip_s: t[0],
+        update_s: t[1],
+        update_2_s: t[2],
+        update_4_s: t[3],
+        flops_over_skip,
+        signal_s: t[4],
+        compare_s: t[5],
     })
 }
 

@@ -286,17 +286,22 @@ fn cost_section(s: &mut String, id: Option<&EvalRun>, fast: &RunFolder) -> Resul
     let path = fast.latency_run().latency();
     if path.is_file() {
         let rows: Vec<Latency> = read_json(&path)?;
-        s.push_str("Latency per chunk (`ponder bench`, medians in one process):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 ms | UPDATE / SKIP | signal / SKIP | comparison / UPDATE |\n|---|---|---|---|---|---|---|\n");
+        s.push_str("Latency per chunk (`ponder bench`, medians in one process; FLOP ratios counted from the shapes in brackets):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 / SKIP | UPDATE_2 / SKIP | UPDATE_4 / SKIP | signal / SKIP | comparison / UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
         for l in rows {
+            let ratios = l
+                .updates()
+                .iter()
+                .zip(l.flops_over_skip)
+                .map(|((_, secs), flops)| format!("{:.3} ({flops:.3})", secs / l.skip_s))
+                .collect::<Vec<_>>();
             let _ = writeln!(
                 s,
-                "| {} | {} × {} | {:.1} | {:.1} | {:.3} | {:.1}% | {:.3} |",
+                "| {} | {} × {} | {:.1} | {} | {:.1}% | {:.3} |",
                 l.label,
                 l.rows,
                 l.tokens,
                 1e3 * l.skip_s,
-                1e3 * l.update_s,
-                l.update_over_skip(),
+                ratios.join(" | "),
                 100.0 * l.signal_over_skip(),
                 l.compare_over_update()
             );

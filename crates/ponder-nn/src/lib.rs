@@ -6,6 +6,8 @@
 //!   [`gelu_tanh`], [`cross_entropy`], [`add_bias`]) with parallel CPU kernels and a backward
 //!   pass, so that trainable paths never lose gradients (Candle's own fused `layer_norm` and
 //!   `softmax_last_dim` have no backward);
+//! - one step of many LayerNorm regressions at once ([`layer_norm_fit_step`], TTT's UPDATE_k
+//!   in its kernel form), fused for inference;
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
 //!   which never materializes the logits;
 //! - the mixed-precision policy of training ([`Precision`]: f32, or bf16 with f32 master weights);
@@ -22,6 +24,7 @@ pub mod bias;
 pub mod dropout;
 pub mod init;
 pub mod layer_norm;
+pub mod layer_norm_fit;
 pub mod linear_loss;
 pub mod loss;
 pub mod masks;
@@ -39,6 +42,7 @@ pub use activation::gelu_tanh;
 pub use bias::add_bias;
 pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
+pub use layer_norm_fit::layer_norm_fit_step;
 pub use linear_loss::linear_cross_entropy;
 pub use loss::{cross_entropy, to_f64};
 pub use precision::Precision;

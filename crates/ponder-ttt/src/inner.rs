@@ -107,7 +107,7 @@ struct Grads {
 }
 
 /// `gelu_tanh'(z)` from primitive ops (differentiable again, for outer gradients).
-fn gelu_grad(z: &Tensor) -> Result<Tensor> {
+pub(crate) fn gelu_grad(z: &Tensor) -> Result<Tensor> {
     const C: f64 = 0.797_884_560_802_865_4;
     const A: f64 = 0.044_715;
     let z2 = z.sqr()?;
@@ -170,19 +170,6 @@ impl FastModel {
         }
         Ok(next)
     }
-
-    /// The same model with a new leading axis of `b` copies (per-token weights).
-    fn per_token(&self, b: usize) -> Result<Self> {
-        let expand = |t: &Tensor| -> Result<Tensor> {
-            let mut dims = t.dims().to_vec();
-            dims.insert(1, b);
-            t.unsqueeze(1)?.broadcast_as(dims)?.contiguous()
-        };
-        Ok(Self {
-            w: self.w.iter().map(expand).collect::<Result<_>>()?,
-            b: self.b.iter().map(expand).collect::<Result<_>>()?,
-        })
-    }
 }
 
 /// Runs the inner loop over all mini-batches.
@@ -227,7 +214,7 @@ pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutp
             outs.push(if opt.steps == 1 {
                 dual_form_step(&qm, &g, &weights, &fast, norm, opt.eps)?
             } else {
-                multi_step_outputs(&qm, &km, &ym, &weights, &fast, norm, opt)?
+                crate::multi_step::multi_step_outputs(&qm, &km, &ym, &weights, &fast, norm, opt)?
             });
         }
         for step in 0..opt.steps {
@@ -308,7 +295,7 @@ pub fn read_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutpu
 }
 
 /// `G · min(1, max / (‖G‖_F + 1e-6))` over the last two dims.
-fn clip(g: Tensor, max_norm: Option<f64>) -> Result<Tensor> {
+pub(crate) fn clip(g: Tensor, max_norm: Option<f64>) -> Result<Tensor> {
     let Some(max) = max_norm else { return Ok(g) };
     let rank = g.rank();
     let norm = g
@@ -347,47 +334,6 @@ fn dual_form_step(
         };
     }
     let (ln, _, _) = ln_parts(&a, norm.0, norm.1, eps)?;
-    qm + ln
-}
-
-/// One mini-batch of UPDATE_k with k > 1: every token `i` carries its own fast model, takes k
-/// gradient steps on the keys it sees (each at its own current weights), then reads out.
-///
-/// # Shapes
-/// - `qm`, `km`, `ym`: `(n, b, hd)`; `weights`: `(n, b, b)`; returns `(n, b, hd)`.
-fn multi_step_outputs(
-    qm: &Tensor,
-    km: &Tensor,
-    ym: &Tensor,
-    weights: &Tensor,
-    fast: &FastModel,
-    norm: (&Tensor, &Tensor),
-    opt: &InnerOptions,
-) -> Result<Tensor> {
-    let (n, b, hd) = qm.dims3()?;
-    let mut per_token = fast.per_token(b)?; // weights (n, i, in, out)
-    let keys = km.unsqueeze(1)?.broadcast_as((n, b, b, hd))?.contiguous()?; // (n, i, j, hd)
-    let targets = ym.unsqueeze(1)?.broadcast_as((n, b, b, hd))?.contiguous()?;
-    let norm4 = (&norm.0.unsqueeze(1)?, &norm.1.unsqueeze(1)?); // (n, 1, 1, hd)
-    let rates = weights.unsqueeze(3)?; // (n, i, j, 1)
-    for _ in 0..opt.steps {
-        let g = per_token.grads(&keys, &targets, norm4, opt)?;
-        per_token = per_token.step(&g, &rates)?;
-    }
-    // Token i through its own model. Row-times-matrix as a broadcast product: a batched
-    // (1 × in) matmul trips Candle's stride checks in the backward pass.
-    let mut a = qm.clone(); // (n, b, in)
-    let n_layers = per_token.w.len();
-    for l in 0..n_layers {
-        let z = (a.unsqueeze(3)?.broadcast_mul(&per_token.w[l])?.sum(2)?
-            + per_token.b[l].squeeze(2)?)?;
-        a = if l + 1 < n_layers {
-            ponder_nn::gelu_tanh(&z)?
-        } else {
-            z
-        };
-    }
-    let (ln, _, _) = ln_parts(&a, norm.0, norm.1, opt.eps)?;
     qm + ln
 }
 

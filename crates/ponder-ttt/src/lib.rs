@@ -11,6 +11,7 @@ pub mod config;
 pub mod init;
 pub mod inner;
 pub mod layer;
+mod multi_step;
 pub mod state;
 
 pub use config::{ConvWindow, EtaForm, FastModelKind, TttConfig};
