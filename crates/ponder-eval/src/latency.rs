@@ -34,6 +34,9 @@ pub struct Latency {
     pub update_2_s: f64,
     /// UPDATE_4: the same with four inner steps; seconds.
     pub update_4_s: f64,
+    /// UPDATE_1, UPDATE_2 and UPDATE_4 over SKIP: the median over rounds of each round's ratio
+    /// (the paths of a round run back to back, so the machine's drift between rounds cancels).
+    pub updates_over_skip: [f64; 3],
     /// FLOPs of UPDATE_1, UPDATE_2 and UPDATE_4 over SKIP's, counted from the shapes
     /// (`PonderLm::flops`; the loss left out).
     pub flops_over_skip: [f64; 3],
@@ -59,7 +62,7 @@ impl std::fmt::Display for Latency {
                 f,
                 ", UPDATE_{k} {:.1} ms ({:.3}x; FLOPs {:.3}x)",
                 1e3 * s,
-                s / self.skip_s,
+                self.updates_over_skip[i],
                 self.flops_over_skip[i]
             )?;
         }
@@ -103,7 +106,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// Median seconds of each of `paths` over at least `reps` rounds (and the rounds taken), after
+/// Seconds of each of `paths` in each of at least `reps` rounds (one row per path), after
 /// `warmup` untimed rounds. The paths take turns within a round, so drift in the machine's
 /// speed (other load, frequency, allocator warm-up) reaches every path alike and their ratios
 /// stay fair.
@@ -111,7 +114,7 @@ fn time_interleaved(
     warmup: usize,
     reps: usize,
     paths: &mut [&mut dyn FnMut() -> Result<()>],
-) -> Result<(Vec<f64>, usize)> {
+) -> Result<Vec<Vec<f64>>> {
     let start = Instant::now();
     for _ in 0..warmup {
         for f in paths.iter_mut() {
@@ -129,7 +132,7 @@ fn time_interleaved(
             xs.push(t.elapsed().as_secs_f64());
         }
     }
-    Ok((times.into_iter().map(median).collect(), reps))
+    Ok(times)
 }
 
 /// Measures the paths of `lm` on seeded random ids of shape `(rows, tokens)`.
@@ -179,7 +182,7 @@ pub fn measure(
         sync(&r.skip_loss)?;
         sync(&r.update_loss)
     };
-    let (t, reps) = time_interleaved(
+    let rounds = time_interleaved(
         2,
         reps,
         &mut [
@@ -191,6 +194,17 @@ pub fn measure(
             &mut compare,
         ],
     )?;
+    let reps = rounds[0].len();
+    let t: Vec<f64> = rounds.iter().cloned().map(median).collect();
+    let updates_over_skip = [1, 2, 3].map(|path| {
+        median(
+            rounds[path]
+                .iter()
+                .zip(&rounds[0])
+                .map(|(u, s)| u / s)
+                .collect(),
+        )
+    });
     let flops = lm.flops(tokens, &[1, 2, 4]);
     let skip_flops = flops.backbone + flops.head;
     let flops_over_skip = [0, 1, 2].map(|i| (skip_flops + flops.fast[i].1) / skip_flops);
@@ -203,6 +217,7 @@ pub fn measure(
         update_s: t[1],
         update_2_s: t[2],
         update_4_s: t[3],
+        updates_over_skip,
         flops_over_skip,
         signal_s: t[4],
         compare_s: t[5],

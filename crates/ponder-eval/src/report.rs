@@ -286,13 +286,13 @@ fn cost_section(s: &mut String, id: Option<&EvalRun>, fast: &RunFolder) -> Resul
     let path = fast.latency_run().latency();
     if path.is_file() {
         let rows: Vec<Latency> = read_json(&path)?;
-        s.push_str("Latency per chunk (`ponder bench`, medians in one process; FLOP ratios counted from the shapes in brackets):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 / SKIP | UPDATE_2 / SKIP | UPDATE_4 / SKIP | signal / SKIP | comparison / UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
+        s.push_str("Latency per chunk (`ponder bench`, medians in one process, ratios the median of each round's; FLOP ratios counted from the shapes in brackets):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 / SKIP | UPDATE_2 / SKIP | UPDATE_4 / SKIP | signal / SKIP | comparison / UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
         for l in rows {
             let ratios = l
-                .updates()
+                .updates_over_skip
                 .iter()
                 .zip(l.flops_over_skip)
-                .map(|((_, secs), flops)| format!("{:.3} ({flops:.3})", secs / l.skip_s))
+                .map(|(ratio, flops)| format!("{ratio:.3} ({flops:.3})"))
                 .collect::<Vec<_>>();
             let _ = writeln!(
                 s,
