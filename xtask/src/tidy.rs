@@ -34,6 +34,10 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
     ("ponder-metrics", &["ponder-base"]),
     ("ponder-gate", &["ponder-base", "ponder-metrics"]),
     (
+        "ponder-policy",
+        &["ponder-base", "ponder-nn", "ponder-metrics", "ponder-gate"],
+    ),
+    (
         "ponder-experiment",
         &[
             "ponder-base",
