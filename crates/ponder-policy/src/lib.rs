@@ -5,7 +5,12 @@
 //! - [`net::ActorCritic`]: the network, with CleanRL's orthogonal initialization;
 //! - [`gae::advantages`]: generalized advantage estimation over a time-major rollout;
 //! - [`lagrangian::PidLagrangian`]: the budget controller (Stooke et al. 2020, and the original
-//!   PonderTTT's incremental form as a preset).
+//!   PonderTTT's incremental form as a preset);
+//! - [`ppo::Ppo`]: sampling, greedy actions and the PPO update, CleanRL's settings by default;
+//! - [`toy::CarryStream`]: a stream environment with irreversible updates whose budgeted optimum
+//!   is known in closed form, on which `tests/learning.rs` checks the learner.
+//!
+//! Design and status: `docs/design/policy.md`.
 //!
 //! The training-free gates live in `ponder-gate`, which builds without Candle; this crate is for
 //! users who train or run the learned one.
@@ -14,7 +19,10 @@ pub mod error;
 pub mod gae;
 pub mod lagrangian;
 pub mod net;
+pub mod ppo;
+pub mod toy;
 
 pub use error::{Error, Result};
 pub use lagrangian::{PidConfig, PidForm, PidLagrangian};
 pub use net::{Activation, ActorCritic, NetConfig};
+pub use ppo::{Ppo, PpoConfig, Rollout, UpdateStats};

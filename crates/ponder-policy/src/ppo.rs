@@ -1,0 +1,393 @@
+//! Proximal policy optimization over the actor-critic, as CleanRL's reference PPO does it:
+//! clipped surrogate, clipped value loss, entropy bonus, advantages normalized per minibatch,
+//! global gradient clipping, Adam, an optional approximate-KL early stop; and the original
+//! PonderTTT's settings as a preset.
+
+use candle::{DType, Device, Tensor, D};
+use ponder_nn::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gae;
+use crate::net::ActorCritic;
+
+/// PPO's settings; every field moves a number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpoConfig {
+    /// Discount γ.
+    pub gamma: f64,
+    /// GAE λ.
+    pub gae_lambda: f64,
+    /// Passes over each rollout.
+    pub epochs: usize,
+    /// Minibatches per pass.
+    pub minibatches: usize,
+    /// Ratio clip ε (also the value clip where `clip_value`).
+    pub clip: f64,
+    /// Clip the value loss around the rollout's values.
+    pub clip_value: bool,
+    /// Weight of the value loss.
+    pub value_coef: f64,
+    /// Weight of the entropy bonus.
+    pub entropy_coef: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Anneal the learning rate linearly to 0 over training.
+    pub anneal_lr: bool,
+    /// Adam's ε.
+    pub adam_eps: f64,
+    /// Normalize advantages per minibatch.
+    pub normalize_advantages: bool,
+    /// Stop an update's passes once the approximate KL exceeds this.
+    pub target_kl: Option<f64>,
+}
+
+impl PpoConfig {
+    /// CleanRL's reference settings (γ 0.99, λ 0.95, 4 × 4, ε 0.2, value 0.5, entropy 0.01,
+    /// clip 0.5, lr 2.5e-4 annealed, Adam ε 1e-5, normalized advantages, no KL stop).
+    pub fn cleanrl() -> Self {
+        Self {
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            epochs: 4,
+            minibatches: 4,
+            clip: 0.2,
+            clip_value: true,
+            value_coef: 0.5,
+            entropy_coef: 0.01,
+            max_grad_norm: 0.5,
+            lr: 2.5e-4,
+            anneal_lr: true,
+            adam_eps: 1e-5,
+            normalize_advantages: true,
+            target_kl: None,
+        }
+    }
+
+    /// Errors for settings outside their ranges.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |name: &str, v: f64| -> Result<()> {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::Config(format!(
+                    "ppo.{name} must be in [0, 1], got {v}"
+                )));
+            }
+            Ok(())
+        };
+        unit("gamma", self.gamma)?;
+        unit("gae_lambda", self.gae_lambda)?;
+        let positive = [
+            ("clip", self.clip),
+            ("max_grad_norm", self.max_grad_norm),
+            ("lr", self.lr),
+            ("adam_eps", self.adam_eps),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::Config(format!("ppo.{name} must be > 0, got {v}")));
+            }
+        }
+        for (name, v) in [
+            ("value_coef", self.value_coef),
+            ("entropy_coef", self.entropy_coef),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::Config(format!("ppo.{name} must be >= 0, got {v}")));
+            }
+        }
+        if self.epochs == 0 || self.minibatches == 0 {
+            return Err(Error::Config(format!(
+                "ppo: epochs ({}) and minibatches ({}) must be at least 1",
+                self.epochs, self.minibatches
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One rollout, step-major: entry `t · envs + e` is environment `e` at step `t`.
+#[derive(Debug, Clone, Default)]
+pub struct Rollout {
+    /// Environments stepped side by side.
+    pub envs: usize,
+    /// Feature vectors, `features` values per entry.
+    pub obs: Vec<f32>,
+    /// The actions taken.
+    pub actions: Vec<u32>,
+    /// Their log-probabilities under the policy that took them.
+    pub logp: Vec<f64>,
+    /// The critic's values.
+    pub values: Vec<f64>,
+    /// Rewards, the budget's charge already subtracted.
+    pub rewards: Vec<f64>,
+    /// Whether the step ended its episode.
+    pub dones: Vec<bool>,
+    /// The critic's values of the states after the last step.
+    pub last_values: Vec<f64>,
+}
+
+/// Diagnostics of one update, averaged over its minibatches.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpdateStats {
+    /// The clipped surrogate loss.
+    pub policy_loss: f64,
+    /// The (clipped) value loss.
+    pub value_loss: f64,
+    /// Mean entropy of the policy.
+    pub entropy: f64,
+    /// Approximate KL `mean((r − 1) − log r)` of the last minibatch.
+    pub approx_kl: f64,
+    /// Fraction of ratios outside `1 ± ε`.
+    pub clip_fraction: f64,
+    /// `1 − Var(R − V) / Var(R)` of the rollout's values.
+    pub explained_variance: f64,
+    /// Passes run (fewer than `epochs` after a KL stop).
+    pub epochs_run: usize,
+}
+
+/// The learner: network, optimizer and settings.
+pub struct Ppo {
+    /// The actor-critic.
+    pub net: ActorCritic,
+    opt: AdamW,
+    config: PpoConfig,
+}
+
+/// Softmax of one row of logits, in f64.
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+impl Ppo {
+    /// A learner for `net`.
+    pub fn new(net: ActorCritic, config: PpoConfig) -> Result<Self> {
+        config.validate()?;
+        let opt = AdamW::new(
+            net.vars(),
+            AdamWConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: config.adam_eps,
+                weight_decay: 0.0,
+            },
+        )?;
+        Ok(Self { net, opt, config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PpoConfig {
+        &self.config
+    }
+
+    /// Samples an action for each row of `obs` (`rows · features` values): the actions, their
+    /// log-probabilities and the critic's values.
+    pub fn act(&self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<(Vec<u32>, Vec<f64>, Vec<f64>)> {
+        let (logits, values) = self.heads(obs)?;
+        let a = self.net.config().actions;
+        let mut actions = Vec::new();
+        let mut logp = Vec::new();
+        for row in logits.chunks(a) {
+            let p = softmax(row);
+            let u: f64 = rng.random();
+            let mut acc = 0.0;
+            let pick = p
+                .iter()
+                .position(|&pi| {
+                    acc += pi;
+                    u < acc
+                })
+                .unwrap_or(a - 1);
+            actions.push(pick as u32);
+            logp.push(p[pick].ln());
+        }
+        Ok((actions, logp, values))
+    }
+
+    /// The most probable action of each row (inference).
+    pub fn greedy(&self, obs: &[f32]) -> Result<Vec<u32>> {
+        let (logits, _) = self.heads(obs)?;
+        Ok(logits
+            .chunks(self.net.config().actions)
+            .map(|row| {
+                (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }) as u32
+            })
+            .collect())
+    }
+
+    /// The critic's values of each row.
+    pub fn values(&self, obs: &[f32]) -> Result<Vec<f64>> {
+        Ok(self.heads(obs)?.1)
+    }
+
+    fn heads(&self, obs: &[f32]) -> Result<(Vec<f32>, Vec<f64>)> {
+        let f = self.net.config().features;
+        if obs.is_empty() || obs.len() % f != 0 {
+            return Err(Error::Config(format!(
+                "ppo: {} feature values are not whole rows of {f}",
+                obs.len()
+            )));
+        }
+        let x = Tensor::from_slice(obs, (obs.len() / f, f), &Device::Cpu)?;
+        let heads = self.net.forward(&x)?;
+        let logits = heads.logits.flatten_all()?.to_vec1::<f32>()?;
+        let values = heads.values.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        Ok((logits, values))
+    }
+
+    /// One PPO update on `rollout`, with the learning rate scaled by `lr_frac` (1 → 0 over
+    /// training where annealed).
+    pub fn update(
+        &mut self,
+        rollout: &Rollout,
+        lr_frac: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<UpdateStats> {
+        let c = self.config;
+        let (adv, ret) = gae::advantages(
+            &rollout.rewards,
+            &rollout.values,
+            &rollout.dones,
+            &rollout.last_values,
+            c.gamma,
+            c.gae_lambda,
+        )?;
+        let n = adv.len();
+        let f = self.net.config().features;
+        if rollout.obs.len() != n * f || rollout.actions.len() != n || rollout.logp.len() != n {
+            return Err(Error::Config(format!(
+                "ppo: a rollout of {n} steps with {} feature values, {} actions and {} log-probabilities",
+                rollout.obs.len(),
+                rollout.actions.len(),
+                rollout.logp.len()
+            )));
+        }
+        let lr = if c.anneal_lr { c.lr * lr_frac } else { c.lr };
+        let size = n.div_ceil(c.minibatches);
+        let mut order: Vec<usize> = (0..n).collect();
+        let (mut sums, mut count) = ([0.0f64; 4], 0usize);
+        let mut approx_kl = 0.0;
+        let mut epochs_run = 0;
+        let vars = self.net.vars();
+        for _ in 0..c.epochs {
+            epochs_run += 1;
+            order.shuffle(rng);
+            for mb in order.chunks(size) {
+                let pick = |xs: &[f64]| -> Vec<f64> { mb.iter().map(|&i| xs[i]).collect() };
+                let mut a = pick(&adv);
+                if c.normalize_advantages && a.len() > 1 {
+                    let mean = a.iter().sum::<f64>() / a.len() as f64;
+                    let var =
+                        a.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (a.len() - 1) as f64;
+                    for x in a.iter_mut() {
+                        *x = (*x - mean) / (var.sqrt() + 1e-8);
+                    }
+                }
+                let dev = &Device::Cpu;
+                let t = |xs: Vec<f64>| -> Result<Tensor> {
+                    Ok(Tensor::from_vec(xs, mb.len(), dev)?.to_dtype(DType::F32)?)
+                };
+                let obs: Vec<f32> = mb
+                    .iter()
+                    .flat_map(|&i| rollout.obs[i * f..(i + 1) * f].iter().copied())
+                    .collect();
+                let obs = Tensor::from_vec(obs, (mb.len(), f), dev)?;
+                let actions = Tensor::from_vec(
+                    mb.iter().map(|&i| rollout.actions[i]).collect::<Vec<u32>>(),
+                    (mb.len(), 1),
+                    dev,
+                )?;
+                let (old_logp, a, r, old_v) = (
+                    t(pick(&rollout.logp))?,
+                    t(a)?,
+                    t(pick(&ret))?,
+                    t(pick(&rollout.values))?,
+                );
+                let heads = self.net.forward(&obs)?;
+                let logp_all = candle_nn::ops::log_softmax(&heads.logits, D::Minus1)?;
+                let logp = logp_all.gather(&actions, 1)?.squeeze(1)?;
+                let entropy = (logp_all.exp()? * &logp_all)?.sum(1)?.neg()?.mean_all()?;
+                let log_ratio = (&logp - &old_logp)?;
+                let ratio = log_ratio.exp()?;
+                let surrogate = (&a * &ratio)?;
+                let clipped = (&a * ratio.clamp(1.0 - c.clip, 1.0 + c.clip)?)?;
+                let policy_loss = surrogate.minimum(&clipped)?.neg()?.mean_all()?;
+                let v = &heads.values;
+                let v_err = (v - &r)?.sqr()?;
+                let value_loss = if c.clip_value {
+                    let v_clip = (&old_v + (v - &old_v)?.clamp(-c.clip, c.clip)?)?;
+                    v_err.maximum(&(v_clip - &r)?.sqr()?)?
+                } else {
+                    v_err
+                }
+                .mean_all()?
+                .affine(0.5, 0.0)?;
+                let loss = ((&policy_loss - (&entropy * c.entropy_coef)?)?
+                    + (&value_loss * c.value_coef)?)?;
+                let mut grads = loss.backward()?;
+                clip_grad_norm(&mut grads, &vars, c.max_grad_norm)?;
+                self.opt.step(&grads, lr)?;
+                let scalar =
+                    |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+                let lr_host: Vec<f32> = log_ratio.to_vec1()?;
+                approx_kl = lr_host
+                    .iter()
+                    .map(|&l| (l as f64).exp() - 1.0 - l as f64)
+                    .sum::<f64>()
+                    / lr_host.len() as f64;
+                let clipped_frac = lr_host
+                    .iter()
+                    .filter(|&&l| ((l as f64).exp() - 1.0).abs() > c.clip)
+                    .count() as f64
+                    / lr_host.len() as f64;
+                for (s, v) in sums.iter_mut().zip([
+                    scalar(&policy_loss)?,
+                    scalar(&value_loss)?,
+                    scalar(&entropy)?,
+                    clipped_frac,
+                ]) {
+                    *s += v;
+                }
+                count += 1;
+                if !(approx_kl.is_finite() && scalar(&loss)?.is_finite()) {
+                    return Err(Error::Numeric(format!(
+                        "ppo: the loss or its KL is not finite (approx_kl {approx_kl})"
+                    )));
+                }
+            }
+            if c.target_kl.is_some_and(|k| approx_kl > k) {
+                break;
+            }
+        }
+        let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
+        let (mr, mv) = (mean(&ret), mean(&rollout.values));
+        let var_r = ret.iter().map(|x| (x - mr).powi(2)).sum::<f64>();
+        let var_e = ret
+            .iter()
+            .zip(&rollout.values)
+            .map(|(r, v)| (r - v - (mr - mv)).powi(2))
+            .sum::<f64>();
+        let k = count.max(1) as f64;
+        Ok(UpdateStats {
+            policy_loss: sums[0] / k,
+            value_loss: sums[1] / k,
+            entropy: sums[2] / k,
+            approx_kl,
+            clip_fraction: sums[3] / k,
+            explained_variance: if var_r > 0.0 {
+                1.0 - var_e / var_r
+            } else {
+                f64::NAN
+            },
+            epochs_run,
+        })
+    }
+}
