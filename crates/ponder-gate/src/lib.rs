@@ -43,6 +43,7 @@
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod features;
 pub mod fixed;
 pub mod grid;
 pub mod method;
