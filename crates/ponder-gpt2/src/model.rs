@@ -216,7 +216,21 @@ impl Gpt2 {
     /// # Shapes
     /// - `ids`: `(b, t)` u32 with `t <= n_positions`; returns `(b, t, n_embd)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        self.run(ids, None)
+        Ok(self.run(ids, None, false)?.0)
+    }
+
+    /// [`Gpt2::forward`] that also returns the last block's attention weights (for the learned
+    /// gate's attention features); the other blocks keep none.
+    ///
+    /// # Shapes
+    /// - `ids`: `(b, t)`; returns `(b, t, n_embd)` and `(b, n_head, t, t)`, row `i` the weights
+    ///   of query `i` (zero above the diagonal).
+    pub fn forward_with_attention(&self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (hidden, probs) = self.run(ids, None, true)?;
+        Ok((
+            hidden,
+            probs.expect("the last block's weights were asked for"),
+        ))
     }
 
     /// Training forward: as [`Gpt2::forward`], with dropout (the config's `embd_pdrop`,
@@ -232,7 +246,7 @@ impl Gpt2 {
             attn: c.attn_pdrop,
             resid: c.resid_pdrop,
         };
-        self.run(ids, Some(train))
+        Ok(self.run(ids, Some(train), false)?.0)
     }
 
     /// Logits through the tied embedding; the pad row's logit is [`PAD_LOGIT`].
@@ -291,7 +305,13 @@ impl Gpt2 {
         Ok((b, t))
     }
 
-    fn run(&self, ids: &Tensor, mut train: Option<Train<'_>>) -> Result<Tensor> {
+    /// The blocks and `ln_f`, and the last block's attention weights where `keep_last`.
+    fn run(
+        &self,
+        ids: &Tensor,
+        mut train: Option<Train<'_>>,
+        keep_last: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t) = self.check_ids(ids)?;
         let d = self.config.n_embd;
         let tok = self
@@ -303,15 +323,27 @@ impl Gpt2 {
         if let Some(tr) = train.as_mut() {
             x = tr.dropout.apply_p(&x, tr.embd)?;
         }
-        for block in &self.blocks {
-            x = self.block(block, &x, train.as_mut())?;
+        let mut kept = None;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let keep = keep_last && i + 1 == self.blocks.len();
+            let (next, probs) = self.block(block, &x, train.as_mut(), keep)?;
+            x = next;
+            kept = probs.or(kept);
         }
-        self.ln_f.forward(&x)
+        Ok((self.ln_f.forward(&x)?, kept))
     }
 
+    /// One block, and its attention weights where `keep`.
+    ///
     /// # Shapes
-    /// - `x`: `(b, t, d)`; returns `(b, t, d)`.
-    fn block(&self, blk: &Block, x: &Tensor, mut train: Option<&mut Train<'_>>) -> Result<Tensor> {
+    /// - `x`: `(b, t, d)`; returns `(b, t, d)` and `(b, nh, t, t)`.
+    fn block(
+        &self,
+        blk: &Block,
+        x: &Tensor,
+        mut train: Option<&mut Train<'_>>,
+        keep: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t, d) = x.dims3()?;
         let (n_head, head_dim) = (self.config.n_head, self.config.head_dim());
 
@@ -328,6 +360,7 @@ impl Gpt2 {
             probs = tr.dropout.apply_p(&probs, tr.attn)?;
         }
         let y = probs.matmul(&v)?; // (b, nh, t, hd)
+        let kept = keep.then(|| probs.clone());
         let y = y.transpose(1, 2)?.reshape((b * t, d))?; // (b·t, d)
         let mut y = blk.attn_proj.forward(&y)?; // (b·t, d)
         if let Some(tr) = train.as_deref_mut() {
@@ -345,7 +378,7 @@ impl Gpt2 {
         if let Some(tr) = train {
             h = tr.dropout.apply_p(&h, tr.resid)?;
         }
-        x + h.reshape((b, t, d))?
+        Ok(((x + h.reshape((b, t, d))?)?, kept))
     }
 
     /// Mean next-token negative log-likelihood (nats/token) of each sequence in `ids`, and the
