@@ -9,7 +9,8 @@
 //! - one step of many LayerNorm regressions at once ([`layer_norm_fit_step`], TTT's UPDATE_k
 //!   in its kernel form), fused for inference;
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
-//!   which never materializes the logits;
+//!   which never materializes the logits, and the same pass keeping each row's entropy,
+//!   `−log max p` and top-5 probabilities for the learned gate ([`linear_loss::linear_probe`]);
 //! - the mixed-precision policy of training ([`Precision`]: f32, or bf16 with f32 master weights);
 //! - atomic `.safetensors` files ([`save_safetensors`]);
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);

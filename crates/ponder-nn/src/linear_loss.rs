@@ -7,6 +7,9 @@
 //! per-row (max, Σ exp) pair, and merges the pairs in tile order, so the result does not depend
 //! on the number of threads. It serves inference; where a gradient is needed (either input
 //! tracked by autograd) or off the CPU, the same function takes the unfused path.
+//!
+//! [`linear_probe`] runs the same pass and also keeps what the learned gate reads of each row's
+//! distribution: its entropy, `−log max p` and the five largest probabilities.
 
 use candle::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
@@ -35,27 +38,7 @@ pub fn linear_cross_entropy(
     targets: &Tensor,
     masked: Option<(usize, f64)>,
 ) -> Result<Tensor> {
-    let (n, d) = x.dims2()?;
-    let (v, dw) = w.dims2()?;
-    if d != dw || targets.dims() != [n] || targets.dtype() != DType::U32 {
-        candle::bail!(
-            "linear_cross_entropy: need x (n, d), w (v, d) and u32 targets (n), got {:?}, {:?} and {:?} {:?}",
-            x.dims(),
-            w.dims(),
-            targets.dtype(),
-            targets.dims()
-        );
-    }
-    if let Some((col, _)) = masked.filter(|&(col, _)| col >= v) {
-        candle::bail!("linear_cross_entropy: masked column {col} is outside the {v} logits");
-    }
-    let fused = x.device().is_cpu()
-        && w.device().is_cpu()
-        && x.dtype() == w.dtype()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && !x.track_op()
-        && !w.track_op();
-    if !fused {
+    let Some(head) = Head::new(x, w, targets, masked, false)? else {
         let logits = x.matmul(&w.t()?)?; // (n, v)
         let logits = match logits.dtype() {
             DType::F32 | DType::F64 => logits,
@@ -66,19 +49,71 @@ pub fn linear_cross_entropy(
             None => logits,
         };
         return crate::cross_entropy(&logits, targets);
-    }
-    let ids = targets.to_vec1::<u32>()?;
-    if let Some(bad) = ids.iter().find(|&&t| t as usize >= v) {
-        candle::bail!("linear_cross_entropy: target {bad} is outside the vocabulary of {v} logits");
-    }
-    let head = Head {
-        n,
-        d,
-        v,
-        masked,
-        ids,
     };
     x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &head)
+}
+
+/// Values per row of [`linear_probe`].
+pub const PROBE_WIDTH: usize = 8;
+
+/// Per row of the logits `x · wᵀ` (column `masked.0` at `masked.1`, as in
+/// [`linear_cross_entropy`]): the negative log-likelihood of the target, the entropy of the
+/// distribution, `−log max p`, and the five largest probabilities in decreasing order. On the
+/// CPU in f32 or f64 one pass over vocabulary tiles; elsewhere (or tracked) from the
+/// materialized logits on the host. No gradient.
+///
+/// # Shapes
+/// - `x`: `(n, d)`; `w`: `(v, d)` with `v >= 5`; `targets`: `(n)` u32; returns
+///   `(n, PROBE_WIDTH)` in f64 for f64 inputs and f32 otherwise.
+pub fn linear_probe(
+    x: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    masked: Option<(usize, f64)>,
+) -> Result<Tensor> {
+    if w.dim(0)? < 5 {
+        candle::bail!("linear_probe: need at least 5 logits, got {:?}", w.dims());
+    }
+    let Some(head) = Head::new(x, w, targets, masked, true)? else {
+        let logits = x.matmul(&w.t()?)?.to_device(&candle::Device::Cpu)?;
+        let out_dtype = if x.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let rows = logits.detach().to_dtype(DType::F64)?.to_vec2::<f64>()?;
+        let ids = targets.to_vec1::<u32>()?;
+        let out: Vec<f64> = rows
+            .into_iter()
+            .zip(ids)
+            .flat_map(|(mut row, t)| {
+                if let Some((c, value)) = masked {
+                    row[c] = value;
+                }
+                probe_row(&row, t as usize)
+            })
+            .collect();
+        let n = out.len() / PROBE_WIDTH;
+        return Tensor::from_vec(out, (n, PROBE_WIDTH), &candle::Device::Cpu)?
+            .to_dtype(out_dtype)?
+            .to_device(x.device());
+    };
+    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &head)
+}
+
+/// [`linear_probe`]'s values of one row of logits, directly (the unfused path).
+fn probe_row(row: &[f64], target: usize) -> [f64; PROBE_WIDTH] {
+    let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = row.iter().map(|v| (v - max).exp()).sum();
+    let lse = max + z.ln();
+    let entropy = -row.iter().map(|v| (v - lse).exp() * (v - lse)).sum::<f64>();
+    let mut sorted = row.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut out = [lse - row[target], entropy, z.ln(), 0.0, 0.0, 0.0, 0.0, 0.0];
+    for k in 0..5 {
+        out[3 + k] = (sorted[k] - lse).exp();
+    }
+    out
 }
 
 impl CustomOp2 for Head {
@@ -94,7 +129,12 @@ impl CustomOp2 for Head {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let out = cpu::run_slices(self, self.name(), [(s1, l1), (s2, l2)])?;
-        Ok((out, Shape::from(self.n)))
+        let shape = if self.probe {
+            Shape::from((self.n, PROBE_WIDTH))
+        } else {
+            Shape::from(self.n)
+        };
+        Ok((out, shape))
     }
 }
 
@@ -104,24 +144,86 @@ impl cpu::SliceOp<2> for Head {
     }
 }
 
-/// The sizes of one head evaluation.
+/// The sizes of one head evaluation, and whether it probes.
 struct Head {
     n: usize,
     d: usize,
     v: usize,
     masked: Option<(usize, f64)>,
     ids: Vec<u32>,
+    probe: bool,
 }
 
 /// One tile's contribution: per row, the max and Σ exp(z − max) over the tile's columns, and
-/// the target logits of the rows whose target falls in the tile.
+/// the target logits of the rows whose target falls in the tile; when probing, per row also
+/// Σ exp(z − max) · (z − max) and the tile's five largest logits.
 struct Partial<T> {
     max: Vec<T>,
     sum: Vec<T>,
     target: Vec<(usize, T)>,
+    dot: Vec<T>,
+    top: Vec<[T; 5]>,
+}
+
+/// `top` (decreasing) with `z` inserted where it belongs among the five largest.
+#[inline(always)]
+fn push_top<T: Float>(top: &mut [T; 5], z: T) {
+    if z > top[4] {
+        let mut i = 4;
+        while i > 0 && z > top[i - 1] {
+            top[i] = top[i - 1];
+            i -= 1;
+        }
+        top[i] = z;
+    }
 }
 
 impl Head {
+    /// Checks the inputs; `None` where the fused kernel cannot serve them (off the CPU, not
+    /// f32 or f64, or tracked by autograd).
+    fn new(
+        x: &Tensor,
+        w: &Tensor,
+        targets: &Tensor,
+        masked: Option<(usize, f64)>,
+        probe: bool,
+    ) -> Result<Option<Self>> {
+        let (n, d) = x.dims2()?;
+        let (v, dw) = w.dims2()?;
+        if d != dw || targets.dims() != [n] || targets.dtype() != DType::U32 {
+            candle::bail!(
+                "linear_cross_entropy: need x (n, d), w (v, d) and u32 targets (n), got {:?}, {:?} and {:?} {:?}",
+                x.dims(),
+                w.dims(),
+                targets.dtype(),
+                targets.dims()
+            );
+        }
+        if let Some((col, _)) = masked.filter(|&(col, _)| col >= v) {
+            candle::bail!("linear_cross_entropy: masked column {col} is outside the {v} logits");
+        }
+        let ids = targets.to_vec1::<u32>()?;
+        if let Some(bad) = ids.iter().find(|&&t| t as usize >= v) {
+            candle::bail!(
+                "linear_cross_entropy: target {bad} is outside the vocabulary of {v} logits"
+            );
+        }
+        let fused = x.device().is_cpu()
+            && w.device().is_cpu()
+            && x.dtype() == w.dtype()
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+            && !x.track_op()
+            && !w.track_op();
+        Ok(fused.then_some(Self {
+            n,
+            d,
+            v,
+            masked,
+            ids,
+            probe,
+        }))
+    }
+
     /// Vocabulary columns per tile for `rows` rows: as many as keep the tile buffer within
     /// [`TILE_ELEMS`], a multiple of 16, at least 16.
     fn tile(&self, rows: usize) -> usize {
@@ -142,8 +244,8 @@ impl Head {
         out
     }
 
-    /// The losses of one block of rows: the tiles in parallel, then each row's partials merged
-    /// in tile order.
+    /// The losses (or probes) of one block of rows: the tiles in parallel, then each row's
+    /// partials merged in tile order.
     fn block<T: Float + Scratch + 'static>(&self, rows: &Rows<T>, w: &[T]) -> Vec<T> {
         let n = rows.ids.len();
         let tile = self.tile(n);
@@ -162,18 +264,34 @@ impl Head {
                 target[row] = z;
             }
         }
-        (0..n)
-            .map(|row| {
-                let max = parts
-                    .iter()
-                    .map(|p| p.max[row])
-                    .fold(T::neg_infinity(), |a, b| if b > a { b } else { a });
-                let sum = parts.iter().fold(T::zero(), |s, p| {
-                    s + p.sum[row] * (p.max[row] - max).exp_fast::<false>()
+        let mut out = Vec::with_capacity(n * if self.probe { PROBE_WIDTH } else { 1 });
+        for (row, &target) in target.iter().enumerate() {
+            let max = parts
+                .iter()
+                .map(|p| p.max[row])
+                .fold(T::neg_infinity(), |a, b| if b > a { b } else { a });
+            let scale = |p: &Partial<T>| (p.max[row] - max).exp_fast::<false>();
+            let sum = parts
+                .iter()
+                .fold(T::zero(), |s, p| s + p.sum[row] * scale(p));
+            let lse = max + sum.ln();
+            out.push(lse - target);
+            if self.probe {
+                // With c = z − max, H = log Σ exp(c) − Σ exp(c) c / Σ exp(c); a tile's
+                // Σ exp(z − m) (z − m) moves to the common max as e^(m − max) (dot + (m − max) sum).
+                let dot = parts.iter().fold(T::zero(), |s, p| {
+                    s + (p.dot[row] + (p.max[row] - max) * p.sum[row]) * scale(p)
                 });
-                max + sum.ln() - target[row]
-            })
-            .collect()
+                out.push(sum.ln() - dot / sum);
+                out.push(sum.ln()); // max p = exp(max − lse)
+                let mut top = [T::neg_infinity(); 5];
+                for p in &parts {
+                    p.top[row].iter().for_each(|&z| push_top(&mut top, z));
+                }
+                out.extend(top.iter().map(|&z| (z - lse).exp()));
+            }
+        }
+        out
     }
 
     /// The partial of `rows` over columns `start..start + tile` (fewer in the last tile).
@@ -202,11 +320,28 @@ impl Head {
             max: Vec::with_capacity(n),
             sum: Vec::with_capacity(n),
             target: Vec::new(),
+            dot: Vec::new(),
+            top: Vec::new(),
         };
         for (i, (row, &t)) in buf.chunks(cols).zip(rows.ids).enumerate() {
-            let (max, sum) = cpu::dispatch(MaxSumExp { row });
-            part.max.push(max);
-            part.sum.push(sum);
+            if self.probe {
+                let (max, sum, dot) = cpu::dispatch(MaxSumExpDot { row });
+                part.max.push(max);
+                part.sum.push(sum);
+                part.dot.push(dot);
+                let mut top = [T::neg_infinity(); 5];
+                // Blocks whose max cannot enter the five are skipped at vector speed.
+                for block in row.chunks(64) {
+                    if cpu::max(block) > top[4] {
+                        block.iter().for_each(|&z| push_top(&mut top, z));
+                    }
+                }
+                part.top.push(top);
+            } else {
+                let (max, sum) = cpu::dispatch(MaxSumExp { row });
+                part.max.push(max);
+                part.sum.push(sum);
+            }
             let t = t as usize;
             if (start..start + cols).contains(&t) {
                 part.target.push((i, row[t - start]));
@@ -275,107 +410,28 @@ impl<T: Float> cpu::Kernel for MaxSumExp<'_, T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle::{Device, Var};
+/// A row's max, `Σ exp(z − max)` and `Σ exp(z − max) (z − max)`, in blocks that vectorize.
+struct MaxSumExpDot<'a, T> {
+    row: &'a [T],
+}
 
-    /// Seeded inputs (Candle's CPU `randn` cannot be seeded), so every run checks the same case.
-    fn inputs(n: usize, d: usize, v: usize, dtype: DType) -> (Tensor, Tensor, Tensor) {
-        let dev = Device::Cpu;
-        let mut rng = crate::init::rng_for(n as u64, "linear-loss-test");
-        let x = crate::init::normal((n, d), 2.0, &mut rng, dtype, &dev).unwrap();
-        let w = crate::init::normal((v, d), 0.5, &mut rng, dtype, &dev).unwrap();
-        let ids: Vec<u32> = (0..n).map(|i| ((i * 7919) % v) as u32).collect();
-        (x, w, Tensor::new(ids, &dev).unwrap())
-    }
-
-    /// The naive form: every logit materialized (as an f64 matmul), the mask written, then
-    /// `log Σ exp − z_target` in f64 per row.
-    fn naive(x: &Tensor, w: &Tensor, t: &Tensor, masked: Option<(usize, f64)>) -> Vec<f64> {
-        let x = x.to_dtype(DType::F64).unwrap();
-        let w = w.to_dtype(DType::F64).unwrap();
-        let logits = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f64>().unwrap();
-        let t = t.to_vec1::<u32>().unwrap();
-        logits
-            .into_iter()
-            .zip(t)
-            .map(|(mut row, t)| {
-                if let Some((c, value)) = masked {
-                    row[c] = value;
-                }
-                let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let lse = max + row.iter().map(|z| (z - max).exp()).sum::<f64>().ln();
-                lse - row[t as usize]
-            })
-            .collect()
-    }
-
-    #[test]
-    fn matches_the_naive_form_in_both_dtypes_with_and_without_a_mask() {
-        // v not a multiple of the tile, several tiles, several row blocks, a target on the
-        // masked column.
-        for (n, d, v) in [(3, 8, 37), (600, 24, 1000), (2100, 8, 300)] {
-            for dtype in [DType::F32, DType::F64] {
-                for masked in [None, Some((v - 1, -1e9)), Some((5, 3.0))] {
-                    let (x, w, t) = inputs(n, d, v, dtype);
-                    let got = linear_cross_entropy(&x, &w, &t, masked).unwrap();
-                    let want = naive(&x, &w, &t, masked);
-                    assert_eq!(got.dtype(), dtype);
-                    let got = got.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
-                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                        let tol = 2e-6 * w.abs().max(1.0);
-                        assert!(
-                            (g - w).abs() < tol,
-                            "n {n} v {v} {dtype:?} {masked:?} row {i}: {g} vs {w}"
-                        );
-                    }
-                }
+impl<T: Float> cpu::Kernel for MaxSumExpDot<'_, T> {
+    type Out = (T, T, T);
+    #[inline(always)]
+    fn run<const FMA: bool>(self) -> (T, T, T) {
+        const BLOCK: usize = 64;
+        let max = cpu::max(self.row);
+        let (mut c, mut e) = ([T::zero(); BLOCK], [T::zero(); BLOCK]);
+        let (mut sum, mut dot) = (T::zero(), T::zero());
+        for block in self.row.chunks(BLOCK) {
+            let (c, e) = (&mut c[..block.len()], &mut e[..block.len()]);
+            for ((c, e), &z) in c.iter_mut().zip(e.iter_mut()).zip(block) {
+                *c = z - max;
+                *e = c.exp_fast::<FMA>();
             }
+            sum += cpu::sum(e);
+            dot += cpu::dot(e, c);
         }
-    }
-
-    #[test]
-    fn the_tile_count_does_not_depend_on_threads_and_the_result_is_reproducible() {
-        let (x, w, t) = inputs(300, 16, 2000, DType::F32);
-        let a = linear_cross_entropy(&x, &w, &t, None)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let b = pool.install(|| linear_cross_entropy(&x, &w, &t, None).unwrap());
-        assert_eq!(a, b.to_vec1::<f32>().unwrap());
-    }
-
-    #[test]
-    fn tracked_inputs_take_the_differentiable_path() {
-        let (x, w, t) = inputs(5, 4, 11, DType::F32);
-        let xv = Var::from_tensor(&x).unwrap();
-        let loss = linear_cross_entropy(xv.as_tensor(), &w, &t, None).unwrap();
-        let grads = loss.sum_all().unwrap().backward().unwrap();
-        let g = grads.get(xv.as_tensor()).expect("a gradient for x");
-        assert_eq!(g.dims(), &[5, 4]);
-        let fused = linear_cross_entropy(&x, &w, &t, None).unwrap();
-        let diff = (loss - fused).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
-    }
-
-    #[test]
-    fn bad_shapes_and_targets_are_errors() {
-        let (x, w, t) = inputs(4, 3, 9, DType::F32);
-        let wide = Tensor::zeros((9, 5), DType::F32, &Device::Cpu).unwrap();
-        assert!(linear_cross_entropy(&x, &wide, &t, None).is_err());
-        let far = Tensor::new(&[0u32, 1, 9, 2], &Device::Cpu).unwrap();
-        let err = linear_cross_entropy(&x, &w, &far, None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("target 9"), "{err}");
-        let err = linear_cross_entropy(&x, &w, &t, Some((9, 0.0)))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("masked column 9"), "{err}");
+        (max, sum, dot)
     }
 }
