@@ -28,6 +28,8 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-gpt2",
             "ponder-ttt",
             "ponder-lora",
+            "ponder-metrics",
+            "ponder-gate",
         ],
     ),
     ("ponder-data", &["ponder-base", "ponder-hub"]),

@@ -275,6 +275,16 @@ impl Gpt2 {
         ponder_nn::linear_cross_entropy(hidden, &self.wte, targets, masked)
     }
 
+    /// [`Gpt2::head_nll`] that also keeps each row's entropy, `−log max p` and five largest
+    /// probabilities ([`ponder_nn::linear_loss::linear_probe`]).
+    ///
+    /// # Shapes
+    /// - `hidden`: `(n, n_embd)`; `targets`: `(n)` u32; returns `(n, 8)`.
+    pub fn head_probe(&self, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let masked = self.pad_token.map(|pad| (pad as usize, PAD_LOGIT));
+        ponder_nn::linear_loss::linear_probe(hidden, &self.wte, targets, masked)
+    }
+
     fn check_ids(&self, ids: &Tensor) -> Result<(usize, usize)> {
         let (b, t) = ids.dims2().map_err(|_| {
             candle::Error::Msg(format!(

@@ -6,12 +6,14 @@
 //!   per-sequence state;
 //! - [`lora`]: the LoRA fast layer's block statistics as reconstruction statistics (its
 //!   UPDATE_k lives with the layer, in `ponder-lora`);
-//! - [`checkpoint`]: saving and loading the fast layer and `fast_norm`.
+//! - [`checkpoint`]: saving and loading the fast layer and `fast_norm`;
+//! - [`PonderLm::probe`] (`probe.rs`): the learned gate's model features of a chunk.
 
 pub mod checkpoint;
 pub mod fast;
 pub mod lm;
 pub mod lora;
+mod probe;
 
 pub use fast::{FastLayer, FastLayerKind, FastNorm, FastState};
 pub use lm::{ChunkResult, PartFlops, PonderLm, SequenceSignal, UpdateOutput};
