@@ -1,5 +1,5 @@
-//! Wall-clock cost of SKIP, UPDATE_1, UPDATE_2, UPDATE_4, the gating signal alone and the
-//! one-pass comparison per chunk-batch, measured in one process on the same inputs, the paths taking turns (medians
+//! Wall-clock cost of SKIP, UPDATE_1, UPDATE_2, UPDATE_4, the gating signal alone, the
+//! one-pass comparison and SKIP with the learned gate's features per chunk-batch, measured in one process on the same inputs, the paths taking turns (medians
 //! over repetitions after a warm-up), so that their ratios are comparable. The report's latency
 //! table comes from here; the criterion benches of `ponder-model` measure the same paths with
 //! statistics.
@@ -44,6 +44,11 @@ pub struct Latency {
     pub signal_s: f64,
     /// The comparison pass (both paths sharing backbone and fast layer); seconds.
     pub compare_s: f64,
+    /// SKIP with the learned gate's model features (`PonderLm::probe`: the last attention
+    /// weights kept, the head's fused probe, hidden statistics); seconds.
+    pub probe_s: f64,
+    /// The same over SKIP, the median of each round's ratio.
+    pub probe_over_skip: f64,
 }
 
 impl std::fmt::Display for Latency {
@@ -68,9 +73,10 @@ impl std::fmt::Display for Latency {
         }
         write!(
             f,
-            ", signal {:.1}% of SKIP, comparison {:.3}x UPDATE_1",
+            ", signal {:.1}% of SKIP, comparison {:.3}x UPDATE_1, SKIP with the gate's features {:.3}x",
             100.0 * self.signal_over_skip(),
-            self.compare_over_update()
+            self.compare_over_update(),
+            self.probe_over_skip
         )
     }
 }
@@ -177,6 +183,12 @@ pub fn measure(
         let stats = lm.signal(&hidden, ids, &lm.initial_state(rows)?, 1)?;
         sync(&stats.step_0)
     };
+    let recon = vec![0.0; rows];
+    let mut probe = || -> Result<()> {
+        let (_, _, losses) = lm.probe(ids, &recon)?;
+        std::hint::black_box(losses);
+        Ok(())
+    };
     let mut compare = || -> Result<()> {
         let r = lm.chunk(ids, &lm.initial_state(rows)?, 1)?;
         sync(&r.skip_loss)?;
@@ -192,11 +204,12 @@ pub fn measure(
             &mut update_4,
             &mut signal,
             &mut compare,
+            &mut probe,
         ],
     )?;
     let reps = rounds[0].len();
     let t: Vec<f64> = rounds.iter().cloned().map(median).collect();
-    let updates_over_skip = [1, 2, 3].map(|path| {
+    let over_skip = |path: usize| {
         median(
             rounds[path]
                 .iter()
@@ -204,7 +217,8 @@ pub fn measure(
                 .map(|(u, s)| u / s)
                 .collect(),
         )
-    });
+    };
+    let updates_over_skip = [1, 2, 3].map(over_skip);
     let flops = lm.flops(tokens, &[1, 2, 4]);
     let skip_flops = flops.backbone + flops.head;
     let flops_over_skip = [0, 1, 2].map(|i| (skip_flops + flops.fast[i].1) / skip_flops);
@@ -221,6 +235,8 @@ pub fn measure(
         flops_over_skip,
         signal_s: t[4],
         compare_s: t[5],
+        probe_s: t[6],
+        probe_over_skip: over_skip(6),
     })
 }
 
