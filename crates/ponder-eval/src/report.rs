@@ -286,7 +286,7 @@ fn cost_section(s: &mut String, id: Option<&EvalRun>, fast: &RunFolder) -> Resul
     let path = fast.latency_run().latency();
     if path.is_file() {
         let rows: Vec<Latency> = read_json(&path)?;
-        s.push_str("Latency per chunk (`ponder bench`, medians in one process, ratios the median of each round's; FLOP ratios counted from the shapes in brackets):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 / SKIP | UPDATE_2 / SKIP | UPDATE_4 / SKIP | signal / SKIP | comparison / UPDATE_1 |\n|---|---|---|---|---|---|---|---|\n");
+        s.push_str("Latency per chunk (`ponder bench`, medians in one process, ratios the median of each round's; FLOP ratios counted from the shapes in brackets):\n\n| shape | batch × tokens | SKIP ms | UPDATE_1 / SKIP | UPDATE_2 / SKIP | UPDATE_4 / SKIP | signal / SKIP | comparison / UPDATE_1 | SKIP with the gate's features / SKIP |\n|---|---|---|---|---|---|---|---|---|\n");
         for l in rows {
             let ratios = l
                 .updates_over_skip
@@ -296,14 +296,15 @@ fn cost_section(s: &mut String, id: Option<&EvalRun>, fast: &RunFolder) -> Resul
                 .collect::<Vec<_>>();
             let _ = writeln!(
                 s,
-                "| {} | {} × {} | {:.1} | {} | {:.1}% | {:.3} |",
+                "| {} | {} × {} | {:.1} | {} | {:.1}% | {:.3} | {:.3} |",
                 l.label,
                 l.rows,
                 l.tokens,
                 1e3 * l.skip_s,
                 ratios.join(" | "),
                 100.0 * l.signal_over_skip(),
-                l.compare_over_update()
+                l.compare_over_update(),
+                l.probe_over_skip
             );
         }
         s.push('\n');
