@@ -3,6 +3,8 @@
 //! global gradient clipping, Adam, an optional approximate-KL early stop; and the original
 //! PonderTTT's settings as a preset.
 
+use std::collections::BTreeMap;
+
 use candle::{DType, Device, Tensor, D};
 use ponder_nn::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use rand::seq::SliceRandom;
@@ -186,6 +188,48 @@ impl Ppo {
     /// The settings.
     pub fn config(&self) -> &PpoConfig {
         &self.config
+    }
+
+    /// Everything a checkpoint needs to continue exactly: the network's variables
+    /// (`policy.<name>`) and Adam's moments (`optim.<name>`), with the optimizer's step count.
+    pub fn state(&self) -> (BTreeMap<String, Tensor>, u64) {
+        let mut tensors: BTreeMap<String, Tensor> = self
+            .net
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (format!("policy.{k}"), v.as_tensor().clone()))
+            .collect();
+        tensors.extend(
+            self.opt
+                .state()
+                .into_iter()
+                .map(|(k, v)| (format!("optim.{k}"), v)),
+        );
+        (tensors, self.opt.steps())
+    }
+
+    /// Restores [`Ppo::state`]; a missing or misshapen tensor is an error naming it.
+    pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
+        for (name, var) in self.net.vars() {
+            let key = format!("policy.{name}");
+            let t = tensors
+                .get(&key)
+                .ok_or_else(|| Error::Config(format!("policy checkpoint lacks {key}")))?;
+            if t.dims() != var.dims() {
+                return Err(Error::Config(format!(
+                    "policy checkpoint: {key} has shape {:?}, the network expects {:?}",
+                    t.dims(),
+                    var.dims()
+                )));
+            }
+            var.set(t)?;
+        }
+        let optim: BTreeMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        self.opt.load_state(&optim, steps)?;
+        Ok(())
     }
 
     /// Samples an action for each row of `obs` (`rows · features` values): the actions, their

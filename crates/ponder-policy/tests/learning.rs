@@ -125,3 +125,65 @@ fn without_the_lagrangian_the_same_training_overspends() -> Result<()> {
     assert!(cost > 1.25 * BUDGET, "cost {cost}");
     Ok(())
 }
+
+/// One training iteration on the toy stream with draws seeded by the iteration.
+fn iteration(ppo: &mut Ppo, it: u64) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(1000 + it);
+    let mut episodes = ENV.start(8, it);
+    let mut rollout = Rollout {
+        envs: 8,
+        ..Rollout::default()
+    };
+    for _ in 0..ENV.steps {
+        let obs = episodes.observe();
+        let (actions, logp, values) = ppo.act(&obs, &mut rng)?;
+        let (rewards, _, done) = episodes.step(&actions);
+        rollout.obs.extend(obs);
+        rollout.actions.extend(actions);
+        rollout.logp.extend(logp);
+        rollout.values.extend(values);
+        rollout.rewards.extend(rewards);
+        rollout.dones.extend(std::iter::repeat_n(done, 8));
+    }
+    rollout.last_values = vec![0.0; 8];
+    ppo.update(&rollout, 1.0, &mut rng)?;
+    Ok(())
+}
+
+fn learner(seed: u64) -> Result<Ppo> {
+    let net = ActorCritic::new(
+        NetConfig {
+            features: ENV.features(),
+            hidden: vec![16, 16],
+            actions: 2,
+            activation: Activation::Tanh,
+        },
+        &mut ChaCha8Rng::seed_from_u64(seed),
+        &candle::Device::Cpu,
+    )?;
+    Ppo::new(net, PpoConfig::cleanrl())
+}
+
+#[test]
+fn a_restored_learner_continues_bit_identically() -> Result<()> {
+    let mut a = learner(1)?;
+    for it in 0..3 {
+        iteration(&mut a, it)?;
+    }
+    let (tensors, steps) = a.state();
+    let mut b = learner(2)?; // other weights, overwritten by the state
+    b.load_state(&tensors, steps)?;
+    for it in 3..5 {
+        iteration(&mut a, it)?;
+        iteration(&mut b, it)?;
+    }
+    let obs = ENV.start(4, 9).observe();
+    let bits =
+        |p: &Ppo| -> Result<Vec<u64>> { Ok(p.values(&obs)?.iter().map(|v| v.to_bits()).collect()) };
+    assert_eq!(bits(&a)?, bits(&b)?);
+    let mut missing = tensors.clone();
+    missing.remove("policy.actor.weight");
+    let err = b.load_state(&missing, steps).err().unwrap().to_string();
+    assert!(err.contains("lacks policy.actor.weight"), "{err}");
+    Ok(())
+}
