@@ -15,9 +15,14 @@ fn inputs(n: usize, d: usize, v: usize, dtype: DType) -> (Tensor, Tensor, Tensor
     (x, w, Tensor::new(ids, &dev).unwrap())
 }
 
-/// The naive form: every logit materialized (as an f64 matmul), the mask written, then
-/// `log Σ exp − z_target` in f64 per row.
-fn naive(x: &Tensor, w: &Tensor, t: &Tensor, masked: Option<(usize, f64)>) -> Vec<f64> {
+/// Every row of logits materialized (as an f64 matmul) with the mask written, beside its
+/// target and the row's log-sum-exp.
+fn materialized(
+    x: &Tensor,
+    w: &Tensor,
+    t: &Tensor,
+    masked: Option<(usize, f64)>,
+) -> Vec<(Vec<f64>, usize, f64)> {
     let x = x.to_dtype(DType::F64).unwrap();
     let w = w.to_dtype(DType::F64).unwrap();
     let logits = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f64>().unwrap();
@@ -31,8 +36,16 @@ fn naive(x: &Tensor, w: &Tensor, t: &Tensor, masked: Option<(usize, f64)>) -> Ve
             }
             let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let lse = max + row.iter().map(|z| (z - max).exp()).sum::<f64>().ln();
-            lse - row[t as usize]
+            (row, t as usize, lse)
         })
+        .collect()
+}
+
+/// The naive form of the loss: `log Σ exp − z_target` in f64 per row.
+fn naive(x: &Tensor, w: &Tensor, t: &Tensor, masked: Option<(usize, f64)>) -> Vec<f64> {
+    materialized(x, w, t, masked)
+        .into_iter()
+        .map(|(row, t, lse)| lse - row[t])
         .collect()
 }
 
@@ -106,19 +119,9 @@ fn bad_shapes_and_targets_are_errors() {
 
 /// The probe's values from the materialized f64 logits.
 fn naive_probe(x: &Tensor, w: &Tensor, t: &Tensor, masked: Option<(usize, f64)>) -> Vec<[f64; 8]> {
-    let x = x.to_dtype(DType::F64).unwrap();
-    let w = w.to_dtype(DType::F64).unwrap();
-    let logits = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f64>().unwrap();
-    let t = t.to_vec1::<u32>().unwrap();
-    logits
+    materialized(x, w, t, masked)
         .into_iter()
-        .zip(t)
-        .map(|(mut row, t)| {
-            if let Some((c, value)) = masked {
-                row[c] = value;
-            }
-            let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let lse = max + row.iter().map(|z| (z - max).exp()).sum::<f64>().ln();
+        .map(|(row, t, lse)| {
             let p: Vec<f64> = row.iter().map(|z| (z - lse).exp()).collect();
             let entropy: f64 = -p
                 .iter()
@@ -127,7 +130,7 @@ fn naive_probe(x: &Tensor, w: &Tensor, t: &Tensor, masked: Option<(usize, f64)>)
             let mut sorted = p.clone();
             sorted.sort_by(|a, b| b.total_cmp(a));
             [
-                lse - row[t as usize],
+                lse - row[t],
                 entropy,
                 -sorted[0].ln(),
                 sorted[0],
