@@ -8,8 +8,9 @@ use crate::reproduce::{Plan, Preset, OOD};
 
 /// The overrides that train a fast layer in stream mode: the state carried across windows of 4
 /// chunks (`docs/design/stream.md`). Where the size has a stream-mode preset, the `fast` phase
-/// trains this layer beside the reset-trained one, `eval-validation` chooses its `ours_lh`, and
-/// `eval-stream` compares both layers in stream mode.
+/// trains this layer beside the reset-trained one, `eval-validation` chooses its `ours_lh`,
+/// `gate` trains the learned gate on each layer, and `eval-stream` compares both layers in
+/// stream mode.
 pub const STREAM_TRAINING: &[&str] = &["fast.mode=\"stream\"", "fast.chunks_per_window=4"];
 
 /// One `ponder` invocation of a phase, with the file that marks it finished.
@@ -157,6 +158,23 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                     add(step(
                         "compare, diagonal k = -1".into(),
                         with_config(&["compare"], &["--causal-k".into(), "-1".into()]),
+                        true,
+                        false,
+                    ));
+                }
+            }
+            "gate" => {
+                // Without a stream-mode preset there is nothing to run; `reproduce::run` says so.
+                if let Some(cfg) = &preset.stream {
+                    add(step(
+                        "learned gate on the reset-trained layer".into(),
+                        with_file(cfg, &["train", "gate"], &[]),
+                        true,
+                        false,
+                    ));
+                    add(step(
+                        "learned gate on the stream-trained layer".into(),
+                        with_file(cfg, &["train", "gate"], &stream_training),
                         true,
                         false,
                     ));

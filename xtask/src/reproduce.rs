@@ -25,6 +25,7 @@ pub const PHASES: &[&str] = &[
     "eval-ood",
     "latency",
     "ablations",
+    "gate",
     "eval-stream",
     "report",
 ];
@@ -165,12 +166,14 @@ impl Preset {
 pub fn run(root: &Path, plan: &Plan) -> Result<()> {
     let preset = Preset::resolve(root, &plan.size, &plan.overrides)?;
     let steps = steps(plan, &preset);
-    if preset.stream.is_none() && plan.phases.iter().any(|p| p == "eval-stream") {
-        println!(
-            "[eval-stream] no stream-mode preset for {} (configs/{}-stream.toml): skipped",
-            preset.path.display(),
-            plan.size
-        );
+    for phase in ["gate", "eval-stream"] {
+        if preset.stream.is_none() && plan.phases.iter().any(|p| p == phase) {
+            println!(
+                "[{phase}] no stream-mode preset for {} (configs/{}-stream.toml): skipped",
+                preset.path.display(),
+                plan.size
+            );
+        }
     }
     if plan.emit_slurm {
         return crate::slurm::emit(root, plan, &steps);
@@ -295,11 +298,22 @@ mod tests {
                 "latency",
                 "ablations",
                 "ablations",
+                "gate",
+                "gate",
                 "eval-stream",
                 "eval-stream",
                 "report"
             ]
         );
+        let gate = all[all.len() - 5].args.join(" ");
+        assert!(
+            gate.starts_with("train gate --config configs/tiny-stream.toml --set fast.k=2"),
+            "{gate}"
+        );
+        assert!(all[all.len() - 4]
+            .args
+            .join(" ")
+            .ends_with("fast.chunks_per_window=4"));
         let stream_trained = all[all.len() - 2].args.join(" ");
         assert!(
             stream_trained.starts_with("compare --config configs/tiny-stream.toml --set fast.k=2")
@@ -323,8 +337,10 @@ mod tests {
         let preset = Preset::resolve(&root, "tiny", &plan.overrides).unwrap();
         let all = steps(&plan, &preset);
         assert_eq!(all.iter().filter(|s| s.phase == "ablations").count(), 1);
-        // Nor a stream-mode preset: no stream-trained layer, no stream-mode comparison.
+        // Nor a stream-mode preset: no stream-trained layer, no learned gate, no stream-mode
+        // comparison.
         assert_eq!(all.iter().filter(|s| s.phase == "eval-stream").count(), 0);
+        assert_eq!(all.iter().filter(|s| s.phase == "gate").count(), 0);
         assert_eq!(all.iter().filter(|s| s.phase == "fast").count(), 1);
         assert!(all
             .iter()

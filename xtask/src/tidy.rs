@@ -49,6 +49,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-data",
             "ponder-gate",
             "ponder-metrics",
+            "ponder-policy",
         ],
     ),
     (
@@ -60,6 +61,9 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-model",
             "ponder-data",
             "ponder-experiment",
+            "ponder-gate",
+            "ponder-policy",
+            "ponder-eval",
         ],
     ),
     (
@@ -73,6 +77,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-gate",
             "ponder-metrics",
             "ponder-experiment",
+            "ponder-policy",
         ],
     ),
     (

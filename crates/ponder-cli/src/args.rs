@@ -177,6 +177,10 @@ pub enum TrainCommand {
     /// config's frozen `fast.backbone`, the original's Phase 1; writes
     /// `<run.out_dir>/fast-<layer>-k<k>`.
     Fast(TrainArgs),
+    /// Train the learned gate of stream mode (`[policy]`: PPO with a PID-Lagrangian budget) on
+    /// the trained fast layer, and choose its budget correction on validation streams; writes
+    /// `<fast run>/policy`, whose `learned/` the `ppo` method of `ponder compare` runs.
+    Gate(TrainArgs),
 }
 
 /// Arguments of a training command.

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use ponder_data::ExperimentData;
 use ponder_experiment::{ExperimentConfig, Layout, OpenOptions, RunDir, RunFolder, Stage};
-use ponder_train::{train_backbone, train_fast};
+use ponder_train::{train_backbone, train_fast, train_policy};
 
 use crate::args::{Global, TrainArgs, TrainCommand};
 
@@ -135,6 +135,47 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 report.steps_run,
                 report.cache_hits,
                 folder.fast_layer().display()
+            );
+            Ok(())
+        }
+        TrainCommand::Gate(a) => {
+            let config = ExperimentConfig::load(&a.config, &a.overrides)?;
+            let policy = config.policy()?;
+            let fast = config.fast()?;
+            let fast_folder = Layout::fast_of(&config)?;
+            let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
+                .with_context(|| format!("loading the backbone {}", fast.backbone))?
+                .model;
+            let lm = ponder_model::checkpoint::load(&fast_folder.fast_layer(), &backbone)
+                .with_context(|| {
+                    format!(
+                        "loading the fast layer from {} (train it with `ponder train fast`)",
+                        fast_folder.fast_layer().display()
+                    )
+                })?;
+            let folder = fast_folder.policy_run();
+            let Some(run) = open_stage(&folder, &config, Stage::Policy, options(a))? else {
+                return Ok(());
+            };
+            let data = prepare_data(global, &config, a.quiet)?;
+            run.record_data(&data.manifests)?;
+            crate::resolve::check_same_tokenizer(
+                &fast.backbone,
+                &data.tokenizer,
+                data.tokenizer_path.as_deref(),
+            )?;
+            let report = train_policy(&config, &lm, &data, &run, !a.quiet)?;
+            let ponder_eval::learned::Correction { beta, cost, loss } = report.correction;
+            println!(
+                "learned gate: {} iterations over {} training streams at {:.1} chunks/s; budget \
+                 correction {beta:.4} gives a mean cost of {cost:.3} (budget {}) and a loss of \
+                 {loss:.4} on {} validation streams; gate in {}",
+                report.iterations_run,
+                report.streams.0,
+                report.chunks_per_s,
+                policy.budget,
+                report.streams.1,
+                folder.learned_policy().display()
             );
             Ok(())
         }

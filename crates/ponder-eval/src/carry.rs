@@ -11,21 +11,14 @@
 use std::time::Instant;
 
 use candle::{Device, Tensor};
-use ponder_gate::{Decision, Gate, Signals};
+use ponder_gate::{Decision, Gate, Signals, ACTIONS};
 use ponder_model::{FastState, PonderLm, SequenceSignal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::file_stream::StreamBatch;
-
-/// Every action a stream-mode method can take: SKIP (a read of the carried state), UPDATE_1,
-/// UPDATE_2, UPDATE_4.
-pub const ACTIONS: [Decision; 4] = [
-    Decision::Skip,
-    Decision::Update(1),
-    Decision::Update(2),
-    Decision::Update(4),
-];
+use crate::learned::{chunk_features, ChunkProbe, FeatureShape, LearnedGate, Position};
+use ponder_gate::features::History;
 
 /// One decision of a method: a stream's chunk, the action taken and what it gave.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -71,19 +64,36 @@ pub enum Actor {
         /// The cost multiplier.
         lambda: f64,
     },
+    /// The learned gate (`ppo`), deterministic, its budget correction applied; each stream's
+    /// history starts fresh with the stream.
+    Learned {
+        /// The trained gate.
+        gate: Box<LearnedGate>,
+        /// The vocabulary size its token features divide by.
+        vocab: usize,
+    },
+}
+
+impl Actor {
+    /// Whether the actor reads the learned gate's model statistics ([`ChunkProbe`]).
+    fn needs_probe(&self) -> bool {
+        matches!(self, Actor::Learned { .. })
+    }
 }
 
 /// The backbone's view of one batch: per chunk position, the rows alive there, their ids and
-/// their hidden states.
+/// their hidden states, and the learned gate's probe of them where asked.
 pub struct BatchHidden {
     chunks: Vec<(Vec<usize>, Tensor, Tensor)>,
+    probes: Option<Vec<ChunkProbe>>,
     /// Seconds the backbone took.
     pub seconds: f64,
 }
 
 impl BatchHidden {
-    /// Runs the backbone over every chunk position of `batch`.
-    pub fn new(lm: &PonderLm, batch: &StreamBatch, device: &Device) -> Result<Self> {
+    /// Runs the backbone over every chunk position of `batch`, and the learned gate's probe
+    /// where `probe`.
+    pub fn new(lm: &PonderLm, batch: &StreamBatch, device: &Device, probe: bool) -> Result<Self> {
         let t0 = Instant::now();
         let len = batch.streams[0].chunks[0].len();
         let chunks = (0..batch.max_chunks())
@@ -94,8 +104,17 @@ impl BatchHidden {
                 Ok((rows, ids, hidden))
             })
             .collect::<Result<Vec<_>>>()?;
+        let probes = probe
+            .then(|| {
+                chunks
+                    .iter()
+                    .map(|(_, ids, _)| ChunkProbe::new(lm, ids))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
         Ok(Self {
             chunks,
+            probes,
             seconds: t0.elapsed().as_secs_f64(),
         })
     }
@@ -113,6 +132,11 @@ pub struct MethodPass {
 }
 
 impl MethodPass {
+    /// Whether its actor reads the learned gate's probe of each batch.
+    pub fn needs_probe(&self) -> bool {
+        self.actor.needs_probe()
+    }
+
     /// A pass with no decision made yet.
     pub fn new(actor: Actor) -> Self {
         Self {
@@ -169,6 +193,12 @@ impl MethodPass {
             _ => (0..batch.streams.len())
                 .map(|_| lm.initial_state(1))
                 .collect::<candle::Result<Vec<_>>>()?,
+        };
+        let mut histories = match &self.actor {
+            Actor::Learned { gate, .. } => (0..batch.streams.len())
+                .map(|_| History::new(gate.meta.history_alpha, gate.meta.budget))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
         };
         for (c, (rows, ids, h)) in hidden.chunks.iter().enumerate() {
             let mut record = |r: usize, steps, loss, sig: Option<SequenceSignal>| {
@@ -247,6 +277,41 @@ impl MethodPass {
                         states[row] = tried[best].1.row(r)?;
                     }
                 }
+                Actor::Learned { gate, vocab } => {
+                    let probe = hidden.probes.as_ref().map(|p| &p[c]).ok_or_else(|| {
+                        crate::error::Error::Config(
+                            "the learned gate's pass needs the batch probed (BatchHidden::new \
+                             with probe)"
+                                .into(),
+                        )
+                    })?;
+                    let at = Position {
+                        hidden: h,
+                        ids,
+                        ids_rows: rows
+                            .iter()
+                            .map(|&r| batch.streams[r].chunks[c].as_slice())
+                            .collect(),
+                        probe,
+                    };
+                    let row_states: Vec<&FastState> = rows.iter().map(|&r| &states[r]).collect();
+                    let row_histories: Vec<History> =
+                        rows.iter().map(|&r| histories[r].clone()).collect();
+                    let shape = FeatureShape {
+                        chunk_len: gate.meta.chunk_len,
+                        vocab: *vocab,
+                        length_norm: gate.meta.length_norm,
+                    };
+                    let (obs, signals) =
+                        chunk_features(lm, &at, &row_states, &row_histories, shape)?;
+                    let decisions = gate.decide(&obs, gate.meta.correction)?;
+                    let (losses, next) = act_rows(lm, h, ids, &row_states, &decisions)?;
+                    for (r, &row) in rows.iter().enumerate() {
+                        histories[row].observe(probe.none_loss[r], decisions[r].cost());
+                        record(r, Some(decisions[r].steps()), losses[r], Some(signals[r]));
+                        states[row] = next[r].clone();
+                    }
+                }
             }
         }
         self.seconds += t0.elapsed().as_secs_f64();
@@ -288,7 +353,10 @@ pub fn act(
 /// Each row's own decision on its own state (`row_states`, one sequence each): rows grouped by
 /// action, one batch per group (the whole batch when every row agrees); per-row losses and
 /// per-row states after it.
-fn act_rows(
+///
+/// # Shapes
+/// - `hidden`: `(rows, t, d)`; `ids`: `(rows, t)`; one state and one decision per row.
+pub fn act_rows(
     lm: &PonderLm,
     hidden: &Tensor,
     ids: &Tensor,

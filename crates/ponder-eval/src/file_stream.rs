@@ -64,8 +64,49 @@ impl StreamBatch {
     }
 }
 
-/// The streams of `tokens` (documents joined by `eot`) under stream-mode `config`;
-/// `shuffle` = `Some(seed)` permutes every chunk's tokens (the shuffled-input ablation).
+/// The streams of `tokens` (documents joined by `eot`): each file with a whole chunk of
+/// `chunk_len` tokens, cut into at most `most` of them, in file order, at most `wanted` files.
+/// An error when no file has a whole chunk.
+pub fn file_streams(
+    tokens: &[u32],
+    eot: u32,
+    chunk_len: usize,
+    most: usize,
+    wanted: usize,
+) -> Result<Vec<FileStream>> {
+    let mut streams = Vec::new();
+    for doc in ponder_data::pack::split_documents(tokens, eot) {
+        if streams.len() == wanted {
+            break;
+        }
+        let n = ponder_data::pack::n_windows(doc, chunk_len).min(most);
+        if n == 0 {
+            continue;
+        }
+        let chunks = (0..n)
+            .map(|c| {
+                ponder_data::pack::window(doc, c, chunk_len)
+                    .expect("n whole chunks")
+                    .to_vec()
+            })
+            .collect();
+        streams.push(FileStream {
+            index: streams.len(),
+            chunks,
+        });
+    }
+    if streams.is_empty() {
+        return Err(Error::Data(format!(
+            "no file of the stream ({} tokens) has a whole chunk of {chunk_len} tokens",
+            tokens.len()
+        )));
+    }
+    Ok(streams)
+}
+
+/// The streams of `tokens` (documents joined by `eot`) under stream-mode `config`, batched
+/// `batch_size` at a time; `shuffle` = `Some(seed)` permutes every chunk's tokens (the
+/// shuffled-input ablation).
 pub fn stream_batches(
     tokens: &[u32],
     eot: u32,
@@ -76,37 +117,20 @@ pub fn stream_batches(
     let most = config.chunks_per_stream.ok_or_else(|| {
         Error::Config("stream batches need eval.chunks_per_stream (stream mode)".into())
     })?;
-    let t = config.chunk_len;
-    let wanted = config.batch_size * config.max_batches;
-    let mut streams = Vec::new();
-    for doc in ponder_data::pack::split_documents(tokens, eot) {
-        if streams.len() == wanted {
-            break;
+    let mut streams = file_streams(
+        tokens,
+        eot,
+        config.chunk_len,
+        most,
+        config.batch_size * config.max_batches,
+    )?;
+    if let Some(seed) = shuffle {
+        for s in &mut streams {
+            let row = s.index % config.batch_size;
+            for (c, chunk) in s.chunks.iter_mut().enumerate() {
+                *chunk = permute_chunk(chunk, seed, c, row);
+            }
         }
-        let n = ponder_data::pack::n_windows(doc, t).min(most);
-        if n == 0 {
-            continue;
-        }
-        let row = streams.len() % config.batch_size;
-        let chunks = (0..n)
-            .map(|c| {
-                let chunk = ponder_data::pack::window(doc, c, t).expect("n whole chunks");
-                match shuffle {
-                    Some(seed) => permute_chunk(chunk, seed, c, row),
-                    None => chunk.to_vec(),
-                }
-            })
-            .collect();
-        streams.push(FileStream {
-            index: streams.len(),
-            chunks,
-        });
-    }
-    if streams.is_empty() {
-        return Err(Error::Data(format!(
-            "no file of the evaluation stream ({} tokens) has a whole chunk of {t} tokens",
-            tokens.len()
-        )));
     }
     let mut batches = Vec::new();
     let mut rest = streams.into_iter().peekable();

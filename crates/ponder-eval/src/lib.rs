@@ -11,6 +11,7 @@
 //!   (each method's pass with per-stream states), [`stream_compare`] (every method, the greedy
 //!   oracle), [`stream_records`] (resumable, batch by batch), [`stream_summary`] (the
 //!   statistics) and [`stream_experiment`] (the whole call, [`run_stream_comparison`]);
+//!   [`learned`] is the learned gate (`ppo`) there: its features, its file and its decisions;
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
 //! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
@@ -24,6 +25,7 @@ pub mod experiment;
 pub mod file_stream;
 pub mod flops;
 pub mod latency;
+pub mod learned;
 mod open;
 pub mod output;
 pub mod paper;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::carry::{Actor, BatchHidden, MethodPass, StepRecord};
 use crate::error::{Error, Result};
 use crate::file_stream::StreamBatch;
+use crate::learned::LearnedGate;
 use crate::stream_records::{append, read_batches, reopen, BatchRecord, MethodBatch};
 use ponder_experiment::EvalConfig;
 
@@ -56,11 +57,30 @@ pub struct StreamRun {
     pub backbone_seconds: f64,
 }
 
-/// The actor of a listed method (not `greedy_oracle`); `selected` resolves `ours_lh`. Gates
-/// that update spend the budget as an UPDATE_1 rate ρ = `eval.budget`.
-fn actor(method: &Method, selected: Option<&GateConfig>, eval: &EvalConfig) -> Result<Actor> {
-    if *method == Method::Backbone {
-        return Ok(Actor::Backbone);
+/// The actor of a listed method (not `greedy_oracle`); `selected` resolves `ours_lh`, and
+/// `learned` is taken by `ppo`. Gates that update spend the budget as an UPDATE_1 rate
+/// ρ = `eval.budget`.
+fn actor(
+    method: &Method,
+    selected: Option<&GateConfig>,
+    learned: &mut Option<(LearnedGate, usize)>,
+    eval: &EvalConfig,
+) -> Result<Actor> {
+    match method {
+        Method::Backbone => return Ok(Actor::Backbone),
+        Method::Learned => {
+            let (gate, vocab) = learned.take().ok_or_else(|| {
+                Error::Config(format!(
+                    "eval.methods lists {} once at most, and it needs the trained learned gate",
+                    ponder_gate::LEARNED
+                ))
+            })?;
+            return Ok(Actor::Learned {
+                gate: Box::new(gate),
+                vocab,
+            });
+        }
+        _ => {}
     }
     let config = method.resolve(selected)?;
     let budget = Budget::new(eval.budget)?;
@@ -76,14 +96,17 @@ fn actor(method: &Method, selected: Option<&GateConfig>, eval: &EvalConfig) -> R
 }
 
 /// Runs every method of `eval` over `batches` (and [`RESET_UPDATE_1`] when `update_1` is
-/// listed); `on_batch(done, total)` reports progress. With `records`, every batch's decisions are
-/// appended there as it finishes, and the batches it already holds are replayed, not run again
+/// listed); `on_batch(done, total)` reports progress. `learned` is the trained learned gate and
+/// the vocabulary size, which `ppo` needs. With `records`, every batch's decisions are appended
+/// there as it finishes, and the batches it already holds are replayed, not run again
 /// ([`crate::stream_records`]).
+#[allow(clippy::too_many_arguments)]
 pub fn run_streams(
     lm: &PonderLm,
     batches: &[StreamBatch],
     eval: &EvalConfig,
     selected: Option<&GateConfig>,
+    mut learned: Option<(LearnedGate, usize)>,
     device: &Device,
     records: Option<&Path>,
     mut on_batch: impl FnMut(usize, usize),
@@ -96,8 +119,9 @@ pub fn run_streams(
     let mut names: Vec<String> = listed.iter().map(|m| m.name()).collect();
     let mut passes = listed
         .iter()
-        .map(|m| Ok(MethodPass::new(actor(m, selected, eval)?)))
+        .map(|m| Ok(MethodPass::new(actor(m, selected, &mut learned, eval)?)))
         .collect::<Result<Vec<_>>>()?;
+    let probe = passes.iter().any(|p| p.needs_probe());
     let update_1 = Method::Policy(GateConfig::Update { steps: 1 });
     if eval.methods.contains(&update_1) {
         names.push(RESET_UPDATE_1.to_string());
@@ -126,12 +150,12 @@ pub fn run_streams(
                 pass.replay(&m.steps)?;
             }
             if b < greedy_batches {
-                kept.push(BatchHidden::new(lm, batch, device)?);
+                kept.push(BatchHidden::new(lm, batch, device, false)?);
             }
             on_batch(b + 1, batches.len());
             continue;
         }
-        let hidden = BatchHidden::new(lm, batch, device)?;
+        let hidden = BatchHidden::new(lm, batch, device, probe)?;
         backbone_seconds += hidden.seconds;
         let before: Vec<usize> = passes.iter().map(|p| p.records.len()).collect();
         for pass in &mut passes {

@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::experiment::CompareRequest;
 use crate::file_stream::stream_batches;
 use crate::flops::chunk_flops;
+use crate::learned::LearnedGate;
 use crate::open::{open_comparison, Opened};
 use crate::stream_compare::run_streams;
 use crate::stream_summary::{steps_csv, summarize, StreamCost, StreamSummary};
@@ -39,6 +40,15 @@ pub fn run_stream_comparison(
     req: &CompareRequest<'_>,
     on_batch: impl FnMut(usize, usize),
 ) -> Result<Option<StreamOutcome>> {
+    // The learned gate first: a missing or foreign one leaves no run folder behind.
+    let listed = req.config.eval()?;
+    let learned = if listed.methods.contains(&ponder_gate::Method::Learned) {
+        let backbone = req.lm.backbone_model();
+        let gate = LearnedGate::for_comparison(req.config, listed, backbone.device())?;
+        Some((gate, backbone.config().vocab_size))
+    } else {
+        None
+    };
     let Some(Opened {
         eval,
         name,
@@ -66,6 +76,7 @@ pub fn run_stream_comparison(
         &batches,
         &eval,
         selected,
+        learned,
         &device,
         Some(&folder.records()),
         on_batch,

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use ponder_metrics::{bootstrap_ci_paired, Interval};
 use serde::{Deserialize, Serialize};
 
-use crate::carry::{StepRecord, ACTIONS};
+use crate::carry::StepRecord;
 use crate::error::{Error, Result};
 use crate::flops::ChunkFlops;
 use crate::stream_compare::{mean_of, GreedySearch, MethodSteps, StreamRun};
 use ponder_experiment::{EvalConfig, StateMode};
+use ponder_gate::ACTIONS;
 
 /// One method's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,73 @@ pub struct StreamSummary {
     /// The greedy oracle's search, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greedy: Option<GreedySearch>,
+    /// Paired differences of mean loss per chunk between the learned gate and the gates it is
+    /// measured against, when it ran ([`PAIRED`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<LossDifference>,
+}
+
+/// The pairs of methods whose loss difference is reported with a paired interval, where both
+/// ran: the learned gate against the best training-free controller (`ours_lh`), the original's
+/// (`ours`) and Random; and `ours_lh` against Random.
+pub const PAIRED: [(&str, &str); 4] = [
+    (ponder_gate::LEARNED, ponder_gate::SELECTED),
+    (ponder_gate::LEARNED, "ours"),
+    (ponder_gate::LEARNED, "random"),
+    (ponder_gate::SELECTED, "random"),
+];
+
+/// `loss(a) − loss(b)`, the mean loss per chunk over the same streams, with an interval that
+/// resamples whole streams for both at once; below zero, `a` is better.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossDifference {
+    /// The first method.
+    pub a: String,
+    /// The second method.
+    pub b: String,
+    /// The difference and its interval.
+    pub difference: Interval,
+    /// Mean cost per chunk of `a` minus that of `b`.
+    pub cost_difference: f64,
+}
+
+/// [`LossDifference`] of `a` and `b`, which decided the same streams' chunks.
+fn loss_difference(a: &MethodSteps, b: &MethodSteps, eval: &EvalConfig) -> Result<LossDifference> {
+    // Per stream: chunk count, loss sum of a, loss sum of b.
+    let mut per: BTreeMap<usize, (f64, f64, f64)> = BTreeMap::new();
+    for s in &a.steps {
+        let e = per.entry(s.stream).or_default();
+        *e = (e.0 + 1.0, e.1 + s.loss, e.2);
+    }
+    for s in &b.steps {
+        let e = per.get_mut(&s.stream).ok_or_else(|| {
+            Error::Data(format!(
+                "{} decided stream {}, which {} did not",
+                b.method, s.stream, a.method
+            ))
+        })?;
+        e.2 += s.loss;
+    }
+    let rows: Vec<(f64, f64, f64)> = per.into_values().collect();
+    let stat = |idx: &[usize]| {
+        let (n, d) = idx.iter().fold((0.0, 0.0), |(n, d), &i| {
+            (n + rows[i].0, d + rows[i].1 - rows[i].2)
+        });
+        d / n
+    };
+    let difference = bootstrap_ci_paired(
+        rows.len(),
+        stat,
+        eval.bootstrap_resamples,
+        eval.ci_level,
+        eval.seed,
+    )?;
+    Ok(LossDifference {
+        a: a.method.clone(),
+        b: b.method.clone(),
+        difference,
+        cost_difference: mean_of(&a.steps, StepRecord::cost) - mean_of(&b.steps, StepRecord::cost),
+    })
 }
 
 /// What a stream-mode comparison's passes took in this process (`cost.json`; a resumed run counts
@@ -210,6 +278,16 @@ pub fn summarize(
                 .len()
         })
         .unwrap_or(0);
+    let find = |name: &str| run.methods.iter().find(|m| m.method == name);
+    let differences = if find(ponder_gate::LEARNED).is_some() {
+        PAIRED
+            .iter()
+            .filter_map(|(a, b)| Some((find(a)?, find(b)?)))
+            .map(|(a, b)| loss_difference(a, b, eval))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     Ok(StreamSummary {
         trained_in,
         chunk_flops: flops.clone(),
@@ -218,6 +296,7 @@ pub fn summarize(
         streams,
         methods,
         greedy: run.greedy.as_ref().map(|(_, s)| s.clone()),
+        differences,
     })
 }
 
@@ -294,6 +373,13 @@ impl std::fmt::Display for StreamSummary {
                 g.lambda,
                 g.streams,
                 g.tried.len()
+            )?;
+        }
+        for d in &self.differences {
+            writeln!(
+                f,
+                "loss {} − {}: {:+.4} [{:+.4}, {:+.4}] (cost {:+.3})",
+                d.a, d.b, d.difference.point, d.difference.lo, d.difference.hi, d.cost_difference
             )?;
         }
         Ok(())

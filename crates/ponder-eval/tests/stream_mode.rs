@@ -55,7 +55,17 @@ fn files(n: usize) -> Vec<u32> {
 
 fn run_all(lm: &PonderLm, tokens: &[u32], eval: &EvalConfig) -> StreamRun {
     let batches = stream_batches(tokens, EOT, eval, None).unwrap();
-    run_streams(lm, &batches, eval, None, &Device::Cpu, None, |_, _| {}).unwrap()
+    run_streams(
+        lm,
+        &batches,
+        eval,
+        None,
+        None,
+        &Device::Cpu,
+        None,
+        |_, _| {},
+    )
+    .unwrap()
 }
 
 fn losses(run: &StreamRun, method: &str) -> Vec<f64> {
@@ -234,6 +244,7 @@ fn an_interrupted_stream_comparison_resumes_to_the_same_decisions() {
             &batches,
             &eval,
             None,
+            None,
             &Device::Cpu,
             Some(path),
             |_, _| {},
@@ -257,6 +268,7 @@ fn an_interrupted_stream_comparison_resumes_to_the_same_decisions() {
         &lm,
         &other,
         &eval,
+        None,
         None,
         &Device::Cpu,
         Some(&path),

@@ -1,5 +1,5 @@
 //! [`ExperimentConfig`]: one TOML file with every section of an experiment, each typed
-//! (`[run] [data] [model] [backbone] [fast] [fast.ttt | fast.lora] [eval]`), every field that
+//! (`[run] [data] [model] [backbone] [fast] [fast.ttt | fast.lora] [eval] [policy]`), every field that
 //! moves a number spelled out, unknown keys refused; typed dotted overrides
 //! (`--set fast.k=2`) that must name an existing key; and the sections each stage of an
 //! experiment is made from ([`Stage`]), which decide when a finished run folder still fits.
@@ -11,7 +11,7 @@ use ponder_gpt2::Gpt2Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io, Error, Result};
-use crate::sections::{BackboneConfig, EvalConfig, FastConfig};
+use crate::sections::{BackboneConfig, EvalConfig, FastConfig, PolicyConfig};
 
 /// The whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct ExperimentConfig {
     /// The method comparison.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<EvalConfig>,
+    /// The learned gate's training (stream mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyConfig>,
 }
 
 /// Run identity.
@@ -54,6 +57,8 @@ pub enum Stage {
     Backbone,
     /// Training the fast layer: also reads `[fast]`.
     Fast,
+    /// Training the learned gate on a trained fast layer: also reads `[policy]`.
+    Policy,
     /// Evaluating, comparing or measuring a trained fast layer: reads every section.
     Eval,
 }
@@ -121,6 +126,10 @@ impl ExperimentConfig {
                 Stage::Eval => self.eval.clone(),
                 _ => None,
             },
+            policy: match stage {
+                Stage::Policy | Stage::Eval => self.policy.clone(),
+                _ => None,
+            },
             ..self.clone()
         };
         view.to_toml()
@@ -140,6 +149,15 @@ impl ExperimentConfig {
         self.eval
             .as_ref()
             .ok_or_else(|| Error::Config("the config has no [eval] section".into()))
+    }
+
+    /// The `[policy]` section, or an error naming the command that needs it.
+    pub fn policy(&self) -> Result<&PolicyConfig> {
+        self.policy.as_ref().ok_or_else(|| {
+            Error::Config(
+                "the config has no [policy] section (the learned gate to train or compare)".into(),
+            )
+        })
     }
 
     /// The `[backbone]` section, or an error.
@@ -174,6 +192,9 @@ impl ExperimentConfig {
         }
         if let Some(e) = &self.eval {
             e.validate(&self.model)?;
+        }
+        if let Some(p) = &self.policy {
+            p.validate()?;
         }
         Ok(())
     }

@@ -220,9 +220,10 @@ fn stream_mode_settings_are_checked() {
     assert_eq!(config.fast, tiny.fast);
     // A reset-mode key in stream mode, and stream-mode keys in reset mode.
     let mut with_window = stream.clone();
-    with_window = with_window.replace(
+    with_window = with_window.replacen(
         "chunks_per_stream = 8",
         "chunks_per_stream = 8\nchunks_per_window = 2",
+        1,
     );
     let e = err(&with_window, &[]);
     assert!(
@@ -261,4 +262,62 @@ fn stream_mode_settings_are_checked() {
         e.contains("eval.greedy_oracle_batches to the (positive)"),
         "{e}"
     );
+}
+
+#[test]
+fn the_policy_section_is_checked() {
+    let stream = std::fs::read_to_string(preset("tiny-stream")).unwrap();
+    let config = ExperimentConfig::from_toml(&stream, &[]).unwrap();
+    let policy = config.policy().unwrap();
+    assert_eq!(policy.budget, config.eval().unwrap().cost_budget().unwrap());
+    assert_eq!(policy.ppo, ponder_policy::PpoConfig::cleanrl());
+    // The policy's stage reads [policy] but not [eval]; no stage before it reads [policy].
+    let other = ExperimentConfig::from_toml(&stream, &["policy.iterations=3".into()]).unwrap();
+    assert_ne!(
+        config.stage_toml(Stage::Policy),
+        other.stage_toml(Stage::Policy)
+    );
+    assert_eq!(
+        config.stage_toml(Stage::Fast),
+        other.stage_toml(Stage::Fast)
+    );
+    let budget = ExperimentConfig::from_toml(&stream, &["eval.budget=0.25".into()]).unwrap();
+    assert_eq!(
+        config.stage_toml(Stage::Policy),
+        budget.stage_toml(Stage::Policy)
+    );
+    assert!(!tiny_text().contains("[policy"));
+    let e = ExperimentConfig::from_toml(&tiny_text(), &[])
+        .unwrap()
+        .policy()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no [policy] section"), "{e}");
+    // A budget no mix of actions leaves a choice at, a feature vector or action set of another
+    // width, and bad PPO or controller settings.
+    for (set, needle) in [
+        ("policy.budget=0.5", "policy.budget = 0.5: no mix of SKIP"),
+        ("policy.budget=9.0", "policy.budget = 9: no mix of SKIP"),
+        ("policy.net.features=32", "policy.net.features = 32"),
+        ("policy.net.actions=2", "stream mode has 4 actions"),
+        (
+            "policy.streams_per_iteration=2000",
+            "exceeds policy.train_streams",
+        ),
+        ("policy.reward_scale=0.0", "policy.reward_scale must be"),
+        ("policy.ppo.lr=-1.0", "policy.ppo.lr must be > 0"),
+        ("policy.pid.kp=-1.0", "policy.pid.kp must be"),
+        (
+            "policy.net.dropout=1.0",
+            "policy.net.dropout must be in [0, 1)",
+        ),
+        (
+            "policy.iterations=0",
+            "policy.iterations must be at least 1",
+        ),
+        ("policy.ppo.nope=1", "unknown field `nope`"),
+    ] {
+        let e = err(&stream, &[set]);
+        assert!(e.contains(needle), "{set}: {e}");
+    }
 }

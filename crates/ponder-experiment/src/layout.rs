@@ -15,6 +15,9 @@
 //!     validation/<language>[…]/      comparisons on the validation split, the same files, and
 //!                                    selection.json (the controller chosen as `ours_lh`)
 //!     latency/                       `ponder bench`: latency.json
+//!     policy/                        `ponder train gate`: the learned gate's training run
+//!       learned/                     (checkpoint/, metrics.jsonl, …) and the trained gate:
+//!                                    policy.json policy.safetensors
 //!     report.md plots/               `ponder report`
 //! ```
 
@@ -229,6 +232,26 @@ impl RunFolder {
     /// figures.
     pub fn selection(&self) -> PathBuf {
         self.dir.join("selection.json")
+    }
+
+    /// The learned gate's training run on this fast layer (`ponder train gate`).
+    pub fn policy_run(&self) -> RunFolder {
+        RunFolder::new(self.dir.join("policy"))
+    }
+
+    /// The trained learned gate of a policy run.
+    pub fn learned_policy(&self) -> PathBuf {
+        self.dir.join("learned")
+    }
+
+    /// The settings of a learned gate's folder.
+    pub fn policy_meta(dir: &Path) -> PathBuf {
+        dir.join("policy.json")
+    }
+
+    /// The weights of a learned gate's folder.
+    pub fn policy_tensors(dir: &Path) -> PathBuf {
+        dir.join("policy.safetensors")
     }
 
     /// The latency measurement of this fast layer (`ponder bench`).

@@ -1,10 +1,10 @@
 //! The experiment layer: what a run is, where it writes, and what it writes.
 //!
 //! - [`config`]: [`ExperimentConfig`], every section of an experiment's TOML file typed
-//!   (`[run] [data] [model] [backbone] [fast] [eval]`, unknown keys refused), with dotted
+//!   (`[run] [data] [model] [backbone] [fast] [eval] [policy]`, unknown keys refused), with dotted
 //!   `--set` overrides checked against the types ([`overrides`]), and the sections each stage of
 //!   an experiment is made from ([`Stage`]);
-//! - [`sections`]: the `[backbone]`, `[fast]` and `[eval]` sections;
+//! - [`sections`]: the `[backbone]`, `[fast]`, `[eval]` and `[policy]` sections;
 //! - [`layout`]: [`Layout`] and [`RunFolder`], the one place that names a run folder's paths;
 //! - [`records`]: the typed lines of `metrics.jsonl` and `timing.jsonl`, written and read by the
 //!   same structs;
@@ -24,4 +24,4 @@ pub use error::{Error, Result};
 pub use layout::{Ablation, Layout, RunFolder};
 pub use records::{Metric, Timing};
 pub use run_dir::{OpenOptions, RunDir};
-pub use sections::{BackboneConfig, EvalConfig, FastConfig, StateMode};
+pub use sections::{BackboneConfig, EvalConfig, FastConfig, PolicyConfig, StateMode};

@@ -19,6 +19,8 @@ pub enum Metric {
     FastStep(FastStep),
     /// A fast-layer validation.
     FastValidation(FastValidation),
+    /// An iteration of the learned gate's training.
+    PolicyIteration(PolicyIteration),
     /// The run finished; nothing follows.
     Done(Done),
 }
@@ -81,6 +83,40 @@ pub struct FastValidation {
     pub val_update_loss: f64,
 }
 
+/// One PPO iteration of the learned gate: its rollout's figures and its update's diagnostics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyIteration {
+    /// Iterations done, from 1.
+    pub iteration: u64,
+    /// Mean return per stream before the budget's charge: `reward_scale` times the stream's
+    /// loss reduction below the backbone alone, summed over its chunks.
+    pub return_mean: f64,
+    /// Mean cost per chunk of the rollout.
+    pub cost: f64,
+    /// Mean next-token loss per chunk of the rollout, nats/token.
+    pub loss: f64,
+    /// The multiplier the rollout's rewards were charged with.
+    pub lambda: f64,
+    /// Fractions of the rollout's chunks taking each action (SKIP, UPDATE_1, UPDATE_2, UPDATE_4).
+    pub actions: Vec<f64>,
+    /// Mean entropy of the policy over the update's minibatches.
+    pub entropy: f64,
+    /// The approximate KL of the update's last minibatch (the configured estimator).
+    pub approx_kl: f64,
+    /// Fraction of probability ratios outside `1 ± ε`.
+    pub clip_fraction: f64,
+    /// The clipped surrogate loss.
+    pub policy_loss: f64,
+    /// The value loss.
+    pub value_loss: f64,
+    /// `1 − Var(R − V) / Var(R)`; absent when the returns do not vary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explained_variance: Option<f64>,
+    /// Passes over the rollout run (fewer than configured after a KL stop).
+    pub epochs_run: usize,
+}
+
 /// The last record of a finished run, with its final figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +159,7 @@ impl Metric {
             Self::BackboneValidation(r) => Some(r.step),
             Self::FastStep(r) => Some(r.step),
             Self::FastValidation(r) => Some(r.step),
+            Self::PolicyIteration(r) => Some(r.iteration),
             Self::Done(_) => None,
         }
     }
@@ -162,6 +199,9 @@ pub struct CheckpointState {
     pub adam_steps: u64,
     /// Lines of `metrics.jsonl` written by then.
     pub metric_lines: usize,
+    /// The learned gate's budget controller, where the run trains one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lagrangian: Option<ponder_policy::PidLagrangian>,
 }
 
 #[cfg(test)]

@@ -255,6 +255,7 @@ impl RunDir {
             step,
             adam_steps: opt.steps(),
             metric_lines: self.metric_lines()?,
+            lagrangian: None,
         };
         self.save_checkpoint(&tensors, &state)
     }

@@ -61,7 +61,7 @@ pub use config::{GateConfig, OracleScope};
 pub use error::{Error, Result};
 pub use fixed::Fixed;
 pub use grid::ControllerGrid;
-pub use method::{Method, BACKBONE, GREEDY_ORACLE, SELECTED};
+pub use method::{Method, BACKBONE, GREEDY_ORACLE, LEARNED, SELECTED};
 pub use pid::{PidParams, PidReconGate};
 pub use quantile::{QuantileGate, QuantileParams};
 pub use random::RandomGate;
@@ -97,6 +97,15 @@ pub enum Decision {
 
 /// The inner steps an UPDATE may take: the actions UPDATE_1, UPDATE_2 and UPDATE_4.
 pub const UPDATE_STEPS: [u32; 3] = [1, 2, 4];
+
+/// Every action of stream mode, in the learned gate's order (its logits): SKIP (a read of the
+/// carried state), UPDATE_1, UPDATE_2, UPDATE_4.
+pub const ACTIONS: [Decision; 4] = [
+    Decision::Skip,
+    Decision::Update(1),
+    Decision::Update(2),
+    Decision::Update(4),
+];
 
 /// Checks that `k` is one of [`UPDATE_STEPS`]; `key` names the setting in the error.
 pub fn check_update_steps(key: &str, k: u64) -> Result<()> {

@@ -7,9 +7,10 @@
 //! experiment chose on its validation split ([`Method::Selected`]); the evaluation resolves it
 //! with [`Method::resolve`].
 //!
-//! Two methods of stream mode are not gates at all: `none` ([`Method::Backbone`]), the backbone
-//! without the fast layer, and `greedy_oracle` ([`Method::GreedyOracle`]), a reference that tries
-//! every action on the model and keeps the best under a cost multiplier.
+//! Three methods of stream mode are not training-free gates: `none` ([`Method::Backbone`]), the
+//! backbone without the fast layer, `greedy_oracle` ([`Method::GreedyOracle`]), a reference that
+//! tries every action on the model and keeps the best under a cost multiplier, and `ppo`
+//! ([`Method::Learned`]), the learned gate trained by `ponder train gate`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +27,9 @@ pub const BACKBONE: &str = "none";
 /// The name of [`Method::GreedyOracle`].
 pub const GREEDY_ORACLE: &str = "greedy_oracle";
 
+/// The name of [`Method::Learned`].
+pub const LEARNED: &str = "ppo";
+
 /// A policy named by its short name. In TOML and JSON it is that name, a string.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -40,6 +44,9 @@ pub enum Method {
     /// from the current state, and the one with the least loss plus a multiplier times its cost
     /// is kept.
     GreedyOracle,
+    /// Stream mode's learned gate (`ppo`): the actor-critic trained with PPO under a PID
+    /// Lagrangian, deterministic at inference.
+    Learned,
 }
 
 impl Method {
@@ -52,9 +59,12 @@ impl Method {
         }
     }
 
-    /// Whether the method exists only in stream mode (`none`, `greedy_oracle`).
+    /// Whether the method exists only in stream mode (`none`, `greedy_oracle`, `ppo`).
     pub fn stream_only(&self) -> bool {
-        matches!(self, Method::Backbone | Method::GreedyOracle)
+        matches!(
+            self,
+            Method::Backbone | Method::GreedyOracle | Method::Learned
+        )
     }
 
     /// The policy, with [`Method::Selected`] taken from `selected`; an error when that is
@@ -68,7 +78,7 @@ impl Method {
                      none has been chosen (run the validation comparison with [eval.select] first)"
                 ))
             }),
-            Method::Backbone | Method::GreedyOracle => Err(Error::Config(format!(
+            Method::Backbone | Method::GreedyOracle | Method::Learned => Err(Error::Config(format!(
                 "method \"{}\" is not a gate: it runs only in stream mode ([eval] mode = \"stream\")",
                 self.name()
             ))),
@@ -82,6 +92,7 @@ impl Method {
             Method::Selected => SELECTED.to_string(),
             Method::Backbone => BACKBONE.to_string(),
             Method::GreedyOracle => GREEDY_ORACLE.to_string(),
+            Method::Learned => LEARNED.to_string(),
         }
     }
 
@@ -109,6 +120,7 @@ impl FromStr for Method {
             SELECTED => Self::Selected,
             BACKBONE => Self::Backbone,
             GREEDY_ORACLE => Self::GreedyOracle,
+            LEARNED => Self::Learned,
             _ => Self::Policy(s.parse()?),
         })
     }
@@ -176,6 +188,7 @@ mod tests {
         for (name, method) in [
             ("none", Method::Backbone),
             ("greedy_oracle", Method::GreedyOracle),
+            ("ppo", Method::Learned),
         ] {
             let parsed: Method = name.parse().unwrap();
             assert_eq!(parsed, method);

@@ -2,11 +2,14 @@
 //! UPDATE_4 for each chunk of a fast-weight stream, trained with PPO while a PID Lagrangian holds
 //! the average cost to a budget.
 //!
-//! - [`net::ActorCritic`]: the network, with CleanRL's orthogonal initialization;
+//! - [`net::ActorCritic`]: the network, with CleanRL's orthogonal initialization and the
+//!   original's dropout in training mode;
 //! - [`gae::advantages`]: generalized advantage estimation over a time-major rollout;
 //! - [`lagrangian::PidLagrangian`]: the budget controller (Stooke et al. 2020, and the original
 //!   PonderTTT's incremental form as a preset);
-//! - [`ppo::Ppo`]: sampling, greedy actions and the PPO update, CleanRL's settings by default;
+//! - [`ppo_config::PpoConfig`]: PPO's settings, with CleanRL's and the original PonderTTT's as
+//!   presets;
+//! - [`ppo::Ppo`]: sampling, greedy actions and the PPO update;
 //! - [`toy::CarryStream`]: a stream environment with irreversible updates whose budgeted optimum
 //!   is known in closed form, on which `tests/learning.rs` checks the learner.
 //!
@@ -20,9 +23,11 @@ pub mod gae;
 pub mod lagrangian;
 pub mod net;
 pub mod ppo;
+pub mod ppo_config;
 pub mod toy;
 
 pub use error::{Error, Result};
 pub use lagrangian::{PidConfig, PidForm, PidLagrangian};
 pub use net::{Activation, ActorCritic, NetConfig};
-pub use ppo::{Ppo, PpoConfig, Rollout, UpdateStats};
+pub use ppo::{Ppo, Rollout, UpdateStats};
+pub use ppo_config::{KlEstimator, Minibatch, PpoConfig};

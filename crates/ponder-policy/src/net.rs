@@ -1,8 +1,10 @@
-//! The actor-critic: features → two hidden layers → action logits and a value, with the
+//! The actor-critic: features → hidden layers → action logits and a value, with the
 //! orthogonal initialization of CleanRL's reference PPO (gain √2 for hidden layers, 0.01 for
-//! the policy head, 1 for the value head, zero biases).
+//! the policy head, 1 for the value head, zero biases), and the original PonderTTT's dropout
+//! after each hidden activation in the training-mode forward that PPO's update runs.
 
 use candle::{DType, Device, Tensor, Var};
+use ponder_nn::Dropout;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -31,10 +33,38 @@ pub struct NetConfig {
     pub actions: usize,
     /// The hidden layers' nonlinearity.
     pub activation: Activation,
+    /// Dropout probability in `[0, 1)` after each hidden activation, in the training-mode
+    /// forward ([`ActorCritic::forward_train`]) only; 0.1 in the original, 0 for none.
+    pub dropout: f64,
 }
 
 impl NetConfig {
-    /// Errors for a zero width or no hidden layer.
+    /// The original PonderTTT's policy: `features` → 128 → ReLU → dropout 0.1 → 128 → ReLU →
+    /// dropout 0.1 → 4 logits and a value (`features` was 32 there).
+    pub fn original(features: usize) -> Self {
+        Self {
+            features,
+            hidden: vec![128, 128],
+            actions: 4,
+            activation: Activation::Relu,
+            dropout: 0.1,
+        }
+    }
+
+    /// The original's shape with CleanRL's choices: `features` → 128 → tanh → 128 → tanh → 4
+    /// logits and a value, no dropout. CleanRL's own networks are 64-64 `tanh`; the widths here
+    /// are the original's, so that the two presets differ only in activation and dropout.
+    pub fn cleanrl(features: usize) -> Self {
+        Self {
+            features,
+            hidden: vec![128, 128],
+            actions: 4,
+            activation: Activation::Tanh,
+            dropout: 0.0,
+        }
+    }
+
+    /// Errors for a zero width, no hidden layer, or a dropout probability outside `[0, 1)`.
     pub fn validate(&self) -> Result<()> {
         if self.features == 0 || self.actions < 2 || self.hidden.is_empty() {
             return Err(Error::Config(format!(
@@ -46,6 +76,12 @@ impl NetConfig {
             return Err(Error::Config(format!(
                 "net: a hidden layer of width 0 in {:?}",
                 self.hidden
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "net.dropout must be in [0, 1), got {}",
+                self.dropout
             )));
         }
         Ok(())
@@ -168,11 +204,32 @@ impl ActorCritic {
         out
     }
 
-    /// Logits and values of a batch of feature vectors.
+    /// Logits and values of a batch of feature vectors, deterministic (evaluation mode: no
+    /// dropout). Sampling, greedy actions and values read this one.
     ///
     /// # Shapes
     /// - `x`: `(rows, features)`; returns logits `(rows, actions)` and values `(rows)`.
     pub fn forward(&self, x: &Tensor) -> Result<Heads> {
+        self.run(x, None)
+    }
+
+    /// Logits and values in training mode: inverted dropout with the configured probability
+    /// after each hidden activation, its masks drawn by [`ponder_nn::Dropout`] from a seed that
+    /// is one draw of `rng`. With dropout 0 this is [`ActorCritic::forward`], bit for bit, and
+    /// `rng` is not touched.
+    ///
+    /// # Shapes
+    /// - `x`: `(rows, features)`; returns logits `(rows, actions)` and values `(rows)`.
+    pub fn forward_train(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Heads> {
+        if self.config.dropout == 0.0 {
+            return self.run(x, None);
+        }
+        let mut dropout = Dropout::new(self.config.dropout, rng.random())?;
+        self.run(x, Some(&mut dropout))
+    }
+
+    /// The forward, with dropout after each hidden activation where `dropout` is given.
+    fn run(&self, x: &Tensor, mut dropout: Option<&mut Dropout>) -> Result<Heads> {
         let (_, f) = x.dims2()?;
         if f != self.config.features {
             return Err(Error::Config(format!(
@@ -181,7 +238,7 @@ impl ActorCritic {
             )));
         }
         let affine = |x: &Tensor, (w, b): &(Var, Var)| -> Result<Tensor> {
-            Ok(x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?)
+            Ok(x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?) // (rows, out)
         };
         let mut h = x.clone();
         for l in &self.hidden {
@@ -190,10 +247,13 @@ impl ActorCritic {
                 Activation::Tanh => z.tanh()?,
                 Activation::Relu => z.relu()?,
             };
+            if let Some(d) = dropout.as_deref_mut() {
+                h = d.apply(&h)?;
+            }
         }
         Ok(Heads {
-            logits: affine(&h, &self.actor)?,
-            values: affine(&h, &self.critic)?.squeeze(1)?,
+            logits: affine(&h, &self.actor)?,              // (rows, actions)
+            values: affine(&h, &self.critic)?.squeeze(1)?, // (rows)
         })
     }
 }
@@ -227,6 +287,7 @@ mod tests {
             hidden: vec![8, 8],
             actions: 4,
             activation: Activation::Tanh,
+            dropout: 0.0,
         };
         let net = ActorCritic::new(config, &mut ChaCha8Rng::seed_from_u64(0), &Device::Cpu)?;
         let x = Tensor::ones((3, 5), DType::F32, &Device::Cpu)?;
@@ -239,6 +300,73 @@ mod tests {
         assert!(
             err.contains("features of width 6, the network reads 5"),
             "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn dropout_is_validated_by_its_key() {
+        for p in [1.0, -0.1, f64::NAN, 1.5] {
+            let config = NetConfig {
+                dropout: p,
+                ..NetConfig::original(32)
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("net.dropout must be in [0, 1)"), "{p}: {err}");
+        }
+        assert!(NetConfig::original(32).validate().is_ok());
+        assert!(NetConfig::cleanrl(32).validate().is_ok());
+    }
+
+    #[test]
+    fn the_training_forward_drops_out_only_where_configured() -> Result<()> {
+        let dev = &Device::Cpu;
+        let x = Tensor::from_vec(
+            (0..6 * 32)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect::<Vec<f32>>(),
+            (6, 32),
+            dev,
+        )?;
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            Ok(t.flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        // Without dropout the two forwards agree bit for bit and the source is not drawn from.
+        let plain = ActorCritic::new(
+            NetConfig::cleanrl(32),
+            &mut ChaCha8Rng::seed_from_u64(1),
+            dev,
+        )?;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let train = plain.forward_train(&x, &mut rng)?;
+        assert_eq!(bits(&train.logits)?, bits(&plain.forward(&x)?.logits)?);
+        assert_eq!(rng, ChaCha8Rng::seed_from_u64(7));
+        // With dropout the training forward differs from the evaluation one, and is the same
+        // again from the same seed.
+        let net = ActorCritic::new(
+            NetConfig::original(32),
+            &mut ChaCha8Rng::seed_from_u64(1),
+            dev,
+        )?;
+        let eval = bits(&net.forward(&x)?.values)?;
+        let a = bits(
+            &net.forward_train(&x, &mut ChaCha8Rng::seed_from_u64(7))?
+                .values,
+        )?;
+        let b = bits(
+            &net.forward_train(&x, &mut ChaCha8Rng::seed_from_u64(7))?
+                .values,
+        )?;
+        assert_ne!(a, eval);
+        assert_eq!(a, b);
+        assert_eq!(
+            eval,
+            bits(&net.forward(&x)?.values)?,
+            "evaluation is deterministic"
         );
         Ok(())
     }

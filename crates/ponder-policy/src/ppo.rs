@@ -1,7 +1,9 @@
 //! Proximal policy optimization over the actor-critic, as CleanRL's reference PPO does it:
 //! clipped surrogate, clipped value loss, entropy bonus, advantages normalized per minibatch,
 //! global gradient clipping, Adam, an optional approximate-KL early stop; and the original
-//! PonderTTT's settings as a preset.
+//! PonderTTT's variant through its settings ([`crate::ppo_config`]): minibatches of a fixed size,
+//! no advantage normalization, its own KL estimate, and the network's dropout active in the
+//! update's forwards ([`ActorCritic::forward_train`]) while rollouts sample without it.
 
 use std::collections::BTreeMap;
 
@@ -15,103 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::gae;
 use crate::net::ActorCritic;
-
-/// PPO's settings; every field moves a number.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PpoConfig {
-    /// Discount γ.
-    pub gamma: f64,
-    /// GAE λ.
-    pub gae_lambda: f64,
-    /// Passes over each rollout.
-    pub epochs: usize,
-    /// Minibatches per pass.
-    pub minibatches: usize,
-    /// Ratio clip ε (also the value clip where `clip_value`).
-    pub clip: f64,
-    /// Clip the value loss around the rollout's values.
-    pub clip_value: bool,
-    /// Weight of the value loss.
-    pub value_coef: f64,
-    /// Weight of the entropy bonus.
-    pub entropy_coef: f64,
-    /// Global gradient-norm clip.
-    pub max_grad_norm: f64,
-    /// Adam's learning rate.
-    pub lr: f64,
-    /// Anneal the learning rate linearly to 0 over training.
-    pub anneal_lr: bool,
-    /// Adam's ε.
-    pub adam_eps: f64,
-    /// Normalize advantages per minibatch.
-    pub normalize_advantages: bool,
-    /// Stop an update's passes once the approximate KL exceeds this.
-    pub target_kl: Option<f64>,
-}
-
-impl PpoConfig {
-    /// CleanRL's reference settings (γ 0.99, λ 0.95, 4 × 4, ε 0.2, value 0.5, entropy 0.01,
-    /// clip 0.5, lr 2.5e-4 annealed, Adam ε 1e-5, normalized advantages, no KL stop).
-    pub fn cleanrl() -> Self {
-        Self {
-            gamma: 0.99,
-            gae_lambda: 0.95,
-            epochs: 4,
-            minibatches: 4,
-            clip: 0.2,
-            clip_value: true,
-            value_coef: 0.5,
-            entropy_coef: 0.01,
-            max_grad_norm: 0.5,
-            lr: 2.5e-4,
-            anneal_lr: true,
-            adam_eps: 1e-5,
-            normalize_advantages: true,
-            target_kl: None,
-        }
-    }
-
-    /// Errors for settings outside their ranges.
-    pub fn validate(&self) -> Result<()> {
-        let unit = |name: &str, v: f64| -> Result<()> {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(Error::Config(format!(
-                    "ppo.{name} must be in [0, 1], got {v}"
-                )));
-            }
-            Ok(())
-        };
-        unit("gamma", self.gamma)?;
-        unit("gae_lambda", self.gae_lambda)?;
-        let positive = [
-            ("clip", self.clip),
-            ("max_grad_norm", self.max_grad_norm),
-            ("lr", self.lr),
-            ("adam_eps", self.adam_eps),
-        ];
-        for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(Error::Config(format!("ppo.{name} must be > 0, got {v}")));
-            }
-        }
-        for (name, v) in [
-            ("value_coef", self.value_coef),
-            ("entropy_coef", self.entropy_coef),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::Config(format!("ppo.{name} must be >= 0, got {v}")));
-            }
-        }
-        if self.epochs == 0 || self.minibatches == 0 {
-            return Err(Error::Config(format!(
-                "ppo: epochs ({}) and minibatches ({}) must be at least 1",
-                self.epochs, self.minibatches
-            )));
-        }
-        Ok(())
-    }
-}
+use crate::ppo_config::PpoConfig;
 
 /// One rollout, step-major: entry `t · envs + e` is environment `e` at step `t`.
 #[derive(Debug, Clone, Default)]
@@ -143,9 +49,10 @@ pub struct UpdateStats {
     pub value_loss: f64,
     /// Mean entropy of the policy.
     pub entropy: f64,
-    /// Approximate KL `mean((r − 1) − log r)` of the last minibatch.
+    /// Approximate KL of the last minibatch, by the configured [`crate::KlEstimator`], taken
+    /// before that minibatch's step.
     pub approx_kl: f64,
-    /// Fraction of ratios outside `1 ± ε`.
+    /// Fraction of ratios outside `1 ± ε`, each minibatch's taken before its step.
     pub clip_fraction: f64,
     /// `1 − Var(R − V) / Var(R)` of the rollout's values.
     pub explained_variance: f64,
@@ -315,7 +222,7 @@ impl Ppo {
             )));
         }
         let lr = if c.anneal_lr { c.lr * lr_frac } else { c.lr };
-        let size = n.div_ceil(c.minibatches);
+        let ranges = c.minibatch.ranges(n);
         let mut order: Vec<usize> = (0..n).collect();
         let (mut sums, mut count) = ([0.0f64; 4], 0usize);
         let mut approx_kl = 0.0;
@@ -324,7 +231,8 @@ impl Ppo {
         for _ in 0..c.epochs {
             epochs_run += 1;
             order.shuffle(rng);
-            for mb in order.chunks(size) {
+            for range in ranges.iter().cloned() {
+                let mb = &order[range];
                 let pick = |xs: &[f64]| -> Vec<f64> { mb.iter().map(|&i| xs[i]).collect() };
                 let mut a = pick(&adv);
                 if c.normalize_advantages && a.len() > 1 {
@@ -355,7 +263,9 @@ impl Ppo {
                     t(pick(&ret))?,
                     t(pick(&rollout.values))?,
                 );
-                let heads = self.net.forward(&obs)?;
+                // Training mode: where the network has dropout, the ratio below compares a
+                // dropped-out network with the rollout's full one, and is not 1 before a step.
+                let heads = self.net.forward_train(&obs, rng)?;
                 let logp_all = candle_nn::ops::log_softmax(&heads.logits, D::Minus1)?;
                 let logp = logp_all.gather(&actions, 1)?.squeeze(1)?;
                 let entropy = (logp_all.exp()? * &logp_all)?.sum(1)?.neg()?.mean_all()?;
@@ -381,15 +291,11 @@ impl Ppo {
                 self.opt.step(&grads, lr)?;
                 let scalar =
                     |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-                let lr_host: Vec<f32> = log_ratio.to_vec1()?;
-                approx_kl = lr_host
-                    .iter()
-                    .map(|&l| (l as f64).exp() - 1.0 - l as f64)
-                    .sum::<f64>()
-                    / lr_host.len() as f64;
+                let lr_host: Vec<f64> = log_ratio.to_dtype(DType::F64)?.to_vec1()?;
+                approx_kl = c.kl_estimator.estimate(&lr_host);
                 let clipped_frac = lr_host
                     .iter()
-                    .filter(|&&l| ((l as f64).exp() - 1.0).abs() > c.clip)
+                    .filter(|&&l| (l.exp() - 1.0).abs() > c.clip)
                     .count() as f64
                     / lr_host.len() as f64;
                 for (s, v) in sums.iter_mut().zip([

@@ -31,5 +31,19 @@ pub enum Error {
     Run(String),
 }
 
+/// A learned-gate error, as a run error.
+pub(crate) fn policy_err(e: ponder_policy::Error) -> Error {
+    Error::Run(e.to_string())
+}
+
+/// An evaluation-layer error (the stream environment), as a run error.
+pub(crate) fn eval_err(e: ponder_eval::Error) -> Error {
+    match e {
+        ponder_eval::Error::Experiment(e) => Error::Experiment(e),
+        ponder_eval::Error::Candle(e) => Error::Candle(e),
+        other => Error::Run(other.to_string()),
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -104,6 +104,7 @@ fn config(out: &std::path::Path, layer: FastLayerKind, pdrop: f64, steps: u64) -
             lora: is_lora.then_some(lora),
         }),
         eval: None,
+        policy: None,
     }
 }
 

@@ -141,6 +141,7 @@ fn train_config(out: &Path, precision: Precision) -> ExperimentConfig {
         }),
         fast: None,
         eval: None,
+        policy: None,
     }
 }
 

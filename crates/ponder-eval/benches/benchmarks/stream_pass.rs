@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let run = |actor: fn() -> Actor| {
-        let hidden = BatchHidden::new(&lm, &batch, &dev).unwrap();
+        let hidden = BatchHidden::new(&lm, &batch, &dev, false).unwrap();
         let mut pass = MethodPass::new(actor());
         pass.run_batch(&lm, &batch, &hidden).unwrap();
         std::hint::black_box(pass.records);

@@ -1,0 +1,420 @@
+//! The learned gate in stream mode (`docs/design/policy.md`): the trained actor-critic with the
+//! settings its features were computed under ([`PolicyMeta`]), saved and loaded as a folder of
+//! `policy.json` and `policy.safetensors`; the feature vectors of one chunk position
+//! ([`chunk_features`]), shared by training rollouts and evaluation; and deterministic
+//! inference with the budget correction chosen on validation ([`LearnedGate::decide`]).
+//!
+//! The budget correction β charges each action's logit with its cost, `argmax_a (ℓ_a − β c_a)`:
+//! a larger β buys cheaper actions. At a fixed feature vector the chosen action's cost never
+//! rises with β, so a bisection on β finds the correction that holds the realized cost to the
+//! budget on the validation streams.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle::{Device, Tensor};
+use ponder_experiment::run_dir::{read_json, write_json};
+use ponder_experiment::{EvalConfig, ExperimentConfig, Layout, RunFolder};
+use ponder_gate::features::{self, History, ModelStats};
+use ponder_gate::{Decision, ACTIONS};
+use ponder_model::{FastState, PonderLm, SequenceSignal};
+use ponder_policy::{ActorCritic, NetConfig};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What a learned gate was trained for and under: everything its features and decisions depend
+/// on besides the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMeta {
+    /// The network's shape.
+    pub net: NetConfig,
+    /// The inner steps of each logit's action, in order (0 for SKIP).
+    pub actions: Vec<u32>,
+    /// The feature names, in order ([`features::NAMES`]).
+    pub features: Vec<String>,
+    /// The mean cost per chunk it was trained and calibrated for.
+    pub budget: f64,
+    /// Tokens per chunk.
+    pub chunk_len: usize,
+    /// EMA rate of the history features.
+    pub history_alpha: f64,
+    /// The length the sequence features divide by.
+    pub length_norm: usize,
+    /// The budget correction β chosen on validation.
+    pub correction: f64,
+    /// Every correction tried on validation, in the order tried.
+    pub calibration: Vec<Correction>,
+    /// The validation streams the correction was chosen on.
+    pub calibration_streams: usize,
+    /// PPO iterations trained.
+    pub iterations: usize,
+}
+
+/// A budget correction tried on the validation streams.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    /// β.
+    pub beta: f64,
+    /// The mean cost per chunk it gave.
+    pub cost: f64,
+    /// The mean loss per chunk it gave, nats/token.
+    pub loss: f64,
+}
+
+/// A trained learned gate, ready to decide.
+pub struct LearnedGate {
+    /// The actor-critic (only its logits are read at inference).
+    pub net: ActorCritic,
+    /// Its settings.
+    pub meta: PolicyMeta,
+}
+
+/// The inner steps of [`ACTIONS`], the action set a learned gate must have.
+pub fn action_steps() -> Vec<u32> {
+    ACTIONS.iter().map(|a| a.steps()).collect()
+}
+
+impl PolicyMeta {
+    /// Errors when this policy does not fit stream mode's actions and features.
+    pub fn check(&self, origin: &Path) -> Result<()> {
+        let bad = |reason: String| Error::Resume {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        if self.actions != action_steps() {
+            return Err(bad(format!(
+                "a policy for the action set {:?} (inner steps per logit); stream mode's is {:?}",
+                self.actions,
+                action_steps()
+            )));
+        }
+        if self.features != features::NAMES || self.net.features != features::WIDTH {
+            return Err(bad(format!(
+                "a policy over {} features ({} named), the learned gate's feature vector has \
+                 {} ({})",
+                self.net.features,
+                self.features.len(),
+                features::WIDTH,
+                features::NAMES.join(", ")
+            )));
+        }
+        if self.net.actions != ACTIONS.len() {
+            return Err(bad(format!(
+                "a network of {} logits for {} actions",
+                self.net.actions,
+                ACTIONS.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl LearnedGate {
+    /// Writes `dir/policy.json` and `dir/policy.safetensors`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
+        let tensors: BTreeMap<String, Tensor> = self
+            .net
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect();
+        let path = RunFolder::policy_tensors(dir);
+        ponder_nn::save_safetensors(&path, &tensors)?;
+        write_json(&RunFolder::policy_meta(dir), &self.meta)?;
+        Ok(())
+    }
+
+    /// Reads a folder written by [`LearnedGate::save`]; a policy of another action set or
+    /// feature width, or a tensor missing or of the wrong shape, is an error naming it.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let meta_path = RunFolder::policy_meta(dir);
+        if !meta_path.is_file() {
+            return Err(Error::Config(format!(
+                "{}: no trained learned gate here (run `ponder train gate` first)",
+                meta_path.display()
+            )));
+        }
+        let meta: PolicyMeta = read_json(&meta_path)?;
+        meta.check(&meta_path)?;
+        // The weights are overwritten from the file; the draw only builds the variables.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let net = ActorCritic::new(meta.net.clone(), &mut rng, device).map_err(policy_err)?;
+        let path = RunFolder::policy_tensors(dir);
+        let tensors = candle::safetensors::load(&path, device)?;
+        for (name, var) in net.vars() {
+            let t = tensors.get(&name).ok_or_else(|| Error::Resume {
+                path: path.clone(),
+                reason: format!("the policy lacks tensor {name}"),
+            })?;
+            if t.dims() != var.dims() {
+                return Err(Error::Resume {
+                    path: path.clone(),
+                    reason: format!(
+                        "tensor {name} has shape {:?}, the network of policy.json expects {:?}",
+                        t.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            var.set(t)?;
+        }
+        Ok(Self { net, meta })
+    }
+
+    /// The learned gate that `ppo` runs in a stream-mode comparison of `config`: the one trained
+    /// on its fast layer (`ponder train gate`), which must have been trained for `eval`'s budget
+    /// and chunk length.
+    pub fn for_comparison(
+        config: &ExperimentConfig,
+        eval: &EvalConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let dir = Layout::fast_of(config)?.policy_run().learned_policy();
+        let gate = Self::load(&dir, device)?;
+        let budget = eval.cost_budget()?;
+        if (gate.meta.budget - budget).abs() > 1e-9 || gate.meta.chunk_len != eval.chunk_len {
+            return Err(Error::Config(format!(
+                "{}: the learned gate was trained for a mean cost of {} per chunk of {} tokens; \
+                 this comparison's budget is {budget} per chunk of {} (set policy.budget and \
+                 policy.chunk_len to match [eval], and train it again)",
+                dir.display(),
+                gate.meta.budget,
+                gate.meta.chunk_len,
+                eval.chunk_len
+            )));
+        }
+        Ok(gate)
+    }
+
+    /// The action of each row of `obs` (`rows · WIDTH` values): `argmax_a (ℓ_a − β c_a)` with
+    /// β = `correction`.
+    pub fn decide(&self, obs: &[f32], correction: f64) -> Result<Vec<Decision>> {
+        corrected_argmax(&logits(&self.net, obs)?, correction)
+    }
+}
+
+/// The logits of each row of `obs`, one `Vec` per row.
+pub fn logits(net: &ActorCritic, obs: &[f32]) -> Result<Vec<Vec<f32>>> {
+    let w = net.config().features;
+    let x = Tensor::from_slice(obs, (obs.len() / w, w), &Device::Cpu)?;
+    Ok(net
+        .forward(&x)
+        .map_err(policy_err)?
+        .logits
+        .to_vec2::<f32>()?)
+}
+
+/// `argmax_a (ℓ_a − β c_a)` of each row; ties go to the cheaper action.
+pub fn corrected_argmax(logits: &[Vec<f32>], correction: f64) -> Result<Vec<Decision>> {
+    logits
+        .iter()
+        .map(|row| {
+            if row.len() != ACTIONS.len() {
+                return Err(Error::Config(format!(
+                    "a learned gate gave {} logits for {} actions",
+                    row.len(),
+                    ACTIONS.len()
+                )));
+            }
+            let score = |i: usize| f64::from(row[i]) - correction * ACTIONS[i].cost();
+            let best = (1..row.len()).fold(0, |b, i| if score(i) > score(b) { i } else { b });
+            Ok(ACTIONS[best])
+        })
+        .collect()
+}
+
+/// A policy error, as an evaluation config error.
+pub fn policy_err(e: ponder_policy::Error) -> Error {
+    Error::Config(e.to_string())
+}
+
+/// The backbone's view of one chunk position that the learned gate reads: per row, the model
+/// statistics of the SKIP path (their `recon` filled in per state by [`chunk_features`]) and
+/// the backbone-alone loss, which is the chunk's difficulty in the history features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkProbe {
+    /// Per row.
+    pub stats: Vec<ModelStats>,
+    /// Per row, nats/token.
+    pub none_loss: Vec<f64>,
+}
+
+impl ChunkProbe {
+    /// Probes `ids`.
+    ///
+    /// # Shapes
+    /// - `ids`: `(b, t)`.
+    pub fn new(lm: &PonderLm, ids: &Tensor) -> Result<Self> {
+        let b = ids.dim(0)?;
+        let (_, stats, none_loss) = lm.probe(ids, &vec![f64::NAN; b])?;
+        Ok(Self { stats, none_loss })
+    }
+}
+
+/// How the feature vectors are computed (the [`PolicyMeta`] fields they depend on).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureShape {
+    /// Tokens per chunk.
+    pub chunk_len: usize,
+    /// The vocabulary size.
+    pub vocab: usize,
+    /// See [`PolicyMeta::length_norm`].
+    pub length_norm: usize,
+}
+
+/// One chunk position of a batch of streams, as the learned gate reads it.
+pub struct Position<'a> {
+    /// The backbone's hidden states, `(rows, t, d)`.
+    pub hidden: &'a Tensor,
+    /// The token ids, `(rows, t)`.
+    pub ids: &'a Tensor,
+    /// Each row's token ids.
+    pub ids_rows: Vec<&'a [u32]>,
+    /// The rows' probe.
+    pub probe: &'a ChunkProbe,
+}
+
+/// The feature vectors of chunk position `at`, row-major `(rows, WIDTH)`, and each row's signal
+/// under its current state (`row_states[r]`, with history `histories[r]`).
+pub fn chunk_features(
+    lm: &PonderLm,
+    at: &Position<'_>,
+    row_states: &[&FastState],
+    histories: &[History],
+    shape: FeatureShape,
+) -> Result<(Vec<f32>, Vec<SequenceSignal>)> {
+    let signals = lm.sequence_signals(at.hidden, at.ids, &FastState::cat(row_states)?)?;
+    let mut obs = Vec::with_capacity(signals.len() * features::WIDTH);
+    for (r, s) in signals.iter().enumerate() {
+        let stats = ModelStats {
+            recon: s.recon,
+            ..at.probe.stats[r]
+        };
+        obs.extend(features::vector(
+            &stats,
+            at.ids_rows[r],
+            shape.chunk_len,
+            shape.vocab,
+            shape.length_norm,
+            &histories[r],
+        )?);
+    }
+    Ok((obs, signals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> LearnedGate {
+        let net = NetConfig {
+            features: features::WIDTH,
+            hidden: vec![8],
+            actions: ACTIONS.len(),
+            activation: ponder_policy::Activation::Tanh,
+            dropout: 0.0,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        LearnedGate {
+            net: ActorCritic::new(net.clone(), &mut rng, &Device::Cpu).unwrap(),
+            meta: PolicyMeta {
+                net,
+                actions: action_steps(),
+                features: features::NAMES.iter().map(|s| s.to_string()).collect(),
+                budget: 2.0,
+                chunk_len: 16,
+                history_alpha: 0.1,
+                length_norm: 512,
+                correction: 0.25,
+                calibration: vec![
+                    Correction {
+                        beta: 0.0,
+                        cost: 3.0,
+                        loss: 4.0,
+                    },
+                    Correction {
+                        beta: 0.25,
+                        cost: 2.0,
+                        loss: 4.1,
+                    },
+                ],
+                calibration_streams: 3,
+                iterations: 2,
+            },
+        }
+    }
+
+    #[test]
+    fn the_correction_buys_cheaper_actions() {
+        // Logits 0, 1, 1.5, 1.8 for costs 1, 3, 5, 9.
+        let logits = vec![vec![0.0f32, 1.0, 1.5, 1.8]];
+        let pick = |beta: f64| corrected_argmax(&logits, beta).unwrap()[0];
+        assert_eq!(pick(0.0), Decision::Update(4));
+        // β = 0.1: 0 − .1, 1 − .3, 1.5 − .5, 1.8 − .9 → UPDATE_2 (1.0).
+        assert_eq!(pick(0.1), Decision::Update(2));
+        // β = 0.3: −.3, .1, 0, −.9 → UPDATE_1.
+        assert_eq!(pick(0.3), Decision::Update(1));
+        assert_eq!(pick(1.0), Decision::Skip);
+        // A negative correction buys dearer ones.
+        let flat = vec![vec![0.0f32; 4]];
+        assert_eq!(
+            corrected_argmax(&flat, -0.1).unwrap()[0],
+            Decision::Update(4)
+        );
+        // Ties go to the cheaper action.
+        assert_eq!(corrected_argmax(&flat, 0.0).unwrap()[0], Decision::Skip);
+        let e = corrected_argmax(&[vec![0.0f32; 3]], 0.0).unwrap_err();
+        assert!(e.to_string().contains("3 logits for 4 actions"), "{e}");
+    }
+
+    #[test]
+    fn a_saved_gate_loads_back_and_foreign_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = gate();
+        g.save(dir.path()).unwrap();
+        let back = LearnedGate::load(dir.path(), &Device::Cpu).unwrap();
+        assert_eq!(back.meta, g.meta);
+        let obs = vec![0.5f32; 2 * features::WIDTH];
+        assert_eq!(
+            logits(&back.net, &obs).unwrap(),
+            logits(&g.net, &obs).unwrap()
+        );
+
+        let meta_path = RunFolder::policy_meta(dir.path());
+        let edit = |f: &dyn Fn(&mut PolicyMeta)| {
+            let mut m = g.meta.clone();
+            f(&mut m);
+            write_json(&meta_path, &m).unwrap();
+            LearnedGate::load(dir.path(), &Device::Cpu)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let e = edit(&|m| m.actions = vec![0, 1, 2, 3]);
+        assert!(e.contains("action set [0, 1, 2, 3]"), "{e}");
+        let e = edit(&|m| {
+            m.net.features = 32;
+            m.features.pop();
+        });
+        assert!(
+            e.contains("over 32 features") && e.contains("has 33"),
+            "{e}"
+        );
+        let e = edit(&|m| m.net.hidden = vec![16]);
+        assert!(
+            e.contains("hidden.0.weight has shape [33, 8]") && e.contains("[33, 16]"),
+            "{e}"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let e = LearnedGate::load(empty.path(), &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("ponder train gate"), "{e}");
+    }
+}
