@@ -36,6 +36,9 @@ iterations = 6
 reward_scale = 100.0
 history_alpha = 0.1
 length_norm = 512
+normalize_features = true
+inference = "argmax"
+correction_form = "cost"
 calibration_streams = 20
 checkpoint_every = 2
 

@@ -6,7 +6,9 @@
 //! initial weights at the stream's start, and decides per stream and chunk: its rows are grouped
 //! by action, each group runs as one batch (a read for SKIP, the update for UPDATE_k), and each
 //! row's resulting state is carried to its next chunk. A gate keeps one state over the whole
-//! evaluation and decides in stream order: batch by batch, chunk by chunk, row by row.
+//! evaluation and decides in stream order: batch by batch, chunk by chunk, row by row. The
+//! learned gate (`ppo`) decides all rows of a chunk position at once from their feature vectors,
+//! each stream with its own history, and reads the batch's probe ([`ChunkProbe`]).
 
 use std::time::Instant;
 
@@ -19,6 +21,8 @@ use crate::error::Result;
 use crate::file_stream::StreamBatch;
 use crate::learned::{chunk_features, ChunkProbe, FeatureShape, LearnedGate, Position};
 use ponder_gate::features::History;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// One decision of a method: a stream's chunk, the action taken and what it gave.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -71,6 +75,9 @@ pub enum Actor {
         gate: Box<LearnedGate>,
         /// The vocabulary size its token features divide by.
         vocab: usize,
+        /// The seed of its draws where it samples: each batch draws from
+        /// `derive_seed(seed, "learned-inference", index of the batch's first stream)`.
+        seed: u64,
     },
 }
 
@@ -194,6 +201,12 @@ impl MethodPass {
                 .map(|_| lm.initial_state(1))
                 .collect::<candle::Result<Vec<_>>>()?,
         };
+        let mut draws = ChaCha8Rng::seed_from_u64(match &self.actor {
+            Actor::Learned { seed, .. } => {
+                ponder_base::derive_seed(*seed, "learned-inference", batch.streams[0].index as u64)
+            }
+            _ => 0,
+        });
         let mut histories = match &self.actor {
             Actor::Learned { gate, .. } => (0..batch.streams.len())
                 .map(|_| History::new(gate.meta.history_alpha, gate.meta.budget))
@@ -277,7 +290,7 @@ impl MethodPass {
                         states[row] = tried[best].1.row(r)?;
                     }
                 }
-                Actor::Learned { gate, vocab } => {
+                Actor::Learned { gate, vocab, .. } => {
                     let probe = hidden.probes.as_ref().map(|p| &p[c]).ok_or_else(|| {
                         crate::error::Error::Config(
                             "the learned gate's pass needs the batch probed (BatchHidden::new \
@@ -304,7 +317,7 @@ impl MethodPass {
                     };
                     let (obs, signals) =
                         chunk_features(lm, &at, &row_states, &row_histories, shape)?;
-                    let decisions = gate.decide(&obs, gate.meta.correction)?;
+                    let decisions = gate.decide(&obs, &mut draws)?;
                     let (losses, next) = act_rows(lm, h, ids, &row_states, &decisions)?;
                     for (r, &row) in rows.iter().enumerate() {
                         histories[row].observe(probe.none_loss[r], decisions[r].cost());

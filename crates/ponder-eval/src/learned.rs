@@ -4,22 +4,26 @@
 //! ([`chunk_features`]), shared by training rollouts and evaluation; and deterministic
 //! inference with the budget correction chosen on validation ([`LearnedGate::decide`]).
 //!
-//! The budget correction β charges each action's logit with its cost, `argmax_a (ℓ_a − β c_a)`:
-//! a larger β buys cheaper actions. At a fixed feature vector the chosen action's cost never
-//! rises with β, so a bisection on β finds the correction that holds the realized cost to the
-//! budget on the validation streams.
+//! The budget correction β shifts the logits before the argmax or the draw ([`Corrected`]):
+//! either every action's logit charged with its cost, `ℓ_a − β c_a`, or SKIP's logit raised,
+//! `ℓ_SKIP + β`. Either way a larger β buys cheaper actions: at a fixed feature vector the
+//! argmax's cost never rises with β, nor does a draw's expected cost, so a bisection on β finds
+//! the correction that holds the realized cost to the budget on the validation streams.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle::{Device, Tensor};
 use ponder_experiment::run_dir::{read_json, write_json};
-use ponder_experiment::{EvalConfig, ExperimentConfig, Layout, RunFolder};
+use ponder_experiment::{
+    CorrectionForm, EvalConfig, ExperimentConfig, Inference, Layout, RunFolder,
+};
 use ponder_gate::features::{self, History, ModelStats};
 use ponder_gate::{Decision, ACTIONS};
 use ponder_model::{FastState, PonderLm, SequenceSignal};
-use ponder_policy::{ActorCritic, NetConfig};
-use rand::SeedableRng;
+use ponder_policy::{ActorCritic, NetConfig, ObsNorm};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -43,6 +47,13 @@ pub struct PolicyMeta {
     pub history_alpha: f64,
     /// The length the sequence features divide by.
     pub length_norm: usize,
+    /// The feature normalization learned in training, applied before the network; `None` for
+    /// raw features.
+    pub feature_norm: Option<ObsNorm>,
+    /// How it acts at inference.
+    pub inference: Inference,
+    /// How the budget correction enters the logits.
+    pub correction_form: CorrectionForm,
     /// The budget correction β chosen on validation.
     pub correction: f64,
     /// Every correction tried on validation, in the order tried.
@@ -142,7 +153,7 @@ impl LearnedGate {
         let meta: PolicyMeta = read_json(&meta_path)?;
         meta.check(&meta_path)?;
         // The weights are overwritten from the file; the draw only builds the variables.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
         let net = ActorCritic::new(meta.net.clone(), &mut rng, device).map_err(policy_err)?;
         let path = RunFolder::policy_tensors(dir);
         let tensors = candle::safetensors::load(&path, device)?;
@@ -191,10 +202,18 @@ impl LearnedGate {
         Ok(gate)
     }
 
-    /// The action of each row of `obs` (`rows · WIDTH` values): `argmax_a (ℓ_a − β c_a)` with
-    /// β = `correction`.
-    pub fn decide(&self, obs: &[f32], correction: f64) -> Result<Vec<Decision>> {
-        corrected_argmax(&logits(&self.net, obs)?, correction)
+    /// The action of each row of `obs` (`rows · WIDTH` values) under its budget correction and
+    /// inference rule ([`corrected_actions`]); `rng` draws where it samples.
+    pub fn decide(&self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<Decision>> {
+        let correction = Corrected {
+            form: self.meta.correction_form,
+            beta: self.meta.correction,
+        };
+        let logits = match &self.meta.feature_norm {
+            Some(norm) => logits(&self.net, &norm.apply(obs).map_err(policy_err)?)?,
+            None => logits(&self.net, obs)?,
+        };
+        corrected_actions(&logits, correction, self.meta.inference, rng)
     }
 }
 
@@ -209,21 +228,55 @@ pub fn logits(net: &ActorCritic, obs: &[f32]) -> Result<Vec<Vec<f32>>> {
         .to_vec2::<f32>()?)
 }
 
-/// `argmax_a (ℓ_a − β c_a)` of each row; ties go to the cheaper action.
-pub fn corrected_argmax(logits: &[Vec<f32>], correction: f64) -> Result<Vec<Decision>> {
+/// A budget correction: its form and its β.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Corrected {
+    /// How β enters the logits.
+    pub form: CorrectionForm,
+    /// β.
+    pub beta: f64,
+}
+
+impl Corrected {
+    /// One row of logits corrected: `ℓ_a − β c_a` (form `cost`), or `ℓ_SKIP + β` with the other
+    /// logits unchanged (form `skip_logit`). Either way a larger β buys cheaper actions.
+    pub fn apply(&self, row: &[f32]) -> Result<Vec<f64>> {
+        if row.len() != ACTIONS.len() {
+            return Err(Error::Config(format!(
+                "a learned gate gave {} logits for {} actions",
+                row.len(),
+                ACTIONS.len()
+            )));
+        }
+        Ok(row
+            .iter()
+            .zip(ACTIONS)
+            .map(|(&l, a)| match self.form {
+                CorrectionForm::Cost => f64::from(l) - self.beta * a.cost(),
+                CorrectionForm::SkipLogit if a == Decision::Skip => f64::from(l) + self.beta,
+                CorrectionForm::SkipLogit => f64::from(l),
+            })
+            .collect())
+    }
+}
+
+/// Each row's action under `correction`: the argmax of the corrected logits (ties go to the
+/// cheaper action), or a draw from their softmax by `rng`.
+pub fn corrected_actions(
+    logits: &[Vec<f32>],
+    correction: Corrected,
+    inference: Inference,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Decision>> {
     logits
         .iter()
         .map(|row| {
-            if row.len() != ACTIONS.len() {
-                return Err(Error::Config(format!(
-                    "a learned gate gave {} logits for {} actions",
-                    row.len(),
-                    ACTIONS.len()
-                )));
-            }
-            let score = |i: usize| f64::from(row[i]) - correction * ACTIONS[i].cost();
-            let best = (1..row.len()).fold(0, |b, i| if score(i) > score(b) { i } else { b });
-            Ok(ACTIONS[best])
+            let z = correction.apply(row)?;
+            let pick = match inference {
+                Inference::Argmax => (1..z.len()).fold(0, |b, i| if z[i] > z[b] { i } else { b }),
+                Inference::Sample => ponder_policy::sample_action(&z, rng.random()).0,
+            };
+            Ok(ACTIONS[pick])
         })
         .collect()
 }
@@ -319,7 +372,7 @@ mod tests {
             activation: ponder_policy::Activation::Tanh,
             dropout: 0.0,
         };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
         LearnedGate {
             net: ActorCritic::new(net.clone(), &mut rng, &Device::Cpu).unwrap(),
             meta: PolicyMeta {
@@ -330,6 +383,9 @@ mod tests {
                 chunk_len: 16,
                 history_alpha: 0.1,
                 length_norm: 512,
+                feature_norm: None,
+                inference: Inference::Argmax,
+                correction_form: CorrectionForm::Cost,
                 correction: 0.25,
                 calibration: vec![
                     Correction {
@@ -351,25 +407,91 @@ mod tests {
 
     #[test]
     fn the_correction_buys_cheaper_actions() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let argmax = |logits: &[Vec<f32>], form, beta| {
+            corrected_actions(
+                logits,
+                Corrected { form, beta },
+                Inference::Argmax,
+                &mut ChaCha8Rng::seed_from_u64(0),
+            )
+            .unwrap()[0]
+        };
         // Logits 0, 1, 1.5, 1.8 for costs 1, 3, 5, 9.
         let logits = vec![vec![0.0f32, 1.0, 1.5, 1.8]];
-        let pick = |beta: f64| corrected_argmax(&logits, beta).unwrap()[0];
-        assert_eq!(pick(0.0), Decision::Update(4));
+        let cost = |beta| argmax(&logits, CorrectionForm::Cost, beta);
+        assert_eq!(cost(0.0), Decision::Update(4));
         // β = 0.1: 0 − .1, 1 − .3, 1.5 − .5, 1.8 − .9 → UPDATE_2 (1.0).
-        assert_eq!(pick(0.1), Decision::Update(2));
+        assert_eq!(cost(0.1), Decision::Update(2));
         // β = 0.3: −.3, .1, 0, −.9 → UPDATE_1.
-        assert_eq!(pick(0.3), Decision::Update(1));
-        assert_eq!(pick(1.0), Decision::Skip);
-        // A negative correction buys dearer ones.
-        let flat = vec![vec![0.0f32; 4]];
+        assert_eq!(cost(0.3), Decision::Update(1));
+        assert_eq!(cost(1.0), Decision::Skip);
+        // SKIP's logit raised: the favoured update until SKIP passes it.
+        let skip = |beta| argmax(&logits, CorrectionForm::SkipLogit, beta);
+        assert_eq!(skip(1.7), Decision::Update(4));
+        assert_eq!(skip(1.9), Decision::Skip);
+        // A negative correction buys dearer actions: the dearest in cost form, the favoured
+        // update in SKIP-logit form.
+        let flat = vec![vec![0.0f32, 0.2, 0.1, 0.0]];
         assert_eq!(
-            corrected_argmax(&flat, -0.1).unwrap()[0],
+            argmax(&flat, CorrectionForm::Cost, -0.1),
             Decision::Update(4)
         );
+        assert_eq!(
+            argmax(&flat, CorrectionForm::SkipLogit, -0.1),
+            Decision::Update(1)
+        );
         // Ties go to the cheaper action.
-        assert_eq!(corrected_argmax(&flat, 0.0).unwrap()[0], Decision::Skip);
-        let e = corrected_argmax(&[vec![0.0f32; 3]], 0.0).unwrap_err();
-        assert!(e.to_string().contains("3 logits for 4 actions"), "{e}");
+        let flat = vec![vec![0.0f32; 4]];
+        assert_eq!(argmax(&flat, CorrectionForm::Cost, 0.0), Decision::Skip);
+        let bad = Corrected {
+            form: CorrectionForm::Cost,
+            beta: 0.0,
+        };
+        let e = corrected_actions(&[vec![0.0f32; 3]], bad, Inference::Argmax, &mut rng);
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("3 logits for 4 actions"));
+    }
+
+    #[test]
+    fn sampling_draws_from_the_corrected_softmax() {
+        let logits = vec![vec![0.0f32, 1.0, 1.5, 1.8]; 20_000];
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let draw = |form, beta, rows: &[Vec<f32>], rng: &mut ChaCha8Rng| {
+            corrected_actions(rows, Corrected { form, beta }, Inference::Sample, rng).unwrap()
+        };
+        for (form, shifted) in [
+            // softmax(0 − .1, 1 − .3, 1.5 − .5, 1.8 − .9)
+            (CorrectionForm::Cost, [-0.1f64, 0.7, 1.0, 0.9]),
+            // softmax(0 + .1, 1, 1.5, 1.8)
+            (CorrectionForm::SkipLogit, [0.1f64, 1.0, 1.5, 1.8]),
+        ] {
+            let d = draw(form, 0.1, &logits, &mut rng);
+            let z: Vec<f64> = shifted.iter().map(|x| x.exp()).collect();
+            let total: f64 = z.iter().sum();
+            for (a, zi) in ACTIONS.iter().zip(&z) {
+                let freq = d.iter().filter(|x| *x == a).count() as f64 / d.len() as f64;
+                assert!(
+                    (freq - zi / total).abs() < 0.015,
+                    "{form:?} {a:?}: {freq} vs {}",
+                    zi / total
+                );
+            }
+            // A large correction leaves only SKIP.
+            let d = draw(form, 30.0, &logits[..50], &mut rng);
+            assert!(d.iter().all(|a| *a == Decision::Skip));
+        }
+        let bad = Corrected {
+            form: CorrectionForm::Cost,
+            beta: 0.0,
+        };
+        let e = corrected_actions(&[vec![0.0f32; 5]], bad, Inference::Sample, &mut rng);
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("5 logits for 4 actions"));
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //!   [`learned`] is the learned gate (`ppo`) there: its features, its file and its decisions;
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
-//! - [`report`] (its result tables in `tables`), [`plots`], [`plot`], [`paper`]: `report.md` with
-//!   SVG plots and the paper's numbers beside ours.
+//! - [`report`] (its result tables in `tables`, stream mode's in `stream_report` and the learned
+//!   gate's in `policy_report`), [`plots`], [`plot`], [`paper`]: `report.md` with SVG plots and
+//!   the paper's numbers beside ours.
 
 pub mod carry;
 pub mod compare;
@@ -31,6 +32,7 @@ pub mod output;
 pub mod paper;
 pub mod plot;
 pub mod plots;
+mod policy_report;
 pub mod records;
 pub mod report;
 pub mod selection;

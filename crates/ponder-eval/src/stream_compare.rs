@@ -78,6 +78,7 @@ fn actor(
             return Ok(Actor::Learned {
                 gate: Box::new(gate),
                 vocab,
+                seed: eval.seed,
             });
         }
         _ => {}

@@ -1,8 +1,9 @@
 //! The report's stream-mode section (`docs/design/stream.md`): every method's loss and cost per
 //! chunk with the fast weights carried across each file, for the reported fast layer and, where
 //! it was trained, its stream-trained sibling; UPDATE_1 carried against UPDATE_1 reset; the loss
-//! at each chunk index of a file; and loss against realized cost for every method. Every number
-//! is read from the stream evaluations' `summary.json`.
+//! at each chunk index of a file; loss against realized cost for every method; and the learned
+//! gate's part ([`crate::policy_report`]). Every number is read from the stream evaluations'
+//! `summary.json` and the policy runs.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -135,6 +136,10 @@ pub fn stream_section(s: &mut String, spec: &ReportSpec<'_>, plot_dir: &Path) ->
         );
     }
     s.push('\n');
+    crate::policy_report::learned_section(s, spec.fast, "reset-trained", &reset, plot_dir)?;
+    if let (Some(f), Some(st)) = (spec.stream_trained, &stream) {
+        crate::policy_report::learned_section(s, f, "stream-trained", st, plot_dir)?;
+    }
     for (file, chart) in [
         ("stream-loss-by-chunk.svg", by_chunk_chart(&reset)),
         (
@@ -173,26 +178,36 @@ fn by_chunk_chart(summary: &StreamSummary) -> Chart {
     }
 }
 
-/// Loss against realized mean cost: one point per method, for each trained layer.
+/// Loss against realized mean cost: one point per method, for each trained layer, the learned
+/// gate in a series of its own.
 fn pareto_chart(reset: &StreamSummary, stream: Option<&StreamSummary>) -> Chart {
-    let points = |s: &StreamSummary| -> Vec<(f64, f64)> {
+    let points = |s: &StreamSummary, learned: bool| -> Vec<(f64, f64)> {
         s.methods
             .iter()
             .filter(|m| m.method != ponder_gate::GREEDY_ORACLE)
+            .filter(|m| (m.method == ponder_gate::LEARNED) == learned)
             .map(|m| (m.cost.point, m.loss.point))
             .collect()
     };
-    let mut series = vec![Series {
-        label: "reset-trained layer".into(),
-        points: points(reset),
-        mark: Mark::Points,
-    }];
-    if let Some(st) = stream {
+    let mut series = Vec::new();
+    for (label, summary) in [
+        ("reset-trained layer", Some(reset)),
+        ("stream-trained layer", stream),
+    ] {
+        let Some(summary) = summary else { continue };
         series.push(Series {
-            label: "stream-trained layer".into(),
-            points: points(st),
+            label: label.into(),
+            points: points(summary, false),
             mark: Mark::Points,
         });
+        let learned = points(summary, true);
+        if !learned.is_empty() {
+            series.push(Series {
+                label: format!("{} on the {label}", ponder_gate::LEARNED),
+                points: learned,
+                mark: Mark::Points,
+            });
+        }
     }
     Chart {
         title: "stream mode: loss against realized cost, every method".into(),

@@ -34,6 +34,10 @@ pub struct StreamMethodSummary {
     pub actions: BTreeMap<String, usize>,
     /// Mean loss at each chunk index of a stream (index 0 first).
     pub loss_by_chunk: Vec<f64>,
+    /// At each chunk index, how often each action (SKIP, UPDATE_1, UPDATE_2, UPDATE_4) was
+    /// taken; empty for the backbone alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions_by_chunk: Vec<Vec<usize>>,
     /// Mean loss and cost on the greedy oracle's streams, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_greedy_streams: Option<(f64, f64)>,
@@ -224,6 +228,23 @@ fn method_summary(
             at.iter().map(|s| s.loss).sum::<f64>() / at.len() as f64
         })
         .collect();
+    let actions_by_chunk = if m.steps.iter().any(|s| s.steps.is_some()) {
+        (0..longest)
+            .map(|c| {
+                ACTIONS
+                    .iter()
+                    .map(|a| {
+                        m.steps
+                            .iter()
+                            .filter(|s| s.chunk == c && s.steps == Some(a.steps()))
+                            .count()
+                    })
+                    .collect()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let on_greedy_streams = greedy_streams.map(|streams| {
         let sub: Vec<StepRecord> = m
             .steps
@@ -241,6 +262,7 @@ fn method_summary(
         flops: mean_of(&m.steps, |s| step_flops(flops, s.steps)),
         actions,
         loss_by_chunk,
+        actions_by_chunk,
         on_greedy_streams,
     })
 }

@@ -270,7 +270,14 @@ fn the_policy_section_is_checked() {
     let config = ExperimentConfig::from_toml(&stream, &[]).unwrap();
     let policy = config.policy().unwrap();
     assert_eq!(policy.budget, config.eval().unwrap().cost_budget().unwrap());
-    assert_eq!(policy.ppo, ponder_policy::PpoConfig::cleanrl());
+    // CleanRL's settings but the learning rate, which was chosen on validation.
+    assert_eq!(
+        policy.ppo,
+        ponder_policy::PpoConfig {
+            lr: 1e-3,
+            ..ponder_policy::PpoConfig::cleanrl()
+        }
+    );
     // The policy's stage reads [policy] but not [eval]; no stage before it reads [policy].
     let other = ExperimentConfig::from_toml(&stream, &["policy.iterations=3".into()]).unwrap();
     assert_ne!(

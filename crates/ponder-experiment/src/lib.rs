@@ -24,4 +24,6 @@ pub use error::{Error, Result};
 pub use layout::{Ablation, Layout, RunFolder};
 pub use records::{Metric, Timing};
 pub use run_dir::{OpenOptions, RunDir};
-pub use sections::{BackboneConfig, EvalConfig, FastConfig, PolicyConfig, StateMode};
+pub use sections::{
+    BackboneConfig, CorrectionForm, EvalConfig, FastConfig, Inference, PolicyConfig, StateMode,
+};

@@ -202,6 +202,9 @@ pub struct CheckpointState {
     /// The learned gate's budget controller, where the run trains one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lagrangian: Option<ponder_policy::PidLagrangian>,
+    /// The learned gate's feature normalization, where it trains one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obs_norm: Option<ponder_policy::ObsNorm>,
 }
 
 #[cfg(test)]

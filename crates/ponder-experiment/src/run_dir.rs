@@ -256,6 +256,7 @@ impl RunDir {
             adam_steps: opt.steps(),
             metric_lines: self.metric_lines()?,
             lagrangian: None,
+            obs_norm: None,
         };
         self.save_checkpoint(&tensors, &state)
     }

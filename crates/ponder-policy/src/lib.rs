@@ -4,6 +4,7 @@
 //!
 //! - [`net::ActorCritic`]: the network, with CleanRL's orthogonal initialization and the
 //!   original's dropout in training mode;
+//! - [`obs_norm::ObsNorm`]: running normalization of the feature vectors;
 //! - [`gae::advantages`]: generalized advantage estimation over a time-major rollout;
 //! - [`lagrangian::PidLagrangian`]: the budget controller (Stooke et al. 2020, and the original
 //!   PonderTTT's incremental form as a preset);
@@ -22,6 +23,7 @@ pub mod error;
 pub mod gae;
 pub mod lagrangian;
 pub mod net;
+pub mod obs_norm;
 pub mod ppo;
 pub mod ppo_config;
 pub mod toy;
@@ -29,5 +31,6 @@ pub mod toy;
 pub use error::{Error, Result};
 pub use lagrangian::{PidConfig, PidForm, PidLagrangian};
 pub use net::{Activation, ActorCritic, NetConfig};
-pub use ppo::{Ppo, Rollout, UpdateStats};
+pub use obs_norm::ObsNorm;
+pub use ppo::{sample_action, Ppo, Rollout, UpdateStats};
 pub use ppo_config::{KlEstimator, Minibatch, PpoConfig};

@@ -68,12 +68,27 @@ pub struct Ppo {
     config: PpoConfig,
 }
 
-/// Softmax of one row of logits, in f64.
-fn softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+/// Softmax of one row of logits.
+fn softmax(logits: &[f64]) -> Vec<f64> {
+    let max = logits.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let exp: Vec<f64> = logits.iter().map(|&l| (l - max).exp()).collect();
     let sum: f64 = exp.iter().sum();
     exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// An action drawn from the categorical distribution of one row of `logits` by the uniform draw
+/// `u` ∈ [0, 1) (inverse CDF), and its log-probability.
+pub fn sample_action(logits: &[f64], u: f64) -> (usize, f64) {
+    let p = softmax(logits);
+    let mut acc = 0.0;
+    let pick = p
+        .iter()
+        .position(|&pi| {
+            acc += pi;
+            u < acc
+        })
+        .unwrap_or(p.len() - 1);
+    (pick, p[pick].ln())
 }
 
 impl Ppo {
@@ -147,18 +162,10 @@ impl Ppo {
         let mut actions = Vec::new();
         let mut logp = Vec::new();
         for row in logits.chunks(a) {
-            let p = softmax(row);
-            let u: f64 = rng.random();
-            let mut acc = 0.0;
-            let pick = p
-                .iter()
-                .position(|&pi| {
-                    acc += pi;
-                    u < acc
-                })
-                .unwrap_or(a - 1);
+            let row: Vec<f64> = row.iter().map(|&l| f64::from(l)).collect();
+            let (pick, lp) = sample_action(&row, rng.random());
             actions.push(pick as u32);
-            logp.push(p[pick].ln());
+            logp.push(lp);
         }
         Ok((actions, logp, values))
     }

@@ -15,5 +15,5 @@ mod state_mode;
 pub use backbone::BackboneConfig;
 pub use eval::EvalConfig;
 pub use fast::FastConfig;
-pub use policy::PolicyConfig;
+pub use policy::{CorrectionForm, Inference, PolicyConfig};
 pub use state_mode::StateMode;

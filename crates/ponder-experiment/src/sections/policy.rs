@@ -35,6 +35,14 @@ pub struct PolicyConfig {
     pub history_alpha: f64,
     /// The length the sequence features divide by (512 in the original).
     pub length_norm: usize,
+    /// Normalize each feature by its running mean and variance over training (CleanRL's
+    /// continuous-control PPO does; the original did not), frozen at inference.
+    pub normalize_features: bool,
+    /// How the trained gate acts at inference: its most probable action, or a draw from its
+    /// distribution (both after the budget correction).
+    pub inference: Inference,
+    /// How the budget correction β enters the logits at inference.
+    pub correction_form: CorrectionForm,
     /// Validation-split files whose streams choose the budget correction.
     pub calibration_streams: usize,
     /// Iterations between checkpoints.
@@ -45,6 +53,29 @@ pub struct PolicyConfig {
     pub ppo: PpoConfig,
     /// The PID Lagrangian's gains.
     pub pid: PidConfig,
+}
+
+/// How the learned gate acts at inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inference {
+    /// The most probable action (deterministic).
+    Argmax,
+    /// A draw from the action distribution, seeded per batch of streams from the comparison's
+    /// seed, as in training.
+    Sample,
+}
+
+/// How the budget correction β enters the learned gate's logits at inference; a larger β buys
+/// cheaper actions either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrectionForm {
+    /// Every logit charged with its action's cost, `ℓ_a − β c_a` (a Lagrangian's form): a
+    /// negative β favours the dearest action.
+    Cost,
+    /// SKIP's logit raised, `ℓ_SKIP + β`: the updates keep their order among themselves.
+    SkipLogit,
 }
 
 impl PolicyConfig {

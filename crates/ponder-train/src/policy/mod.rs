@@ -24,7 +24,7 @@ use ponder_experiment::records::{CheckpointState, Done, Metric, PolicyIteration,
 use ponder_experiment::{ExperimentConfig, RunDir};
 use ponder_gate::{features, ACTIONS};
 use ponder_model::PonderLm;
-use ponder_policy::{ActorCritic, PidLagrangian, Ppo, Rollout};
+use ponder_policy::{ActorCritic, ObsNorm, PidLagrangian, Ppo, Rollout};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +88,7 @@ pub fn train_policy(
     let net = ActorCritic::new(p.net.clone(), &mut init_rng, &device).map_err(policy_err)?;
     let mut ppo = Ppo::new(net, p.ppo).map_err(policy_err)?;
     let mut lagrangian = PidLagrangian::new(p.pid, p.budget).map_err(policy_err)?;
+    let mut norm = p.normalize_features.then(|| ObsNorm::new(features::WIDTH));
     let start = match run.load_checkpoint(&Device::Cpu)? {
         None => 0,
         Some((tensors, state)) => {
@@ -99,6 +100,15 @@ pub fn train_policy(
                     run.path().display()
                 ))
             })?;
+            norm = state.obs_norm;
+            if norm.is_some() != p.normalize_features {
+                return Err(Error::Run(format!(
+                    "{}: the checkpoint's feature normalization does not fit \
+                     policy.normalize_features = {}",
+                    run.path().display(),
+                    p.normalize_features
+                )));
+            }
             run.truncate_metrics(state.metric_lines)?;
             state.step as usize
         }
@@ -117,19 +127,32 @@ pub fn train_policy(
         pick.truncate(p.streams_per_iteration);
         pick.sort_unstable();
         let mut act_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "policy-actions", it as u64));
-        let (mut logp, mut values) = (Vec::new(), Vec::new());
+        let (mut logp, mut values, mut seen) = (Vec::new(), Vec::new(), Vec::new());
         let episodes = {
             let mut choose = |obs: &[f32]| -> Result<Vec<usize>> {
-                let (a, lp, v) = ppo.act(obs, &mut act_rng).map_err(policy_err)?;
+                let obs = match norm.as_mut() {
+                    Some(n) => {
+                        n.update(obs).map_err(policy_err)?;
+                        n.apply(obs).map_err(policy_err)?
+                    }
+                    None => obs.to_vec(),
+                };
+                let (a, lp, v) = ppo.act(&obs, &mut act_rng).map_err(policy_err)?;
                 logp.extend(lp);
                 values.extend(v);
+                seen.extend(obs);
                 Ok(a.into_iter().map(|x| x as usize).collect())
             };
             run_episodes(lm, &train, &pick, shape, history, &mut choose)?
         };
         chunks_run += episodes.steps.len();
         let lambda = lagrangian.lambda;
-        let rollout = to_rollout(&episodes, &logp, &values, &pick, p.reward_scale, lambda, it)?;
+        let seen = Seen {
+            obs: &seen,
+            logp: &logp,
+            values: &values,
+        };
+        let rollout = to_rollout(&episodes, &seen, &pick, p.reward_scale, lambda, it)?;
         let frac = 1.0 - it as f64 / p.iterations as f64;
         let mut update_rng =
             ChaCha8Rng::seed_from_u64(derive_seed(seed, "policy-update", it as u64));
@@ -174,6 +197,7 @@ pub fn train_policy(
                     adam_steps,
                     metric_lines: run.metric_lines()?,
                     lagrangian: Some(lagrangian.clone()),
+                    obs_norm: norm.clone(),
                 },
             )?;
             let secs = t0.elapsed().as_secs_f64();
@@ -206,10 +230,17 @@ pub fn train_policy(
     )?;
     bar.finish_and_clear();
     let spinner = progress_bar("budget correction", progress, 0, 0);
-    let (correction, tried) =
-        calibrate(lm, &ppo.net, &validation, shape, history, p.budget, |n| {
-            spinner.set_message(format!("{n} corrections tried"))
-        })?;
+    let (correction, tried) = calibrate(
+        lm,
+        &ppo.net,
+        &validation,
+        shape,
+        history,
+        p.budget,
+        (p.inference, p.correction_form, seed),
+        norm.as_ref(),
+        |n| spinner.set_message(format!("{n} corrections tried")),
+    )?;
     spinner.finish_and_clear();
     let gate = LearnedGate {
         net: ppo.net,
@@ -221,6 +252,9 @@ pub fn train_policy(
             chunk_len: p.chunk_len,
             history_alpha: p.history_alpha,
             length_norm: p.length_norm,
+            feature_norm: norm,
+            inference: p.inference,
+            correction_form: p.correction_form,
             correction: correction.beta,
             calibration: tried,
             calibration_streams: validation.streams.len(),
@@ -238,13 +272,21 @@ pub fn train_policy(
     })
 }
 
+/// What the policy saw and gave at each decision of a rollout, in the order made: the feature
+/// vectors as it read them (normalized where configured), the log-probabilities of its actions
+/// and its values.
+struct Seen<'a> {
+    obs: &'a [f32],
+    logp: &'a [f64],
+    values: &'a [f64],
+}
+
 /// The episodes as PPO's rollout: one environment whose episodes follow each other stream by
 /// stream, each ending at its stream's last chunk, every reward charged `lambda · cost`. A
 /// reward that is not finite is an error naming the iteration, the stream and the chunk.
 fn to_rollout(
     episodes: &Episodes,
-    logp: &[f64],
-    values: &[f64],
+    seen: &Seen<'_>,
     picked: &[usize],
     scale: f64,
     lambda: f64,
@@ -272,12 +314,10 @@ fn to_rollout(
                 s.none_loss
             )));
         }
-        rollout
-            .obs
-            .extend_from_slice(&episodes.obs[i * w..(i + 1) * w]);
+        rollout.obs.extend_from_slice(&seen.obs[i * w..(i + 1) * w]);
         rollout.actions.push(s.action as u32);
-        rollout.logp.push(logp[i]);
-        rollout.values.push(values[i]);
+        rollout.logp.push(seen.logp[i]);
+        rollout.values.push(seen.values[i]);
         rollout.rewards.push(reward);
         rollout.dones.push(s.last);
     }
@@ -311,16 +351,12 @@ mod tests {
             ],
             obs: (0..3 * features::WIDTH).map(|i| i as f32).collect(),
         };
-        let r = to_rollout(
-            &episodes,
-            &[-1.0, -2.0, -3.0],
-            &[0.1, 0.2, 0.3],
-            &[7, 9],
-            10.0,
-            0.5,
-            0,
-        )
-        .unwrap();
+        let seen = Seen {
+            obs: &episodes.obs,
+            logp: &[-1.0, -2.0, -3.0],
+            values: &[0.1, 0.2, 0.3],
+        };
+        let r = to_rollout(&episodes, &seen, &[7, 9], 10.0, 0.5, 0).unwrap();
         assert_eq!(r.actions, vec![1, 3, 0]);
         assert_eq!(r.dones, vec![false, true, true]);
         assert_eq!(r.logp, vec![-1.0, -3.0, -2.0]);
@@ -339,7 +375,12 @@ mod tests {
             steps: vec![step(0, 0, false, 1, 3.9), step(0, 1, true, 1, f64::NAN)],
             obs: vec![0.0; 2 * features::WIDTH],
         };
-        let e = to_rollout(&episodes, &[0.0; 2], &[0.0; 2], &[41], 1.0, 0.0, 4)
+        let seen = Seen {
+            obs: &episodes.obs,
+            logp: &[0.0; 2],
+            values: &[0.0; 2],
+        };
+        let e = to_rollout(&episodes, &seen, &[41], 1.0, 0.0, 4)
             .unwrap_err()
             .to_string();
         assert!(
