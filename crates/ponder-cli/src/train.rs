@@ -168,11 +168,12 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
             let ponder_eval::learned::Correction { beta, cost, loss } = report.correction;
             println!(
                 "learned gate: {} iterations over {} training streams at {:.1} chunks/s; budget \
-                 correction {beta:.4} gives a mean cost of {cost:.3} (budget {}) and a loss of \
-                 {loss:.4} on {} validation streams; gate in {}",
+                 correction {beta:.4} with gain {} gives a mean cost of {cost:.3} (budget {}) and a \
+                 loss of {loss:.4} on {} validation streams; gate in {}",
                 report.iterations_run,
                 report.streams.0,
                 report.chunks_per_s,
+                report.gain,
                 policy.budget,
                 report.streams.1,
                 folder.learned_policy().display()

@@ -39,6 +39,7 @@ length_norm = 512
 normalize_features = true
 inference = "argmax"
 correction_form = "cost"
+correction_gains = [0.0, 0.01, 0.03, 0.1, 0.3]
 calibration_streams = 20
 checkpoint_every = 2
 

@@ -158,7 +158,7 @@ impl MethodPass {
     /// Takes back the decisions `steps` that this method made over one batch in an earlier,
     /// interrupted run, as if it had just made them: a gate is stepped through them again on
     /// their recorded signals, which restores its state, and each of its decisions must come out
-    /// as recorded.
+    /// as recorded; the learned gate's budget debt takes their costs.
     pub fn replay(&mut self, steps: &[StepRecord]) -> Result<()> {
         for step in steps {
             if let Actor::Gate { gate, .. } = &mut self.actor {
@@ -181,6 +181,13 @@ impl MethodPass {
                 }
                 self.decided += 1;
                 self.updates += usize::from(d.is_update());
+            }
+            if let (Actor::Learned { gate, .. }, Some(k)) = (&mut self.actor, step.steps) {
+                let decision = match k {
+                    0 => Decision::Skip,
+                    k => Decision::Update(k),
+                };
+                gate.debt.record(&[decision]);
             }
             self.records.push(*step);
         }

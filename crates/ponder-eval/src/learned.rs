@@ -54,6 +54,10 @@ pub struct PolicyMeta {
     pub inference: Inference,
     /// How the budget correction enters the logits.
     pub correction_form: CorrectionForm,
+    /// The gain of the correction's online part ([`BudgetDebt`]), chosen on validation.
+    pub correction_gain: f64,
+    /// Every gain tried on validation: β₀ chosen on half the streams, the cost on the other.
+    pub gain_trials: Vec<GainTrial>,
     /// The budget correction β chosen on validation.
     pub correction: f64,
     /// Every correction tried on validation, in the order tried.
@@ -62,6 +66,21 @@ pub struct PolicyMeta {
     pub calibration_streams: usize,
     /// PPO iterations trained.
     pub iterations: usize,
+}
+
+/// A gain of the correction's online part tried on validation: β₀ chosen for it on one half of
+/// the streams, and the mean cost and loss it gave on the other half.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GainTrial {
+    /// The gain.
+    pub gain: f64,
+    /// β₀ chosen on the first half.
+    pub beta: f64,
+    /// The mean cost per chunk on the second half.
+    pub cost: f64,
+    /// The mean loss per chunk on the second half, nats/token.
+    pub loss: f64,
 }
 
 /// A budget correction tried on the validation streams.
@@ -82,6 +101,46 @@ pub struct LearnedGate {
     pub net: ActorCritic,
     /// Its settings.
     pub meta: PolicyMeta,
+    /// The online part of its correction, over the decisions made so far.
+    pub debt: BudgetDebt,
+}
+
+/// The online part of the budget correction: the cost spent beyond the budget over every
+/// decision made so far, `debt = Σ (cost − budget)`, which moves β to `β₀ + gain · debt`. A
+/// fixed β₀ holds the budget only where the decisions' margins are distributed as on the
+/// streams it was chosen on; the debt pulls the realized mean cost back to the budget on any
+/// stream of decisions, as the training-free controllers' budget debt does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetDebt {
+    /// The gain.
+    pub gain: f64,
+    /// The mean cost per decision allowed.
+    pub budget: f64,
+    /// `Σ (cost − budget)` so far.
+    pub debt: f64,
+}
+
+impl BudgetDebt {
+    /// No decision made yet.
+    pub fn new(gain: f64, budget: f64) -> Self {
+        Self {
+            gain,
+            budget,
+            debt: 0.0,
+        }
+    }
+
+    /// `β₀` moved by the debt.
+    pub fn beta(&self, base: f64) -> f64 {
+        base + self.gain * self.debt
+    }
+
+    /// Adds decisions made.
+    pub fn record(&mut self, decisions: &[Decision]) {
+        for d in decisions {
+            self.debt += d.cost() - self.budget;
+        }
+    }
 }
 
 /// The inner steps of [`ACTIONS`], the action set a learned gate must have.
@@ -125,6 +184,12 @@ impl PolicyMeta {
 }
 
 impl LearnedGate {
+    /// A gate of `net` under `meta`, no decision made yet.
+    pub fn new(net: ActorCritic, meta: PolicyMeta) -> Self {
+        let debt = BudgetDebt::new(meta.correction_gain, meta.budget);
+        Self { net, meta, debt }
+    }
+
     /// Writes `dir/policy.json` and `dir/policy.safetensors`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
@@ -174,7 +239,7 @@ impl LearnedGate {
             }
             var.set(t)?;
         }
-        Ok(Self { net, meta })
+        Ok(Self::new(net, meta))
     }
 
     /// The learned gate that `ppo` runs in a stream-mode comparison of `config`: the one trained
@@ -202,18 +267,21 @@ impl LearnedGate {
         Ok(gate)
     }
 
-    /// The action of each row of `obs` (`rows · WIDTH` values) under its budget correction and
-    /// inference rule ([`corrected_actions`]); `rng` draws where it samples.
-    pub fn decide(&self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<Decision>> {
+    /// The action of each row of `obs` (`rows · WIDTH` values) under its budget correction, its
+    /// online part included, and its inference rule ([`corrected_actions`]); `rng` draws where
+    /// it samples. The decisions are added to the debt.
+    pub fn decide(&mut self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<Decision>> {
         let correction = Corrected {
             form: self.meta.correction_form,
-            beta: self.meta.correction,
+            beta: self.debt.beta(self.meta.correction),
         };
         let logits = match &self.meta.feature_norm {
             Some(norm) => logits(&self.net, &norm.apply(obs).map_err(policy_err)?)?,
             None => logits(&self.net, obs)?,
         };
-        corrected_actions(&logits, correction, self.meta.inference, rng)
+        let decisions = corrected_actions(&logits, correction, self.meta.inference, rng)?;
+        self.debt.record(&decisions);
+        Ok(decisions)
     }
 }
 
@@ -373,9 +441,9 @@ mod tests {
             dropout: 0.0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        LearnedGate {
-            net: ActorCritic::new(net.clone(), &mut rng, &Device::Cpu).unwrap(),
-            meta: PolicyMeta {
+        LearnedGate::new(
+            ActorCritic::new(net.clone(), &mut rng, &Device::Cpu).unwrap(),
+            PolicyMeta {
                 net,
                 actions: action_steps(),
                 features: features::NAMES.iter().map(|s| s.to_string()).collect(),
@@ -386,6 +454,8 @@ mod tests {
                 feature_norm: None,
                 inference: Inference::Argmax,
                 correction_form: CorrectionForm::Cost,
+                correction_gain: 0.0,
+                gain_trials: Vec::new(),
                 correction: 0.25,
                 calibration: vec![
                     Correction {
@@ -402,7 +472,7 @@ mod tests {
                 calibration_streams: 3,
                 iterations: 2,
             },
-        }
+        )
     }
 
     #[test]
@@ -453,6 +523,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("3 logits for 4 actions"));
+    }
+
+    #[test]
+    fn the_debt_pulls_the_mean_cost_to_the_budget() {
+        // A policy that prefers UPDATE_1 over SKIP by 0.5 everywhere spends 3 per decision; the
+        // debt raises SKIP's logit until it alternates around a mean cost of 2.
+        let logits = vec![vec![0.0f32, 0.5, -5.0, -5.0]];
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mean_cost = |gain: f64, rng: &mut ChaCha8Rng| {
+            let mut debt = BudgetDebt::new(gain, 2.0);
+            let mut total = 0.0;
+            for _ in 0..400 {
+                let c = Corrected {
+                    form: CorrectionForm::SkipLogit,
+                    beta: debt.beta(0.0),
+                };
+                let d = corrected_actions(&logits, c, Inference::Argmax, rng).unwrap();
+                debt.record(&d);
+                total += d[0].cost();
+            }
+            total / 400.0
+        };
+        assert_eq!(mean_cost(0.0, &mut rng), 3.0);
+        let held = mean_cost(0.1, &mut rng);
+        // The debt stays within the 0.5 / 0.1 = 5 units that flip the choice, plus one step.
+        assert!((held - 2.0).abs() <= 7.0 / 400.0, "{held}");
     }
 
     #[test]

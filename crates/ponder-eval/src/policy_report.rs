@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ponder_experiment::records::{Metric, PolicyIteration, Timing};
 use ponder_experiment::run_dir::{read_json, read_lines, write_atomic};
-use ponder_experiment::RunFolder;
+use ponder_experiment::{CorrectionForm, Inference, RunFolder};
 use ponder_gate::ACTIONS;
 
 use crate::error::Result;
@@ -47,7 +47,7 @@ pub fn learned_section(
         s,
         "PPO with a PID Lagrangian over the training split's streams (docs/design/policy.md): {} \
          iterations; the last rollout's mean cost {:.3} per chunk (budget {:.2}) at λ = {:.4}; \
-         {}. At inference the most probable action is taken with a budget correction β = {:.4} \
+         {}. At inference it takes {} after a budget correction on {}, β = {:.4} + {} · debt, \
          chosen on {} validation streams, where it gave a mean cost of {:.3}.\n",
         iterations.len(),
         last.map_or(f64::NAN, |i| i.cost),
@@ -61,7 +61,16 @@ pub fn learned_section(
             ),
             None => "no timing recorded".into(),
         },
+        match meta.inference {
+            Inference::Argmax => "the most probable action",
+            Inference::Sample => "a draw from its distribution",
+        },
+        match meta.correction_form {
+            CorrectionForm::Cost => "every logit in proportion to its action's cost",
+            CorrectionForm::SkipLogit => "SKIP's logit",
+        },
         meta.correction,
+        meta.correction_gain,
         meta.calibration_streams,
         meta.calibration
             .iter()

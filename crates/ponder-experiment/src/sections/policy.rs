@@ -43,6 +43,11 @@ pub struct PolicyConfig {
     pub inference: Inference,
     /// How the budget correction β enters the logits at inference.
     pub correction_form: CorrectionForm,
+    /// The gains tried for the online part of the correction at inference, β = β₀ + gain ·
+    /// debt, where the debt is the cost spent so far in the evaluation beyond the budget
+    /// (Σ (cost − budget) over every decision made); 0 is a fixed β₀. The smallest that holds
+    /// the budget on half the validation streams when β₀ is chosen on the other half is kept.
+    pub correction_gains: Vec<f64>,
     /// Validation-split files whose streams choose the budget correction.
     pub calibration_streams: usize,
     /// Iterations between checkpoints.
@@ -120,6 +125,17 @@ impl PolicyConfig {
             return Err(Error::Config(format!(
                 "policy.reward_scale must be finite and > 0, got {}",
                 self.reward_scale
+            )));
+        }
+        if self.correction_gains.is_empty()
+            || self
+                .correction_gains
+                .iter()
+                .any(|g| !(g.is_finite() && *g >= 0.0))
+        {
+            return Err(Error::Config(format!(
+                "policy.correction_gains must list at least one finite gain >= 0, got {:?}",
+                self.correction_gains
             )));
         }
         if !(self.history_alpha > 0.0 && self.history_alpha <= 1.0) {

@@ -45,6 +45,8 @@ pub struct PolicyReport {
     pub chunks_per_s: f64,
     /// The budget correction chosen on validation, with its mean cost and loss there.
     pub correction: Correction,
+    /// The gain of its online part chosen on validation.
+    pub gain: f64,
     /// Training and validation streams cached.
     pub streams: (usize, usize),
 }
@@ -230,21 +232,22 @@ pub fn train_policy(
     )?;
     bar.finish_and_clear();
     let spinner = progress_bar("budget correction", progress, 0, 0);
-    let (correction, tried) = calibrate(
+    let mut passes = 0;
+    let calibration = calibrate(
         lm,
-        &ppo.net,
+        (&ppo.net, norm.as_ref()),
         &validation,
         shape,
-        history,
-        p.budget,
-        (p.inference, p.correction_form, seed),
-        norm.as_ref(),
-        |n| spinner.set_message(format!("{n} corrections tried")),
+        (p, seed),
+        || {
+            passes += 1;
+            spinner.set_message(format!("{passes} passes over the validation streams"))
+        },
     )?;
     spinner.finish_and_clear();
-    let gate = LearnedGate {
-        net: ppo.net,
-        meta: PolicyMeta {
+    let gate = LearnedGate::new(
+        ppo.net,
+        PolicyMeta {
             net: p.net.clone(),
             actions: action_steps(),
             features: features::NAMES.iter().map(|s| s.to_string()).collect(),
@@ -255,19 +258,22 @@ pub fn train_policy(
             feature_norm: norm,
             inference: p.inference,
             correction_form: p.correction_form,
-            correction: correction.beta,
-            calibration: tried,
+            correction_gain: calibration.gain,
+            gain_trials: calibration.gains,
+            correction: calibration.kept.beta,
+            calibration: calibration.tried,
             calibration_streams: validation.streams.len(),
             iterations: p.iterations,
         },
-    };
+    );
     gate.save(&run.folder().learned_policy())
         .map_err(crate::error::eval_err)?;
     run.finish(Done::empty())?;
     Ok(PolicyReport {
         iterations_run: p.iterations - start,
         chunks_per_s,
-        correction,
+        correction: calibration.kept,
+        gain: calibration.gain,
         streams: (train.streams.len(), validation.streams.len()),
     })
 }
