@@ -188,11 +188,16 @@ impl Head {
         masked: Option<(usize, f64)>,
         probe: bool,
     ) -> Result<Option<Self>> {
+        let op = if probe {
+            "linear_probe"
+        } else {
+            "linear_cross_entropy"
+        };
         let (n, d) = x.dims2()?;
         let (v, dw) = w.dims2()?;
         if d != dw || targets.dims() != [n] || targets.dtype() != DType::U32 {
             candle::bail!(
-                "linear_cross_entropy: need x (n, d), w (v, d) and u32 targets (n), got {:?}, {:?} and {:?} {:?}",
+                "{op}: need x (n, d), w (v, d) and u32 targets (n), got {:?}, {:?} and {:?} {:?}",
                 x.dims(),
                 w.dims(),
                 targets.dtype(),
@@ -200,13 +205,11 @@ impl Head {
             );
         }
         if let Some((col, _)) = masked.filter(|&(col, _)| col >= v) {
-            candle::bail!("linear_cross_entropy: masked column {col} is outside the {v} logits");
+            candle::bail!("{op}: masked column {col} is outside the {v} logits");
         }
         let ids = targets.to_vec1::<u32>()?;
         if let Some(bad) = ids.iter().find(|&&t| t as usize >= v) {
-            candle::bail!(
-                "linear_cross_entropy: target {bad} is outside the vocabulary of {v} logits"
-            );
+            candle::bail!("{op}: target {bad} is outside the vocabulary of {v} logits");
         }
         let fused = x.device().is_cpu()
             && w.device().is_cpu()

@@ -110,11 +110,16 @@ fn bad_shapes_and_targets_are_errors() {
     let err = linear_cross_entropy(&x, &w, &far, None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("target 9"), "{err}");
+    assert!(err.contains("linear_cross_entropy: target 9"), "{err}");
     let err = linear_cross_entropy(&x, &w, &t, Some((9, 0.0)))
         .unwrap_err()
         .to_string();
     assert!(err.contains("masked column 9"), "{err}");
+    // The probe's errors name the probe.
+    let err = linear_probe(&x, &w, &far, None).unwrap_err().to_string();
+    assert!(err.contains("linear_probe: target 9"), "{err}");
+    let err = linear_probe(&x, &wide, &t, None).unwrap_err().to_string();
+    assert!(err.contains("linear_probe: need x (n, d)"), "{err}");
 }
 
 /// The probe's values from the materialized f64 logits.
