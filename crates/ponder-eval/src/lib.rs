@@ -8,7 +8,7 @@
 //! - [`compare`]: every method's decisions and statistics from those records ([`summary`]);
 //! - [`selection`]: `ours_lh` chosen on the validation split's records;
 //! - stream mode (`[eval] mode = "stream"`): [`file_stream`] (one stream per file), [`carry`]
-//!   (each method's pass with per-stream states), [`stream_compare`] (every method, the greedy
+//!   (each method's pass with per-stream states, its actions in [`act`]), [`stream_compare`] (every method, the greedy
 //!   oracle), [`stream_records`] (resumable, batch by batch), [`stream_summary`] (the
 //!   statistics) and [`stream_experiment`] (the whole call, [`run_stream_comparison`]);
 //!   [`learned`] is the learned gate (`ppo`) there: its features, its file and its decisions;
@@ -18,6 +18,7 @@
 //!   gate's in `policy_report`), [`plots`], [`plot`], [`paper`]: `report.md` with SVG plots and
 //!   the paper's numbers beside ours.
 
+pub mod act;
 pub mod carry;
 pub mod compare;
 pub mod deciles;

@@ -5,7 +5,7 @@
 mod common;
 
 use candle::{DType, Device, Tensor};
-use ponder_eval::carry::act;
+use ponder_eval::act::act;
 use ponder_eval::file_stream::stream_batches;
 use ponder_eval::records::{record_chunk, PassMode, PassTimes};
 use ponder_eval::stream_compare::{run_streams, StreamRun};

@@ -5,7 +5,7 @@
 //! both, so that training and calibration see the same environment.
 
 use candle::Tensor;
-use ponder_eval::carry::act_rows;
+use ponder_eval::act::act_rows;
 use ponder_eval::learned::{chunk_features, ChunkProbe, FeatureShape, Position};
 use ponder_gate::features::History;
 use ponder_gate::{Decision, ACTIONS};
