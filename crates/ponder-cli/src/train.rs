@@ -100,6 +100,30 @@ fn options(a: &TrainArgs) -> OpenOptions {
     }
 }
 
+/// Opens `folder` for `stage` (`None` when it is finished and skipped), prepares the data,
+/// records its manifests, and checks that the tokenizer is the one `fast.backbone` was trained
+/// with: what every stage on a frozen backbone starts with.
+fn open_on_backbone(
+    global: &Global,
+    config: &ExperimentConfig,
+    folder: &RunFolder,
+    stage: Stage,
+    a: &TrainArgs,
+) -> Result<Option<(RunDir, ExperimentData)>> {
+    let Some(run) = open_stage(folder, config, stage, options(a))? else {
+        return Ok(None);
+    };
+    let data = prepare_data(global, config, a.quiet)?;
+    run.record_data(&data.manifests)?;
+    let backbone = &config.fast()?.backbone;
+    crate::resolve::check_same_tokenizer(
+        backbone,
+        &data.tokenizer,
+        data.tokenizer_path.as_deref(),
+    )?;
+    Ok(Some((run, data)))
+}
+
 /// Runs a `ponder train` subcommand.
 pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
     match cmd {
@@ -115,16 +139,10 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                 })?
                 .model;
             let folder = Layout::fast_of(&config)?;
-            let Some(run) = open_stage(&folder, &config, Stage::Fast, options(a))? else {
+            let Some((run, data)) = open_on_backbone(global, &config, &folder, Stage::Fast, a)?
+            else {
                 return Ok(());
             };
-            let data = prepare_data(global, &config, a.quiet)?;
-            run.record_data(&data.manifests)?;
-            crate::resolve::check_same_tokenizer(
-                &fast.backbone,
-                &data.tokenizer,
-                data.tokenizer_path.as_deref(),
-            )?;
             let report = train_fast(&config, &backbone, &data, &run, !a.quiet)?;
             println!(
                 "fast layer {} (k = {}): validation SKIP {:.4} -> UPDATE {:.4} nats/token over {} steps ({} cached backbone passes); checkpoint in {}",
@@ -154,16 +172,10 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
                     )
                 })?;
             let folder = fast_folder.policy_run();
-            let Some(run) = open_stage(&folder, &config, Stage::Policy, options(a))? else {
+            let Some((run, data)) = open_on_backbone(global, &config, &folder, Stage::Policy, a)?
+            else {
                 return Ok(());
             };
-            let data = prepare_data(global, &config, a.quiet)?;
-            run.record_data(&data.manifests)?;
-            crate::resolve::check_same_tokenizer(
-                &fast.backbone,
-                &data.tokenizer,
-                data.tokenizer_path.as_deref(),
-            )?;
             let report = train_policy(&config, &lm, &data, &run, !a.quiet)?;
             let ponder_eval::learned::Correction { beta, cost, loss } = report.correction;
             println!(
