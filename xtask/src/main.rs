@@ -17,7 +17,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "data",
-        "list the optional out-of-distribution corpora; `data --yes` installs them into data/ood",
+        "list the optional data (corpora in data/ood, benchmarks in data/bench); `data --yes [NAME ...]` installs it",
     ),
 ];
 
@@ -53,9 +53,11 @@ fn run() -> Result<()> {
             println!("tidy: ok");
             Ok(())
         }
-        ["data"] => xtask::data::run(&xtask::tidy::workspace_root(), false),
-        ["data", "--yes"] => xtask::data::run(&xtask::tidy::workspace_root(), true),
-        ["data", rest @ ..] => bail!("data takes only --yes, got `{}`", rest.join(" ")),
+        ["data"] => xtask::data::run(&xtask::tidy::workspace_root(), false, &[]),
+        ["data", "--yes", only @ ..] => {
+            xtask::data::run(&xtask::tidy::workspace_root(), true, only)
+        }
+        ["data", rest @ ..] => bail!("data takes only --yes [NAME ...], got `{}`", rest.join(" ")),
         ["reproduce", rest @ ..] => {
             let plan = xtask::reproduce::parse(rest)?;
             xtask::reproduce::run(&xtask::tidy::workspace_root(), &plan)

@@ -35,6 +35,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
     ("ponder-data", &["ponder-base", "ponder-hub"]),
     ("ponder-metrics", &["ponder-base"]),
     ("ponder-gate", &["ponder-base", "ponder-metrics"]),
+    ("ponder-codegen", &["ponder-base", "ponder-metrics"]),
     (
         "ponder-policy",
         &["ponder-base", "ponder-nn", "ponder-metrics", "ponder-gate"],
@@ -92,13 +93,20 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-experiment",
             "ponder-train",
             "ponder-eval",
+            "ponder-codegen",
         ],
     ),
     ("xtask", &[]),
 ];
 
 /// Crates that must build without Candle.
-pub const CANDLE_FREE: &[&str] = &["ponder-base", "ponder-data", "ponder-hub", "ponder-metrics"];
+pub const CANDLE_FREE: &[&str] = &[
+    "ponder-base",
+    "ponder-data",
+    "ponder-hub",
+    "ponder-metrics",
+    "ponder-codegen",
+];
 
 /// The Candle packages that [`CANDLE_FREE`] crates may not depend on.
 const CANDLE_PACKAGES: &[&str] = &["candle-core", "candle-nn"];

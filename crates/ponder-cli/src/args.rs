@@ -54,6 +54,77 @@ pub enum Command {
     /// Latency per chunk of SKIP, UPDATE_1, the gating signal and the comparison pass, measured
     /// in one process (medians).
     Bench(BenchArgs),
+    /// Code generation benchmarks with executed tests: every sample runs in its own isolated
+    /// python3 process; writes samples.jsonl and summary.json (outcomes and pass@k).
+    Codegen(CodegenArgs),
+}
+
+/// Arguments of `ponder codegen`.
+#[derive(Debug, Args)]
+pub struct CodegenArgs {
+    /// The benchmark: humaneval (offline, `cargo xtask data --yes humaneval`), mbpp or
+    /// classeval.
+    #[arg(long)]
+    pub bench: ponder_codegen::Bench,
+    /// The benchmark file; default data/bench/HumanEval.jsonl.gz for humaneval.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run the benchmark's own solutions (a check of the harness: every one should pass).
+    #[arg(long, required = true)]
+    pub canonical: bool,
+    /// Only the first N problems.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// The run folder for samples.jsonl and summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// pass@k for these k (comma-separated), each at most the samples per problem.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub k: Vec<usize>,
+    /// The sandbox's settings.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// How `ponder codegen` runs samples.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Samples run at once; default the number of CPUs.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// The interpreter; default python3 in /usr/local/bin:/usr/bin:/bin (it must be readable
+    /// by the samples' unprivileged uids).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// The uid of the first concurrent slot (slot i runs as uid + i); these uids must belong
+    /// to no user.
+    #[arg(long, default_value_t = 60000)]
+    pub sandbox_uid: u32,
+    /// Where samples cannot be isolated (not root, or the kernel refuses a namespace), run
+    /// them anyway under resource limits only. Never with code you do not trust.
+    #[arg(long)]
+    pub allow_unisolated: bool,
+    /// CPU seconds per sample: its timeout.
+    #[arg(long, default_value_t = 10)]
+    pub cpu_seconds: u64,
+    /// Address space per process of a sample, MiB.
+    #[arg(long, default_value_t = 4096)]
+    pub memory_mib: u64,
+    /// A sample's working directory (a tmpfs), and any one file it writes, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub disk_mib: u64,
+    /// Processes a sample's uid may have at once.
+    #[arg(long, default_value_t = 64)]
+    pub processes: u64,
+    /// Open files per process of a sample.
+    #[arg(long, default_value_t = 256)]
+    pub open_files: u64,
+    /// Wall-clock backstop per sample, seconds (for samples that sleep or block).
+    #[arg(long, default_value_t = 60)]
+    pub wall_seconds: u64,
 }
 
 /// Arguments of `ponder report`.

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod args;
+mod codegen;
 mod compare;
 mod data;
 mod info;
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => compare::run(&cli.global, a),
         Command::Report(a) => report::report(a),
         Command::Bench(a) => report::bench(&cli.global, a),
+        Command::Codegen(a) => codegen::run(a),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{config, corpus, ponder, reached_vocab, train};
+use common::{config, corpus, err, ok, ponder, reached_vocab, train};
 
 const EVAL: &str = r#"
 [eval]
@@ -32,22 +32,6 @@ quantile_calibration = [1]
 quantile_gain = [0.1]
 quantile_deadband = [0.0, 2.0]
 "#;
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn err(out: &Output) -> String {
-    assert!(!out.status.success());
-    let e = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!e.contains("panicked"), "{e}");
-    e
-}
 
 fn compare(cfg: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["compare", "--quiet", "--config", cfg.to_str().unwrap()];

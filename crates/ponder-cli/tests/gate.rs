@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config, corpus, ponder, reached_vocab, train};
+use common::{config, corpus, err, ok, ponder, reached_vocab, train};
 
 const STREAM: &str = r#"
 [eval]
@@ -73,22 +73,6 @@ ki = 0.05
 kd = 0.0
 lambda_init = 0.0
 "#;
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn err(out: &Output) -> String {
-    assert!(!out.status.success());
-    let e = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!e.contains("panicked"), "{e}");
-    e
-}
 
 fn gate(cfg: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -18,6 +18,7 @@
 //!     policy/                        `ponder train gate`: the learned gate's training run
 //!       learned/                     (checkpoint/, metrics.jsonl, …) and the trained gate:
 //!                                    policy.json policy.safetensors
+//!     codegen/<bench>/               `ponder codegen`: samples.jsonl summary.json
 //!     report.md plots/               `ponder report`
 //! ```
 
@@ -262,6 +263,16 @@ impl RunFolder {
     /// The latency table of a latency run.
     pub fn latency(&self) -> PathBuf {
         self.dir.join("latency.json")
+    }
+
+    /// The code-generation run of benchmark `bench` (`ponder codegen`).
+    pub fn codegen(&self, bench: &str) -> RunFolder {
+        RunFolder::new(self.dir.join("codegen").join(bench))
+    }
+
+    /// A code-generation run's samples, one JSON line each.
+    pub fn samples(&self) -> PathBuf {
+        self.dir.join("samples.jsonl")
     }
 
     /// An evaluation's per-chunk-batch records (resumable).

@@ -1,6 +1,6 @@
 //! Statistics for comparing gating methods, on plain `f64`s (no Candle): average loss and
 //! perplexity, Oracle Recovery, update rate, decision accuracy, Pearson and Spearman correlation,
-//! McNemar's test, bootstrap confidence intervals and cost.
+//! McNemar's test, bootstrap confidence intervals, cost, and pass@k.
 //!
 //! Definitions follow `docs/original.md` §9; `docs/metrics.md` says which are the
 //! original's and which are ours.
@@ -19,6 +19,7 @@ pub mod error;
 pub mod loss;
 pub mod mcnemar;
 pub mod method;
+pub mod pass_at_k;
 pub mod special;
 
 pub use baseline::{paired_difference, random_expected_losses, spread, Spread};
@@ -32,6 +33,7 @@ pub use loss::{
 };
 pub use mcnemar::{mcnemar, McNemar};
 pub use method::{method_stats, MethodStats, Resampling};
+pub use pass_at_k::{pass_at_k, pass_at_k_over, PassAtK};
 
 /// Helpers shared by the unit tests of the special functions and tests.
 #[cfg(test)]

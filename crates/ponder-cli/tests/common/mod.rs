@@ -122,6 +122,24 @@ pub fn ponder(args: &[&str]) -> Output {
         .expect("ponder runs")
 }
 
+/// The standard output of a command that must succeed (its standard error otherwise).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The standard error of a command that must fail cleanly, without a panic.
+pub fn err(out: &Output) -> String {
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
 /// Runs `ponder train backbone --quiet --config CONFIG` with `extra` arguments.
 pub fn train(config: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

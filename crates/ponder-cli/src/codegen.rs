@@ -1,0 +1,135 @@
+//! `ponder codegen`: a benchmark's samples through the sandbox, with outcome counts and pass@k,
+//! into `samples.jsonl` and `summary.json`.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use ponder_codegen::{
+    humaneval, summarize, Bench, CodegenSummary, Limits, Problem, SampleRecord, Sandbox,
+    SandboxConfig,
+};
+use ponder_experiment::layout::RunFolder;
+use ponder_experiment::run_dir::{write_atomic, write_json};
+
+use crate::args::{CodegenArgs, SandboxArgs};
+use crate::train::progress;
+
+/// Runs the benchmark's samples and writes the run folder.
+pub fn run(args: &CodegenArgs) -> Result<()> {
+    let problems = load(args)?;
+    ponder_codegen::check_ks(&args.k, 1)?;
+    let sandbox = sandbox(&args.sandbox)?;
+    eprintln!("sandbox: {}", sandbox.describe());
+
+    let programs: Vec<String> = problems.iter().map(Problem::canonical_program).collect();
+    let bar = progress(args.quiet, "canonical", programs.len() as u64, "samples");
+    let runs = sandbox.run_all(&programs, || bar.inc(1))?;
+    bar.finish_and_clear();
+    let records: Vec<SampleRecord> = problems
+        .iter()
+        .zip(&runs)
+        .map(|(p, e)| SampleRecord::new(&p.task_id, "canonical", 0, &p.canonical_solution, e))
+        .collect();
+
+    let summary = CodegenSummary {
+        bench: args.bench,
+        problems: problems.len(),
+        sandbox: sandbox.describe(),
+        limits: sandbox.limits().clone(),
+        methods: summarize(&records, &args.k)?,
+    };
+    let folder = RunFolder::new(&args.out);
+    std::fs::create_dir_all(folder.path())
+        .with_context(|| format!("creating {}", folder.path().display()))?;
+    let mut lines = String::new();
+    for r in &records {
+        lines.push_str(&serde_json::to_string(r)?);
+        lines.push('\n');
+    }
+    write_atomic(&folder.samples(), lines.as_bytes())?;
+    write_json(&folder.summary(), &summary)?;
+
+    println!(
+        "{:<12} {:>7} {:>7} {:>9} {:>8}   pass@k",
+        "method", "passed", "failed", "timed out", "crashed"
+    );
+    for m in &summary.methods {
+        let ks: Vec<String> = m
+            .pass_at_k
+            .iter()
+            .map(|p| format!("@{} {:.4} ± {:.4}", p.k, p.estimate, p.standard_error))
+            .collect();
+        println!(
+            "{:<12} {:>7} {:>7} {:>9} {:>8}   {}",
+            m.method,
+            m.tally.passed,
+            m.tally.failed,
+            m.tally.timed_out,
+            m.tally.crashed,
+            ks.join(", ")
+        );
+    }
+    for r in records
+        .iter()
+        .filter(|r| r.outcome != ponder_codegen::Outcome::Passed)
+    {
+        println!("{}: {:?} ({})", r.task_id, r.outcome, r.detail);
+    }
+    println!("wrote {}", folder.path().display());
+    Ok(())
+}
+
+/// The benchmark's problems, the first `--limit` of them.
+fn load(args: &CodegenArgs) -> Result<Vec<Problem>> {
+    let mut problems = match args.bench {
+        Bench::HumanEval => {
+            let path = args
+                .data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(humaneval::DEFAULT_PATH));
+            if !path.exists() && args.data.is_none() {
+                bail!(
+                    "{} is missing: install it with `cargo xtask data --yes humaneval`, or name the file with --data",
+                    path.display()
+                );
+            }
+            humaneval::load(&path)?
+        }
+        Bench::Mbpp | Bench::ClassEval => {
+            bail!(
+                "--bench {}: its loader is not built yet; humaneval is",
+                args.bench
+            )
+        }
+    };
+    if let Some(n) = args.limit {
+        if n == 0 {
+            bail!("--limit 0 leaves no problem");
+        }
+        problems.truncate(n);
+    }
+    Ok(problems)
+}
+
+/// The sandbox the arguments describe.
+fn sandbox(args: &SandboxArgs) -> Result<Sandbox> {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    Ok(Sandbox::new(SandboxConfig {
+        python: args.python.clone(),
+        limits: Limits {
+            cpu_seconds: args.cpu_seconds,
+            memory_mib: args.memory_mib,
+            disk_mib: args.disk_mib,
+            processes: args.processes,
+            open_files: args.open_files,
+            wall_seconds: args.wall_seconds,
+        },
+        uid_base: args.sandbox_uid,
+        jobs,
+        allow_unisolated: args.allow_unisolated,
+    })?)
+}

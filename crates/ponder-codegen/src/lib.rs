@@ -1,0 +1,18 @@
+//! Code-generation benchmarks and the sandbox that runs their samples.
+//!
+//! [`Problem`] is one benchmark problem, whichever benchmark it comes from (HumanEval from its
+//! released file, MBPP and ClassEval from the Hub's cache); [`Problem::program`] is the program
+//! that tests a completion. [`Sandbox`] runs such programs, each in its own isolated `python3`
+//! process, and says what became of them ([`Outcome`]). Candle-free: users who only need the
+//! harness get it without a tensor library.
+
+pub mod error;
+pub mod humaneval;
+pub mod problem;
+pub mod sandbox;
+pub mod summary;
+
+pub use error::{CodegenError, Result};
+pub use problem::{Bench, Harness, Problem};
+pub use sandbox::{Execution, Limits, Outcome, Sandbox, SandboxConfig, Tally};
+pub use summary::{check_ks, summarize, CodegenSummary, MethodResult, SampleRecord};
