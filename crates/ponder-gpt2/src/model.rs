@@ -10,6 +10,7 @@ use candle::{DType, Device, Result, Tensor};
 use ponder_nn::Dropout;
 
 use crate::config::{Activation, Gpt2Config};
+use crate::kv_cache::KvCache;
 use crate::weights::Weights;
 
 /// Value written into the logit of the `<|pad|>` row, as the original implementation does.
@@ -216,7 +217,18 @@ impl Gpt2 {
     /// # Shapes
     /// - `ids`: `(b, t)` u32 with `t <= n_positions`; returns `(b, t, n_embd)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(self.run(ids, None, false)?.0)
+        Ok(self.run(ids, None, false, None)?.0)
+    }
+
+    /// Decoding forward: the hidden states of `ids`, the tokens that follow the `cache.len()`
+    /// tokens whose keys and values `cache` holds (positions `cache.len()..`), attending to
+    /// those and to each other causally; their keys and values are appended to `cache`. Equal
+    /// to the rows of [`Gpt2::forward`] on the whole sequence (a test checks it).
+    ///
+    /// # Shapes
+    /// - `ids`: `(b, t)` u32 with `cache.len() + t <= n_positions`; returns `(b, t, n_embd)`.
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        Ok(self.run(ids, None, false, Some(cache))?.0)
     }
 
     /// [`Gpt2::forward`] that also returns the last block's attention weights (for the learned
@@ -226,7 +238,7 @@ impl Gpt2 {
     /// - `ids`: `(b, t)`; returns `(b, t, n_embd)` and `(b, n_head, t, t)`, row `i` the weights
     ///   of query `i` (zero above the diagonal).
     pub fn forward_with_attention(&self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (hidden, probs) = self.run(ids, None, true)?;
+        let (hidden, probs) = self.run(ids, None, true, None)?;
         Ok((
             hidden,
             probs.expect("the last block's weights were asked for"),
@@ -246,7 +258,7 @@ impl Gpt2 {
             attn: c.attn_pdrop,
             resid: c.resid_pdrop,
         };
-        Ok(self.run(ids, Some(train), false)?.0)
+        Ok(self.run(ids, Some(train), false, None)?.0)
     }
 
     /// Logits through the tied embedding; the pad row's logit is [`PAD_LOGIT`].
@@ -285,7 +297,8 @@ impl Gpt2 {
         ponder_nn::linear_loss::linear_probe(hidden, &self.wte, targets, masked)
     }
 
-    fn check_ids(&self, ids: &Tensor) -> Result<(usize, usize)> {
+    /// Checks `ids` for `past` earlier positions.
+    fn check_ids(&self, ids: &Tensor, past: usize) -> Result<(usize, usize)> {
         let (b, t) = ids.dims2().map_err(|_| {
             candle::Error::Msg(format!(
                 "gpt2: ids must have shape (batch, seq), got {:?}",
@@ -298,10 +311,11 @@ impl Gpt2 {
         if t == 0 {
             candle::bail!("gpt2: empty sequence (shape {:?})", ids.dims());
         }
-        if t > self.config.n_positions {
+        if past + t > self.config.n_positions {
             candle::bail!(
-                "gpt2: a sequence of {t} tokens needs positions up to {}, but n_positions is {}; positions at or beyond n_positions are not allowed",
-                t - 1,
+                "gpt2: a sequence of {} tokens needs positions up to {}, but n_positions is {}; positions at or beyond n_positions are not allowed",
+                past + t,
+                past + t - 1,
                 self.config.n_positions
             );
         }
@@ -315,20 +329,26 @@ impl Gpt2 {
         Ok((b, t))
     }
 
-    /// The blocks and `ln_f`, and the last block's attention weights where `keep_last`.
+    /// The blocks and `ln_f`, and the last block's attention weights where `keep_last`; after
+    /// the tokens of `cache`, whose keys and values it extends, where given.
     fn run(
         &self,
         ids: &Tensor,
         mut train: Option<Train<'_>>,
         keep_last: bool,
+        mut cache: Option<&mut KvCache>,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let (b, t) = self.check_ids(ids)?;
+        let past = cache.as_deref().map_or(0, KvCache::len);
+        let (b, t) = self.check_ids(ids, past)?;
+        if let Some(c) = cache.as_deref() {
+            c.check(b, self.blocks.len())?;
+        }
         let d = self.config.n_embd;
         let tok = self
             .wte
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, d))?; // (b, t, d)
-        let pos = self.wpe.narrow(0, 0, t)?; // (t, d)
+        let pos = self.wpe.narrow(0, past, t)?; // (t, d)
         let mut x = ponder_nn::add_bias(&tok, &pos)?; // (b, t, d)
         if let Some(tr) = train.as_mut() {
             x = tr.dropout.apply_p(&x, tr.embd)?;
@@ -336,23 +356,29 @@ impl Gpt2 {
         let mut kept = None;
         for (i, block) in self.blocks.iter().enumerate() {
             let keep = keep_last && i + 1 == self.blocks.len();
-            let (next, probs) = self.block(block, &x, train.as_mut(), keep)?;
+            let layer = cache.as_deref_mut().map(|c| c.layer(i));
+            let (next, probs) = self.block(block, &x, train.as_mut(), keep, layer)?;
             x = next;
             kept = probs.or(kept);
+        }
+        if let Some(c) = cache {
+            c.advance(t);
         }
         Ok((self.ln_f.forward(&x)?, kept))
     }
 
-    /// One block, and its attention weights where `keep`.
+    /// One block, and its attention weights where `keep`; after the `p` tokens whose keys and
+    /// values `past` holds (and extended with this block's), where given.
     ///
     /// # Shapes
-    /// - `x`: `(b, t, d)`; returns `(b, t, d)` and `(b, nh, t, t)`.
+    /// - `x`: `(b, t, d)`; returns `(b, t, d)` and `(b, nh, t, p + t)`.
     fn block(
         &self,
         blk: &Block,
         x: &Tensor,
         mut train: Option<&mut Train<'_>>,
         keep: bool,
+        past: Option<&mut Option<(Tensor, Tensor)>>,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (b, t, d) = x.dims3()?;
         let (n_head, head_dim) = (self.config.n_head, self.config.head_dim());
@@ -364,7 +390,18 @@ impl Gpt2 {
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?; // (3, b, nh, t, hd)
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?); // (b, nh, t, hd) each
-        let scores = q.matmul(&k.t()?)?; // (b, nh, t, t)
+        let (k, v) = match past {
+            Some(entry) => {
+                let kv = match entry.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                    None => (k, v),
+                }; // (b, nh, p + t, hd) each
+                *entry = Some(kv.clone());
+                kv
+            }
+            None => (k, v),
+        };
+        let scores = q.matmul(&k.t()?)?; // (b, nh, t, p + t)
         let mut probs = ponder_nn::causal_softmax(&scores, 1.0 / (head_dim as f64).sqrt())?;
         if let Some(tr) = train.as_deref_mut() {
             probs = tr.dropout.apply_p(&probs, tr.attn)?;

@@ -7,9 +7,12 @@
 //! - [`lora`]: the LoRA fast layer's block statistics as reconstruction statistics (its
 //!   UPDATE_k lives with the layer, in `ponder-lora`);
 //! - [`checkpoint`]: saving and loading the fast layer and `fast_norm`;
+//! - [`decode`]: generation, greedy or sampled, from the backbone with its kv cache or with the
+//!   fast layer and a gate adapting over the prompt and the generated text;
 //! - [`PonderLm::probe`] (`probe.rs`): the learned gate's model features of a chunk.
 
 pub mod checkpoint;
+pub mod decode;
 pub mod fast;
 pub mod lm;
 pub mod lora;

@@ -195,6 +195,37 @@ impl PonderLm {
                     state: state.clone(),
                 })
             }
+            (FastLayer::Lora { .. }, FastState::Lora(_)) => {
+                let signal = self.signal(hidden, ids, state, 1)?;
+                Ok(UpdateOutput {
+                    features: self.read_features(hidden, ids, state)?,
+                    stats: TttStats {
+                        step_1: signal.step_0.clone(),
+                        ..signal
+                    },
+                    state: state.clone(),
+                })
+            }
+            _ => candle::bail!("ponder-model: the fast state does not belong to this fast layer"),
+        }
+    }
+
+    /// The features of [`Self::read`] alone, without the statistics (which LoRA cannot form on
+    /// a chunk of one token): what decoding reads.
+    ///
+    /// # Shapes
+    /// - `hidden`: `(b, t, d)`; `ids`: `(b, t)`; returns `(b, t, d)`.
+    pub fn read_features(
+        &self,
+        hidden: &Tensor,
+        ids: &Tensor,
+        state: &FastState,
+    ) -> Result<Tensor> {
+        let normed = self.fast_norm.forward(hidden)?;
+        let y = match (&self.fast, state) {
+            (FastLayer::Ttt { config, params }, FastState::Ttt(s)) => {
+                params.read(config, &normed, s)?.y
+            }
             (FastLayer::Lora { layer }, FastState::Lora(s)) => {
                 let (b, _) = ids.dims2()?;
                 if s.per_seq.len() != b {
@@ -213,17 +244,21 @@ impl PonderLm {
                         .forward(&normed.narrow(0, i, 1)?)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let signal = self.signal(hidden, ids, state, 1)?;
-                Ok(UpdateOutput {
-                    features: (hidden + Tensor::cat(&ys, 0)?)?,
-                    stats: TttStats {
-                        step_1: signal.step_0.clone(),
-                        ..signal
-                    },
-                    state: state.clone(),
-                })
+                Tensor::cat(&ys, 0)?
             }
             _ => candle::bail!("ponder-model: the fast state does not belong to this fast layer"),
+        };
+        hidden + y
+    }
+
+    /// Where a [`Self::read`] of tokens `s..=i` of a chunk must start for token `i`'s features
+    /// to equal those of a read of the whole chunk (decoding reads each new token from there):
+    /// a few tokens back for TTT ([`ponder_ttt::TttParams::read_start`]), the chunk's start for
+    /// LoRA, whose readout attends to every earlier token.
+    pub fn read_start(&self, i: usize) -> Result<usize> {
+        match &self.fast {
+            FastLayer::Ttt { config, params } => params.read_start(config, i),
+            FastLayer::Lora { .. } => Ok(0),
         }
     }
 

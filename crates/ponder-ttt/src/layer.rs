@@ -233,6 +233,20 @@ impl TttParams {
         })
     }
 
+    /// Where a [`TttParams::read`] of tokens `s..=i` of a chunk must start for token `i`'s
+    /// output to equal its output in a read of the whole chunk: the start of a mini-batch (RoPE
+    /// positions count within mini-batches) at or before the earliest token the convolution of
+    /// token `i` reaches. Decoding reads each new token from there.
+    pub fn read_start(&self, cfg: &TttConfig, i: usize) -> Result<usize> {
+        let width = self.conv_q.0.dim(0)?;
+        let reach = match cfg.conv_window {
+            ConvWindow::Shifted => width,
+            ConvWindow::Causal => width - 1,
+        };
+        let mb = cfg.mini_batch_size;
+        Ok(i.saturating_sub(reach) / mb * mb)
+    }
+
     /// [`TttParams::forward`] with the learning rates `rates`.
     fn run(
         &self,
