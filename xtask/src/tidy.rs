@@ -93,6 +93,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-experiment",
             "ponder-train",
             "ponder-eval",
+            "ponder-gate",
             "ponder-codegen",
         ],
     ),

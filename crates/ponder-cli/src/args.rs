@@ -54,9 +54,72 @@ pub enum Command {
     /// Latency per chunk of SKIP, UPDATE_1, the gating signal and the comparison pass, measured
     /// in one process (medians).
     Bench(BenchArgs),
+    /// Continue a prompt file with a model: greedy or sampled, with the kv cache, and with a
+    /// trained fast layer and a gate adapting over the prompt and the generated text; prints
+    /// the completion, cut at the code stop sequences.
+    Generate(GenerateArgs),
     /// Code generation benchmarks with executed tests: every sample runs in its own isolated
     /// python3 process; writes samples.jsonl and summary.json (outcomes and pass@k).
     Codegen(CodegenArgs),
+}
+
+/// The model and decoding settings shared by `ponder generate` and `ponder codegen`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The backbone: `tiny-random`, `random:PRESET`, a local folder or file (a trained
+    /// backbone's `model/`), or a Hub id.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Seed of a random model.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A `tokenizer.json` file or Hub id; by default the one beside a local model, else GPT-2's.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+    /// A trained fast layer (a `fast_layer/` folder of `ponder train fast`): decode with it and
+    /// a gate in the loop.
+    #[arg(long)]
+    pub fast: Option<PathBuf>,
+    /// Tokens per chunk of the fast layer's stream; default the `fast.chunk_len` of the
+    /// config.toml beside the fast layer's folder.
+    #[arg(long)]
+    pub chunk_len: Option<usize>,
+    /// The gate's budget ρ: the fraction of chunks it may update.
+    #[arg(long, default_value_t = 0.5)]
+    pub budget: f64,
+    /// Sample at this temperature (> 0) instead of decoding greedily.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// The nucleus mass of sampling, in (0, 1].
+    #[arg(long, default_value_t = 1.0, requires = "temperature")]
+    pub top_p: f64,
+    /// The seed of sampling's draws.
+    #[arg(long, default_value_t = 0)]
+    pub sample_seed: u64,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// Decode without the backbone's kv cache (each token runs the whole window again).
+    #[arg(long, conflicts_with = "fast")]
+    pub no_cache: bool,
+}
+
+/// Arguments of `ponder generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The model and decoding settings.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// With --fast, the gate deciding after each chunk whether to update the fast weights:
+    /// skip, update_1, update_2, update_4, random, ours, pid, or a quantile controller's name.
+    #[arg(long, default_value = "ours", requires = "fast")]
+    pub gate: String,
+    /// Do not cut the completion at the code stop sequences (a new top-level def, class,
+    /// `if __name__`, comment, or three newlines); stop at EOS or the length only.
+    #[arg(long)]
+    pub no_stop: bool,
+    /// The prompt: a text file, continued exactly as written.
+    pub prompt: PathBuf,
 }
 
 /// Arguments of `ponder codegen`.
@@ -69,9 +132,20 @@ pub struct CodegenArgs {
     /// The benchmark file; default data/bench/HumanEval.jsonl.gz for humaneval.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Run the benchmark's own solutions (a check of the harness: every one should pass).
-    #[arg(long, required = true)]
+    /// Run the benchmark's own solutions (a check of the harness: every one should pass)
+    /// instead of generating.
+    #[arg(long, conflicts_with_all = ["model", "fast"])]
     pub canonical: bool,
+    /// The model and decoding settings of generated samples.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// The methods to generate with, comma-separated: `none` (the backbone alone, over a
+    /// sliding window) and, with --fast, the gates (skip, update_1, ours, random, pid, ...).
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    pub methods: Vec<String>,
+    /// Samples per problem and method.
+    #[arg(long, default_value_t = 1)]
+    pub n: usize,
     /// Only the first N problems.
     #[arg(long)]
     pub limit: Option<usize>,

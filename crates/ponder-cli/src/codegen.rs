@@ -13,24 +13,62 @@ use ponder_codegen::{
 use ponder_experiment::layout::RunFolder;
 use ponder_experiment::run_dir::{write_atomic, write_json};
 
-use crate::args::{CodegenArgs, SandboxArgs};
+use crate::args::{CodegenArgs, Global, SandboxArgs};
+use crate::generate::Decoder;
 use crate::train::progress;
 
+/// One sample before it runs.
+struct Pending {
+    task: usize,
+    method: String,
+    sample: usize,
+    completion: String,
+}
+
 /// Runs the benchmark's samples and writes the run folder.
-pub fn run(args: &CodegenArgs) -> Result<()> {
+pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
     let problems = load(args)?;
-    ponder_codegen::check_ks(&args.k, 1)?;
+    let n = if args.canonical { 1 } else { args.n };
+    if n == 0 {
+        bail!("--n 0: no samples");
+    }
+    ponder_codegen::check_ks(&args.k, n)?;
+    let pending = if args.canonical {
+        problems
+            .iter()
+            .enumerate()
+            .map(|(task, p)| Pending {
+                task,
+                method: "canonical".into(),
+                sample: 0,
+                completion: p.canonical_solution.clone(),
+            })
+            .collect()
+    } else {
+        generate_all(global, args, &problems, n)?
+    };
     let sandbox = sandbox(&args.sandbox)?;
     eprintln!("sandbox: {}", sandbox.describe());
 
-    let programs: Vec<String> = problems.iter().map(Problem::canonical_program).collect();
-    let bar = progress(args.quiet, "canonical", programs.len() as u64, "samples");
+    let programs: Vec<String> = pending
+        .iter()
+        .map(|s| problems[s.task].program(&s.completion))
+        .collect();
+    let bar = progress(args.quiet, "tests", programs.len() as u64, "samples");
     let runs = sandbox.run_all(&programs, || bar.inc(1))?;
     bar.finish_and_clear();
-    let records: Vec<SampleRecord> = problems
+    let records: Vec<SampleRecord> = pending
         .iter()
         .zip(&runs)
-        .map(|(p, e)| SampleRecord::new(&p.task_id, "canonical", 0, &p.canonical_solution, e))
+        .map(|(s, e)| {
+            SampleRecord::new(
+                &problems[s.task].task_id,
+                &s.method,
+                s.sample,
+                &s.completion,
+                e,
+            )
+        })
         .collect();
 
     let summary = CodegenSummary {
@@ -71,14 +109,60 @@ pub fn run(args: &CodegenArgs) -> Result<()> {
             ks.join(", ")
         );
     }
-    for r in records
-        .iter()
-        .filter(|r| r.outcome != ponder_codegen::Outcome::Passed)
-    {
-        println!("{}: {:?} ({})", r.task_id, r.outcome, r.detail);
+    if args.canonical {
+        for r in records
+            .iter()
+            .filter(|r| r.outcome != ponder_codegen::Outcome::Passed)
+        {
+            println!("{}: {:?} ({})", r.task_id, r.outcome, r.detail);
+        }
     }
     println!("wrote {}", folder.path().display());
     Ok(())
+}
+
+/// `n` completions of every problem under every method, with a progress bar.
+fn generate_all(
+    global: &Global,
+    args: &CodegenArgs,
+    problems: &[Problem],
+    n: usize,
+) -> Result<Vec<Pending>> {
+    let decoder = Decoder::new(global, &args.decode)?;
+    let methods = args
+        .methods
+        .iter()
+        .map(|m| decoder.method(m.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    eprintln!("{}", decoder.describe);
+    let total = problems.len() * n * methods.len();
+    let bar = progress(args.quiet, "generate", total as u64, "samples");
+    let (mut tokens, mut seconds) = (0usize, 0.0f64);
+    let mut pending = Vec::with_capacity(total);
+    for method in &methods {
+        for (task, problem) in problems.iter().enumerate() {
+            for sample in 0..n {
+                let c = decoder
+                    .complete(&problem.prompt, method, sample as u64, true)
+                    .with_context(|| format!("generating for {}", problem.task_id))?;
+                tokens += c.generated.ids.len();
+                seconds += c.seconds;
+                pending.push(Pending {
+                    task,
+                    method: method.name(),
+                    sample,
+                    completion: c.text,
+                });
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "generated {total} samples, {tokens} tokens in {seconds:.1} s ({:.1} tokens/s)",
+        tokens as f64 / seconds.max(1e-9)
+    );
+    Ok(pending)
 }
 
 /// The benchmark's problems, the first `--limit` of them.

@@ -9,6 +9,7 @@ mod args;
 mod codegen;
 mod compare;
 mod data;
+mod generate;
 mod info;
 mod report;
 mod resolve;
@@ -75,7 +76,8 @@ fn main() -> ExitCode {
         Command::Compare(a) => compare::run(&cli.global, a),
         Command::Report(a) => report::report(a),
         Command::Bench(a) => report::bench(&cli.global, a),
-        Command::Codegen(a) => codegen::run(a),
+        Command::Codegen(a) => codegen::run(&cli.global, a),
+        Command::Generate(a) => generate::run(&cli.global, a),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -115,3 +115,121 @@ fn bad_input_is_a_clear_error() {
     );
     assert!(!out.exists(), "nothing written on bad input");
 }
+
+fn skip_unisolated(out: &std::process::Output) -> bool {
+    if !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("cannot isolate samples")
+    {
+        eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr));
+        return true;
+    }
+    false
+}
+
+#[test]
+fn generate_decodes_the_same_with_and_without_the_cache_and_replays_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = dir.path().join("prompt.py");
+    std::fs::write(&prompt, "def add(a, b):\n    \"\"\"Sum.\"\"\"\n").unwrap();
+    let p = prompt.to_str().unwrap();
+    let base = [
+        "generate",
+        "--model",
+        "tiny-random",
+        "--max-new-tokens",
+        "12",
+        "--no-stop",
+    ];
+    let cached = ok(&ponder(&[&base[..], &[p]].concat()));
+    let uncached = ok(&ponder(&[&base[..], &["--no-cache", p]].concat()));
+    assert_eq!(cached, uncached);
+    assert!(!cached.trim().is_empty());
+    let sampled = [
+        &base[..],
+        &[
+            "--temperature",
+            "1.0",
+            "--top-p",
+            "0.9",
+            "--sample-seed",
+            "3",
+            p,
+        ],
+    ]
+    .concat();
+    assert_eq!(ok(&ponder(&sampled)), ok(&ponder(&sampled)));
+
+    let e = err(&ponder(&[
+        "generate",
+        "--model",
+        "tiny-random",
+        "--temperature",
+        "0",
+        p,
+    ]));
+    assert!(e.contains("temperature"), "{e}");
+    let e = err(&ponder(&[
+        "generate",
+        "--model",
+        "tiny-random",
+        "/nonexistent/prompt.py",
+    ]));
+    assert!(e.contains("/nonexistent/prompt.py"), "{e}");
+}
+
+#[test]
+fn codegen_generates_n_samples_per_problem_and_scores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("HumanEval.jsonl.gz");
+    gz(&data, PROBLEMS);
+    let out = dir.path().join("gen");
+    let base = [
+        "codegen",
+        "--bench",
+        "humaneval",
+        "--quiet",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--sandbox-uid",
+        "62110",
+        "--jobs",
+        "2",
+        "--model",
+        "tiny-random",
+        "--max-new-tokens",
+        "16",
+    ];
+    let result = ponder(
+        &[
+            &base[..],
+            &["--n", "2", "--k", "1,2", "--temperature", "1.0"],
+        ]
+        .concat(),
+    );
+    if skip_unisolated(&result) {
+        return;
+    }
+    ok(&result);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let m = &summary["methods"][0];
+    assert_eq!(m["method"], "none");
+    assert_eq!(m["samples_per_problem"], 2);
+    assert_eq!(
+        m["tally"]["passed"].as_u64().unwrap()
+            + m["tally"]["failed"].as_u64().unwrap()
+            + m["tally"]["timed_out"].as_u64().unwrap()
+            + m["tally"]["crashed"].as_u64().unwrap(),
+        4
+    );
+    assert_eq!(m["pass_at_k"][1]["k"], 2);
+    let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    assert_eq!(samples.lines().count(), 4);
+
+    let e = err(&ponder(&[&base[..], &["--methods", "ours"]].concat()));
+    assert!(e.contains("needs a fast layer"), "{e}");
+    let e = err(&ponder(&[&base[..], &["--n", "2", "--k", "3"]].concat()));
+    assert!(e.contains("pass@3") && e.contains("n = 2"), "{e}");
+}

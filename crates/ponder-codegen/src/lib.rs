@@ -10,9 +10,11 @@ pub mod error;
 pub mod humaneval;
 pub mod problem;
 pub mod sandbox;
+pub mod stop;
 pub mod summary;
 
 pub use error::{CodegenError, Result};
 pub use problem::{Bench, Harness, Problem};
 pub use sandbox::{Execution, Limits, Outcome, Sandbox, SandboxConfig, Tally};
+pub use stop::{stop_at, truncate_at_stop, STOP_SEQUENCES};
 pub use summary::{check_ks, summarize, CodegenSummary, MethodResult, SampleRecord};

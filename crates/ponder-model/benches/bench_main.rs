@@ -2,4 +2,7 @@
 
 mod benchmarks;
 
-ponder_nn::criterion_main!(benchmarks::update_vs_skip::benches);
+ponder_nn::criterion_main!(
+    benchmarks::update_vs_skip::benches,
+    benchmarks::decode::benches
+);

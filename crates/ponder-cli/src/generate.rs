@@ -1,0 +1,273 @@
+//! `ponder generate`, and the decoder `ponder codegen` shares with it: the backbone, the
+//! optional fast layer and gate, the tokenizer and the sampling settings, turning a prompt's
+//! text into a completion cut at the code stop sequences.
+
+#![allow(clippy::print_stdout)]
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ponder_data::Tokenizer;
+use ponder_gate::{Budget, Decision, Method};
+use ponder_gpt2::Gpt2;
+use ponder_model::decode::{
+    generate, BackboneStream, DecodeStream, FastStream, Generated, Sampler, Sampling, StopReason,
+    StreamReport,
+};
+use ponder_model::PonderLm;
+
+use crate::args::{DecodeArgs, GenerateArgs, Global};
+
+/// A model ready to complete prompts.
+pub struct Decoder {
+    backbone: Gpt2,
+    fast: Option<(PonderLm, usize)>,
+    tokenizer: Tokenizer,
+    sampling: Sampling,
+    budget: Budget,
+    max_new_tokens: usize,
+    cached: bool,
+    /// What the settings are, in words.
+    pub describe: String,
+}
+
+/// One completion.
+pub struct Completion {
+    /// The completion's text, cut at the first stop sequence when asked.
+    pub text: String,
+    /// The generated tokens (before the cut).
+    pub generated: Generated,
+    /// What the stream did.
+    pub report: StreamReport,
+    /// Wall-clock seconds of the decoding.
+    pub seconds: f64,
+}
+
+impl Decoder {
+    /// Loads the model (and fast layer) and checks every setting before any decoding.
+    pub fn new(global: &Global, a: &DecodeArgs) -> Result<Self> {
+        let Some(spec) = &a.model else {
+            bail!("--model is required to generate (the backbone: tiny-random, random:PRESET, a folder or a Hub id)");
+        };
+        let backbone = crate::resolve::model(global, spec, a.seed)?.model;
+        let tokenizer = crate::resolve::tokenizer(global, a.tokenizer.as_deref(), spec, &backbone)?;
+        let sampling = match a.temperature {
+            None => Sampling::Greedy,
+            Some(temperature) => Sampling::Sample {
+                temperature,
+                top_p: a.top_p,
+                seed: a.sample_seed,
+            },
+        };
+        Sampler::new(sampling)?;
+        let budget = Budget::new(a.budget).with_context(|| format!("--budget {}", a.budget))?;
+        let fast = match &a.fast {
+            None => None,
+            Some(dir) => {
+                let lm = ponder_model::checkpoint::load(dir, &backbone).with_context(|| {
+                    format!(
+                        "loading the fast layer from {} (train it with `ponder train fast`)",
+                        dir.display()
+                    )
+                })?;
+                let chunk_len = match a.chunk_len {
+                    Some(n) => n,
+                    None => chunk_len_beside(dir)?,
+                };
+                Some((lm, chunk_len))
+            }
+        };
+        let describe = match &fast {
+            None => format!(
+                "{spec}, backbone alone ({}), {sampling:?}",
+                if a.no_cache { "no kv cache" } else { "kv cache" }
+            ),
+            Some((_, chunk_len)) => format!(
+                "{spec} with the fast layer {}, budget {}, chunks of {chunk_len} tokens, {sampling:?}",
+                a.fast.as_ref().expect("fast").display(),
+                budget.rho()
+            ),
+        };
+        Ok(Self {
+            backbone,
+            fast,
+            tokenizer,
+            sampling,
+            budget,
+            max_new_tokens: a.max_new_tokens,
+            cached: !a.no_cache,
+            describe,
+        })
+    }
+
+    /// Parses a method and checks that it can decode with this model: `none` (the backbone
+    /// alone), or, with a fast layer, an online gate.
+    pub fn method(&self, name: &str) -> Result<Method> {
+        let method: Method = name.parse().with_context(|| format!("method {name}"))?;
+        match (&method, &self.fast) {
+            (Method::Backbone, _) => {}
+            (_, None) => {
+                bail!("method {name} needs a fast layer (--fast); without one only `none` decodes")
+            }
+            (_, Some(_)) => {
+                online_gate(&method, self.budget)?;
+            }
+        }
+        Ok(method)
+    }
+
+    /// Completes `prompt` with `method` (from [`Decoder::method`]), with sampling's draws
+    /// seeded by `seed_offset` more than asked (one stream of draws per sample); cut at the
+    /// stop sequences when `cut`.
+    pub fn complete(
+        &self,
+        prompt: &str,
+        method: &Method,
+        seed_offset: u64,
+        cut: bool,
+    ) -> Result<Completion> {
+        let ids = self.tokenizer.encode(prompt)?;
+        if ids.is_empty() {
+            bail!("the prompt has no tokens");
+        }
+        let sampling = match self.sampling {
+            Sampling::Sample {
+                temperature,
+                top_p,
+                seed,
+            } => Sampling::Sample {
+                temperature,
+                top_p,
+                seed: seed.wrapping_add(seed_offset),
+            },
+            greedy => greedy,
+        };
+        let mut sampler = Sampler::new(sampling)?;
+        let eos = Some(self.tokenizer.eot_id());
+        let start = Instant::now();
+        let tokenizer = &self.tokenizer;
+        let rule = |new: &[u32]| {
+            cut && tokenizer
+                .decode(new)
+                .is_ok_and(|text| ponder_codegen::stop_at(&text).is_some())
+        };
+        let (generated, report) = match (&self.fast, method) {
+            (None, _) | (_, Method::Backbone) => {
+                let mut stream = BackboneStream::new(&self.backbone, self.cached);
+                let g = generate(
+                    &mut stream,
+                    &ids,
+                    &mut sampler,
+                    self.max_new_tokens,
+                    eos,
+                    rule,
+                )?;
+                (g, stream.report())
+            }
+            (Some((lm, chunk_len)), _) => {
+                let gate = online_gate(method, self.budget)?;
+                let mut stream = FastStream::new(lm, *chunk_len, gate)?;
+                let g = generate(
+                    &mut stream,
+                    &ids,
+                    &mut sampler,
+                    self.max_new_tokens,
+                    eos,
+                    rule,
+                )?;
+                (g, stream.report())
+            }
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        let full = self.tokenizer.decode(&generated.ids)?;
+        let text = if cut {
+            ponder_codegen::truncate_at_stop(&full).to_string()
+        } else {
+            full
+        };
+        Ok(Completion {
+            text,
+            generated,
+            report,
+            seconds,
+        })
+    }
+}
+
+/// A fresh online gate for `method` at `budget`; an error naming the methods that cannot gate
+/// a generation.
+fn online_gate(method: &Method, budget: Budget) -> Result<Box<dyn ponder_gate::Gate + Send>> {
+    let config = method.config().with_context(|| {
+        format!(
+            "--gate {}: generation runs the training-free online gates (skip, update_k, random, ours, pid, quantile controllers)",
+            method.name()
+        )
+    })?;
+    config.online_gate(budget)?.with_context(|| {
+        format!(
+            "--gate {}: an offline reference, it cannot decide online",
+            method.name()
+        )
+    })
+}
+
+/// The `fast.chunk_len` of the config.toml in the run folder that holds `fast_layer`.
+fn chunk_len_beside(fast_layer: &std::path::Path) -> Result<usize> {
+    let run = fast_layer
+        .parent()
+        .map(ponder_experiment::RunFolder::new)
+        .context("the fast layer's folder has no parent run folder")?;
+    let path = run.config();
+    let config = ponder_experiment::ExperimentConfig::load(&path, &[]).with_context(|| {
+        format!(
+            "reading the chunk length from {} (or pass --chunk-len)",
+            path.display()
+        )
+    })?;
+    Ok(config.fast()?.chunk_len)
+}
+
+/// Runs `ponder generate`.
+pub fn run(global: &Global, a: &GenerateArgs) -> Result<()> {
+    let prompt = std::fs::read_to_string(&a.prompt)
+        .with_context(|| format!("reading the prompt {}", a.prompt.display()))?;
+    let decoder = Decoder::new(global, &a.decode)?;
+    let method = decoder.method(if a.decode.fast.is_some() {
+        &a.gate
+    } else {
+        ponder_gate::BACKBONE
+    })?;
+    eprintln!("{}, method {}", decoder.describe, method.name());
+    let c = decoder.complete(&prompt, &method, 0, !a.no_stop)?;
+    println!("{}", c.text);
+    let n = c.generated.ids.len();
+    let stop = match c.generated.stop {
+        StopReason::Eos => "end of text",
+        StopReason::Rule => "a stop sequence",
+        StopReason::Length => "--max-new-tokens",
+    };
+    eprintln!(
+        "{n} tokens in {:.2} s ({:.1} tokens/s, prompt included in the time), stopped at {stop}",
+        c.seconds,
+        n as f64 / c.seconds.max(1e-9)
+    );
+    if c.report.slides > 0 {
+        eprintln!(
+            "the backbone's window slid {} times (context full)",
+            c.report.slides
+        );
+    }
+    if !c.report.decisions.is_empty() {
+        let names: Vec<String> = c.report.decisions.iter().map(decision_name).collect();
+        eprintln!("{} chunks decided: {}", names.len(), names.join(" "));
+    }
+    Ok(())
+}
+
+/// SKIP or UPDATE_k.
+pub fn decision_name(d: &Decision) -> String {
+    match d {
+        Decision::Skip => "SKIP".into(),
+        Decision::Update(k) => format!("UPDATE_{k}"),
+    }
+}
