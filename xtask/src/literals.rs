@@ -35,8 +35,8 @@ const NAMES: &[&str] = &[
     "report.md",
     "state.json",
     "tensors.safetensors",
-    "codegen",
     "samples.jsonl",
+    "canonical_loss.json",
 ];
 
 /// Keys of the records of `metrics.jsonl` and `timing.jsonl`, whole.

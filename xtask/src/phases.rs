@@ -197,6 +197,35 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                     ));
                 }
             }
+            "codegen" => {
+                // HumanEval (`cargo xtask data --yes humaneval`) on the reported fast layer:
+                // skipped where the file is missing or the sandbox cannot isolate samples.
+                let methods = |list: &str| vec!["--methods".to_string(), list.to_string()];
+                add(step(
+                    "HumanEval: the solutions' loss per method".into(),
+                    with_config(
+                        &[
+                            "codegen",
+                            "--bench",
+                            "humaneval",
+                            "--canonical-loss",
+                            "--quiet",
+                        ],
+                        &methods("none,skip,update_1,random,ours"),
+                    ),
+                    false,
+                    true,
+                ));
+                add(step(
+                    "HumanEval: greedy samples per method, run against the tests".into(),
+                    with_config(
+                        &["codegen", "--bench", "humaneval", "--quiet"],
+                        &methods("none,skip,update_1,ours"),
+                    ),
+                    false,
+                    true,
+                ));
+            }
             "report" => {
                 let mut extra = Vec::new();
                 if plan.size != "tiny" {

@@ -79,6 +79,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-metrics",
             "ponder-experiment",
             "ponder-policy",
+            "ponder-codegen",
         ],
     ),
     (
@@ -94,6 +95,7 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-train",
             "ponder-eval",
             "ponder-gate",
+            "ponder-metrics",
             "ponder-codegen",
         ],
     ),

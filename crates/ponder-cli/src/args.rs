@@ -57,14 +57,14 @@ pub enum Command {
     /// Continue a prompt file with a model: greedy or sampled, with the kv cache, and with a
     /// trained fast layer and a gate adapting over the prompt and the generated text; prints
     /// the completion, cut at the code stop sequences.
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Code generation benchmarks with executed tests: every sample runs in its own isolated
     /// python3 process; writes samples.jsonl and summary.json (outcomes and pass@k).
-    Codegen(CodegenArgs),
+    Codegen(Box<CodegenArgs>),
 }
 
 /// The model and decoding settings shared by `ponder generate` and `ponder codegen`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DecodeArgs {
     /// The backbone: `tiny-random`, `random:PRESET`, a local folder or file (a trained
     /// backbone's `model/`), or a Hub id.
@@ -84,9 +84,10 @@ pub struct DecodeArgs {
     /// config.toml beside the fast layer's folder.
     #[arg(long)]
     pub chunk_len: Option<usize>,
-    /// The gate's budget ρ: the fraction of chunks it may update.
-    #[arg(long, default_value_t = 0.5)]
-    pub budget: f64,
+    /// The gate's budget ρ: the fraction of chunks it may update; default 0.5, or the
+    /// `eval.budget` of `ponder codegen --config`.
+    #[arg(long)]
+    pub budget: Option<f64>,
     /// Sample at this temperature (> 0) instead of decoding greedily.
     #[arg(long)]
     pub temperature: Option<f64>,
@@ -134,8 +135,21 @@ pub struct CodegenArgs {
     pub data: Option<PathBuf>,
     /// Run the benchmark's own solutions (a check of the harness: every one should pass)
     /// instead of generating.
-    #[arg(long, conflicts_with_all = ["model", "fast"])]
+    #[arg(long, conflicts_with_all = ["model", "fast", "config", "canonical_loss"])]
     pub canonical: bool,
+    /// Instead of generating, score the benchmark's own solutions: per method, the mean
+    /// next-token loss of each solution given its prompt, with intervals over problems
+    /// (canonical_loss.json).
+    #[arg(long, requires = "config")]
+    pub canonical_loss: bool,
+    /// An experiment config: its trained backbone (`fast.backbone`), fast layer, chunk length,
+    /// budget (`eval.budget`) and bootstrap settings, and the output folder
+    /// `<fast run>/codegen/<bench>/`, for whatever is not given on the command line.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a config value by its dotted key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+    pub overrides: Vec<String>,
     /// The model and decoding settings of generated samples.
     #[command(flatten)]
     pub decode: DecodeArgs,
@@ -149,9 +163,10 @@ pub struct CodegenArgs {
     /// Only the first N problems.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// The run folder for samples.jsonl and summary.json.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// The run folder for samples.jsonl and summary.json (or canonical_loss.json); default
+    /// `<fast run>/codegen/<bench>/` of --config.
+    #[arg(long, required_unless_present = "config")]
+    pub out: Option<PathBuf>,
     /// pass@k for these k (comma-separated), each at most the samples per problem.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub k: Vec<usize>,

@@ -10,10 +10,12 @@ use ponder_codegen::{
     humaneval, summarize, Bench, CodegenSummary, Limits, Problem, SampleRecord, Sandbox,
     SandboxConfig,
 };
-use ponder_experiment::layout::RunFolder;
+use ponder_eval::canonical::{canonical_losses, ScoredText};
 use ponder_experiment::run_dir::{write_atomic, write_json};
+use ponder_experiment::{ExperimentConfig, Layout, RunFolder};
+use ponder_metrics::Resampling;
 
-use crate::args::{CodegenArgs, Global, SandboxArgs};
+use crate::args::{CodegenArgs, DecodeArgs, Global, SandboxArgs};
 use crate::generate::Decoder;
 use crate::train::progress;
 
@@ -25,14 +27,66 @@ struct Pending {
     completion: String,
 }
 
+/// The settings of a run: the command line, completed from `--config` where it is given.
+struct Resolved {
+    decode: DecodeArgs,
+    out: RunFolder,
+    resampling: Option<Resampling>,
+}
+
+/// Fills what the command line leaves open from `--config`: the backbone, the trained fast
+/// layer, its chunk length, the budget, the bootstrap settings and the output folder.
+fn resolve(args: &CodegenArgs) -> Result<Resolved> {
+    let mut decode = args.decode.clone();
+    let Some(path) = &args.config else {
+        let out = args
+            .out
+            .clone()
+            .context("--out is required without --config")?;
+        return Ok(Resolved {
+            decode,
+            out: RunFolder::new(out),
+            resampling: None,
+        });
+    };
+    let config = ExperimentConfig::load(path, &args.overrides)?;
+    let fast = config.fast()?;
+    let eval = config.eval()?;
+    let run = Layout::fast_of(&config)?;
+    decode.model.get_or_insert_with(|| fast.backbone.clone());
+    decode.fast.get_or_insert_with(|| run.fast_layer());
+    decode.chunk_len.get_or_insert(fast.chunk_len);
+    decode.budget.get_or_insert(eval.budget);
+    if decode.model.as_deref() == Some(fast.backbone.as_str()) {
+        decode.seed = config.run.seed;
+    }
+    Ok(Resolved {
+        decode,
+        out: args
+            .out
+            .clone()
+            .map_or_else(|| run.codegen(args.bench.name()), RunFolder::new),
+        resampling: Some(Resampling {
+            resamples: eval.bootstrap_resamples,
+            level: eval.ci_level,
+            seed: eval.seed,
+        }),
+    })
+}
+
 /// Runs the benchmark's samples and writes the run folder.
 pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
     let problems = load(args)?;
+    let resolved = resolve(args)?;
+    if args.canonical_loss {
+        return canonical_loss(global, args, &resolved, &problems);
+    }
     let n = if args.canonical { 1 } else { args.n };
     if n == 0 {
         bail!("--n 0: no samples");
     }
     ponder_codegen::check_ks(&args.k, n)?;
+    let mut decoding = None;
     let pending = if args.canonical {
         problems
             .iter()
@@ -45,7 +99,9 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
             })
             .collect()
     } else {
-        generate_all(global, args, &problems, n)?
+        let (pending, describe) = generate_all(global, args, &resolved.decode, &problems, n)?;
+        decoding = Some(describe);
+        pending
     };
     let sandbox = sandbox(&args.sandbox)?;
     eprintln!("sandbox: {}", sandbox.describe());
@@ -75,10 +131,11 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
         bench: args.bench,
         problems: problems.len(),
         sandbox: sandbox.describe(),
+        decoding,
         limits: sandbox.limits().clone(),
         methods: summarize(&records, &args.k)?,
     };
-    let folder = RunFolder::new(&args.out);
+    let folder = &resolved.out;
     std::fs::create_dir_all(folder.path())
         .with_context(|| format!("creating {}", folder.path().display()))?;
     let mut lines = String::new();
@@ -87,6 +144,7 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
         lines.push('\n');
     }
     write_atomic(&folder.samples(), lines.as_bytes())?;
+    write_atomic(&folder.git_rev(), crate::train::git_rev().as_bytes())?;
     write_json(&folder.summary(), &summary)?;
 
     println!(
@@ -121,14 +179,97 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--canonical-loss`: every method's loss of the benchmark's solutions given their prompts.
+fn canonical_loss(
+    global: &Global,
+    args: &CodegenArgs,
+    resolved: &Resolved,
+    problems: &[Problem],
+) -> Result<()> {
+    let decoder = Decoder::new(global, &resolved.decode)?;
+    let Some((lm, chunk_len)) = decoder.fast() else {
+        bail!("--canonical-loss needs a trained fast layer (--fast, or the config's)");
+    };
+    let methods = args
+        .methods
+        .iter()
+        .map(|m| decoder.method(m.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    let tokenizer = decoder.tokenizer();
+    let texts = problems
+        .iter()
+        .map(|p| {
+            let mut ids = tokenizer.encode(&p.prompt)?;
+            let solution_start = ids.len();
+            ids.extend(tokenizer.encode(&p.canonical_solution)?);
+            Ok(ScoredText {
+                id: p.task_id.clone(),
+                ids,
+                solution_start,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let resampling = resolved
+        .resampling
+        .expect("--canonical-loss requires --config");
+    let bar = progress(
+        args.quiet,
+        "scoring",
+        (problems.len() * methods.len()) as u64,
+        "problems",
+    );
+    let table = canonical_losses(
+        lm,
+        &texts,
+        chunk_len,
+        &methods,
+        decoder.budget(),
+        resampling,
+        || bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    let folder = &resolved.out;
+    std::fs::create_dir_all(folder.path())
+        .with_context(|| format!("creating {}", folder.path().display()))?;
+    write_json(&folder.canonical_loss(), &table)?;
+    write_atomic(&folder.git_rev(), crate::train::git_rev().as_bytes())?;
+    println!(
+        "{} solutions given their prompts, chunks of {chunk_len} tokens, budget {}:",
+        args.bench, table.budget
+    );
+    println!(
+        "{:<12} {:>8} {:>20} {:>8} {:>9}",
+        "method", "loss", "95% interval", "tokens", "updates"
+    );
+    for m in &table.methods {
+        println!(
+            "{:<12} {:>8.4} {:>20} {:>8} {:>9}",
+            m.method,
+            m.loss.point,
+            format!("[{:.4}, {:.4}]", m.loss.lo, m.loss.hi),
+            m.tokens,
+            format!("{}/{}", m.updates, m.chunks)
+        );
+    }
+    for d in &table.differences {
+        println!(
+            "{} − {}: {:+.4} [{:+.4}, {:+.4}]",
+            d.a, d.b, d.difference.point, d.difference.lo, d.difference.hi
+        );
+    }
+    println!("wrote {}", folder.canonical_loss().display());
+    Ok(())
+}
+
 /// `n` completions of every problem under every method, with a progress bar.
 fn generate_all(
     global: &Global,
     args: &CodegenArgs,
+    decode: &DecodeArgs,
     problems: &[Problem],
     n: usize,
-) -> Result<Vec<Pending>> {
-    let decoder = Decoder::new(global, &args.decode)?;
+) -> Result<(Vec<Pending>, String)> {
+    let decoder = Decoder::new(global, decode)?;
     let methods = args
         .methods
         .iter()
@@ -162,7 +303,7 @@ fn generate_all(
         "generated {total} samples, {tokens} tokens in {seconds:.1} s ({:.1} tokens/s)",
         tokens as f64 / seconds.max(1e-9)
     );
-    Ok(pending)
+    Ok((pending, decoder.describe.clone()))
 }
 
 /// The benchmark's problems, the first `--limit` of them.
@@ -175,7 +316,7 @@ fn load(args: &CodegenArgs) -> Result<Vec<Problem>> {
                 .unwrap_or_else(|| PathBuf::from(humaneval::DEFAULT_PATH));
             if !path.exists() && args.data.is_none() {
                 bail!(
-                    "{} is missing: install it with `cargo xtask data --yes humaneval`, or name the file with --data",
+                    "{} not found on this machine: install it with `cargo xtask data --yes humaneval`, or name the file with --data",
                     path.display()
                 );
             }

@@ -18,6 +18,9 @@ use ponder_model::PonderLm;
 
 use crate::args::{DecodeArgs, GenerateArgs, Global};
 
+/// The gates' budget ρ when neither `--budget` nor a config gives one.
+pub const DEFAULT_BUDGET: f64 = 0.5;
+
 /// A model ready to complete prompts.
 pub struct Decoder {
     backbone: Gpt2,
@@ -60,7 +63,8 @@ impl Decoder {
             },
         };
         Sampler::new(sampling)?;
-        let budget = Budget::new(a.budget).with_context(|| format!("--budget {}", a.budget))?;
+        let rho = a.budget.unwrap_or(DEFAULT_BUDGET);
+        let budget = Budget::new(rho).with_context(|| format!("--budget {rho}"))?;
         let fast = match &a.fast {
             None => None,
             Some(dir) => {
@@ -98,6 +102,21 @@ impl Decoder {
             cached: !a.no_cache,
             describe,
         })
+    }
+
+    /// The fast layer and its chunk length, if decoding with one.
+    pub fn fast(&self) -> Option<(&PonderLm, usize)> {
+        self.fast.as_ref().map(|(lm, n)| (lm, *n))
+    }
+
+    /// The gates' budget.
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// Parses a method and checks that it can decode with this model: `none` (the backbone

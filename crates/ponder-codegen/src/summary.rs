@@ -76,6 +76,9 @@ pub struct CodegenSummary {
     pub problems: usize,
     /// How samples were run: isolated or not, interpreter, uids.
     pub sandbox: String,
+    /// How samples were generated (model, fast layer, budget, sampling); `None` for the
+    /// benchmark's own solutions.
+    pub decoding: Option<String>,
     /// The limits of each sample.
     pub limits: Limits,
     /// Per method, in the order first met.

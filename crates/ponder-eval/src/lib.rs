@@ -19,7 +19,9 @@
 //!   the paper's numbers beside ours.
 
 pub mod act;
+pub mod canonical;
 pub mod carry;
+mod codegen_report;
 pub mod compare;
 pub mod deciles;
 pub mod error;

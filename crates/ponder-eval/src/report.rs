@@ -125,6 +125,7 @@ pub fn write_report(spec: &ReportSpec<'_>) -> Result<PathBuf> {
     ablation_section(&mut s, &runs, spec);
     cost_section(&mut s, id, spec.fast)?;
     crate::stream_report::stream_section(&mut s, spec, &plot_dir)?;
+    crate::codegen_report::codegen_section(&mut s, spec.fast)?;
     s.push_str("## Plots\n\n");
     let selected_signal = selection.as_ref().and_then(|sel| sel.config.signal());
     for run in runs.iter().filter(|r| !r.is_ablation()) {

@@ -19,6 +19,7 @@
 //!       learned/                     (checkpoint/, metrics.jsonl, …) and the trained gate:
 //!                                    policy.json policy.safetensors
 //!     codegen/<bench>/               `ponder codegen`: samples.jsonl summary.json
+//!                                    canonical_loss.json
 //!     report.md plots/               `ponder report`
 //! ```
 
@@ -268,6 +269,11 @@ impl RunFolder {
     /// The code-generation run of benchmark `bench` (`ponder codegen`).
     pub fn codegen(&self, bench: &str) -> RunFolder {
         RunFolder::new(self.dir.join("codegen").join(bench))
+    }
+
+    /// A code-generation run's loss of the benchmark's own solutions, per method.
+    pub fn canonical_loss(&self) -> PathBuf {
+        self.dir.join("canonical_loss.json")
     }
 
     /// A code-generation run's samples, one JSON line each.

@@ -383,6 +383,15 @@ impl PonderLm {
     /// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b)`, f64 for f64
     ///   features and f32 otherwise.
     pub fn next_token_loss(&self, features: &Tensor, ids: &Tensor) -> Result<Tensor> {
+        self.token_nll(features, ids)?.mean(1)
+    }
+
+    /// The per-token losses behind [`Self::next_token_loss`]: position `i` of the result is
+    /// the loss of token `i + 1` given the features of token `i`.
+    ///
+    /// # Shapes
+    /// - `features`: `(b, t, d)`; `ids`: `(b, t)` with `t >= 2`; returns `(b, t − 1)`.
+    pub fn token_nll(&self, features: &Tensor, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t < 2 || features.dims()[..2] != [b, t] {
             candle::bail!(
@@ -392,7 +401,7 @@ impl PonderLm {
             );
         }
         let per_pass = (LOGITS_BUDGET / ((t - 1) * self.backbone.n_logits())).max(1);
-        let mut means = Vec::with_capacity(b.div_ceil(per_pass));
+        let mut rows = Vec::with_capacity(b.div_ceil(per_pass));
         for start in (0..b).step_by(per_pass) {
             let n = per_pass.min(b - start);
             let f = features.narrow(0, start, n)?.narrow(1, 0, t - 1)?; // (n, t−1, d)
@@ -402,9 +411,9 @@ impl PonderLm {
                 .narrow(1, 1, t - 1)?
                 .flatten_all()?;
             let nll = self.backbone.head_nll(&f, &targets)?; // (n·(t−1))
-            means.push(nll.reshape((n, t - 1))?.mean(1)?); // (n)
+            rows.push(nll.reshape((n, t - 1))?); // (n, t−1)
         }
-        Tensor::cat(&means, 0)
+        Tensor::cat(&rows, 0)
     }
 
     /// [`Self::update`] and the SKIP loss of the same hidden states, the two independent halves

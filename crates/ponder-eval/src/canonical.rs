@@ -1,0 +1,225 @@
+//! The loss of a benchmark's reference solutions given their prompts, per method of stream mode:
+//! a measure of code generation that separates methods even where a small model passes no test.
+//!
+//! Each problem is one stream: its prompt's tokens, then its solution's (each tokenized on its
+//! own, as a prompt and the tokens a model generates after it are), cut into chunks of
+//! `chunk_len`. The fast state starts from the learned initial weights at every problem; each
+//! method runs as in stream mode's comparison ([`crate::carry`]): `none` the backbone alone,
+//! a gate decides per chunk from the chunk's signal under the carried state and its action
+//! (a read for SKIP, the update for UPDATE_k) gives the chunk's features and the state carried
+//! on. One gate per method serves the whole benchmark, in problem order. The loss of a problem
+//! is the mean next-token loss of its solution's tokens; as everywhere in stream mode, the
+//! backbone sees each chunk on its own, so the first token of each chunk is not predicted, and
+//! the tokens left out that way are counted.
+
+use candle::Tensor;
+use ponder_gate::{Budget, Decision, Method, Signals};
+use ponder_metrics::{bootstrap_ci, mean, paired_difference, Interval, Resampling};
+use ponder_model::PonderLm;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A prompt and its reference solution, as token ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredText {
+    /// The problem's id.
+    pub id: String,
+    /// The prompt's tokens, then the solution's.
+    pub ids: Vec<u32>,
+    /// The index of the solution's first token.
+    pub solution_start: usize,
+}
+
+/// One method's loss over the problems.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanonicalLoss {
+    /// The method.
+    pub method: String,
+    /// The mean over problems of each problem's mean solution-token loss (nats/token), with its
+    /// bootstrap interval over problems.
+    pub loss: Interval,
+    /// Problems scored (those with at least one predicted solution token).
+    pub problems: usize,
+    /// Solution tokens predicted.
+    pub tokens: usize,
+    /// Solution tokens at chunk starts, which no method predicts.
+    pub unpredicted: usize,
+    /// Chunks decided on, and how many of them the method updated on.
+    pub chunks: usize,
+    /// See [`CanonicalLoss::chunks`].
+    pub updates: usize,
+    /// Each scored problem's loss, in problem order.
+    pub per_problem: Vec<f64>,
+}
+
+/// A paired difference of two methods' per-problem losses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossDifference {
+    /// `a − b`.
+    pub a: String,
+    /// See [`LossDifference::a`].
+    pub b: String,
+    /// The mean difference with its paired bootstrap interval.
+    pub difference: Interval,
+}
+
+/// Every method's loss, and each method minus the first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanonicalTable {
+    /// Tokens per chunk.
+    pub chunk_len: usize,
+    /// The gates' budget ρ.
+    pub budget: f64,
+    /// Per method, in the order asked.
+    pub methods: Vec<CanonicalLoss>,
+    /// Each later method minus the first, per problem.
+    pub differences: Vec<LossDifference>,
+}
+
+/// Scores `texts` under every method.
+pub fn canonical_losses(
+    lm: &PonderLm,
+    texts: &[ScoredText],
+    chunk_len: usize,
+    methods: &[Method],
+    budget: Budget,
+    resampling: Resampling,
+    mut progress: impl FnMut(),
+) -> Result<CanonicalTable> {
+    if chunk_len < 2 {
+        return Err(Error::Config(format!(
+            "chunk_len {chunk_len}: a chunk needs 2 tokens to predict one"
+        )));
+    }
+    let mut out = Vec::with_capacity(methods.len());
+    for method in methods {
+        let mut gate: Option<Box<dyn ponder_gate::Gate + Send>> = match method {
+            Method::Backbone => None,
+            m => Some(
+                m.config()
+                    .and_then(|c| c.online_gate(budget).transpose())
+                    .transpose()?
+                    .ok_or_else(|| {
+                        Error::Config(format!("method {}: not an online gate or `none`", m.name()))
+                    })?,
+            ),
+        };
+        let mut row = CanonicalLoss {
+            method: method.name(),
+            loss: Interval {
+                point: f64::NAN,
+                lo: f64::NAN,
+                hi: f64::NAN,
+            },
+            problems: 0,
+            tokens: 0,
+            unpredicted: 0,
+            chunks: 0,
+            updates: 0,
+            per_problem: Vec::new(),
+        };
+        for text in texts {
+            let (sum, n) = score(lm, text, chunk_len, gate.as_mut(), &mut row)?;
+            if n > 0 {
+                row.per_problem.push(sum / n as f64);
+                row.problems += 1;
+                row.tokens += n;
+            }
+            progress();
+        }
+        if row.per_problem.is_empty() {
+            return Err(Error::Data(
+                "no solution token is predicted in any problem".into(),
+            ));
+        }
+        row.loss = bootstrap_ci(
+            &row.per_problem,
+            |v| mean(v).unwrap_or(f64::NAN),
+            resampling.resamples,
+            resampling.level,
+            resampling.seed,
+        )?;
+        out.push(row);
+    }
+    let differences = out
+        .iter()
+        .skip(1)
+        .filter(|m| m.per_problem.len() == out[0].per_problem.len())
+        .map(|m| {
+            Ok(LossDifference {
+                a: m.method.clone(),
+                b: out[0].method.clone(),
+                difference: paired_difference(&m.per_problem, &out[0].per_problem, resampling)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CanonicalTable {
+        chunk_len,
+        budget: budget.rho(),
+        methods: out,
+        differences,
+    })
+}
+
+/// One problem under one method: the sum and count of its predicted solution tokens' losses.
+fn score(
+    lm: &PonderLm,
+    text: &ScoredText,
+    chunk_len: usize,
+    mut gate: Option<&mut Box<dyn ponder_gate::Gate + Send>>,
+    row: &mut CanonicalLoss,
+) -> Result<(f64, usize)> {
+    let device = lm.backbone_model().device();
+    let mut state = lm.initial_state(1)?;
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (c, chunk) in text.ids.chunks(chunk_len).enumerate() {
+        let first = c * chunk_len;
+        if first >= text.solution_start {
+            row.unpredicted += 1;
+        }
+        if chunk.len() < 2 {
+            continue;
+        }
+        let ids = Tensor::new(chunk, device)?.unsqueeze(0)?; // (1, t)
+        let hidden = lm.backbone(&ids)?;
+        let features = match gate.as_mut() {
+            None => hidden,
+            Some(gate) => {
+                let signal = lm.sequence_signals(&hidden, &ids, &state)?[0];
+                let decision = gate.step(&Signals {
+                    position: row.chunks,
+                    recon: signal.recon,
+                    recon_init: signal.recon_init,
+                    skip_loss: None,
+                    updates_so_far: row.updates,
+                });
+                row.chunks += 1;
+                row.updates += usize::from(decision.is_update());
+                let out = match decision {
+                    Decision::Skip => lm.read(&hidden, &ids, &state)?,
+                    Decision::Update(k) => lm.update(&hidden, &ids, &state, k as usize)?,
+                };
+                state = out.state;
+                out.features
+            }
+        };
+        let nll =
+            ponder_nn::to_f64(&lm.token_nll(&features, &ids)?.squeeze(0)?)?.to_vec1::<f64>()?;
+        // Loss j predicts token first + j + 1.
+        for (j, v) in nll.into_iter().enumerate() {
+            if first + j + 1 >= text.solution_start {
+                if !v.is_finite() {
+                    return Err(Error::NonFinite(format!(
+                        "{}: the loss of token {} is {v}",
+                        text.id,
+                        first + j + 1
+                    )));
+                }
+                sum += v;
+                n += 1;
+            }
+        }
+    }
+    Ok((sum, n))
+}

@@ -1,0 +1,152 @@
+//! The canonical-solution loss against a direct computation: materialized logits and a log
+//! softmax, chunk by chunk with the carried state, over the solution's tokens only; the tokens no
+//! chunk predicts counted; one gate serving every problem.
+
+mod common;
+
+use candle::{Device, Tensor};
+use ponder_eval::canonical::{canonical_losses, ScoredText};
+use ponder_gate::{Budget, Method};
+use ponder_metrics::Resampling;
+use ponder_model::PonderLm;
+
+fn text(id: &str, n: usize, start: usize, salt: usize) -> ScoredText {
+    ScoredText {
+        id: id.into(),
+        ids: (0..n)
+            .map(|i| ((i * 37 + salt * 11 + 5) % 300) as u32)
+            .collect(),
+        solution_start: start,
+    }
+}
+
+/// The mean loss of the solution's tokens with UPDATE_`k` on every chunk (`k` = 0: the
+/// backbone alone), from materialized logits.
+fn direct(lm: &PonderLm, t: &ScoredText, chunk_len: usize, k: usize) -> f64 {
+    let mut state = lm.initial_state(1).unwrap();
+    let (mut sum, mut n) = (0.0, 0);
+    for (c, chunk) in t.ids.chunks(chunk_len).enumerate() {
+        if chunk.len() < 2 {
+            continue;
+        }
+        let ids = Tensor::new(chunk, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let hidden = lm.backbone(&ids).unwrap();
+        let features = if k == 0 {
+            hidden
+        } else {
+            let out = lm.update(&hidden, &ids, &state, k).unwrap();
+            state = out.state;
+            out.features
+        };
+        let logits = lm
+            .logits(&features)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_dtype(candle::DType::F64)
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
+        for j in 0..chunk.len() - 1 {
+            let target = c * chunk_len + j + 1;
+            if target >= t.solution_start {
+                let row = &logits[j];
+                let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                sum += lse - row[chunk[j + 1] as usize];
+                n += 1;
+            }
+        }
+    }
+    sum / n as f64
+}
+
+#[test]
+fn losses_equal_the_direct_computation() {
+    let lm = common::lm();
+    let texts = [
+        text("a", 10, 5, 0),
+        text("b", 23, 9, 1),
+        text("c", 17, 16, 2),
+    ];
+    let methods: Vec<Method> = ["none", "update_1", "skip"]
+        .iter()
+        .map(|m| m.parse().unwrap())
+        .collect();
+    let resampling = Resampling {
+        resamples: 200,
+        level: 0.95,
+        seed: 0,
+    };
+    let mut ticks = 0;
+    let table = canonical_losses(
+        &lm,
+        &texts,
+        4,
+        &methods,
+        Budget::new(0.5).unwrap(),
+        resampling,
+        || ticks += 1,
+    )
+    .unwrap();
+    assert_eq!(ticks, 9);
+    let (none, update, skip) = (&table.methods[0], &table.methods[1], &table.methods[2]);
+    // Text c predicts no solution token (below): only a and b are scored.
+    for (i, t) in texts[..2].iter().enumerate() {
+        let want = direct(&lm, t, 4, 0);
+        assert!(
+            (none.per_problem[i] - want).abs() < 1e-4,
+            "{} {want}",
+            none.per_problem[i]
+        );
+        let want = direct(&lm, t, 4, 1);
+        assert!(
+            (update.per_problem[i] - want).abs() < 1e-4,
+            "{} {want}",
+            update.per_problem[i]
+        );
+    }
+    // Text a: 10 tokens in chunks of 4 from 0, 4 and 8, the solution from 5: tokens 5, 6, 7
+    // and 9 are predicted, token 8 starts a chunk.
+    // Text b: 23 tokens, solution from 9: 14 tokens, chunks start at 12, 16 and 20.
+    // Text c: 17 tokens, solution from 16: chunk 16 holds one token, nothing is predicted.
+    assert_eq!(none.tokens, 4 + 11);
+    assert_eq!(none.unpredicted, 1 + 3 + 1);
+    assert_eq!(none.problems, 2);
+    // UPDATE_1 decides on every chunk of two or more tokens: 3 + 6 + 4.
+    assert_eq!((update.chunks, update.updates), (13, 13));
+    assert_eq!((skip.chunks, skip.updates), (13, 0));
+    assert!(update.per_problem != skip.per_problem);
+    assert_eq!(table.differences.len(), 2);
+    assert_eq!(table.differences[0].a, "update_1");
+    let mean_diff = (update.per_problem[0] - none.per_problem[0] + update.per_problem[1]
+        - none.per_problem[1])
+        / 2.0;
+    assert!((table.differences[0].difference.point - mean_diff).abs() < 1e-12);
+}
+
+#[test]
+fn offline_references_are_refused() {
+    let lm = common::lm();
+    let methods = vec!["oracle".parse::<Method>().unwrap()];
+    let resampling = Resampling {
+        resamples: 10,
+        level: 0.95,
+        seed: 0,
+    };
+    let err = canonical_losses(
+        &lm,
+        &[text("a", 10, 5, 0)],
+        4,
+        &methods,
+        Budget::new(0.5).unwrap(),
+        resampling,
+        || {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("oracle"), "{err}");
+}
