@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{DataConfig, TokenizerConfig};
 use crate::dataset::{prepare, PrepareSpec, Prepared};
+use crate::decontam::Decontaminator;
 use crate::error::{Error, Result};
 use crate::{
     scan_dir, Corpus, Language, Manifest, NamedSource, ScanOptions, SourceHints, Split,
@@ -82,6 +83,7 @@ pub fn build(
     let fractions = d.fractions();
     fractions.validate()?;
     let salt = "";
+    let decontaminator = Decontaminator::from_files(&d.decontaminate)?;
     let corpora = d
         .sources
         .iter()
@@ -98,7 +100,9 @@ pub fn build(
             let mut ids = Vec::new();
             for c in &corpora {
                 for (f, t) in c.files.iter().zip(c.read_all()?) {
-                    if fractions.split_of(&f.rel_path, salt) == Split::Train {
+                    if fractions.split_of(&f.rel_path, salt) == Split::Train
+                        && !decontaminator.is_contaminated(&t)
+                    {
                         ids.push(format!("{}/{}", c.name, f.rel_path));
                         texts.push(t);
                     }
@@ -159,9 +163,16 @@ pub fn build(
             tokenizer: &out.tokenizer,
             fractions,
             salt,
-            decontaminator: None,
+            decontaminator: (!decontaminator.is_empty()).then_some(&decontaminator),
             cache_dir,
         })?;
+        if prepared.decontaminated > 0 {
+            tracing::info!(
+                corpus = %corpus.name,
+                files = prepared.decontaminated,
+                "dropped files holding a benchmark solution"
+            );
+        }
         let eot = out.tokenizer.eot_id();
         for (split, dst) in [
             (Split::Train, &mut out.train),

@@ -31,6 +31,11 @@ pub struct DataConfig {
     pub seq_len: usize,
     /// The tokenizer.
     pub tokenizer: TokenizerConfig,
+    /// Benchmark files (HumanEval's `.jsonl` or `.jsonl.gz`) whose canonical solutions must not
+    /// be trained on: a file holding one of them longer than 40 characters is dropped before
+    /// the split, from the tokenizer's training text too. Every listed file must exist
+    /// (`cargo xtask data --yes humaneval`); `[]` decontaminates nothing.
+    pub decontaminate: Vec<String>,
 }
 
 /// Which tokenizer.

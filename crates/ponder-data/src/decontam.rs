@@ -41,6 +41,22 @@ impl Decontaminator {
         Ok(Self { solutions })
     }
 
+    /// The solutions of every file of `paths` (`data.decontaminate`), one decontaminator; a
+    /// missing file is an error that names the key and says how to install HumanEval.
+    pub fn from_files(paths: &[String]) -> Result<Self> {
+        let mut solutions = Vec::new();
+        for p in paths {
+            let path = Path::new(p);
+            if !path.is_file() {
+                return Err(Error::Config(format!(
+                    "data.decontaminate: {p} not found (install HumanEval with `cargo xtask data --yes humaneval`, or set data.decontaminate = [])"
+                )));
+            }
+            solutions.extend(Self::from_humaneval(path)?.solutions);
+        }
+        Ok(Self { solutions })
+    }
+
     /// Number of solutions matched against.
     pub fn len(&self) -> usize {
         self.solutions.len()

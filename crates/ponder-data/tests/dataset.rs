@@ -117,3 +117,63 @@ fn byte_level_bpe_trains_deterministically_and_round_trips() {
     assert_eq!(back.encode(sample).unwrap(), ids);
     assert!(Tokenizer::train_byte_level_bpe(&texts, 100, 2).is_err());
 }
+
+#[test]
+fn data_decontaminate_drops_files_holding_a_benchmark_solution() {
+    let src = tempfile::tempdir().unwrap();
+    tree(src.path());
+    let solution = "    total = 0\n    for value in values:\n        total += value * value\n    return total\n";
+    write(
+        src.path(),
+        "pkg0/leak.py",
+        &format!("def sum_squares(values):\n{solution}"),
+    );
+    let bench = src.path().join("bench.jsonl");
+    std::fs::write(
+        &bench,
+        serde_json::json!({"task_id": "HumanEval/0", "prompt": "def sum_squares(values):\n", "entry_point": "sum_squares", "canonical_solution": solution, "test": "def check(c): pass"})
+            .to_string(),
+    )
+    .unwrap();
+    let config = |decontaminate: Vec<String>| ponder_data::DataConfig {
+        sources: vec![src.path().display().to_string()],
+        hf: None,
+        language: "python".into(),
+        validation: 0.0,
+        test: 0.0,
+        seq_len: 16,
+        tokenizer: ponder_data::TokenizerConfig::Gpt2,
+        decontaminate,
+    };
+    let files = |decontaminate: Vec<String>| -> Vec<String> {
+        let cache = tempfile::tempdir().unwrap();
+        let data = ponder_data::build::build(
+            &config(decontaminate),
+            cache.path(),
+            50_257,
+            &Default::default(),
+        )
+        .unwrap();
+        data.manifests[0]
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect()
+    };
+    let all = files(Vec::new());
+    assert!(all.iter().any(|p| p.ends_with("leak.py")));
+    let clean = files(vec![bench.display().to_string()]);
+    assert_eq!(clean.len(), all.len() - 1);
+    assert!(!clean.iter().any(|p| p.ends_with("leak.py")));
+
+    let cache = tempfile::tempdir().unwrap();
+    let missing = config(vec!["/nonexistent/HumanEval.jsonl.gz".into()]);
+    let err = ponder_data::build::build(&missing, cache.path(), 50_257, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("data.decontaminate") && err.contains("/nonexistent/HumanEval.jsonl.gz"),
+        "{err}"
+    );
+}

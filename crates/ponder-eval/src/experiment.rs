@@ -230,6 +230,7 @@ mod tests {
             test = 0.1
             seq_len = 64
             tokenizer = { kind = "gpt2" }
+            decontaminate = []
             "#,
         )
         .unwrap();

@@ -80,6 +80,7 @@ fn config(out: &std::path::Path, layer: FastLayerKind, pdrop: f64, steps: u64) -
             test: 0.0,
             seq_len: LEN,
             tokenizer: TokenizerConfig::Gpt2,
+            decontaminate: Vec::new(),
         },
         model: model_config(pdrop),
         backbone: None,

@@ -123,6 +123,7 @@ fn train_config(out: &Path, precision: Precision) -> ExperimentConfig {
             test: 0.0,
             seq_len: 32,
             tokenizer: TokenizerConfig::Gpt2,
+            decontaminate: Vec::new(),
         },
         model: model_config(),
         backbone: Some(BackboneConfig {

@@ -43,6 +43,7 @@ validation = 0.1
 test = 0.1
 seq_len = 32
 tokenizer = {{ kind = "bpe", vocab_size = {vocab}, min_frequency = 2 }}
+decontaminate = []
 
 [model]
 vocab_size = {vocab}
