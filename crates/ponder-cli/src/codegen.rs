@@ -25,6 +25,7 @@ struct Pending {
     method: String,
     sample: usize,
     completion: String,
+    window_slides: usize,
 }
 
 /// The settings of a run: the command line, completed from `--config` where it is given.
@@ -96,6 +97,7 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
                 method: "canonical".into(),
                 sample: 0,
                 completion: p.canonical_solution.clone(),
+                window_slides: 0,
             })
             .collect()
     } else {
@@ -122,6 +124,7 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
                 &s.method,
                 s.sample,
                 &s.completion,
+                s.window_slides,
                 e,
             )
         })
@@ -293,6 +296,7 @@ fn generate_all(
                     method: method.name(),
                     sample,
                     completion: c.text,
+                    window_slides: c.report.slides,
                 });
                 bar.inc(1);
             }

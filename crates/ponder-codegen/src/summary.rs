@@ -30,15 +30,20 @@ pub struct SampleRecord {
     pub cpu_seconds: f64,
     /// Its wall-clock seconds.
     pub wall_seconds: f64,
+    /// Times the backbone's window slid while generating it, because prompt and completion
+    /// outgrew the model's context (0 for the benchmark's own solutions).
+    pub window_slides: usize,
 }
 
 impl SampleRecord {
-    /// The record of `completion`'s execution.
+    /// The record of `completion`'s execution; its generation slid the backbone's window
+    /// `window_slides` times.
     pub fn new(
         task_id: &str,
         method: &str,
         sample: usize,
         completion: &str,
+        window_slides: usize,
         e: &Execution,
     ) -> Self {
         SampleRecord {
@@ -46,6 +51,7 @@ impl SampleRecord {
             method: method.to_string(),
             sample,
             completion: completion.to_string(),
+            window_slides,
             outcome: e.outcome,
             detail: e.detail.clone(),
             cpu_seconds: e.cpu_seconds,
@@ -65,6 +71,8 @@ pub struct MethodResult {
     pub tally: Tally,
     /// pass@k for each k asked.
     pub pass_at_k: Vec<PassAtK>,
+    /// Samples whose generation slid the backbone's window (the context was full).
+    pub slid_samples: usize,
 }
 
 /// A run's summary (`summary.json`).
@@ -152,6 +160,10 @@ pub fn summarize(records: &[SampleRecord], ks: &[usize]) -> Result<Vec<MethodRes
                         .map(|r| r.outcome),
                 ),
                 pass_at_k,
+                slid_samples: records
+                    .iter()
+                    .filter(|r| r.method == method && r.window_slides > 0)
+                    .count(),
             })
         })
         .collect()
@@ -171,6 +183,7 @@ mod tests {
             detail: String::new(),
             cpu_seconds: 0.0,
             wall_seconds: 0.0,
+            window_slides: usize::from(sample == 1),
         }
     }
 
@@ -195,6 +208,7 @@ mod tests {
         assert_eq!(s[1].pass_at_k[0].estimate, 0.75);
         assert_eq!(s[1].pass_at_k[1].estimate, 1.0);
         assert_eq!(s[1].tally.crashed, 1);
+        assert_eq!((s[0].slid_samples, s[1].slid_samples), (2, 2));
     }
 
     #[test]

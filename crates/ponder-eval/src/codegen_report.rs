@@ -54,7 +54,9 @@ pub(crate) fn codegen_section(s: &mut String, fast: &RunFolder) -> Result<()> {
             "Generated samples run against the tests ({} problems; {}; CPU limit {} s per sample):\n",
             summary.problems, summary.sandbox, summary.limits.cpu_seconds
         );
-        s.push_str("| method | samples per problem | passed | failed | timed out | crashed | pass@k |\n|---|---|---|---|---|---|---|\n");
+        // "context full": samples whose backbone window slid (prompt and completion outgrew
+        // `n_positions`); the fast-layer methods read chunk by chunk and never slide.
+        s.push_str("| method | samples per problem | passed | failed | timed out | crashed | pass@k | context full |\n|---|---|---|---|---|---|---|---|\n");
         for m in &summary.methods {
             let ks: Vec<String> = m
                 .pass_at_k
@@ -63,14 +65,15 @@ pub(crate) fn codegen_section(s: &mut String, fast: &RunFolder) -> Result<()> {
                 .collect();
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.method,
                 m.samples_per_problem,
                 m.tally.passed,
                 m.tally.failed,
                 m.tally.timed_out,
                 m.tally.crashed,
-                ks.join(", ")
+                ks.join(", "),
+                m.slid_samples
             );
         }
         s.push('\n');
