@@ -130,9 +130,11 @@ pub struct CodegenArgs {
     /// classeval.
     #[arg(long)]
     pub bench: ponder_codegen::Bench,
-    /// The benchmark file; default data/bench/HumanEval.jsonl.gz for humaneval.
+    /// The benchmark's release file (`.json`, `.jsonl`, optionally `.gz`), or
+    /// `hf:ORG/NAME:path/in/repo` fetched through the Hub cache; default
+    /// data/bench/HumanEval.jsonl.gz for humaneval (MBPP and ClassEval need it).
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// Run the benchmark's own solutions (a check of the harness: every one should pass)
     /// instead of generating.
     #[arg(long, conflicts_with_all = ["model", "fast", "config", "canonical_loss"])]

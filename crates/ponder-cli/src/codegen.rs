@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ponder_codegen::{
-    humaneval, summarize, Bench, CodegenSummary, Limits, Problem, SampleRecord, Sandbox,
-    SandboxConfig,
+    classeval, humaneval, mbpp, summarize, Bench, CodegenSummary, Limits, Problem, SampleRecord,
+    Sandbox, SandboxConfig,
 };
 use ponder_eval::canonical::{canonical_losses, ScoredText};
 use ponder_experiment::run_dir::{write_atomic, write_json};
@@ -77,7 +77,7 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
 
 /// Runs the benchmark's samples and writes the run folder.
 pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
-    let problems = load(args)?;
+    let problems = load(global, args)?;
     let resolved = resolve(args)?;
     if args.canonical_loss {
         return canonical_loss(global, args, &resolved, &problems);
@@ -311,27 +311,33 @@ fn generate_all(
 }
 
 /// The benchmark's problems, the first `--limit` of them.
-fn load(args: &CodegenArgs) -> Result<Vec<Problem>> {
-    let mut problems = match args.bench {
-        Bench::HumanEval => {
-            let path = args
-                .data
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(humaneval::DEFAULT_PATH));
-            if !path.exists() && args.data.is_none() {
+fn load(global: &Global, args: &CodegenArgs) -> Result<Vec<Problem>> {
+    let path = match (&args.data, args.bench) {
+        (Some(spec), _) => match ponder_data::hf::parse_spec(spec) {
+            // Through the standard Hub cache: offline, only what is cached.
+            Some((repo, file)) => crate::resolve::hub(global)
+                .get_dataset(repo, file)
+                .with_context(|| format!("--data {spec}: fetching {file} of the dataset {repo}"))?,
+            None => PathBuf::from(spec),
+        },
+        (None, Bench::HumanEval) => {
+            let path = PathBuf::from(humaneval::DEFAULT_PATH);
+            if !path.exists() {
                 bail!(
                     "{} not found on this machine: install it with `cargo xtask data --yes humaneval`, or name the file with --data",
                     path.display()
                 );
             }
-            humaneval::load(&path)?
+            path
         }
-        Bench::Mbpp | Bench::ClassEval => {
-            bail!(
-                "--bench {}: its loader is not built yet; humaneval is",
-                args.bench
-            )
-        }
+        (None, bench) => bail!(
+            "--bench {bench} needs --data: its release file (MBPP: sanitized-mbpp.json; ClassEval: ClassEval_data.json), local or hf:ORG/NAME:path through the Hub cache; neither ships offline"
+        ),
+    };
+    let mut problems = match args.bench {
+        Bench::HumanEval => humaneval::load(&path)?,
+        Bench::Mbpp => mbpp::load(&path)?,
+        Bench::ClassEval => classeval::load(&path)?,
     };
     if let Some(n) = args.limit {
         if n == 0 {

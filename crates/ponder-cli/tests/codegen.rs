@@ -233,3 +233,65 @@ fn codegen_generates_n_samples_per_problem_and_scores_them() {
     let e = err(&ponder(&[&base[..], &["--n", "2", "--k", "3"]].concat()));
     assert!(e.contains("pass@3") && e.contains("n = 2"), "{e}");
 }
+
+/// A sanitized MBPP row and a ClassEval row in their release formats.
+const MBPP: &str = r#"[{"source_file": "Benchmark Questions Verification V2.ipynb", "task_id": 3, "prompt": "Write a python function to identify non-prime numbers.", "code": "import math\ndef is_not_prime(n):\n    result = False\n    for i in range(2,int(math.sqrt(n)) + 1):\n        if n % i == 0:\n            result = True\n    return result", "test_imports": ["import math"], "test_list": ["assert is_not_prime(2) == False", "assert is_not_prime(10) == True", "assert is_not_prime(35) == True"]}]"#;
+const CLASSEVAL: &str = r#"[{"task_id": "ClassEval_0", "skeleton": "import math\n\nclass AreaCalculator:\n    def __init__(self, radius):\n        self.radius = radius\n\n    def calculate_circle_area(self):\n        \"\"\"\n        >>> AreaCalculator(2).calculate_circle_area()\n        12.566370614359172\n        \"\"\"", "test": "import unittest\n\nclass AreaCalculatorTestCalculateCircleArea(unittest.TestCase):\n    def test_1(self):\n        self.assertAlmostEqual(AreaCalculator(2).calculate_circle_area(), 12.566370614359172)\n\n    def test_2(self):\n        self.assertAlmostEqual(AreaCalculator(1).calculate_circle_area(), math.pi)\n", "solution_code": "import math\n\n\nclass AreaCalculator:\n\n    def __init__(self, radius):\n        self.radius = radius\n\n    def calculate_circle_area(self):\n        return math.pi * self.radius ** 2\n", "import_statement": ["import math"], "class_description": "", "methods_info": [], "class_name": "AreaCalculator", "test_classes": ["AreaCalculatorTestCalculateCircleArea"], "class_constructor": "", "fields": ["self.radius"]}]"#;
+
+#[test]
+fn mbpp_and_classeval_releases_run_through_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bench, text, wrong) in [
+        ("mbpp", MBPP, ("result = True", "result = False")),
+        (
+            "classeval",
+            CLASSEVAL,
+            ("math.pi * self.radius ** 2", "math.pi * self.radius"),
+        ),
+    ] {
+        for (name, text) in [
+            ("right", text.to_string()),
+            ("wrong", text.replace(wrong.0, wrong.1)),
+        ] {
+            let data = dir.path().join(format!("{bench}-{name}.json"));
+            std::fs::write(&data, text).unwrap();
+            let out = dir.path().join(format!("{bench}-{name}"));
+            let result = ponder(&[
+                "codegen",
+                "--bench",
+                bench,
+                "--canonical",
+                "--quiet",
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--sandbox-uid",
+                "62120",
+                "--jobs",
+                "1",
+            ]);
+            if skip_unisolated(&result) {
+                return;
+            }
+            ok(&result);
+            let summary: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                    .unwrap();
+            let passed = summary["methods"][0]["tally"]["passed"].as_u64().unwrap();
+            assert_eq!(passed, u64::from(name == "right"), "{bench} {name}");
+        }
+    }
+    let e = err(&ponder(&[
+        "codegen",
+        "--bench",
+        "mbpp",
+        "--canonical",
+        "--out",
+        "x",
+    ]));
+    assert!(
+        e.contains("needs --data") && e.contains("sanitized-mbpp.json"),
+        "{e}"
+    );
+}

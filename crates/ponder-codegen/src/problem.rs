@@ -77,6 +77,10 @@ pub struct Problem {
     pub task_id: String,
     /// The text the model continues, exactly as the benchmark gives it.
     pub prompt: String,
+    /// What the program puts before the completion: the prompt itself where the model
+    /// continues it (HumanEval, MBPP), the import statements where the model writes the whole
+    /// class (ClassEval).
+    pub program_prefix: String,
     /// The function or class the tests call.
     pub entry_point: String,
     /// The test code.
@@ -88,12 +92,14 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// The program that tests `completion`: prompt, completion, then the tests. It exits with
-    /// status 0 only when every test passed (a failing assert raises, a failing unittest exits 1).
+    /// The program that tests `completion`: the program prefix, the completion, then the tests.
+    /// It exits with status 0 only when every test passed (a failing assert raises, a failing
+    /// unittest exits 1).
     pub fn program(&self, completion: &str) -> String {
-        let mut p =
-            String::with_capacity(self.prompt.len() + completion.len() + self.test.len() + 128);
-        p.push_str(&self.prompt);
+        let mut p = String::with_capacity(
+            self.program_prefix.len() + completion.len() + self.test.len() + 128,
+        );
+        p.push_str(&self.program_prefix);
         p.push_str(completion);
         p.push_str("\n\n");
         p.push_str(&self.test);
@@ -131,6 +137,7 @@ mod tests {
             bench: Bench::HumanEval,
             task_id: "T/0".into(),
             prompt: "def f(x):\n    ".into(),
+            program_prefix: "def f(x):\n    ".into(),
             entry_point: "f".into(),
             test: "def check(c):\n    assert c(1) == 2\n".into(),
             canonical_solution: "return x + 1\n".into(),

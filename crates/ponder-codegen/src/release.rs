@@ -1,0 +1,61 @@
+//! Reading a benchmark's released file: JSON Lines or one JSON array (`.json`, `.jsonl`, either
+//! gzipped), each row deserialized into the benchmark's row type with unknown keys refused, and
+//! every error naming the file and the line or row.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use serde::de::DeserializeOwned;
+
+use crate::error::{CodegenError, Result};
+
+/// The rows of `path`; `what` names the row's keys for the error message.
+pub(crate) fn rows<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T>> {
+    let file = std::fs::File::open(path).map_err(|source| CodegenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let format = |what: String| CodegenError::Format {
+        path: path.to_path_buf(),
+        what,
+    };
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .map_err(|e| format(format!("{e} (truncated, not gzip, or not UTF-8?)")))?;
+    let rows = if text.trim_start().starts_with('[') {
+        let values: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| format(format!("not a JSON array of rows: {e}")))?;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value(v)
+                    .map_err(|e| format(format!("row {}: not a row of {what}: {e}", i + 1)))
+            })
+            .collect::<Result<Vec<T>>>()?
+    } else {
+        let mut rows = Vec::new();
+        for (i, line) in BufReader::new(text.as_bytes()).lines().enumerate() {
+            let line = line.map_err(|e| format(format!("line {}: {e}", i + 1)))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            rows.push(
+                serde_json::from_str(&line)
+                    .map_err(|e| format(format!("line {}: not a row of {what}: {e}", i + 1)))?,
+            );
+        }
+        rows
+    };
+    if rows.is_empty() {
+        return Err(format("no problems in the file".into()));
+    }
+    Ok(rows)
+}
