@@ -32,7 +32,10 @@ pub const CRATE_MAP: &[(&str, &[&str])] = &[
             "ponder-gate",
         ],
     ),
-    ("ponder-data", &["ponder-base", "ponder-hub"]),
+    (
+        "ponder-data",
+        &["ponder-base", "ponder-hub", "ponder-codegen"],
+    ),
     ("ponder-metrics", &["ponder-base"]),
     ("ponder-gate", &["ponder-base", "ponder-metrics"]),
     ("ponder-codegen", &["ponder-base", "ponder-metrics"]),

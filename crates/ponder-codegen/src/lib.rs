@@ -17,6 +17,22 @@ pub mod stop;
 pub mod summary;
 
 pub use error::{CodegenError, Result};
+
+/// The problems of a release file of any benchmark: HumanEval's, MBPP's or ClassEval's format,
+/// whichever the file's rows are (for training-data decontamination, which needs the reference
+/// solutions whatever their benchmark).
+pub fn load_any(path: &std::path::Path) -> Result<Vec<Problem>> {
+    humaneval::load(path)
+        .or_else(|h| mbpp::load(path).map_err(|_| h))
+        .or_else(|h| classeval::load(path).map_err(|_| h))
+        .map_err(|e| match e {
+            CodegenError::Format { path, what } => CodegenError::Format {
+                path,
+                what: format!("{what} (nor MBPP's or ClassEval's format)"),
+            },
+            other => other,
+        })
+}
 pub use problem::{Bench, Harness, Problem};
 pub use sandbox::{Execution, Limits, Outcome, Sandbox, SandboxConfig, Tally};
 pub use stop::{stop_at, truncate_at_stop, STOP_SEQUENCES};

