@@ -1,6 +1,7 @@
 //! Reading a benchmark's released file: JSON Lines or one JSON array (`.json`, `.jsonl`, either
-//! gzipped), each row deserialized into the benchmark's row type with unknown keys refused, and
-//! every error naming the file and the line or row.
+//! gzipped), or the Hugging Face Hub's Parquet conversion (`.parquet`, list columns included),
+//! each row deserialized into the benchmark's row type with unknown keys refused, and every error
+//! naming the file and the line or row.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -12,6 +13,9 @@ use crate::error::{CodegenError, Result};
 
 /// The rows of `path`; `what` names the row's keys for the error message.
 pub(crate) fn rows<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T>> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return parquet_rows(path, what);
+    }
     let file = std::fs::File::open(path).map_err(|source| CodegenError::Read {
         path: path.to_path_buf(),
         source,
@@ -58,4 +62,44 @@ pub(crate) fn rows<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T
         return Err(format("no problems in the file".into()));
     }
     Ok(rows)
+}
+
+/// The rows of a Parquet file, each as the JSON object of its columns. The parquet crate may
+/// panic on a corrupt file; that is caught and reported as the file's error.
+fn parquet_rows<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Vec<T>> {
+    use parquet::file::reader::SerializedFileReader;
+
+    let format = |what: String| CodegenError::Format {
+        path: path.to_path_buf(),
+        what,
+    };
+    let file = std::fs::File::open(path).map_err(|source| CodegenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let read = || -> Result<Vec<serde_json::Value>> {
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| format(format!("not a Parquet file: {e}")))?;
+        reader
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                row.map(|r| r.to_json_value())
+                    .map_err(|e| format(format!("row {}: {e}", i + 1)))
+            })
+            .collect()
+    };
+    let values = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+        .map_err(|_| format("the Parquet reader failed on this file (corrupt?)".into()))??;
+    if values.is_empty() {
+        return Err(format("no problems in the file".into()));
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v)
+                .map_err(|e| format(format!("row {}: not a row of {what}: {e}", i + 1)))
+        })
+        .collect()
 }
