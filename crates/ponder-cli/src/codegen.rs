@@ -11,8 +11,10 @@ use ponder_codegen::{
     Sandbox, SandboxConfig,
 };
 use ponder_eval::canonical::{canonical_losses, ScoredText};
+use ponder_eval::selection::Selection;
 use ponder_experiment::run_dir::{write_atomic, write_json};
-use ponder_experiment::{ExperimentConfig, Layout, RunFolder};
+use ponder_experiment::{Ablation, ExperimentConfig, Layout, RunFolder};
+use ponder_gate::GateConfig;
 use ponder_metrics::Resampling;
 
 use crate::args::{CodegenArgs, DecodeArgs, Global, SandboxArgs};
@@ -33,6 +35,8 @@ struct Resolved {
     decode: DecodeArgs,
     out: RunFolder,
     resampling: Option<Resampling>,
+    /// The controller `ours_lh` runs: the one the config's experiment chose on validation.
+    selected: Option<GateConfig>,
 }
 
 /// Fills what the command line leaves open from `--config`: the backbone, the trained fast
@@ -48,6 +52,7 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
             decode,
             out: RunFolder::new(out),
             resampling: None,
+            selected: None,
         });
     };
     let config = ExperimentConfig::load(path, &args.overrides)?;
@@ -61,6 +66,20 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
     if decode.model.as_deref() == Some(fast.backbone.as_str()) {
         decode.seed = config.run.seed;
     }
+    let selected = match &eval.select {
+        Some(grid)
+            if args
+                .methods
+                .iter()
+                .any(|m| m.trim() == ponder_gate::SELECTED) =>
+        {
+            let file = run
+                .validation_eval(&config.data.language, Ablation::default())
+                .selection();
+            Some(Selection::read_for(&file, eval.budget, grid)?.config)
+        }
+        _ => None,
+    };
     Ok(Resolved {
         decode,
         out: args
@@ -72,6 +91,7 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
             level: eval.ci_level,
             seed: eval.seed,
         }),
+        selected,
     })
 }
 
@@ -101,7 +121,7 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
             })
             .collect()
     } else {
-        let (pending, describe) = generate_all(global, args, &resolved.decode, &problems, n)?;
+        let (pending, describe) = generate_all(global, args, &resolved, &problems, n)?;
         decoding = Some(describe);
         pending
     };
@@ -189,7 +209,7 @@ fn canonical_loss(
     resolved: &Resolved,
     problems: &[Problem],
 ) -> Result<()> {
-    let decoder = Decoder::new(global, &resolved.decode)?;
+    let decoder = Decoder::new(global, &resolved.decode)?.with_selected(resolved.selected.clone());
     let Some((lm, chunk_len)) = decoder.fast() else {
         bail!("--canonical-loss needs a trained fast layer (--fast, or the config's)");
     };
@@ -226,6 +246,7 @@ fn canonical_loss(
         &texts,
         chunk_len,
         &methods,
+        decoder.selected(),
         decoder.budget(),
         resampling,
         || bar.inc(1),
@@ -268,11 +289,11 @@ fn canonical_loss(
 fn generate_all(
     global: &Global,
     args: &CodegenArgs,
-    decode: &DecodeArgs,
+    resolved: &Resolved,
     problems: &[Problem],
     n: usize,
 ) -> Result<(Vec<Pending>, String)> {
-    let decoder = Decoder::new(global, decode)?;
+    let decoder = Decoder::new(global, &resolved.decode)?.with_selected(resolved.selected.clone());
     let methods = args
         .methods
         .iter()

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ponder_data::Tokenizer;
-use ponder_gate::{Budget, Decision, Method};
+use ponder_gate::{Budget, Decision, GateConfig, Method};
 use ponder_gpt2::Gpt2;
 use ponder_model::decode::{
     generate, BackboneStream, DecodeStream, FastStream, Generated, Sampler, Sampling, StopReason,
@@ -28,6 +28,8 @@ pub struct Decoder {
     tokenizer: Tokenizer,
     sampling: Sampling,
     budget: Budget,
+    /// The controller an experiment chose on its validation split, which `ours_lh` runs.
+    selected: Option<GateConfig>,
     max_new_tokens: usize,
     cached: bool,
     /// What the settings are, in words.
@@ -98,6 +100,7 @@ impl Decoder {
             tokenizer,
             sampling,
             budget,
+            selected: None,
             max_new_tokens: a.max_new_tokens,
             cached: !a.no_cache,
             describe,
@@ -112,6 +115,17 @@ impl Decoder {
     /// The gates' budget.
     pub fn budget(&self) -> Budget {
         self.budget
+    }
+
+    /// Lets `ours_lh` run `selected`, the controller an experiment chose on validation.
+    pub fn with_selected(mut self, selected: Option<GateConfig>) -> Self {
+        self.selected = selected;
+        self
+    }
+
+    /// The controller `ours_lh` runs, if one was given.
+    pub fn selected(&self) -> Option<&GateConfig> {
+        self.selected.as_ref()
     }
 
     /// The tokenizer.
@@ -129,7 +143,7 @@ impl Decoder {
                 bail!("method {name} needs a fast layer (--fast); without one only `none` decodes")
             }
             (_, Some(_)) => {
-                online_gate(&method, self.budget)?;
+                online_gate(&method, self.selected.as_ref(), self.budget)?;
             }
         }
         Ok(method)
@@ -184,7 +198,7 @@ impl Decoder {
                 (g, stream.report())
             }
             (Some((lm, chunk_len)), _) => {
-                let gate = online_gate(method, self.budget)?;
+                let gate = online_gate(method, self.selected.as_ref(), self.budget)?;
                 let mut stream = FastStream::new(lm, *chunk_len, gate)?;
                 let g = generate(
                     &mut stream,
@@ -213,12 +227,16 @@ impl Decoder {
     }
 }
 
-/// A fresh online gate for `method` at `budget`; an error naming the methods that cannot gate
-/// a generation.
-fn online_gate(method: &Method, budget: Budget) -> Result<Box<dyn ponder_gate::Gate + Send>> {
-    let config = method.config().with_context(|| {
+/// A fresh online gate for `method` at `budget` (`ours_lh` runs `selected`); an error naming
+/// the methods that cannot gate a generation.
+fn online_gate(
+    method: &Method,
+    selected: Option<&GateConfig>,
+    budget: Budget,
+) -> Result<Box<dyn ponder_gate::Gate + Send>> {
+    let config = method.resolve(selected).with_context(|| {
         format!(
-            "--gate {}: generation runs the training-free online gates (skip, update_k, random, ours, pid, quantile controllers)",
+            "method {}: generation runs the training-free online gates (skip, update_k, random, ours, pid, quantile controllers, and ours_lh with --config)",
             method.name()
         )
     })?;

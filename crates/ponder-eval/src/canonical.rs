@@ -13,7 +13,7 @@
 //! the tokens left out that way are counted.
 
 use candle::Tensor;
-use ponder_gate::{Budget, Decision, Method, Signals};
+use ponder_gate::{Budget, Decision, GateConfig, Method, Signals};
 use ponder_metrics::{bootstrap_ci, mean, paired_difference, Interval, Resampling};
 use ponder_model::PonderLm;
 use serde::{Deserialize, Serialize};
@@ -77,12 +77,15 @@ pub struct CanonicalTable {
     pub differences: Vec<LossDifference>,
 }
 
-/// Scores `texts` under every method.
+/// Scores `texts` under every method; `ours_lh` runs `selected`, the controller the
+/// experiment chose on its validation split.
+#[allow(clippy::too_many_arguments)]
 pub fn canonical_losses(
     lm: &PonderLm,
     texts: &[ScoredText],
     chunk_len: usize,
     methods: &[Method],
+    selected: Option<&GateConfig>,
     budget: Budget,
     resampling: Resampling,
     mut progress: impl FnMut(),
@@ -96,14 +99,9 @@ pub fn canonical_losses(
     for method in methods {
         let mut gate: Option<Box<dyn ponder_gate::Gate + Send>> = match method {
             Method::Backbone => None,
-            m => Some(
-                m.config()
-                    .and_then(|c| c.online_gate(budget).transpose())
-                    .transpose()?
-                    .ok_or_else(|| {
-                        Error::Config(format!("method {}: not an online gate or `none`", m.name()))
-                    })?,
-            ),
+            m => Some(m.resolve(selected)?.online_gate(budget)?.ok_or_else(|| {
+                Error::Config(format!("method {}: not an online gate or `none`", m.name()))
+            })?),
         };
         let mut row = CanonicalLoss {
             method: method.name(),

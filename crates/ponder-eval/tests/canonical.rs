@@ -87,6 +87,7 @@ fn losses_equal_the_direct_computation() {
         &texts,
         4,
         &methods,
+        None,
         Budget::new(0.5).unwrap(),
         resampling,
         || ticks += 1,
@@ -142,6 +143,7 @@ fn offline_references_are_refused() {
         &[text("a", 10, 5, 0)],
         4,
         &methods,
+        None,
         Budget::new(0.5).unwrap(),
         resampling,
         || {},
@@ -149,4 +151,35 @@ fn offline_references_are_refused() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("oracle"), "{err}");
+}
+
+#[test]
+fn ours_lh_runs_the_selected_controller() {
+    let lm = common::lm();
+    let texts = [text("a", 23, 9, 1), text("b", 17, 5, 2)];
+    let resampling = Resampling {
+        resamples: 10,
+        level: 0.95,
+        seed: 0,
+    };
+    let run = |names: &[&str], selected: Option<&ponder_gate::GateConfig>| {
+        let methods: Vec<Method> = names.iter().map(|m| m.parse().unwrap()).collect();
+        canonical_losses(
+            &lm,
+            &texts,
+            4,
+            &methods,
+            selected,
+            Budget::new(0.5).unwrap(),
+            resampling,
+            || {},
+        )
+    };
+    let ours = ponder_gate::GateConfig::original_recon();
+    let a = run(&["ours"], None).unwrap();
+    let b = run(&["ours_lh"], Some(&ours)).unwrap();
+    assert_eq!(a.methods[0].per_problem, b.methods[0].per_problem);
+    assert_eq!(b.methods[0].method, "ours_lh");
+    let err = run(&["ours_lh"], None).unwrap_err().to_string();
+    assert!(err.contains("ours_lh"), "{err}");
 }
