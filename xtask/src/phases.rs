@@ -201,6 +201,13 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                 // HumanEval (`cargo xtask data --yes humaneval`) on the reported fast layer:
                 // skipped where the file is missing or the sandbox cannot isolate samples.
                 let methods = |list: &str| vec!["--methods".to_string(), list.to_string()];
+                // Where the preset has a stream mode, the `gate` phase trained the learned gate
+                // and `eval-validation` chose `ours_lh`: both are scored too.
+                let scored = if preset.stream.is_some() {
+                    "none,skip,update_1,random,ours,ours_lh,ppo"
+                } else {
+                    "none,skip,update_1,random,ours"
+                };
                 add(step(
                     "HumanEval: the solutions' loss per method".into(),
                     with_config(
@@ -211,7 +218,7 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                             "--canonical-loss",
                             "--quiet",
                         ],
-                        &methods("none,skip,update_1,random,ours"),
+                        &methods(scored),
                     ),
                     false,
                     true,

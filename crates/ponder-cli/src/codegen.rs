@@ -10,7 +10,8 @@ use ponder_codegen::{
     classeval, humaneval, mbpp, summarize, Bench, CodegenSummary, Limits, Problem, SampleRecord,
     Sandbox, SandboxConfig,
 };
-use ponder_eval::canonical::{canonical_losses, ScoredText};
+use ponder_eval::canonical::{canonical_losses, Choosers, ScoredText};
+use ponder_eval::learned::LearnedGate;
 use ponder_eval::selection::Selection;
 use ponder_experiment::run_dir::{write_atomic, write_json};
 use ponder_experiment::{Ablation, ExperimentConfig, Layout, RunFolder};
@@ -32,6 +33,8 @@ struct Pending {
 
 /// The settings of a run: the command line, completed from `--config` where it is given.
 struct Resolved {
+    /// The experiment config, where `--config` names one.
+    config: Option<ExperimentConfig>,
     decode: DecodeArgs,
     out: RunFolder,
     resampling: Option<Resampling>,
@@ -49,6 +52,7 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
             .clone()
             .context("--out is required without --config")?;
         return Ok(Resolved {
+            config: None,
             decode,
             out: RunFolder::new(out),
             resampling: None,
@@ -92,6 +96,7 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
             seed: eval.seed,
         }),
         selected,
+        config: Some(config),
     })
 }
 
@@ -213,11 +218,26 @@ fn canonical_loss(
     let Some((lm, chunk_len)) = decoder.fast() else {
         bail!("--canonical-loss needs a trained fast layer (--fast, or the config's)");
     };
+    // `ppo` scores here (it decides from whole chunks), though it does not generate.
     let methods = args
         .methods
         .iter()
-        .map(|m| decoder.method(m.trim()))
+        .map(|m| match m.trim() {
+            ponder_gate::LEARNED => Ok(ponder_gate::Method::Learned),
+            m => decoder.method(m),
+        })
         .collect::<Result<Vec<_>>>()?;
+    let learned = match (
+        &resolved.config,
+        methods.contains(&ponder_gate::Method::Learned),
+    ) {
+        (Some(config), true) => Some(LearnedGate::for_comparison(
+            config,
+            config.eval()?,
+            lm.backbone_model().device(),
+        )?),
+        _ => None,
+    };
     let tokenizer = decoder.tokenizer();
     let texts = problems
         .iter()
@@ -246,7 +266,10 @@ fn canonical_loss(
         &texts,
         chunk_len,
         &methods,
-        decoder.selected(),
+        Choosers {
+            selected: decoder.selected().cloned(),
+            learned,
+        },
         decoder.budget(),
         resampling,
         || bar.inc(1),
@@ -262,17 +285,18 @@ fn canonical_loss(
         args.bench, table.budget
     );
     println!(
-        "{:<12} {:>8} {:>20} {:>8} {:>9}",
-        "method", "loss", "95% interval", "tokens", "updates"
+        "{:<12} {:>8} {:>20} {:>8} {:>9} {:>6}",
+        "method", "loss", "95% interval", "tokens", "updates", "cost"
     );
     for m in &table.methods {
         println!(
-            "{:<12} {:>8.4} {:>20} {:>8} {:>9}",
+            "{:<12} {:>8.4} {:>20} {:>8} {:>9} {:>6.2}",
             m.method,
             m.loss.point,
             format!("[{:.4}, {:.4}]", m.loss.lo, m.loss.hi),
             m.tokens,
-            format!("{}/{}", m.updates, m.chunks)
+            format!("{}/{}", m.updates, m.chunks),
+            m.cost
         );
     }
     for d in &table.differences {

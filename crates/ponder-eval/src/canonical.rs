@@ -13,12 +13,16 @@
 //! the tokens left out that way are counted.
 
 use candle::Tensor;
+use ponder_gate::features::History;
 use ponder_gate::{Budget, Decision, GateConfig, Method, Signals};
 use ponder_metrics::{bootstrap_ci, mean, paired_difference, Interval, Resampling};
 use ponder_model::PonderLm;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::learned::{chunk_features, ChunkProbe, FeatureShape, LearnedGate, Position};
 
 /// A prompt and its reference solution, as token ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +53,9 @@ pub struct CanonicalLoss {
     pub chunks: usize,
     /// See [`CanonicalLoss::chunks`].
     pub updates: usize,
+    /// Mean cost per decided chunk in the original's units (SKIP 1, UPDATE_k 1 + 2k); 1 for
+    /// the backbone alone.
+    pub cost: f64,
     /// Each scored problem's loss, in problem order.
     pub per_problem: Vec<f64>,
 }
@@ -77,15 +84,31 @@ pub struct CanonicalTable {
     pub differences: Vec<LossDifference>,
 }
 
-/// Scores `texts` under every method; `ours_lh` runs `selected`, the controller the
-/// experiment chose on its validation split.
+/// What the methods that are not fixed gates run.
+#[derive(Default)]
+pub struct Choosers {
+    /// The controller `ours_lh` runs: the one the experiment chose on its validation split.
+    pub selected: Option<GateConfig>,
+    /// The learned gate `ppo` runs (its budget correction carried over the whole benchmark,
+    /// its history per problem).
+    pub learned: Option<LearnedGate>,
+}
+
+/// How one method chooses each chunk's action.
+enum Chooser {
+    Backbone,
+    Gate(Box<dyn ponder_gate::Gate + Send>),
+    Learned(Box<LearnedGate>),
+}
+
+/// Scores `texts` under every method; `ours_lh` and `ppo` run what `choosers` holds.
 #[allow(clippy::too_many_arguments)]
 pub fn canonical_losses(
     lm: &PonderLm,
     texts: &[ScoredText],
     chunk_len: usize,
     methods: &[Method],
-    selected: Option<&GateConfig>,
+    mut choosers: Choosers,
     budget: Budget,
     resampling: Resampling,
     mut progress: impl FnMut(),
@@ -97,11 +120,23 @@ pub fn canonical_losses(
     }
     let mut out = Vec::with_capacity(methods.len());
     for method in methods {
-        let mut gate: Option<Box<dyn ponder_gate::Gate + Send>> = match method {
-            Method::Backbone => None,
-            m => Some(m.resolve(selected)?.online_gate(budget)?.ok_or_else(|| {
-                Error::Config(format!("method {}: not an online gate or `none`", m.name()))
-            })?),
+        let mut chooser = match method {
+            Method::Backbone => Chooser::Backbone,
+            Method::Learned => {
+                Chooser::Learned(Box::new(choosers.learned.take().ok_or_else(|| {
+                    Error::Config(
+                        "method ppo: no learned gate was given (train it with `ponder train gate`)"
+                            .into(),
+                    )
+                })?))
+            }
+            m => Chooser::Gate(
+                m.resolve(choosers.selected.as_ref())?
+                    .online_gate(budget)?
+                    .ok_or_else(|| {
+                        Error::Config(format!("method {}: not an online gate or `none`", m.name()))
+                    })?,
+            ),
         };
         let mut row = CanonicalLoss {
             method: method.name(),
@@ -115,10 +150,11 @@ pub fn canonical_losses(
             unpredicted: 0,
             chunks: 0,
             updates: 0,
+            cost: 0.0,
             per_problem: Vec::new(),
         };
         for text in texts {
-            let (sum, n) = score(lm, text, chunk_len, gate.as_mut(), &mut row)?;
+            let (sum, n) = score(lm, text, chunk_len, &mut chooser, &mut row)?;
             if n > 0 {
                 row.per_problem.push(sum / n as f64);
                 row.problems += 1;
@@ -131,6 +167,11 @@ pub fn canonical_losses(
                 "no solution token is predicted in any problem".into(),
             ));
         }
+        row.cost = if row.chunks == 0 {
+            1.0
+        } else {
+            row.cost / row.chunks as f64
+        };
         row.loss = bootstrap_ci(
             &row.per_problem,
             |v| mean(v).unwrap_or(f64::NAN),
@@ -165,11 +206,17 @@ fn score(
     lm: &PonderLm,
     text: &ScoredText,
     chunk_len: usize,
-    mut gate: Option<&mut Box<dyn ponder_gate::Gate + Send>>,
+    chooser: &mut Chooser,
     row: &mut CanonicalLoss,
 ) -> Result<(f64, usize)> {
     let device = lm.backbone_model().device();
     let mut state = lm.initial_state(1)?;
+    let mut history = match chooser {
+        Chooser::Learned(gate) => Some(History::new(gate.meta.history_alpha, gate.meta.budget)?),
+        _ => None,
+    };
+    // Where the learned gate samples, its draws are seeded per problem.
+    let mut draws = ChaCha8Rng::seed_from_u64(ponder_base::fnv1a(text.id.as_bytes()));
     let (mut sum, mut n) = (0.0, 0usize);
     for (c, chunk) in text.ids.chunks(chunk_len).enumerate() {
         let first = c * chunk_len;
@@ -181,19 +228,45 @@ fn score(
         }
         let ids = Tensor::new(chunk, device)?.unsqueeze(0)?; // (1, t)
         let hidden = lm.backbone(&ids)?;
-        let features = match gate.as_mut() {
-            None => hidden,
-            Some(gate) => {
+        let decision = match chooser {
+            Chooser::Backbone => None,
+            Chooser::Gate(gate) => {
                 let signal = lm.sequence_signals(&hidden, &ids, &state)?[0];
-                let decision = gate.step(&Signals {
+                Some(gate.step(&Signals {
                     position: row.chunks,
                     recon: signal.recon,
                     recon_init: signal.recon_init,
                     skip_loss: None,
                     updates_so_far: row.updates,
-                });
+                }))
+            }
+            Chooser::Learned(gate) => {
+                let probe = ChunkProbe::new(lm, &ids)?;
+                let at = Position {
+                    hidden: &hidden,
+                    ids: &ids,
+                    ids_rows: vec![chunk],
+                    probe: &probe,
+                };
+                let history = history.as_mut().expect("the learned gate keeps a history");
+                let shape = FeatureShape {
+                    chunk_len: gate.meta.chunk_len,
+                    vocab: lm.backbone_model().config().vocab_size,
+                    length_norm: gate.meta.length_norm,
+                };
+                let (obs, _) =
+                    chunk_features(lm, &at, &[&state], std::slice::from_ref(history), shape)?;
+                let d = gate.decide(&obs, &mut draws)?[0];
+                history.observe(probe.none_loss[0], d.cost());
+                Some(d)
+            }
+        };
+        let features = match decision {
+            None => hidden,
+            Some(decision) => {
                 row.chunks += 1;
                 row.updates += usize::from(decision.is_update());
+                row.cost += decision.cost();
                 let out = match decision {
                     Decision::Skip => lm.read(&hidden, &ids, &state)?,
                     Decision::Update(k) => lm.update(&hidden, &ids, &state, k as usize)?,

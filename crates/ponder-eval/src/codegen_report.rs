@@ -29,12 +29,12 @@ pub(crate) fn codegen_section(s: &mut String, fast: &RunFolder) -> Result<()> {
             "The loss of each problem's reference solution given its prompt (nats per solution token, mean over {} problems with its 95% bootstrap interval), each problem one stream of chunks of {} tokens, gates at ρ = {}. {} solution tokens are predicted; {} more start a chunk and are predicted by no method.\n",
             m0.problems, t.chunk_len, t.budget, m0.tokens, m0.unpredicted
         );
-        s.push_str("| method | loss | 95% interval | updates / chunks |\n|---|---|---|---|\n");
+        s.push_str("| method | loss | 95% interval | updates / chunks | cost per chunk |\n|---|---|---|---|---|\n");
         for m in &t.methods {
             let _ = writeln!(
                 s,
-                "| {} | {:.4} | [{:.4}, {:.4}] | {} / {} |",
-                m.method, m.loss.point, m.loss.lo, m.loss.hi, m.updates, m.chunks
+                "| {} | {:.4} | [{:.4}, {:.4}] | {} / {} | {:.2} |",
+                m.method, m.loss.point, m.loss.lo, m.loss.hi, m.updates, m.chunks, m.cost
             );
         }
         s.push('\n');

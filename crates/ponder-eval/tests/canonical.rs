@@ -5,7 +5,7 @@
 mod common;
 
 use candle::{Device, Tensor};
-use ponder_eval::canonical::{canonical_losses, ScoredText};
+use ponder_eval::canonical::{canonical_losses, Choosers, ScoredText};
 use ponder_gate::{Budget, Method};
 use ponder_metrics::Resampling;
 use ponder_model::PonderLm;
@@ -87,7 +87,7 @@ fn losses_equal_the_direct_computation() {
         &texts,
         4,
         &methods,
-        None,
+        Choosers::default(),
         Budget::new(0.5).unwrap(),
         resampling,
         || ticks += 1,
@@ -120,6 +120,7 @@ fn losses_equal_the_direct_computation() {
     // UPDATE_1 decides on every chunk of two or more tokens: 3 + 6 + 4.
     assert_eq!((update.chunks, update.updates), (13, 13));
     assert_eq!((skip.chunks, skip.updates), (13, 0));
+    assert_eq!((none.cost, update.cost, skip.cost), (1.0, 3.0, 1.0));
     assert!(update.per_problem != skip.per_problem);
     assert_eq!(table.differences.len(), 2);
     assert_eq!(table.differences[0].a, "update_1");
@@ -143,7 +144,7 @@ fn offline_references_are_refused() {
         &[text("a", 10, 5, 0)],
         4,
         &methods,
-        None,
+        Choosers::default(),
         Budget::new(0.5).unwrap(),
         resampling,
         || {},
@@ -169,7 +170,10 @@ fn ours_lh_runs_the_selected_controller() {
             &texts,
             4,
             &methods,
-            selected,
+            Choosers {
+                selected: selected.cloned(),
+                learned: None,
+            },
             Budget::new(0.5).unwrap(),
             resampling,
             || {},
