@@ -214,30 +214,15 @@ fn canonical_loss(
     resolved: &Resolved,
     problems: &[Problem],
 ) -> Result<()> {
-    let decoder = Decoder::new(global, &resolved.decode)?.with_selected(resolved.selected.clone());
-    let Some((lm, chunk_len)) = decoder.fast() else {
+    let (mut decoder, methods) = decoder_and_methods(global, args, resolved)?;
+    if decoder.fast().is_none() {
         bail!("--canonical-loss needs a trained fast layer (--fast, or the config's)");
+    }
+    let choosers = Choosers {
+        selected: decoder.selected().cloned(),
+        learned: decoder.take_learned(),
     };
-    // `ppo` scores here (it decides from whole chunks), though it does not generate.
-    let methods = args
-        .methods
-        .iter()
-        .map(|m| match m.trim() {
-            ponder_gate::LEARNED => Ok(ponder_gate::Method::Learned),
-            m => decoder.method(m),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let learned = match (
-        &resolved.config,
-        methods.contains(&ponder_gate::Method::Learned),
-    ) {
-        (Some(config), true) => Some(LearnedGate::for_comparison(
-            config,
-            config.eval()?,
-            lm.backbone_model().device(),
-        )?),
-        _ => None,
-    };
+    let (lm, chunk_len) = decoder.fast().expect("checked above");
     let tokenizer = decoder.tokenizer();
     let texts = problems
         .iter()
@@ -266,10 +251,7 @@ fn canonical_loss(
         &texts,
         chunk_len,
         &methods,
-        Choosers {
-            selected: decoder.selected().cloned(),
-            learned,
-        },
+        choosers,
         decoder.budget(),
         resampling,
         || bar.inc(1),
@@ -309,6 +291,33 @@ fn canonical_loss(
     Ok(())
 }
 
+/// The decoder of a run and its methods, checked: `ours_lh` runs the config's selection, and
+/// `ppo` the learned gate trained on the config's fast layer for its budget and chunk length
+/// (without `--config`, the one beside `--fast`).
+fn decoder_and_methods(
+    global: &Global,
+    args: &CodegenArgs,
+    resolved: &Resolved,
+) -> Result<(Decoder, Vec<ponder_gate::Method>)> {
+    let mut decoder =
+        Decoder::new(global, &resolved.decode)?.with_selected(resolved.selected.clone());
+    let wants_ppo = args
+        .methods
+        .iter()
+        .any(|m| m.trim() == ponder_gate::LEARNED);
+    if let (Some(config), true, Some((lm, _))) = (&resolved.config, wants_ppo, decoder.fast()) {
+        let device = lm.backbone_model().device().clone();
+        let gate = LearnedGate::for_comparison(config, config.eval()?, &device)?;
+        decoder = decoder.with_learned(Some(gate));
+    }
+    let methods = args
+        .methods
+        .iter()
+        .map(|m| decoder.method(m.trim()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((decoder, methods))
+}
+
 /// `n` completions of every problem under every method, with a progress bar.
 fn generate_all(
     global: &Global,
@@ -317,12 +326,7 @@ fn generate_all(
     problems: &[Problem],
     n: usize,
 ) -> Result<(Vec<Pending>, String)> {
-    let decoder = Decoder::new(global, &resolved.decode)?.with_selected(resolved.selected.clone());
-    let methods = args
-        .methods
-        .iter()
-        .map(|m| decoder.method(m.trim()))
-        .collect::<Result<Vec<_>>>()?;
+    let (decoder, methods) = decoder_and_methods(global, args, resolved)?;
     eprintln!("{}", decoder.describe);
     let total = problems.len() * n * methods.len();
     let bar = progress(args.quiet, "generate", total as u64, "samples");

@@ -4,15 +4,18 @@
 
 #![allow(clippy::print_stdout)]
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ponder_data::Tokenizer;
+use ponder_eval::learned::{LearnedDecider, LearnedGate};
+use ponder_experiment::RunFolder;
 use ponder_gate::{Budget, Decision, GateConfig, Method};
 use ponder_gpt2::Gpt2;
 use ponder_model::decode::{
-    generate, BackboneStream, DecodeStream, FastStream, Generated, Sampler, Sampling, StopReason,
-    StreamReport,
+    generate, BackboneStream, ChunkDecider, DecodeStream, FastStream, Generated, Sampler, Sampling,
+    SignalDecider, StopReason, StreamReport,
 };
 use ponder_model::PonderLm;
 
@@ -25,6 +28,11 @@ pub const DEFAULT_BUDGET: f64 = 0.5;
 pub struct Decoder {
     backbone: Gpt2,
     fast: Option<(PonderLm, usize)>,
+    /// The fast layer's folder, where the learned gate trained on it is looked for.
+    fast_dir: Option<std::path::PathBuf>,
+    /// The learned gate `ppo` runs, once loaded (shared by every completion: its budget
+    /// correction carries over them).
+    learned: Option<RefCell<LearnedGate>>,
     tokenizer: Tokenizer,
     sampling: Sampling,
     budget: Budget,
@@ -97,6 +105,8 @@ impl Decoder {
         Ok(Self {
             backbone,
             fast,
+            fast_dir: a.fast.clone(),
+            learned: None,
             tokenizer,
             sampling,
             budget,
@@ -133,14 +143,38 @@ impl Decoder {
         &self.tokenizer
     }
 
+    /// The learned gate, taken out (for scoring, which runs it itself).
+    pub fn take_learned(&mut self) -> Option<LearnedGate> {
+        self.learned.take().map(RefCell::into_inner)
+    }
+
+    /// Lets `ppo` run `gate` (else it is loaded from beside the fast layer when asked for).
+    pub fn with_learned(mut self, gate: Option<LearnedGate>) -> Self {
+        self.learned = gate.map(RefCell::new);
+        self
+    }
+
     /// Parses a method and checks that it can decode with this model: `none` (the backbone
-    /// alone), or, with a fast layer, an online gate.
-    pub fn method(&self, name: &str) -> Result<Method> {
+    /// alone), or, with a fast layer, an online gate or the learned gate `ppo` (loaded from
+    /// `<fast run>/policy/learned`, where `ponder train gate` writes it, unless given).
+    pub fn method(&mut self, name: &str) -> Result<Method> {
         let method: Method = name.parse().with_context(|| format!("method {name}"))?;
         match (&method, &self.fast) {
             (Method::Backbone, _) => {}
             (_, None) => {
                 bail!("method {name} needs a fast layer (--fast); without one only `none` decodes")
+            }
+            (Method::Learned, Some((lm, _))) => {
+                if self.learned.is_none() {
+                    let fast_dir = self.fast_dir.as_ref().expect("a fast layer has its folder");
+                    let dir = fast_dir
+                        .parent()
+                        .map(|run| RunFolder::new(run).policy_run().learned_policy())
+                        .context("the fast layer's folder has no parent run folder")?;
+                    let gate = LearnedGate::load(&dir, lm.backbone_model().device())
+                        .with_context(|| format!("method ppo: loading the learned gate from {} (train it with `ponder train gate`)", dir.display()))?;
+                    self.learned = Some(RefCell::new(gate));
+                }
             }
             (_, Some(_)) => {
                 online_gate(&method, self.selected.as_ref(), self.budget)?;
@@ -198,8 +232,19 @@ impl Decoder {
                 (g, stream.report())
             }
             (Some((lm, chunk_len)), _) => {
-                let gate = online_gate(method, self.selected.as_ref(), self.budget)?;
-                let mut stream = FastStream::new(lm, *chunk_len, gate)?;
+                let decider: Box<dyn ChunkDecider + '_> = match (method, &self.learned) {
+                    (Method::Learned, Some(gate)) => Box::new(LearnedDecider::new(
+                        gate,
+                        lm.backbone_model().config().vocab_size,
+                        seed_offset,
+                    )?),
+                    _ => Box::new(SignalDecider(online_gate(
+                        method,
+                        self.selected.as_ref(),
+                        self.budget,
+                    )?)),
+                };
+                let mut stream = FastStream::new(lm, *chunk_len, decider)?;
                 let g = generate(
                     &mut stream,
                     &ids,
@@ -268,7 +313,7 @@ fn chunk_len_beside(fast_layer: &std::path::Path) -> Result<usize> {
 pub fn run(global: &Global, a: &GenerateArgs) -> Result<()> {
     let prompt = std::fs::read_to_string(&a.prompt)
         .with_context(|| format!("reading the prompt {}", a.prompt.display()))?;
-    let decoder = Decoder::new(global, &a.decode)?;
+    let mut decoder = Decoder::new(global, &a.decode)?;
     let method = decoder.method(if a.decode.fast.is_some() {
         &a.gate
     } else {

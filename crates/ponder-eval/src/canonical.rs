@@ -12,17 +12,17 @@
 //! backbone sees each chunk on its own, so the first token of each chunk is not predicted, and
 //! the tokens left out that way are counted.
 
+use std::cell::RefCell;
+
 use candle::Tensor;
-use ponder_gate::features::History;
-use ponder_gate::{Budget, Decision, GateConfig, Method, Signals};
+use ponder_gate::{Budget, Decision, GateConfig, Method};
 use ponder_metrics::{bootstrap_ci, mean, paired_difference, Interval, Resampling};
+use ponder_model::decode::{Chunk, ChunkDecider, SignalDecider};
 use ponder_model::PonderLm;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learned::{chunk_features, ChunkProbe, FeatureShape, LearnedGate, Position};
+use crate::learned::{LearnedDecider, LearnedGate};
 
 /// A prompt and its reference solution, as token ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,8 +97,8 @@ pub struct Choosers {
 /// How one method chooses each chunk's action.
 enum Chooser {
     Backbone,
-    Gate(Box<dyn ponder_gate::Gate + Send>),
-    Learned(Box<LearnedGate>),
+    Gate(SignalDecider),
+    Learned(Box<RefCell<LearnedGate>>),
 }
 
 /// Scores `texts` under every method; `ours_lh` and `ppo` run what `choosers` holds.
@@ -122,21 +122,21 @@ pub fn canonical_losses(
     for method in methods {
         let mut chooser = match method {
             Method::Backbone => Chooser::Backbone,
-            Method::Learned => {
-                Chooser::Learned(Box::new(choosers.learned.take().ok_or_else(|| {
+            Method::Learned => Chooser::Learned(Box::new(RefCell::new(
+                choosers.learned.take().ok_or_else(|| {
                     Error::Config(
                         "method ppo: no learned gate was given (train it with `ponder train gate`)"
                             .into(),
                     )
-                })?))
-            }
-            m => Chooser::Gate(
+                })?,
+            ))),
+            m => Chooser::Gate(SignalDecider(
                 m.resolve(choosers.selected.as_ref())?
                     .online_gate(budget)?
                     .ok_or_else(|| {
                         Error::Config(format!("method {}: not an online gate or `none`", m.name()))
                     })?,
-            ),
+            )),
         };
         let mut row = CanonicalLoss {
             method: method.name(),
@@ -153,8 +153,23 @@ pub fn canonical_losses(
             cost: 0.0,
             per_problem: Vec::new(),
         };
+        // The gate's decisions so far, over every problem: one gate serves the benchmark.
+        let mut past = Vec::new();
         for text in texts {
-            let (sum, n) = score(lm, text, chunk_len, &mut chooser, &mut row)?;
+            let vocab = lm.backbone_model().config().vocab_size;
+            // The learned gate's history is per problem; where it samples, its draws are
+            // seeded per problem.
+            let mut learned;
+            let decider: Option<&mut dyn ChunkDecider> = match &mut chooser {
+                Chooser::Backbone => None,
+                Chooser::Gate(g) => Some(g),
+                Chooser::Learned(gate) => {
+                    learned =
+                        LearnedDecider::new(gate, vocab, ponder_base::fnv1a(text.id.as_bytes()))?;
+                    Some(&mut learned)
+                }
+            };
+            let (sum, n) = score(lm, text, chunk_len, decider, &mut past, &mut row)?;
             if n > 0 {
                 row.per_problem.push(sum / n as f64);
                 row.problems += 1;
@@ -201,22 +216,18 @@ pub fn canonical_losses(
     })
 }
 
-/// One problem under one method: the sum and count of its predicted solution tokens' losses.
+/// One problem under one method: the sum and count of its predicted solution tokens' losses;
+/// the method's decisions are appended to `past`, its decisions on the problems before.
 fn score(
     lm: &PonderLm,
     text: &ScoredText,
     chunk_len: usize,
-    chooser: &mut Chooser,
+    mut decider: Option<&mut dyn ChunkDecider>,
+    past: &mut Vec<Decision>,
     row: &mut CanonicalLoss,
 ) -> Result<(f64, usize)> {
     let device = lm.backbone_model().device();
     let mut state = lm.initial_state(1)?;
-    let mut history = match chooser {
-        Chooser::Learned(gate) => Some(History::new(gate.meta.history_alpha, gate.meta.budget)?),
-        _ => None,
-    };
-    // Where the learned gate samples, its draws are seeded per problem.
-    let mut draws = ChaCha8Rng::seed_from_u64(ponder_base::fnv1a(text.id.as_bytes()));
     let (mut sum, mut n) = (0.0, 0usize);
     for (c, chunk) in text.ids.chunks(chunk_len).enumerate() {
         let first = c * chunk_len;
@@ -228,39 +239,18 @@ fn score(
         }
         let ids = Tensor::new(chunk, device)?.unsqueeze(0)?; // (1, t)
         let hidden = lm.backbone(&ids)?;
-        let decision = match chooser {
-            Chooser::Backbone => None,
-            Chooser::Gate(gate) => {
-                let signal = lm.sequence_signals(&hidden, &ids, &state)?[0];
-                Some(gate.step(&Signals {
-                    position: row.chunks,
-                    recon: signal.recon,
-                    recon_init: signal.recon_init,
-                    skip_loss: None,
-                    updates_so_far: row.updates,
-                }))
-            }
-            Chooser::Learned(gate) => {
-                let probe = ChunkProbe::new(lm, &ids)?;
-                let at = Position {
-                    hidden: &hidden,
-                    ids: &ids,
-                    ids_rows: vec![chunk],
-                    probe: &probe,
-                };
-                let history = history.as_mut().expect("the learned gate keeps a history");
-                let shape = FeatureShape {
-                    chunk_len: gate.meta.chunk_len,
-                    vocab: lm.backbone_model().config().vocab_size,
-                    length_norm: gate.meta.length_norm,
-                };
-                let (obs, _) =
-                    chunk_features(lm, &at, &[&state], std::slice::from_ref(history), shape)?;
-                let d = gate.decide(&obs, &mut draws)?[0];
-                history.observe(probe.none_loss[0], d.cost());
-                Some(d)
-            }
+        let decision = match decider.as_deref_mut() {
+            None => None,
+            Some(d) => Some(d.decide(&Chunk {
+                lm,
+                hidden: &hidden,
+                ids: &ids,
+                tokens: chunk,
+                state: &state,
+                past,
+            })?),
         };
+        past.extend(decision);
         let features = match decision {
             None => hidden,
             Some(decision) => {

@@ -6,7 +6,8 @@ use candle::{DType, Device, Result, Tensor};
 use ponder_gate::{Decision, Fixed};
 use ponder_gpt2::{random, Gpt2Config, LoadOptions};
 use ponder_model::decode::{
-    generate, BackboneStream, DecodeStream, FastStream, Sampler, Sampling, StopReason,
+    generate, BackboneStream, DecodeStream, FastStream, Sampler, Sampling, SignalDecider,
+    StopReason,
 };
 use ponder_model::{
     FastLayer, FastLayerKind, FastNorm, FastState, LoraFastConfig, LoraUpdate, PonderLm,
@@ -119,7 +120,11 @@ fn check_fast_stream(lm: &PonderLm) -> Result<()> {
     let expected = reference(lm, &ids, chunk_len)?;
     // One token at a time, and the first chunk and a half in one feed (a prompt).
     for prompt in [1, 18] {
-        let mut stream = FastStream::new(lm, chunk_len, Box::new(Fixed::update(1).unwrap()))?;
+        let mut stream = FastStream::new(
+            lm,
+            chunk_len,
+            Box::new(SignalDecider(Box::new(Fixed::update(1).unwrap()))),
+        )?;
         let mut got = Vec::new();
         let first = stream.feed(&ids[..prompt])?;
         for i in prompt..ids.len() {

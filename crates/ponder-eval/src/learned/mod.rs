@@ -5,9 +5,11 @@
 //! evaluation; and the budget correction of inference ([`correction`]).
 
 pub mod correction;
+pub mod decider;
 pub mod features;
 
 pub use correction::{corrected_actions, BudgetDebt, Corrected};
+pub use decider::LearnedDecider;
 pub use features::{chunk_features, ChunkProbe, FeatureShape, Position};
 
 use std::collections::BTreeMap;

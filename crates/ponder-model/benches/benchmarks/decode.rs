@@ -11,7 +11,9 @@ use candle::{DType, Device};
 use criterion::{criterion_group, Criterion, Throughput};
 use ponder_gate::{Budget, GateConfig};
 use ponder_gpt2::{random, Gpt2Config, LoadOptions};
-use ponder_model::decode::{generate, BackboneStream, DecodeStream, FastStream, Sampler, Sampling};
+use ponder_model::decode::{
+    generate, BackboneStream, DecodeStream, FastStream, Sampler, Sampling, SignalDecider,
+};
 use ponder_model::{FastLayer, FastNorm, PonderLm};
 use ponder_ttt::{TttConfig, TttParams};
 
@@ -70,7 +72,8 @@ fn bench(c: &mut Criterion) {
                 .online_gate(Budget::new(0.5).expect("budget"))
                 .expect("gate")
                 .expect("online");
-            let mut stream = FastStream::new(&lm, CHUNK, gate).expect("stream");
+            let mut stream =
+                FastStream::new(&lm, CHUNK, Box::new(SignalDecider(gate))).expect("stream");
             run(&mut stream, &prompt);
         })
     });

@@ -23,7 +23,7 @@ use crate::lm::PonderLm;
 pub struct FastStream<'a> {
     lm: &'a PonderLm,
     chunk_len: usize,
-    gate: Box<dyn Gate + Send + 'a>,
+    decider: Box<dyn ChunkDecider + 'a>,
     state: FastState,
     cache: KvCache,
     /// The current chunk's tokens and backbone hidden states `(1, len, d)`.
@@ -37,11 +37,11 @@ pub struct FastStream<'a> {
 
 impl<'a> FastStream<'a> {
     /// A stream over `lm` from its initial fast weights, deciding every `chunk_len` tokens with
-    /// `gate`.
+    /// `decider`.
     pub fn new(
         lm: &'a PonderLm,
         chunk_len: usize,
-        gate: Box<dyn Gate + Send + 'a>,
+        decider: Box<dyn ChunkDecider + 'a>,
     ) -> Result<Self> {
         let n_positions = lm.backbone_model().config().n_positions;
         if chunk_len == 0 || chunk_len > n_positions {
@@ -52,7 +52,7 @@ impl<'a> FastStream<'a> {
         Ok(Self {
             lm,
             chunk_len,
-            gate,
+            decider,
             state: lm.initial_state(1)?,
             cache: KvCache::new(),
             chunk_ids: Vec::new(),
@@ -63,22 +63,21 @@ impl<'a> FastStream<'a> {
         })
     }
 
-    /// The gate's decision on the complete current chunk, and the update it asks for.
+    /// The decision on the complete current chunk, and the update it asks for.
     fn decide(&mut self) -> Result<()> {
         let hidden = self
             .chunk_hidden
             .as_ref()
             .expect("a complete chunk has hidden states");
         let ids = Tensor::new(self.chunk_ids.as_slice(), hidden.device())?.unsqueeze(0)?;
-        let signal = self.lm.sequence_signals(hidden, &ids, &self.state)?[0];
-        let signals = Signals {
-            position: self.decisions.len(),
-            recon: signal.recon,
-            recon_init: signal.recon_init,
-            skip_loss: None,
-            updates_so_far: self.decisions.iter().filter(|d| d.is_update()).count(),
-        };
-        let decision = self.gate.step(&signals);
+        let decision = self.decider.decide(&Chunk {
+            lm: self.lm,
+            hidden,
+            ids: &ids,
+            tokens: &self.chunk_ids,
+            state: &self.state,
+            past: &self.decisions,
+        })?;
         if decision.is_update() {
             self.state = self
                 .lm
@@ -101,6 +100,45 @@ impl<'a> FastStream<'a> {
                 .read_features(&hidden.narrow(1, start, len - start)?, &ids, &self.state)?;
         let last = features.narrow(1, len - start - 1, 1)?; // (1, 1, d)
         self.lm.logits(&last)?.flatten_all()
+    }
+}
+
+/// A complete chunk of the stream, as a decider sees it.
+pub struct Chunk<'c> {
+    /// The model.
+    pub lm: &'c PonderLm,
+    /// The chunk's backbone hidden states, `(1, t, d)`.
+    pub hidden: &'c Tensor,
+    /// Its token ids, `(1, t)`.
+    pub ids: &'c Tensor,
+    /// The same ids.
+    pub tokens: &'c [u32],
+    /// The fast weights entering it.
+    pub state: &'c FastState,
+    /// The decisions on the chunks before it, in order.
+    pub past: &'c [Decision],
+}
+
+/// What decides, after each complete chunk, whether to update the fast weights on it.
+pub trait ChunkDecider {
+    /// The decision on `chunk`.
+    fn decide(&mut self, chunk: &Chunk<'_>) -> Result<Decision>;
+}
+
+/// A training-free online gate, deciding from the chunk's reconstruction signal under the
+/// carried fast weights, as stream mode's gates do.
+pub struct SignalDecider(pub Box<dyn Gate + Send>);
+
+impl ChunkDecider for SignalDecider {
+    fn decide(&mut self, c: &Chunk<'_>) -> Result<Decision> {
+        let signal = c.lm.sequence_signals(c.hidden, c.ids, c.state)?[0];
+        Ok(self.0.step(&Signals {
+            position: c.past.len(),
+            recon: signal.recon,
+            recon_init: signal.recon_init,
+            skip_loss: None,
+            updates_so_far: c.past.iter().filter(|d| d.is_update()).count(),
+        }))
     }
 }
 

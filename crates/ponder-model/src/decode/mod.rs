@@ -11,7 +11,7 @@ use candle::{Result, Tensor};
 use ponder_gate::Decision;
 
 pub use backbone::BackboneStream;
-pub use fast::FastStream;
+pub use fast::{Chunk, ChunkDecider, FastStream, SignalDecider};
 pub use sampler::{Sampler, Sampling};
 
 /// A model being decoded: tokens in, the logits of the token that follows out.
