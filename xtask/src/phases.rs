@@ -203,10 +203,13 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                 let methods = |list: &str| vec!["--methods".to_string(), list.to_string()];
                 // Where the preset has a stream mode, the `gate` phase trained the learned gate
                 // and `eval-validation` chose `ours_lh`: both are scored too.
-                let scored = if preset.stream.is_some() {
-                    "none,skip,update_1,random,ours,ours_lh,ppo"
+                let (scored, generated) = if preset.stream.is_some() {
+                    (
+                        "none,skip,update_1,random,ours,ours_lh,ppo",
+                        "none,skip,update_1,ours,ours_lh,ppo",
+                    )
                 } else {
-                    "none,skip,update_1,random,ours"
+                    ("none,skip,update_1,random,ours", "none,skip,update_1,ours")
                 };
                 add(step(
                     "HumanEval: the solutions' loss per method".into(),
@@ -227,7 +230,7 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                     "HumanEval: greedy samples per method, run against the tests".into(),
                     with_config(
                         &["codegen", "--bench", "humaneval", "--quiet"],
-                        &methods("none,skip,update_1,ours"),
+                        &methods(generated),
                     ),
                     false,
                     true,
