@@ -10,7 +10,6 @@ use ponder_codegen::{
     classeval, humaneval, mbpp, summarize, Bench, CodegenSummary, Limits, Problem, SampleRecord,
     Sandbox, SandboxConfig,
 };
-use ponder_eval::canonical::{canonical_losses, Choosers, ScoredText};
 use ponder_eval::learned::LearnedGate;
 use ponder_eval::selection::Selection;
 use ponder_experiment::run_dir::{write_atomic, write_json};
@@ -32,14 +31,14 @@ struct Pending {
 }
 
 /// The settings of a run: the command line, completed from `--config` where it is given.
-struct Resolved {
+pub(crate) struct Resolved {
     /// The experiment config, where `--config` names one.
-    config: Option<ExperimentConfig>,
-    decode: DecodeArgs,
-    out: RunFolder,
-    resampling: Option<Resampling>,
+    pub(crate) config: Option<ExperimentConfig>,
+    pub(crate) decode: DecodeArgs,
+    pub(crate) out: RunFolder,
+    pub(crate) resampling: Option<Resampling>,
     /// The controller `ours_lh` runs: the one the config's experiment chose on validation.
-    selected: Option<GateConfig>,
+    pub(crate) selected: Option<GateConfig>,
 }
 
 /// Fills what the command line leaves open from `--config`: the backbone, the trained fast
@@ -105,7 +104,7 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
     let problems = load(global, args)?;
     let resolved = resolve(args)?;
     if args.canonical_loss {
-        return canonical_loss(global, args, &resolved, &problems);
+        return crate::solutions_loss::run(global, args, &resolved, &problems);
     }
     let n = if args.canonical { 1 } else { args.n };
     if n == 0 {
@@ -207,94 +206,10 @@ pub fn run(global: &Global, args: &CodegenArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--canonical-loss`: every method's loss of the benchmark's solutions given their prompts.
-fn canonical_loss(
-    global: &Global,
-    args: &CodegenArgs,
-    resolved: &Resolved,
-    problems: &[Problem],
-) -> Result<()> {
-    let (mut decoder, methods) = decoder_and_methods(global, args, resolved)?;
-    if decoder.fast().is_none() {
-        bail!("--canonical-loss needs a trained fast layer (--fast, or the config's)");
-    }
-    let choosers = Choosers {
-        selected: decoder.selected().cloned(),
-        learned: decoder.take_learned(),
-    };
-    let (lm, chunk_len) = decoder.fast().expect("checked above");
-    let tokenizer = decoder.tokenizer();
-    let texts = problems
-        .iter()
-        .map(|p| {
-            let mut ids = tokenizer.encode(&p.prompt)?;
-            let solution_start = ids.len();
-            ids.extend(tokenizer.encode(&p.canonical_solution)?);
-            Ok(ScoredText {
-                id: p.task_id.clone(),
-                ids,
-                solution_start,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let resampling = resolved
-        .resampling
-        .expect("--canonical-loss requires --config");
-    let bar = progress(
-        args.quiet,
-        "scoring",
-        (problems.len() * methods.len()) as u64,
-        "problems",
-    );
-    let table = canonical_losses(
-        lm,
-        &texts,
-        chunk_len,
-        &methods,
-        choosers,
-        decoder.budget(),
-        resampling,
-        || bar.inc(1),
-    )?;
-    bar.finish_and_clear();
-    let folder = &resolved.out;
-    std::fs::create_dir_all(folder.path())
-        .with_context(|| format!("creating {}", folder.path().display()))?;
-    write_json(&folder.canonical_loss(), &table)?;
-    write_atomic(&folder.git_rev(), crate::train::git_rev().as_bytes())?;
-    println!(
-        "{} solutions given their prompts, chunks of {chunk_len} tokens, budget {}:",
-        args.bench, table.budget
-    );
-    println!(
-        "{:<12} {:>8} {:>20} {:>8} {:>9} {:>6}",
-        "method", "loss", "95% interval", "tokens", "updates", "cost"
-    );
-    for m in &table.methods {
-        println!(
-            "{:<12} {:>8.4} {:>20} {:>8} {:>9} {:>6.2}",
-            m.method,
-            m.loss.point,
-            format!("[{:.4}, {:.4}]", m.loss.lo, m.loss.hi),
-            m.tokens,
-            format!("{}/{}", m.updates, m.chunks),
-            m.cost
-        );
-    }
-    for d in &table.differences {
-        println!(
-            "{} − {}: {:+.4} [{:+.4}, {:+.4}]",
-            d.a, d.b, d.difference.point, d.difference.lo, d.difference.hi
-        );
-    }
-    println!("wrote {}", folder.canonical_loss().display());
-    Ok(())
-}
-
 /// The decoder of a run and its methods, checked: `ours_lh` runs the config's selection, and
 /// `ppo` the learned gate trained on the config's fast layer for its budget and chunk length
 /// (without `--config`, the one beside `--fast`).
-fn decoder_and_methods(
+pub(crate) fn decoder_and_methods(
     global: &Global,
     args: &CodegenArgs,
     resolved: &Resolved,

@@ -14,6 +14,7 @@ mod info;
 mod report;
 mod resolve;
 mod score;
+mod solutions_loss;
 mod train;
 
 use std::process::ExitCode;
