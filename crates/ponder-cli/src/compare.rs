@@ -3,7 +3,7 @@
 //! [`ponder_eval::run_stream_comparison`] (`[eval] mode = "stream"`: each method's own pass over
 //! per-file streams); this file maps the arguments and prints.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ponder_eval::{run_comparison, run_stream_comparison, CompareRequest, StreamChoice};
 use ponder_experiment::{Ablation, ExperimentConfig, Layout, OpenOptions, RunFolder, StateMode};
 
@@ -31,6 +31,18 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
     let config = ExperimentConfig::load(&a.config, &overrides(a))?;
     let mode = config.eval()?.mode;
     let fast = config.fast()?;
+    if let (Some(dir), true) = (
+        &a.fast,
+        config
+            .eval()?
+            .methods
+            .contains(&ponder_gate::Method::Learned),
+    ) {
+        bail!(
+            "--fast {}: the `ppo` method runs the learned gate trained on the config's own fast layer (<fast run>/policy/learned), not one trained on this layer; leave ppo out of the methods with --fast",
+            dir.display()
+        );
+    }
     let fast_dir = a
         .fast
         .clone()

@@ -159,6 +159,15 @@ fn the_learned_gate_trains_resumes_and_compares() {
     let summary =
         std::fs::read_to_string(run.join("fast-ttt_linear-k2/stream/python/summary.json")).unwrap();
     assert!(summary.contains("\"ppo\""), "{summary}");
+    // Another fast layer's folder: its learned gate would not be this one.
+    let e = err(&compare_ppo(
+        &cfg,
+        &["--fast", "elsewhere/fast_layer", "--out", "w"],
+    ));
+    assert!(
+        e.contains("--fast elsewhere/fast_layer") && e.contains("ppo"),
+        "{e}"
+    );
 
     // A gate trained for another budget, another action set or another feature width.
     let e = err(&compare_ppo(
