@@ -218,18 +218,9 @@ impl Decoder {
                 .decode(new)
                 .is_ok_and(|text| ponder_codegen::stop_at(&text).is_some())
         };
-        let (generated, report) = match (&self.fast, method) {
+        let mut stream: Box<dyn DecodeStream + '_> = match (&self.fast, method) {
             (None, _) | (_, Method::Backbone) => {
-                let mut stream = BackboneStream::new(&self.backbone, self.cached);
-                let g = generate(
-                    &mut stream,
-                    &ids,
-                    &mut sampler,
-                    self.max_new_tokens,
-                    eos,
-                    rule,
-                )?;
-                (g, stream.report())
+                Box::new(BackboneStream::new(&self.backbone, self.cached))
             }
             (Some((lm, chunk_len)), _) => {
                 let decider: Box<dyn ChunkDecider + '_> = match (method, &self.learned) {
@@ -244,18 +235,18 @@ impl Decoder {
                         self.budget,
                     )?)),
                 };
-                let mut stream = FastStream::new(lm, *chunk_len, decider)?;
-                let g = generate(
-                    &mut stream,
-                    &ids,
-                    &mut sampler,
-                    self.max_new_tokens,
-                    eos,
-                    rule,
-                )?;
-                (g, stream.report())
+                Box::new(FastStream::new(lm, *chunk_len, decider)?)
             }
         };
+        let generated = generate(
+            stream.as_mut(),
+            &ids,
+            &mut sampler,
+            self.max_new_tokens,
+            eos,
+            rule,
+        )?;
+        let report = stream.report();
         let seconds = start.elapsed().as_secs_f64();
         let full = self.tokenizer.decode(&generated.ids)?;
         let text = if cut {
