@@ -13,7 +13,7 @@ use ponder_codegen::{
 use ponder_eval::learned::LearnedGate;
 use ponder_eval::selection::Selection;
 use ponder_experiment::run_dir::{write_atomic, write_json};
-use ponder_experiment::{Ablation, ExperimentConfig, Layout, RunFolder};
+use ponder_experiment::{ExperimentConfig, Layout, RunFolder};
 use ponder_gate::GateConfig;
 use ponder_metrics::Resampling;
 
@@ -76,10 +76,7 @@ fn resolve(args: &CodegenArgs) -> Result<Resolved> {
                 .iter()
                 .any(|m| m.trim() == ponder_gate::SELECTED) =>
         {
-            let file = run
-                .validation_eval(&config.data.language, Ablation::default())
-                .selection();
-            Some(Selection::read_for(&file, eval.budget, grid)?.config)
+            Some(Selection::of_experiment(&config, eval, grid)?.config)
         }
         _ => None,
     };

@@ -6,7 +6,7 @@
 
 use ponder_data::Split;
 use ponder_experiment::{
-    Ablation, EvalConfig, ExperimentConfig, Layout, RunDir, RunFolder, Stage, StateMode,
+    EvalConfig, ExperimentConfig, Layout, RunDir, RunFolder, Stage, StateMode,
 };
 use ponder_model::PonderLm;
 
@@ -97,12 +97,7 @@ fn resolve_selected(
             eval.methods.retain(|m| m != &ponder_gate::Method::Selected);
             Ok(None)
         }
-        (Some(grid), false, true) => {
-            let file = Layout::fast_of(config)?
-                .validation_eval(&config.data.language, Ablation::default())
-                .selection();
-            Ok(Some(Selection::read_for(&file, eval.budget, grid)?))
-        }
+        (Some(grid), false, true) => Ok(Some(Selection::of_experiment(config, eval, grid)?)),
         _ => Ok(None),
     }
 }

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use ponder_experiment::{Ablation, EvalConfig, ExperimentConfig, Layout};
 use ponder_gate::{ControllerGrid, GateConfig};
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +106,19 @@ pub fn select(records: &[ChunkRecord], rho: f64, grid: &ControllerGrid) -> Resul
 }
 
 impl Selection {
+    /// The controller `config`'s experiment chose for `ours_lh` on the validation split of its
+    /// own language, at `eval`'s budget from `grid` ([`Selection::read_for`]).
+    pub fn of_experiment(
+        config: &ExperimentConfig,
+        eval: &EvalConfig,
+        grid: &ControllerGrid,
+    ) -> Result<Self> {
+        let file = Layout::fast_of(config)?
+            .validation_eval(&config.data.language, Ablation::default())
+            .selection();
+        Self::read_for(&file, eval.budget, grid)
+    }
+
     /// Reads `selection.json` and checks that it was chosen at budget `rho` from `grid`; an error
     /// naming the file otherwise, or when it is missing.
     pub fn read_for(path: &Path, rho: f64, grid: &ControllerGrid) -> Result<Self> {
