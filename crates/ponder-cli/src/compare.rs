@@ -60,12 +60,7 @@ pub fn run(global: &Global, a: &CompareArgs) -> Result<()> {
     let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
         .with_context(|| format!("loading the backbone {}", fast.backbone))?
         .model;
-    let lm = ponder_model::checkpoint::load(&fast_dir, &backbone).with_context(|| {
-        format!(
-            "loading the fast layer from {} (train it with `ponder train fast`)",
-            fast_dir.display()
-        )
-    })?;
+    let lm = crate::resolve::fast_layer(&fast_dir, &backbone)?;
     let data = crate::train::prepare_data(global, &config, a.quiet)?;
     crate::resolve::check_same_tokenizer(
         &fast.backbone,

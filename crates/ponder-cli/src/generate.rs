@@ -78,12 +78,7 @@ impl Decoder {
         let fast = match &a.fast {
             None => None,
             Some(dir) => {
-                let lm = ponder_model::checkpoint::load(dir, &backbone).with_context(|| {
-                    format!(
-                        "loading the fast layer from {} (train it with `ponder train fast`)",
-                        dir.display()
-                    )
-                })?;
+                let lm = crate::resolve::fast_layer(dir, &backbone)?;
                 let chunk_len = match a.chunk_len {
                     Some(n) => n,
                     None => chunk_len_beside(dir)?,

@@ -115,8 +115,7 @@ pub fn bench(global: &Global, a: &BenchArgs) -> Result<()> {
         }
         let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)?.model;
         let dir = fast_run.fast_layer();
-        let lm = ponder_model::checkpoint::load(&dir, &backbone)
-            .with_context(|| format!("loading the fast layer from {}", dir.display()))?;
+        let lm = crate::resolve::fast_layer(&dir, &backbone)?;
         let label = format!("{} (trained)", fast_run.path().display());
         eprintln!("measuring {label}");
         rows.push(measure(

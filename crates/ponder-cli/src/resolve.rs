@@ -84,6 +84,17 @@ pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
     Ok(LoadedModel { model, source })
 }
 
+/// The trained fast layer in `dir` (a `fast_layer/` folder of `ponder train fast`) on
+/// `backbone`, an error naming the folder otherwise.
+pub fn fast_layer(dir: &Path, backbone: &Gpt2) -> Result<ponder_model::PonderLm> {
+    ponder_model::checkpoint::load(dir, backbone).with_context(|| {
+        format!(
+            "loading the fast layer from {} (train it with `ponder train fast`)",
+            dir.display()
+        )
+    })
+}
+
 /// The `tokenizer.json` beside a local model (in its folder, or beside its file), if there is
 /// one; never for the seeded random models.
 fn tokenizer_beside(model_spec: &str) -> Option<PathBuf> {

@@ -164,13 +164,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
             let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
                 .with_context(|| format!("loading the backbone {}", fast.backbone))?
                 .model;
-            let lm = ponder_model::checkpoint::load(&fast_folder.fast_layer(), &backbone)
-                .with_context(|| {
-                    format!(
-                        "loading the fast layer from {} (train it with `ponder train fast`)",
-                        fast_folder.fast_layer().display()
-                    )
-                })?;
+            let lm = crate::resolve::fast_layer(&fast_folder.fast_layer(), &backbone)?;
             let folder = fast_folder.policy_run();
             let Some((run, data)) = open_on_backbone(global, &config, &folder, Stage::Policy, a)?
             else {
