@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::reproduce::{Plan, Preset, OOD};
+use crate::reproduce::{Device, Plan, Preset, OOD};
 
 /// The overrides that train a fast layer in stream mode: the state carried across windows of 4
 /// chunks (`docs/design/stream.md`). Where the size has a stream-mode preset, the `fast` phase
@@ -26,6 +26,21 @@ pub struct Step {
     pub run_folder: bool,
     /// An optional step (an OOD language whose source is missing is skipped, not an error).
     pub optional: bool,
+}
+
+impl Step {
+    /// The arguments of `ponder` for this step: a step that writes a run folder leaves a
+    /// finished run alone (`--skip-finished`) and, with `resume`, continues an interrupted one.
+    pub fn command(&self, resume: bool) -> Vec<String> {
+        let mut args = self.args.clone();
+        if self.run_folder {
+            args.push("--skip-finished".into());
+            if resume {
+                args.push("--resume".into());
+            }
+        }
+        args
+    }
 }
 
 /// The steps of `plan` for `preset`.
@@ -59,6 +74,12 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
     for phase in &plan.phases {
         let mut add = |mut s: Step| {
             s.phase = phase.clone();
+            // The model phases run on the device asked for; listing sources and writing the
+            // report need none (`configs/slurm.toml` gives them no GPU).
+            if plan.device != Device::Cpu && !matches!(phase.as_str(), "data" | "report") {
+                s.args
+                    .extend(["--device".into(), plan.device.as_str().into()]);
+            }
             v.push(s);
         };
         match phase.as_str() {

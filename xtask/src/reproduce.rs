@@ -2,13 +2,14 @@
 //! binary (built first, then run as a process). Every step runs with `--skip-finished`, so
 //! `ponder` itself leaves alone a run folder that holds a finished run of the same config (and
 //! refuses one made by another config): a rerun only does what is missing. An interrupted step
-//! continues with `--resume`. `--emit slurm` writes Slurm job arrays instead of running
-//! anything. Where each run writes is `ponder`'s business (its layout), not this file's.
+//! continues with `--resume`. `--device` picks where the model phases run (CPU by default).
+//! `--emit slurm` writes Slurm job arrays instead of running anything, and `--submit` hands them
+//! to `sbatch`. Where each run writes is `ponder`'s business (its layout), not this file's.
 
 #![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +39,48 @@ pub const OOD: &[(&str, &str)] = &[
     ("go-src", "go"),
 ];
 
+/// Where the model phases run: `ponder --device`, the cargo feature it needs, and whether Slurm
+/// jobs ask for GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The default: no feature, no GPU request.
+    Cpu,
+    /// An NVIDIA GPU: built with `--features cuda`, jobs ask for `gpus` of `configs/slurm.toml`.
+    Cuda,
+    /// Apple's GPU: built with `--features metal`.
+    Metal,
+}
+
+impl Device {
+    /// Parses `cpu`, `cuda` or `metal`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            "metal" => Ok(Self::Metal),
+            other => bail!("--device takes cpu, cuda or metal, got {other:?}"),
+        }
+    }
+
+    /// The name `ponder --device` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Metal => "metal",
+        }
+    }
+
+    /// The cargo feature of `ponder-cli` that the device needs.
+    pub fn cargo_features(self) -> Option<&'static str> {
+        match self {
+            Self::Cpu => None,
+            Self::Cuda => Some("cuda"),
+            Self::Metal => Some("metal"),
+        }
+    }
+}
+
 /// What to reproduce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -49,6 +92,10 @@ pub struct Plan {
     pub resume: bool,
     /// Write Slurm scripts instead of running.
     pub emit_slurm: bool,
+    /// Submit the written Slurm scripts.
+    pub submit: bool,
+    /// Where the model phases run.
+    pub device: Device,
     /// `--set` overrides passed to every `ponder` command that reads the config.
     pub overrides: Vec<String>,
 }
@@ -60,6 +107,8 @@ pub fn parse(args: &[&str]) -> Result<Plan> {
         phases: PHASES.iter().map(|p| p.to_string()).collect(),
         resume: false,
         emit_slurm: false,
+        submit: false,
+        device: Device::Cpu,
         overrides: Vec::new(),
     };
     let mut it = args.iter();
@@ -82,14 +131,21 @@ pub fn parse(args: &[&str]) -> Result<Plan> {
                 Some(&"slurm") => plan.emit_slurm = true,
                 other => bail!("--emit takes `slurm`, got {other:?}"),
             },
+            "--submit" => plan.submit = true,
+            "--device" => {
+                plan.device = Device::parse(it.next().context("--device needs cpu, cuda or metal")?)?
+            }
             "--set" => plan
                 .overrides
                 .push(it.next().context("--set needs KEY=VALUE")?.to_string()),
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask reproduce [--tiny|--small|--medium|--large|--xl] [--phases {}] [--resume] [--emit slurm] [--set KEY=VALUE]",
+                "unknown argument {other:?}; usage: cargo xtask reproduce [--tiny|--small|--medium|--large|--xl] [--phases {}] [--resume] [--device cpu|cuda|metal] [--emit slurm [--submit]] [--set KEY=VALUE]",
                 PHASES.join(",")
             ),
         }
+    }
+    if plan.submit && !plan.emit_slurm {
+        bail!("--submit goes with --emit slurm");
     }
     Ok(plan)
 }
@@ -163,6 +219,99 @@ impl Preset {
     }
 }
 
+/// Builds `ponder` (release, with the device's feature); its path.
+pub fn build(root: &Path, device: Device) -> Result<PathBuf> {
+    let mut args = vec!["build", "--release", "-p", "ponder-cli"];
+    if let Some(f) = device.cargo_features() {
+        args.extend(["--features", f]);
+    }
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args(&args)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building ponder failed (cargo {})", args.join(" "));
+    }
+    Ok(root.join("target").join("release").join("ponder"))
+}
+
+/// Runs one step with `ponder` from `root`, printing a line when it starts and ends. Its output
+/// goes to the terminal, or is appended to `log`. An optional step whose data is missing or
+/// whose samples cannot be isolated is skipped with a note; any other failure is an error.
+pub fn run_step(
+    root: &Path,
+    ponder: &Path,
+    step: &Step,
+    resume: bool,
+    log: Option<&Path>,
+) -> Result<()> {
+    let args = step.command(resume);
+    println!("[{}] {}: ponder {}", step.phase, step.label, args.join(" "));
+    let t = Instant::now();
+    let (stdout, stderr) = match log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            (Stdio::from(file.try_clone()?), Stdio::from(file))
+        }
+        // Optional steps capture stderr to recognise a missing source; the others show their
+        // progress bars.
+        None if step.optional => (Stdio::inherit(), Stdio::piped()),
+        None => (Stdio::inherit(), Stdio::inherit()),
+    };
+    let output = Command::new(ponder)
+        .current_dir(root)
+        .args(&args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .and_then(|c| c.wait_with_output())
+        .with_context(|| format!("running {}", ponder.display()))?;
+    if !output.status.success() {
+        let stderr = match log {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        let tail: String = stderr
+            .lines()
+            .rev()
+            .take(200)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if step.optional && tail.contains("not found on this machine") {
+            println!("[{}] {}: skipped, its data is not on this machine (`cargo xtask data --yes` installs it)", step.phase, step.label);
+            return Ok(());
+        }
+        if step.optional && tail.contains("cannot isolate samples") {
+            println!("[{}] {}: skipped, this machine cannot isolate generated code (the sandbox needs root)", step.phase, step.label);
+            return Ok(());
+        }
+        match log {
+            Some(path) => bail!(
+                "phase {} ({}) failed; its output is in {}",
+                step.phase,
+                step.label,
+                path.display()
+            ),
+            None => {
+                eprint!("{stderr}");
+                bail!("phase {} ({}) failed", step.phase, step.label)
+            }
+        }
+    }
+    println!(
+        "[{}] {}: done in {:.0} s",
+        step.phase,
+        step.label,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Runs the plan from the workspace `root`.
 pub fn run(root: &Path, plan: &Plan) -> Result<()> {
     let preset = Preset::resolve(root, &plan.size, &plan.overrides)?;
@@ -177,60 +326,31 @@ pub fn run(root: &Path, plan: &Plan) -> Result<()> {
         }
     }
     if plan.emit_slurm {
-        return crate::slurm::emit(root, plan, &steps);
+        let cluster = crate::slurm::Cluster::read(root)?;
+        let dir = crate::slurm::default_dir(root, &plan.size);
+        if plan.submit {
+            crate::slurm::require_sbatch(&dir)?;
+        }
+        let phases: Vec<(String, Vec<Step>)> = plan
+            .phases
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    steps.iter().filter(|s| &s.phase == p).cloned().collect(),
+                )
+            })
+            .collect();
+        crate::slurm::emit(&dir, &plan.size, &phases, &cluster, &plan.size, plan.device)?;
+        if plan.submit {
+            crate::slurm::submit(root, &dir)?;
+        }
+        return Ok(());
     }
-    let status = Command::new("cargo")
-        .current_dir(root)
-        .args(["build", "--release", "-p", "ponder-cli"])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building ponder failed");
-    }
-    let ponder = root.join("target/release/ponder");
+    let ponder = build(root, plan.device)?;
     let start = Instant::now();
     for step in &steps {
-        let mut args = step.args.clone();
-        if step.run_folder {
-            args.push("--skip-finished".into());
-            if plan.resume {
-                args.push("--resume".into());
-            }
-        }
-        println!("[{}] {}: ponder {}", step.phase, step.label, args.join(" "));
-        let t = Instant::now();
-        let output = Command::new(&ponder)
-            .current_dir(root)
-            .args(&args)
-            // Optional steps capture stderr to recognise a missing source; the others show
-            // their progress bars.
-            .stderr(if step.optional {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::inherit()
-            })
-            .spawn()
-            .and_then(|c| c.wait_with_output())
-            .with_context(|| format!("running {}", ponder.display()))?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if !output.status.success() {
-            if step.optional && stderr.contains("not found on this machine") {
-                println!("[{}] {}: skipped, its data is not on this machine (`cargo xtask data --yes` installs it)", step.phase, step.label);
-                continue;
-            }
-            if step.optional && stderr.contains("cannot isolate samples") {
-                println!("[{}] {}: skipped, this machine cannot isolate generated code (the sandbox needs root)", step.phase, step.label);
-                continue;
-            }
-            eprint!("{stderr}");
-            bail!("phase {} ({}) failed", step.phase, step.label);
-        }
-        println!(
-            "[{}] {}: done in {:.0} s",
-            step.phase,
-            step.label,
-            t.elapsed().as_secs_f64()
-        );
+        run_step(root, &ponder, step, plan.resume, None)?;
     }
     println!(
         "reproduce --{} ({}): finished in {:.1} min",
@@ -254,6 +374,36 @@ mod tests {
         let e = parse(&["--phases", "fast,dance"]).unwrap_err().to_string();
         assert!(e.contains("unknown phase \"dance\""), "{e}");
         assert!(parse(&["--gigantic"]).is_err());
+        let e = parse(&["--submit"]).unwrap_err().to_string();
+        assert!(e.contains("--submit goes with --emit slurm"), "{e}");
+        let e = parse(&["--device", "tpu"]).unwrap_err().to_string();
+        assert!(e.contains("cpu, cuda or metal"), "{e}");
+    }
+
+    #[test]
+    fn the_device_goes_to_the_model_phases_only() {
+        let root = crate::tidy::workspace_root();
+        let plan = parse(&[
+            "--small",
+            "--device",
+            "cuda",
+            "--phases",
+            "data,fast,report",
+        ])
+        .unwrap();
+        let preset = Preset::resolve(&root, "small", &[]).unwrap();
+        let all = steps(&plan, &preset);
+        let device = |s: &Step| s.args.windows(2).any(|w| w == ["--device", "cuda"]);
+        assert_eq!(
+            all.iter()
+                .map(|s| (s.phase.as_str(), device(s)))
+                .collect::<Vec<_>>(),
+            vec![("data", false), ("fast", true), ("report", false)]
+        );
+        let cpu = parse(&["--small", "--phases", "fast"]).unwrap();
+        assert!(steps(&cpu, &preset)
+            .iter()
+            .all(|s| !s.args.contains(&"--device".to_string())));
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! The emitted Slurm scripts on a real Slurm: a one-node cluster started on this machine
+//! (`xtask/scripts/slurm-one-node.sh`) runs a micro reproduction from the scripts
+//! `reproduce --emit slurm --submit` writes, and its results must be byte-identical to the same
+//! reproduction run locally; a second submission finds every run finished. Ignored by default,
+//! since it needs root and Debian's `slurm-wlm` and `munge`: `.ci/run` installs them and runs it
+//! (`cargo test --release -p xtask --test slurm -- --ignored`), and there it fails, never
+//! skips, when Slurm does not run the jobs. A submission without `sbatch` is a clear error
+//! (not ignored).
+
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xtask::reproduce::{parse, run, Plan};
+use xtask::slurm::{default_dir, submit, wait};
+use xtask::tidy::workspace_root;
+
+/// The micro reproduction: the tiny preset cut to seconds per phase, writing to `out`.
+fn micro(out: &str, extra: &[&str]) -> Plan {
+    let out_dir = format!("run.out_dir=\"{out}\"");
+    let backbone = format!("fast.backbone=\"{out}/model\"");
+    let mut args = vec![
+        "--tiny",
+        "--phases",
+        "data,backbone,fast,eval-validation,eval-id",
+        "--set",
+        &out_dir,
+        "--set",
+        &backbone,
+    ];
+    for set in [
+        "backbone.steps=20",
+        "backbone.eval_every=10",
+        "backbone.checkpoint_every=10",
+        "fast.steps=10",
+        "fast.eval_every=5",
+        "fast.checkpoint_every=5",
+        "eval.max_batches=8",
+        "eval.select.tolerance=0.5",
+        "eval.bootstrap_resamples=100",
+    ] {
+        args.extend(["--set", set]);
+    }
+    args.extend(extra);
+    parse(&args).expect("the micro plan parses")
+}
+
+/// The one-node cluster, stopped on drop.
+struct Cluster(PathBuf);
+
+impl Cluster {
+    fn start(root: &Path, dir: &Path) -> Self {
+        let script = root.join("xtask/scripts/slurm-one-node.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir)
+            .output()
+            .expect("running slurm-one-node.sh");
+        assert!(
+            out.status.success(),
+            "the one-node Slurm did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let conf = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("export SLURM_CONF="))
+            .expect("the script prints SLURM_CONF");
+        // The only test of this binary that runs Slurm's tools: they read the cluster from here.
+        std::env::set_var("SLURM_CONF", conf.trim());
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let root = workspace_root();
+        let _ = Command::new("bash")
+            .arg(root.join("xtask/scripts/slurm-one-node.sh"))
+            .arg("stop")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Every result file under `dir` (summaries, records, per-chunk tables, correlations, the
+/// selection), relative to `dir`, sorted.
+fn results(dir: &Path) -> Vec<PathBuf> {
+    let names = [
+        "summary.json",
+        "records.jsonl",
+        "chunks.csv",
+        "correlation.json",
+        "selection.json",
+    ];
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if names.iter().any(|n| path.file_name().unwrap() == *n) {
+                out.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "needs root and Slurm's packages; .ci/run runs it"]
+fn micro_reproduction_on_slurm_matches_the_local_run() {
+    let root = workspace_root();
+    let base = root.join("target").join("slurm-check");
+    let _ = std::fs::remove_dir_all(&base);
+    let cluster = Cluster::start(&root, &base.join("cluster"));
+
+    let local = "target/slurm-check/local";
+    let t = Instant::now();
+    run(&root, &micro(local, &[])).expect("the local micro reproduction");
+    println!("local run: {:.0} s", t.elapsed().as_secs_f64());
+
+    let remote = "target/slurm-check/slurm";
+    let plan = micro(remote, &["--emit", "slurm"]);
+    let dir = default_dir(&root, &plan.size);
+    let mut ran = 0;
+    for round in ["first", "second"] {
+        let t = Instant::now();
+        run(&root, &plan).expect("emitting the scripts");
+        let jobs = submit(&root, &dir).expect("submitting");
+        let tasks = wait(&jobs, Duration::from_secs(1200), &dir.join("logs"))
+            .expect("the Slurm jobs completed");
+        println!(
+            "{round} submission: Slurm ran {} jobs with {tasks} array tasks, all COMPLETED, in {:.0} s",
+            jobs.len(),
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(jobs.len(), 5, "one job per phase");
+        ran += tasks;
+
+        let files = results(&root.join(local));
+        assert!(
+            files.iter().filter(|f| f.ends_with("summary.json")).count() >= 3,
+            "{files:?}"
+        );
+        assert_eq!(files, results(&root.join(remote)), "the same result files");
+        for f in &files {
+            let a = std::fs::read(root.join(local).join(f)).unwrap();
+            let b = std::fs::read(root.join(remote).join(f)).unwrap();
+            assert!(
+                a == b,
+                "{} differs between the local and the Slurm run",
+                f.display()
+            );
+        }
+        println!("{} result files byte-identical", files.len());
+    }
+    println!("Slurm ran {ran} array tasks in all");
+    drop(cluster);
+}
+
+#[test]
+fn submitting_without_sbatch_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(workspace_root())
+        .args([
+            "reproduce",
+            "--tiny",
+            "--phases",
+            "fast",
+            "--emit",
+            "slurm",
+            "--submit",
+        ])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot submit: `sbatch` is not available"),
+        "{stderr}"
+    );
+}
