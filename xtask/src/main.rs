@@ -16,6 +16,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "run the paper's experiment: [--tiny|--small|--medium|--large|--xl] [--phases LIST] [--resume] [--emit slurm]",
     ),
     (
+        "sweep",
+        "run a sweep file's points and aggregate them: --config FILE [--jobs N] [--device D] [--emit slurm [--submit]]",
+    ),
+    (
         "data",
         "list the optional data (corpora in data/ood, benchmarks in data/bench); `data --yes [NAME ...]` installs it",
     ),
@@ -61,6 +65,10 @@ fn run() -> Result<()> {
         ["reproduce", rest @ ..] => {
             let plan = xtask::reproduce::parse(rest)?;
             xtask::reproduce::run(&xtask::tidy::workspace_root(), &plan)
+        }
+        ["sweep", rest @ ..] => {
+            let args = xtask::sweep::parse(rest)?;
+            xtask::sweep::run(&xtask::tidy::workspace_root(), &args)
         }
         ["help" | "--help" | "-h"] => {
             println!("{}", usage());

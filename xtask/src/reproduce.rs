@@ -172,8 +172,24 @@ impl Preset {
     /// (whose `[fast]` holds that layer's own section, as LoRA needs), that variant; otherwise the
     /// preset, with the override passed on to `ponder` (TTT-MLP reads the same `[fast.ttt]`).
     pub fn resolve(root: &Path, size: &str, overrides: &[String]) -> Result<Self> {
-        let mut base = Self::read(root, &PathBuf::from("configs").join(format!("{size}.toml")))?;
-        let stream = PathBuf::from("configs").join(format!("{size}-stream.toml"));
+        Self::resolve_file(
+            root,
+            &PathBuf::from("configs").join(format!("{size}.toml")),
+            overrides,
+        )
+    }
+
+    /// [`Preset::resolve`] for any config file `path` (relative to `root`): its stream-mode
+    /// preset and layer variants are the files beside it named `<stem>-stream.toml` and
+    /// `<stem>-<layer>.toml`.
+    pub fn resolve_file(root: &Path, path: &Path, overrides: &[String]) -> Result<Self> {
+        let mut base = Self::read(root, path)?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .with_context(|| format!("{}: not a config file name", path.display()))?;
+        let sibling = |suffix: &str| path.with_file_name(format!("{stem}-{suffix}.toml"));
+        let stream = sibling("stream");
         base.stream = root.join(&stream).is_file().then_some(stream);
         let wanted = overrides
             .iter()
@@ -182,7 +198,7 @@ impl Preset {
             .next_back();
         match wanted {
             Some(layer) if layer != base.layer => {
-                let path = PathBuf::from("configs").join(format!("{size}-{layer}.toml"));
+                let path = sibling(&layer);
                 if root.join(&path).is_file() {
                     Ok(Self {
                         variant: true,

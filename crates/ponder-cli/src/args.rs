@@ -61,6 +61,29 @@ pub enum Command {
     /// Code generation benchmarks with executed tests: every sample runs in its own isolated
     /// python3 process; writes samples.jsonl and summary.json (outcomes and pass@k).
     Codegen(Box<CodegenArgs>),
+    /// Sweeps (run by `cargo xtask sweep`): the points of a sweep file, and their aggregate.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+/// `ponder sweep` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SweepCommand {
+    /// Check a sweep file and every point's config, claim its folder (a folder made by another
+    /// sweep file or base config is refused), and print the plan as JSON for `cargo xtask
+    /// sweep`: the shared phases' overrides and each point's name, overrides and log file.
+    Plan {
+        /// The sweep file (e.g. configs/sweeps/tiny-seeds.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Aggregate the points' comparisons (`eval-id`) over seeds: `aggregate.csv`, `report.md`
+    /// and plots in the sweep's folder.
+    Aggregate {
+        /// The sweep file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// The model and decoding settings shared by `ponder generate` and `ponder codegen`.

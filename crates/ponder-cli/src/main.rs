@@ -15,6 +15,7 @@ mod report;
 mod resolve;
 mod score;
 mod solutions_loss;
+mod sweep;
 mod train;
 
 use std::process::ExitCode;
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => report::bench(&cli.global, a),
         Command::Codegen(a) => codegen::run(&cli.global, a),
         Command::Generate(a) => generate::run(&cli.global, a),
+        Command::Sweep(c) => sweep::run(c),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@
 //!   oracle), [`stream_records`] (resumable, batch by batch), [`stream_summary`] (the
 //!   statistics) and [`stream_experiment`] (the whole call, [`run_stream_comparison`]);
 //!   [`learned`] is the learned gate (`ppo`) there: its features, its file and its decisions;
+//! - [`sweep`]: a sweep's points aggregated over seeds (`ponder sweep aggregate`);
 //! - [`output`]: `chunks.csv`, `summary.json`, `correlation.json`, `cost.json`;
 //! - [`flops`] and [`latency`]: cost counted from shapes and measured;
 //! - [`report`] (its result tables in `tables`, stream mode's in `stream_report` and the learned
@@ -46,6 +47,7 @@ pub mod stream_records;
 mod stream_report;
 pub mod stream_summary;
 pub mod summary;
+pub mod sweep;
 mod tables;
 
 pub use error::{Error, Result};

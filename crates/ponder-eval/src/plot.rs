@@ -18,6 +18,10 @@ pub enum Mark {
     Line,
     /// A polyline with dots on the points.
     LinePoints,
+    /// A filled area (an interval band): the points go along its upper edge and back along
+    /// its lower edge. Drawn translucent in the colour of the series before it, with no legend
+    /// entry of its own.
+    Band,
 }
 
 /// One named series.
@@ -163,7 +167,11 @@ impl Chart {
             TOP + ph / 2.0,
             esc(&self.y_label)
         );
-        for (i, series) in self.series.iter().enumerate() {
+        // Colours and legend rows count the series that are not bands.
+        let mut shown = 0usize;
+        for series in &self.series {
+            let band = series.mark == Mark::Band;
+            let i = if band { shown.saturating_sub(1) } else { shown };
             let colour = PALETTE[i % PALETTE.len()];
             let finite: Vec<(f64, f64)> = series
                 .points
@@ -171,6 +179,21 @@ impl Chart {
                 .copied()
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
+            if band {
+                if finite.len() > 2 {
+                    let path: Vec<String> = finite
+                        .iter()
+                        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        r#"<polygon points="{}" fill="{colour}" fill-opacity="0.18" stroke="none"/>"#,
+                        path.join(" ")
+                    );
+                }
+                continue;
+            }
+            shown += 1;
             if matches!(series.mark, Mark::Line | Mark::LinePoints) && finite.len() > 1 {
                 let path: Vec<String> = finite
                     .iter()
@@ -221,6 +244,37 @@ mod tests {
         let t = ticks(2.13, 2.91);
         assert!(t.len() >= 3 && t.len() <= 7, "{t:?}");
         assert!(t[0] >= 2.13 && *t.last().unwrap() <= 2.91);
+    }
+
+    #[test]
+    fn a_band_takes_the_colour_of_its_line_and_no_legend_row() {
+        let series = |label: &str, points: Vec<(f64, f64)>, mark| Series {
+            label: label.into(),
+            points,
+            mark,
+        };
+        let chart = Chart {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![
+                series("a", vec![(0.0, 1.0), (1.0, 2.0)], Mark::Line),
+                series(
+                    "a band",
+                    vec![(0.0, 1.5), (1.0, 2.5), (1.0, 1.5), (0.0, 0.5)],
+                    Mark::Band,
+                ),
+                series("b", vec![(0.0, 0.0), (1.0, 0.5)], Mark::Line),
+            ],
+        };
+        let svg = chart.to_svg();
+        assert_eq!(svg.matches("<polygon").count(), 1);
+        assert!(svg.contains(&format!(r#"fill="{}" fill-opacity="0.18""#, PALETTE[0])));
+        assert!(!svg.contains("a band"), "no legend row");
+        assert!(
+            svg.contains(&format!(r#"stroke="{}""#, PALETTE[1])),
+            "b keeps the second colour"
+        );
     }
 
     #[test]

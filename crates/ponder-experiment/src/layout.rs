@@ -330,41 +330,61 @@ impl RunFolder {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The folders of a sweep (`cargo xtask sweep`, [`crate::sweep`]):
+///
+/// ```text
+/// <out_dir>/sweep.toml        the sweep and its base config as resolved, written first
+///   shared/                   the experiment folder of the shared phases (its backbone)
+///   points/<key=value,…>/     one experiment folder per point, and sweep.log: its output
+///   aggregate.csv report.md plots/   `ponder sweep aggregate`
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepLayout {
+    root: PathBuf,
+}
 
-    #[test]
-    fn names_follow_the_layout() {
-        let c = ExperimentConfig::from_toml(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../configs/tiny.toml"
-            ))
-            .unwrap(),
-            &["fast.k=2".into(), "run.out_dir=runs/x".into()],
-        )
-        .unwrap();
-        let fast = Layout::fast_of(&c).unwrap();
-        assert_eq!(fast.path(), Path::new("runs/x/fast-ttt_linear-k2"));
-        let eval = fast.eval(
-            "python",
-            Ablation {
-                shuffle: true,
-                causal_k: Some(-1),
-            },
-        );
-        assert_eq!(eval.name(), "python-shuffled-diagonal-1");
-        assert!(Ablation::is_ablation_name(&eval.name()));
-        let validation = fast.validation_eval("python", Ablation::default());
-        assert_eq!(
-            validation.selection(),
-            Path::new("runs/x/fast-ttt_linear-k2/validation/python/selection.json")
-        );
-        assert!(!Ablation::is_ablation_name("python"));
-        assert_eq!(
-            fast.fast_layer(),
-            Path::new("runs/x/fast-ttt_linear-k2/fast_layer")
-        );
+impl SweepLayout {
+    /// The sweep folder `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// What the sweep was made from ([`crate::sweep::SweepConfig::identity`]).
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("sweep.toml")
+    }
+
+    /// The experiment folder of the shared phases.
+    pub fn shared(&self) -> PathBuf {
+        self.root.join("shared")
+    }
+
+    /// The experiment folder of the point `name`.
+    pub fn point(&self, name: &str) -> PathBuf {
+        self.root.join("points").join(name)
+    }
+
+    /// The output of the point `name`'s `ponder` commands.
+    pub fn point_log(&self, name: &str) -> PathBuf {
+        self.point(name).join("sweep.log")
+    }
+
+    /// The output of the shared phases' `ponder` commands.
+    pub fn shared_log(&self) -> PathBuf {
+        self.shared().join("sweep.log")
+    }
+
+    /// Every point's figures, one row per group, method and metric.
+    pub fn aggregate(&self) -> PathBuf {
+        self.root.join("aggregate.csv")
+    }
+
+    /// The sweep's report and its plots (the names a fast layer's report uses).
+    pub fn report(&self) -> RunFolder {
+        RunFolder::new(&self.root)
     }
 }
+
+#[cfg(test)]
+#[path = "layout_tests.rs"]
+mod tests;

@@ -9,7 +9,8 @@
 //! - [`records`]: the typed lines of `metrics.jsonl` and `timing.jsonl`, written and read by the
 //!   same structs;
 //! - [`run_dir`]: [`RunDir`], a run folder opened for one resolved config: its identity written
-//!   first, records appended, checkpoints swapped in atomically, and a finished run recognised.
+//!   first, records appended, checkpoints swapped in atomically, and a finished run recognised;
+//! - [`sweep`]: [`sweep::SweepConfig`], a sweep file's points over a base config.
 
 pub mod config;
 pub mod error;
@@ -18,10 +19,11 @@ pub mod overrides;
 pub mod records;
 pub mod run_dir;
 pub mod sections;
+pub mod sweep;
 
 pub use config::{ExperimentConfig, RunConfig, Stage};
 pub use error::{Error, Result};
-pub use layout::{Ablation, Layout, RunFolder};
+pub use layout::{Ablation, Layout, RunFolder, SweepLayout};
 pub use records::{Metric, Timing};
 pub use run_dir::{OpenOptions, RunDir};
 pub use sections::{

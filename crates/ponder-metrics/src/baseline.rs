@@ -82,6 +82,26 @@ pub fn spread(values: &[f64]) -> Result<Spread> {
     Ok(Spread { mean, sd, min, max })
 }
 
+/// The Student-t interval of the mean of `values` (independent draws, finite) at `level`:
+/// `mean ± t_{(1+level)/2, n−1} · sd / √n`; `None` for fewer than two values.
+pub fn mean_interval(values: &[f64], level: f64) -> Result<Option<[f64; 2]>> {
+    const STAT: &str = "mean_interval";
+    if !(level > 0.0 && level < 1.0) {
+        return Err(crate::Error::input(
+            STAT,
+            format!("level must lie in (0, 1), got {level}"),
+        ));
+    }
+    let s = spread(values)?;
+    if values.len() < 2 {
+        return Ok(None);
+    }
+    let n = values.len() as f64;
+    let half =
+        crate::distribution::student_t_quantile(0.5 + level / 2.0, n - 1.0) * s.sd / n.sqrt();
+    Ok(Some([s.mean - half, s.mean + half]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +111,19 @@ mod tests {
         level: 0.9,
         seed: 1,
     };
+
+    #[test]
+    fn mean_interval_matches_scipy() {
+        // scipy.stats.t.interval(0.95, 4, loc=3, scale=scipy.stats.sem([1, 2, 3, 4, 5])).
+        let [lo, hi] = mean_interval(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95)
+            .unwrap()
+            .unwrap();
+        assert!((lo - 1.0367568385224393).abs() < 1e-9, "{lo}");
+        assert!((hi - 4.963243161477561).abs() < 1e-9, "{hi}");
+        assert_eq!(mean_interval(&[2.0], 0.95).unwrap(), None);
+        assert!(mean_interval(&[1.0, 2.0], 1.0).is_err());
+        assert!(mean_interval(&[], 0.95).is_err());
+    }
 
     #[test]
     fn expectation_by_hand() {

@@ -36,6 +36,34 @@ pub fn student_t_cdf(t: f64, dof: f64) -> f64 {
     student_t_sf(-t, dof)
 }
 
+/// The `p` quantile of Student's t distribution with `dof > 0` degrees of freedom (like
+/// `scipy.stats.t.ppf`), by bisection on [`student_t_cdf`] to the last bit; NaN outside
+/// `0 < p < 1`.
+pub fn student_t_quantile(p: f64, dof: f64) -> f64 {
+    if !(p > 0.0 && p < 1.0) || dof.is_nan() || dof <= 0.0 {
+        return f64::NAN;
+    }
+    let (mut lo, mut hi) = (-1.0, 1.0);
+    while student_t_cdf(lo, dof) > p {
+        lo *= 2.0;
+    }
+    while student_t_cdf(hi, dof) < p {
+        hi *= 2.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if student_t_cdf(mid, dof) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// `P[X > x]` for the χ² distribution with `dof > 0` degrees of freedom (like
 /// `scipy.stats.chi2.sf`); 1 for `x ≤ 0`.
 pub fn chi2_sf(x: f64, dof: f64) -> f64 {
@@ -204,6 +232,21 @@ mod tests {
             let expected = 0.5 * (1.0 - t / (2.0 + t * t).sqrt());
             assert_rel(student_t_sf(t, 2.0), expected, 1e-11);
         }
+    }
+
+    #[test]
+    fn t_quantiles_invert_the_closed_forms() {
+        // ν = 1 (Cauchy): tan(π(p − ½)); ν = 2: (2p − 1) / √(2p(1 − p)).
+        for &p in &[0.001_f64, 0.1, 0.5, 0.9, 0.975, 0.999] {
+            let cauchy = (std::f64::consts::PI * (p - 0.5)).tan();
+            assert!((student_t_quantile(p, 1.0) - cauchy).abs() <= 1e-9 * (1.0 + cauchy.abs()));
+            let two = (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt();
+            assert!((student_t_quantile(p, 2.0) - two).abs() <= 1e-9 * (1.0 + two.abs()));
+        }
+        // scipy.stats.t.ppf(0.975, 4) and (0.975, 30).
+        assert_rel(student_t_quantile(0.975, 4.0), 2.7764451051977987, 1e-10);
+        assert_rel(student_t_quantile(0.975, 30.0), 2.0422724563012373, 1e-10);
+        assert!(student_t_quantile(1.0, 3.0).is_nan() && student_t_quantile(0.5, 0.0).is_nan());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod method;
 pub mod pass_at_k;
 pub mod special;
 
-pub use baseline::{paired_difference, random_expected_losses, spread, Spread};
+pub use baseline::{mean_interval, paired_difference, random_expected_losses, spread, Spread};
 pub use bootstrap::{bootstrap_ci, bootstrap_ci_paired, Interval};
 pub use correlation::{pearson, spearman, Correlation};
 pub use cost::{cost_units, mean_cost, rate_spending};
