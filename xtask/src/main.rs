@@ -20,6 +20,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "run a sweep file's points and aggregate them: --config FILE [--jobs N] [--device D] [--emit slurm [--submit]]",
     ),
     (
+        "gpu-check",
+        "build the CUDA binaries and pack them with the script that checks them on a GPU machine: [--dry-run]",
+    ),
+    (
         "data",
         "list the optional data (corpora in data/ood, benchmarks in data/bench); `data --yes [NAME ...]` installs it",
     ),
@@ -65,6 +69,11 @@ fn run() -> Result<()> {
         ["reproduce", rest @ ..] => {
             let plan = xtask::reproduce::parse(rest)?;
             xtask::reproduce::run(&xtask::tidy::workspace_root(), &plan)
+        }
+        ["gpu-check"] => xtask::gpu_check::run(&xtask::tidy::workspace_root(), false),
+        ["gpu-check", "--dry-run"] => xtask::gpu_check::run(&xtask::tidy::workspace_root(), true),
+        ["gpu-check", rest @ ..] => {
+            bail!("gpu-check takes only --dry-run, got `{}`", rest.join(" "))
         }
         ["sweep", rest @ ..] => {
             let args = xtask::sweep::parse(rest)?;

@@ -143,8 +143,13 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                         "--language".into(),
                         lang.to_string(),
                     ];
-                    if plan.size == "small" || plan.size == "medium" {
-                        // The original evaluates 500 batches out of distribution at these sizes.
+                    let capped = plan
+                        .overrides
+                        .iter()
+                        .any(|o| o.starts_with("eval.max_batches="));
+                    if (plan.size == "small" || plan.size == "medium") && !capped {
+                        // The original evaluates 500 batches out of distribution at these
+                        // sizes, unless `--set eval.max_batches=` says otherwise.
                         extra.extend(["--set".into(), "eval.max_batches=500".into()]);
                     }
                     add(step(

@@ -1,7 +1,8 @@
 //! The emitted Slurm scripts on a real Slurm: a one-node cluster started on this machine
 //! (`xtask/scripts/slurm-one-node.sh`) runs a micro reproduction from the scripts
 //! `reproduce --emit slurm --submit` writes, and its results must be byte-identical to the same
-//! reproduction run locally; a second submission finds every run finished. Ignored by default,
+//! reproduction run locally; a second submission finds every run finished; a micro sweep from
+//! its emitted arrays gives the same aggregate as run locally. Ignored by default,
 //! since it needs root and Debian's `slurm-wlm` and `munge`: `.ci/run` installs them and runs it
 //! (`cargo test --release -p xtask --test slurm -- --ignored`), and there it fails, never
 //! skips, when Slurm does not run the jobs. A submission without `sbatch` is a clear error
@@ -13,9 +14,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use xtask::reproduce::{parse, run, Plan};
+use xtask::reproduce::{parse, run, Device, Plan};
 use xtask::slurm::{default_dir, submit, wait};
+use xtask::sweep::{self, SweepArgs};
 use xtask::tidy::workspace_root;
+
+/// The cuts that make the tiny preset a micro one: seconds per phase.
+const MICRO: &[&str] = &[
+    "backbone.steps=20",
+    "backbone.eval_every=10",
+    "backbone.checkpoint_every=10",
+    "fast.steps=10",
+    "fast.eval_every=5",
+    "fast.checkpoint_every=5",
+    "eval.max_batches=8",
+    "eval.select.tolerance=0.5",
+    "eval.bootstrap_resamples=100",
+];
 
 /// The micro reproduction: the tiny preset cut to seconds per phase, writing to `out`.
 fn micro(out: &str, extra: &[&str]) -> Plan {
@@ -30,17 +45,7 @@ fn micro(out: &str, extra: &[&str]) -> Plan {
         "--set",
         &backbone,
     ];
-    for set in [
-        "backbone.steps=20",
-        "backbone.eval_every=10",
-        "backbone.checkpoint_every=10",
-        "fast.steps=10",
-        "fast.eval_every=5",
-        "fast.checkpoint_every=5",
-        "eval.max_batches=8",
-        "eval.select.tolerance=0.5",
-        "eval.bootstrap_resamples=100",
-    ] {
+    for set in MICRO {
         args.extend(["--set", set]);
     }
     args.extend(extra);
@@ -160,6 +165,44 @@ fn micro_reproduction_on_slurm_matches_the_local_run() {
         }
         println!("{} result files byte-identical", files.len());
     }
+    // A micro sweep (two seeds on a shared backbone) from its emitted arrays, against the same
+    // sweep run locally: the same aggregate.
+    let sweep_file = |name: &str, out: &str| {
+        let text = format!(
+            "base = \"configs/tiny.toml\"\nout_dir = \"{out}\"\nset = [{}]\nshared = [\"data\", \"backbone\"]\nphases = [\"fast\", \"eval-validation\", \"eval-id\"]\ncombine = \"grid\"\n[[axes]]\nkey = \"run.seed\"\nvalues = [0, 1]\n",
+            MICRO.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+        );
+        let path = base.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let local = sweep_file("local.toml", "target/slurm-check/sweep-local");
+    let args = |config: PathBuf, emit: bool| SweepArgs {
+        config,
+        jobs: 1,
+        device: Device::Cpu,
+        emit_slurm: emit,
+        submit: false,
+    };
+    sweep::run(&root, &args(local, false)).expect("the local micro sweep");
+    let remote = sweep_file("micro.toml", "target/slurm-check/sweep-slurm");
+    sweep::run(&root, &args(remote, true)).expect("emitting the sweep");
+    let dir = default_dir(&root, "sweep-micro");
+    let jobs = submit(&root, &dir).expect("submitting the sweep");
+    let tasks = wait(&jobs, Duration::from_secs(1200), &dir.join("logs"))
+        .expect("the sweep's Slurm jobs completed");
+    println!(
+        "sweep: Slurm ran {} jobs with {tasks} array tasks, all COMPLETED",
+        jobs.len()
+    );
+    ran += tasks;
+    let a = std::fs::read(root.join("target/slurm-check/sweep-local/aggregate.csv")).unwrap();
+    let b = std::fs::read(root.join("target/slurm-check/sweep-slurm/aggregate.csv")).unwrap();
+    assert!(
+        a == b,
+        "the sweep's aggregate differs between the local and the Slurm run"
+    );
+    println!("sweep aggregate byte-identical");
     println!("Slurm ran {ran} array tasks in all");
     drop(cluster);
 }

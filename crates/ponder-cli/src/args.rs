@@ -406,6 +406,10 @@ pub struct InfoArgs {
     /// Seed of a random model.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also write the model into this folder as `config.json` and `model.safetensors`, the
+    /// file names Hugging Face transformers reads.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
 }
 
 /// Arguments of `ponder score`.

@@ -1,6 +1,7 @@
-//! `ponder info`: a model's configuration, parameter count, dtype and device.
+//! `ponder info`: a model's configuration, parameter count, dtype and device; `--save` writes
+//! it out in transformers' file names.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::args::{Global, InfoArgs};
 use crate::resolve;
@@ -29,5 +30,10 @@ pub fn run(global: &Global, args: &InfoArgs) -> Result<()> {
     );
     println!("dtype         {:?}", loaded.model.dtype());
     println!("device        {:?}", loaded.model.device());
+    if let Some(dir) = &args.save {
+        ponder_gpt2::save(&loaded.model, dir)
+            .with_context(|| format!("saving the model into {}", dir.display()))?;
+        println!("saved         {}", dir.display());
+    }
     Ok(())
 }

@@ -75,13 +75,32 @@ pub fn model(global: &Global, spec: &str, seed: u64) -> Result<LoadedModel> {
         });
     }
     let source = ModelSource::parse(spec);
-    let model = ponder_gpt2::load(&source, &hub(global), &options)
-        .with_context(|| format!("loading model {spec}"))?;
+    let hub = hub(global);
+    let model = ponder_gpt2::load(&source, &hub, &options).with_context(|| match &source {
+        ModelSource::Hub(id) if looks_like_a_path(id) => format!(
+            "loading model {spec}: there is no model folder at {spec}; a trained backbone is made by `ponder train backbone --config C` (the embedded default's is runs/tiny/model)"
+        ),
+        ModelSource::Hub(id) => format!(
+            "loading model {spec}: the Hub model {} is not in the Hugging Face cache ({}) and could not be fetched; on a machine with network, `ponder info --model {spec}` downloads it into the cache (copy the cache's `models--…` folder to use it offline)",
+            ponder_hub::canonical_repo(id),
+            hub.options().cache_dir.display()
+        ),
+        ModelSource::Local(_) => format!("loading model {spec}"),
+    })?;
     let source = match source {
         ModelSource::Local(p) => format!("local {}", p.display()),
         ModelSource::Hub(id) => format!("hub {}", ponder_hub::canonical_repo(&id)),
     };
     Ok(LoadedModel { model, source })
+}
+
+/// Whether a model spec that names no existing file is meant as a path rather than a Hub id
+/// (`org/name` or `name`): it has more than one `/`, starts with `.`, `/` or `~`, or names a
+/// `.safetensors` file.
+fn looks_like_a_path(spec: &str) -> bool {
+    spec.matches('/').count() > 1
+        || spec.starts_with(['.', '/', '~'])
+        || spec.ends_with(".safetensors")
 }
 
 /// The trained fast layer in `dir` (a `fast_layer/` folder of `ponder train fast`) on

@@ -131,12 +131,7 @@ pub fn run(global: &Global, cmd: &TrainCommand) -> Result<()> {
             let config = ExperimentConfig::load(&a.config, &a.overrides)?;
             let fast = config.fast()?;
             let backbone = crate::resolve::model(global, &fast.backbone, config.run.seed)
-                .with_context(|| {
-                    format!(
-                        "loading the backbone {} (train it first with `ponder train backbone`)",
-                        fast.backbone
-                    )
-                })?
+                .with_context(|| format!("loading the backbone {}", fast.backbone))?
                 .model;
             let folder = Layout::fast_of(&config)?;
             let Some((run, data)) = open_on_backbone(global, &config, &folder, Stage::Fast, a)?

@@ -41,6 +41,23 @@ fn info_on_tiny_random() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("parameters    3332928"), "{stdout}");
     assert!(stdout.contains("device        Cpu"), "{stdout}");
+    // Saved in transformers' file names, it loads back as a local model of the same size.
+    let dir = home.path().join("saved");
+    let dir_arg = dir.display().to_string();
+    let out = ponder(
+        &["info", "--model", "tiny-random", "--save", &dir_arg],
+        home.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("config.json").is_file() && dir.join("model.safetensors").is_file());
+    let out = ponder(&["info", "--model", &dir_arg], home.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("source        local"), "{stdout}");
+    assert!(stdout.contains("parameters    3332928"), "{stdout}");
 }
 
 #[test]
@@ -123,6 +140,20 @@ fn unknown_hub_id_offline_is_a_clean_error() {
         &out,
         "openai-community/gpt2: config.json is not in the Hugging Face cache",
     );
+    // How to get OpenAI's weights, not how to train a backbone.
+    assert_clean_failure(
+        &out,
+        "`ponder info --model gpt2` downloads it into the cache",
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!e.contains("ponder train backbone"), "{e}");
+    // A missing local folder is named as such, with how to make one.
+    let out = ponder(
+        &["--offline", "info", "--model", "runs/nowhere/model"],
+        home.path(),
+    );
+    assert_clean_failure(&out, "there is no model folder at runs/nowhere/model");
+    assert_clean_failure(&out, "`ponder train backbone --config C`");
 }
 
 #[test]

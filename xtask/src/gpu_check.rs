@@ -1,0 +1,268 @@
+//! `cargo xtask gpu-check`: the GPU path checked in one command, in two halves. A GPU machine
+//! lent to this project has CUDA's driver and PyTorch but no Rust toolchain and no network, and
+//! at most 64 MiB travel to it; so here the CUDA build is made (nvcc from PyPI's NVIDIA wheels,
+//! `CUDA_COMPUTE_CAP=90`), stripped and packed into `target/gpu-check/pack/`, and there
+//! `xtask/scripts/gpu-check.sh` (packed beside the binaries) runs them and writes one JSON file.
+//! `--dry-run` prints both halves without running anything, so CI keeps the plan from rotting.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Where the pack is written, relative to the workspace root.
+pub const PACK: &str = "target/gpu-check/pack";
+
+/// The most that may travel to the GPU machine.
+const LIMIT_BYTES: u64 = 64 << 20;
+
+/// The NVIDIA wheels that compile and link the CUDA build: the compiler and the libraries
+/// `cudarc` links against, of CUDA 13.0, the version of the lent machines' driver (the PTX of a
+/// newer nvcc would not load on an older driver).
+const WHEELS: &[&str] = &[
+    "nvidia-cuda-nvcc==13.0.88",
+    "nvidia-nvvm==13.0.88",
+    "nvidia-cuda-crt==13.0.88",
+    "nvidia-cuda-runtime==13.0.96",
+    "nvidia-cuda-cccl==13.0.85",
+    "nvidia-cuda-nvrtc==13.0.88",
+    "nvidia-cublas==13.0.2.14",
+    "nvidia-curand==10.4.0.35",
+];
+
+/// The test binaries that run device code on the GPU: (package, test target).
+pub const DEVICE_TESTS: &[(&str, &str)] = &[
+    ("ponder-gpt2", "hf_parity"),
+    ("ponder-lora", "causality"),
+    ("ponder-lora", "identities"),
+    ("ponder-train", "precision"),
+    ("ponder-train", "fast_precision"),
+];
+
+/// One command of the check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    /// What it is for.
+    pub what: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+}
+
+fn action(what: &str, command: &[&str]) -> Action {
+    Action {
+        what: what.into(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The build half, run here from the workspace root.
+pub fn build_plan() -> Vec<Action> {
+    let venv = "target/gpu-check/venv";
+    let mut pip = vec![format!("{venv}/bin/pip"), "install".into(), "-q".into()];
+    pip.extend(WHEELS.iter().map(|w| w.to_string()));
+    let mut tests = vec![
+        "cargo",
+        "test",
+        "--release",
+        "--no-run",
+        "--message-format=json",
+    ];
+    for (package, target) in DEVICE_TESTS {
+        tests.extend(["-p", package, "--test", target]);
+    }
+    tests.extend([
+        "--features",
+        "ponder-gpt2/cuda,ponder-lora/cuda,ponder-train/cuda",
+    ]);
+    vec![
+        action(
+            "a Python environment for NVIDIA's wheels",
+            &["python3", "-m", "venv", venv],
+        ),
+        Action {
+            what: "nvcc, NVRTC, cuBLAS and cuRAND from PyPI".into(),
+            command: pip,
+        },
+        action(
+            "the CUDA build of ponder (CUDA_COMPUTE_CAP=90, nvcc from the wheels)",
+            &[
+                "cargo",
+                "build",
+                "--release",
+                "-p",
+                "ponder-cli",
+                "--features",
+                "cuda",
+            ],
+        ),
+        action("the device tests, built with CUDA", &tests),
+        action(
+            "strip the binaries into the pack, with gpu-check.sh beside them",
+            &["strip", "-o", PACK],
+        ),
+    ]
+}
+
+/// The GPU half: what to run there.
+pub fn gpu_plan() -> Vec<Action> {
+    vec![action(
+        "on the GPU machine, from the checkout with the pack carried: tests, bench, CPU-vs-GPU training, a comparison pass → OUT/gpu-check.json",
+        &["bash", &format!("{PACK}/gpu-check.sh"), "OUT"],
+    )]
+}
+
+/// The environment of the CUDA build: nvcc and its headers from the wheels in `venv`.
+fn cuda_env(root: &Path) -> Result<Vec<(String, String)>> {
+    let site = std::fs::read_dir(root.join("target/gpu-check/venv/lib"))
+        .context("the wheels' environment")?
+        .flatten()
+        .map(|e| e.path().join("site-packages/nvidia/cu13"))
+        .find(|p| p.is_dir())
+        .context("nvidia/cu13 not found in the wheels' environment")?;
+    let lib = site.join("lib");
+    let path = format!(
+        "{}:{}",
+        site.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Ok(vec![
+        ("PATH".into(), path),
+        ("CUDA_ROOT".into(), site.display().to_string()),
+        ("CUDA_PATH".into(), site.display().to_string()),
+        ("CUDA_COMPUTE_CAP".into(), "90".into()),
+        ("CARGO_TARGET_DIR".into(), "target/gpu-check/build".into()),
+        ("LIBRARY_PATH".into(), lib.display().to_string()),
+    ])
+}
+
+/// Runs `a` from `root` with `env`; its stdout.
+fn run_action(root: &Path, a: &Action, env: &[(String, String)]) -> Result<String> {
+    println!("gpu-check: {}", a.what);
+    let out = Command::new(&a.command[0])
+        .args(&a.command[1..])
+        .current_dir(root)
+        .envs(env.iter().cloned())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", a.command.join(" ")))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", a.what, a.command.join(" "));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs the build half, or prints both halves with `dry_run`.
+pub fn run(root: &Path, dry_run: bool) -> Result<()> {
+    let (build, gpu) = (build_plan(), gpu_plan());
+    if dry_run {
+        for (half, plan) in [("here", &build), ("there", &gpu)] {
+            for a in plan {
+                println!("[{half}] {}\n    {}", a.what, a.command.join(" "));
+            }
+        }
+        return Ok(());
+    }
+    run_action(root, &build[0], &[])?;
+    run_action(root, &build[1], &[])?;
+    let env = cuda_env(root)?;
+    run_action(root, &build[2], &env)?;
+    let messages = run_action(root, &build[3], &env)?;
+    let pack = root.join(PACK);
+    let _ = std::fs::remove_dir_all(&pack);
+    for sub in ["bin", "tests"] {
+        std::fs::create_dir_all(pack.join(sub))?;
+    }
+    let mut binaries: Vec<(PathBuf, PathBuf)> = vec![(
+        root.join("target/gpu-check/build/release/ponder"),
+        pack.join("bin/ponder"),
+    )];
+    for line in messages.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let name = v["target"]["name"].as_str().unwrap_or_default();
+        if let Some(exe) = v["executable"].as_str() {
+            if DEVICE_TESTS.iter().any(|(_, t)| *t == name) {
+                binaries.push((PathBuf::from(exe), pack.join("tests").join(name)));
+            }
+        }
+    }
+    if binaries.len() != DEVICE_TESTS.len() + 1 {
+        bail!(
+            "expected ponder and {} test binaries, built {}",
+            DEVICE_TESTS.len(),
+            binaries.len()
+        );
+    }
+    for (from, to) in &binaries {
+        let status = Command::new("strip").arg("-o").arg(to).arg(from).status()?;
+        if !status.success() {
+            bail!("strip {} failed", from.display());
+        }
+    }
+    std::fs::copy(
+        root.join("xtask/scripts/gpu-check.sh"),
+        pack.join("gpu-check.sh"),
+    )?;
+    std::fs::write(pack.join("built-in"), root.display().to_string())?;
+    let total: u64 = binaries
+        .iter()
+        .map(|(_, to)| std::fs::metadata(to).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    if total > LIMIT_BYTES {
+        bail!(
+            "the pack holds {:.1} MiB, more than the {} MiB that may travel to the GPU machine",
+            total as f64 / 1048576.0,
+            LIMIT_BYTES >> 20
+        );
+    }
+    println!(
+        "gpu-check: packed {:.1} MiB into {PACK}; on the GPU machine, carry it and run `{}`",
+        total as f64 / 1048576.0,
+        gpu[0].command.join(" ")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dry_run_names_both_halves_and_the_script_parses() {
+        let root = crate::tidy::workspace_root();
+        run(&root, true).unwrap();
+        let build = build_plan();
+        assert!(build.iter().any(|a| a
+            .command
+            .join(" ")
+            .contains("-p ponder-cli --features cuda")));
+        let tests = build[3].command.join(" ");
+        for (package, target) in DEVICE_TESTS {
+            assert!(
+                tests.contains(&format!("-p {package} --test {target}")),
+                "{tests}"
+            );
+            let file = root
+                .join("crates")
+                .join(package)
+                .join("tests")
+                .join(format!("{target}.rs"));
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                text.contains("test_device!") || text.contains("cuda"),
+                "{} runs no device code",
+                file.display()
+            );
+        }
+        let script = root.join("xtask/scripts/gpu-check.sh");
+        let status = Command::new("bash")
+            .arg("-n")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{} does not parse", script.display());
+    }
+}
