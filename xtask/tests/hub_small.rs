@@ -72,8 +72,8 @@ fn reproduce_small_runs_offline_from_a_hub_cache() {
         "fast.eval_chunks=2",
         "fast.checkpoint_every=2",
         "eval.chunk_len=64",
-        "eval.max_batches=2",
-        "eval.select.tolerance=0.5",
+        "eval.batch_size=2",
+        "eval.max_batches=20",
         "eval.bootstrap_resamples=50",
         "eval.random_seeds=3",
     ] {
@@ -83,7 +83,7 @@ fn reproduce_small_runs_offline_from_a_hub_cache() {
     let fast = root.join("target/xtask-tests/hub-small/runs/fast-ttt_linear-k1");
     let report = std::fs::read_to_string(fast.join("report.md")).unwrap();
     assert!(
-        report.contains("GPT-2 small"),
+        report.contains("Paper (small)"),
         "the report compares with the paper's small row"
     );
     for path in [
