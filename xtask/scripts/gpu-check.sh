@@ -17,7 +17,7 @@ cd "$root"
 results="$out/steps.tsv"
 : >"$results"
 
-# cuBLAS, cuRAND and NVRTC: the system's, else those of PyTorch's NVIDIA wheels.
+# cuBLAS, cuRAND and NVRTC of CUDA 13: the toolkit's, else those of PyTorch's NVIDIA wheels.
 libs=$(python3 - 2>/dev/null <<'PY'
 import glob, os, site
 dirs = set()
@@ -27,7 +27,7 @@ for base in site.getsitepackages():
 print(":".join(sorted(dirs)))
 PY
 )
-export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # Tests find their fixtures at the path they were built in; point it at this checkout.
 built=$(cat "$pack/built-in")

@@ -86,6 +86,10 @@ pub fn build_plan() -> Vec<Action> {
             command: pip,
         },
         action(
+            "a link stub of the driver (libcuda.so, every cu* function cudarc declares) and unversioned links to the wheels' libraries, for the linker only",
+            &["cc", "-shared", "-Wl,-soname,libcuda.so.1", "-o", "CU13/lib/libcuda.so", "stub.c"],
+        ),
+        action(
             "the CUDA build of ponder (CUDA_COMPUTE_CAP=90, nvcc from the wheels)",
             &[
                 "cargo",
@@ -137,6 +141,67 @@ fn cuda_env(root: &Path) -> Result<Vec<(String, String)>> {
     ])
 }
 
+/// The driver functions `cudarc` declares, read from its source (found with `cargo metadata`).
+fn driver_functions(root: &Path) -> Result<Vec<String>> {
+    let meta = Command::new("cargo")
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1"])
+        .output()
+        .context("running cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
+    let manifest = meta["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "cudarc"))
+        .and_then(|p| p["manifest_path"].as_str())
+        .context("cudarc is not among the workspace's packages")?;
+    let sys = Path::new(manifest).with_file_name("src/driver/sys/mod.rs");
+    let text =
+        std::fs::read_to_string(&sys).with_context(|| format!("reading {}", sys.display()))?;
+    let mut names: Vec<String> = text
+        .split("fn ")
+        .skip(1)
+        .filter_map(|rest| rest.split('(').next())
+        .filter(|n| n.starts_with("cu") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Writes the link stub of the driver into `lib` (a shared object named as the driver, whose
+/// functions are never called: at run time the GPU machine's driver takes its place) and
+/// unversioned links to the wheels' libraries there.
+fn link_stubs(root: &Path, lib: &Path, a: &Action) -> Result<()> {
+    println!("gpu-check: {}", a.what);
+    let names = driver_functions(root)?;
+    let stub = root.join("target/gpu-check/libcuda-stub.c");
+    let body: String = names.iter().map(|n| format!("int {n}(void) {{ return 999; }}\n")).collect();
+    std::fs::write(&stub, body)?;
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o"])
+        .arg(lib.join("libcuda.so"))
+        .arg(&stub)
+        .status()
+        .context("running cc")?;
+    if !status.success() {
+        bail!("compiling the driver's link stub failed");
+    }
+    for (link, target) in [
+        ("libcublas.so", "libcublas.so.13"),
+        ("libcublasLt.so", "libcublasLt.so.13"),
+        ("libcurand.so", "libcurand.so.10"),
+        ("libnvrtc.so", "libnvrtc.so.13"),
+        ("libcudart.so", "libcudart.so.13"),
+    ] {
+        let path = lib.join(link);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path)
+            .with_context(|| format!("linking {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs `a` from `root` with `env`; its stdout.
 fn run_action(root: &Path, a: &Action, env: &[(String, String)]) -> Result<String> {
     println!("gpu-check: {}", a.what);
@@ -167,8 +232,14 @@ pub fn run(root: &Path, dry_run: bool) -> Result<()> {
     run_action(root, &build[0], &[])?;
     run_action(root, &build[1], &[])?;
     let env = cuda_env(root)?;
-    run_action(root, &build[2], &env)?;
-    let messages = run_action(root, &build[3], &env)?;
+    let cuda_root = env
+        .iter()
+        .find(|(k, _)| k == "CUDA_ROOT")
+        .map(|(_, v)| PathBuf::from(v))
+        .context("CUDA_ROOT")?;
+    link_stubs(root, &cuda_root.join("lib"), &build[2])?;
+    run_action(root, &build[3], &env)?;
+    let messages = run_action(root, &build[4], &env)?;
     let pack = root.join(PACK);
     let _ = std::fs::remove_dir_all(&pack);
     for sub in ["bin", "tests"] {
@@ -239,7 +310,7 @@ mod tests {
             .command
             .join(" ")
             .contains("-p ponder-cli --features cuda")));
-        let tests = build[3].command.join(" ");
+        let tests = build[4].command.join(" ");
         for (package, target) in DEVICE_TESTS {
             assert!(
                 tests.contains(&format!("-p {package} --test {target}")),

@@ -251,10 +251,16 @@ fn query(program: &str, args: &[&str]) -> Result<String> {
 /// be met (an earlier phase failed) ends the wait with an error, after cancelling the rest.
 pub fn wait(jobs: &[(String, String)], limit: Duration, logs: &Path) -> Result<usize> {
     let ids: Vec<&str> = jobs.iter().map(|(_, j)| j.as_str()).collect();
-    let list = ids.join(",");
     let start = Instant::now();
     loop {
-        let queued = query("squeue", &["-h", "-o", "%i %T %r", "-j", &list])?;
+        // All of this user's jobs, kept when their array job is ours: `squeue -j` would fail
+        // on an id that the controller has already forgotten.
+        let all = query("squeue", &["-h", "--me", "-o", "%F %i %T %r"])?;
+        let queued: String = all
+            .lines()
+            .filter(|l| l.split_whitespace().next().is_some_and(|j| ids.contains(&j)))
+            .map(|l| format!("{l}\n"))
+            .collect();
         if queued.trim().is_empty() {
             break;
         }
