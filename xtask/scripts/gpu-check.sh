@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU half of `cargo xtask gpu-check`: runs on a machine with an NVIDIA GPU and its driver,
 # without a Rust toolchain or network, from the checkout that `cargo xtask gpu-check` packed
-# (binaries under target/gpu-check/pack/). Writes OUT/gpu-check.json and a log per step.
+# (binaries.tar.xz under target/gpu-check/pack/). Writes OUT/gpu-check.json and a log per step.
 #
 #   bash target/gpu-check/pack/gpu-check.sh OUT
 #
@@ -48,8 +48,11 @@ step() {
 }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$out/gpu.txt" 2>&1
-ponder="$pack/bin/ponder"
-for t in "$pack"/tests/*; do
+work="$out/binaries"
+mkdir -p "$work"
+tar -xJf "$pack/binaries.tar.xz" -C "$work"
+ponder="$work/bin/ponder"
+for t in "$work"/tests/*; do
     # Only the tests that run on the GPU (their names end in _cuda).
     step "test-$(basename "$t")" "$t" _cuda --test-threads=1
 done

@@ -258,7 +258,11 @@ pub fn wait(jobs: &[(String, String)], limit: Duration, logs: &Path) -> Result<u
         let all = query("squeue", &["-h", "--me", "-o", "%F %i %T %r"])?;
         let queued: String = all
             .lines()
-            .filter(|l| l.split_whitespace().next().is_some_and(|j| ids.contains(&j)))
+            .filter(|l| {
+                l.split_whitespace()
+                    .next()
+                    .is_some_and(|j| ids.contains(&j))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         if queued.trim().is_empty() {
