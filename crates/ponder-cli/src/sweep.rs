@@ -69,18 +69,10 @@ fn point_summary(point: &Point, config: &ExperimentConfig) -> Result<PointSummar
         );
     }
     let summary: Summary = read_json(&path)?;
-    let values = point
-        .values
-        .iter()
-        .map(|(k, v)| {
-            let bare = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), bare)
-        })
-        .collect();
-    Ok(PointSummary { values, summary })
+    Ok(PointSummary {
+        values: point.labels(),
+        summary,
+    })
 }
 
 /// `ponder sweep aggregate`.

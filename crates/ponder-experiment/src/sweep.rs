@@ -72,6 +72,16 @@ pub struct Point {
     pub overrides: Vec<String>,
 }
 
+impl Point {
+    /// Each axis's key and its value as written in the folder name.
+    pub fn labels(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.clone(), bare(v)))
+            .collect()
+    }
+}
+
 /// A value as a folder-name piece: strings bare, other values as TOML writes them.
 fn bare(v: &toml::Value) -> String {
     match v {
