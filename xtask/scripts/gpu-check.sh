@@ -39,11 +39,12 @@ step() {
     local name=$1
     shift
     local t0 t1 rc
-    t0=$(date +%s.%N)
+    t0=$(date +%s%N)
     "$@" >"$out/$name.log" 2>&1
     rc=$?
-    t1=$(date +%s.%N)
-    printf '%s\t%s\t%s\n' "$name" "$rc" "$(echo "$t1 - $t0" | bc)" >>"$results"
+    t1=$(date +%s%N)
+    # Milliseconds in bash's own arithmetic (no `bc` on minimal images).
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$(((t1 - t0) / 1000000))" >>"$results"
     echo "$name: exit $rc"
 }
 
@@ -78,8 +79,8 @@ import json, os, sys
 out = sys.argv[1]
 steps = []
 for line in open(os.path.join(out, "steps.tsv")):
-    name, rc, secs = line.rstrip("\n").split("\t")
-    steps.append({"step": name, "exit": int(rc), "seconds": round(float(secs), 1)})
+    name, rc, ms = line.rstrip("\n").split("\t")
+    steps.append({"step": name, "exit": int(rc), "seconds": round(int(ms) / 1000, 1)})
 def val_losses(device):
     path = os.path.join(out, f"run-{device}", "metrics.jsonl")
     if not os.path.exists(path):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster on this machine, for `cargo xtask slurm-check`: munge, the controller
-# and the compute daemon on localhost (no network beyond loopback), state under one folder.
+# A one-node Slurm cluster on this machine, for the Slurm test (`xtask/tests/slurm.rs`): munge,
+# the controller and the compute daemon on localhost (no network beyond loopback), state under one folder.
 #
 #   slurm-one-node.sh start DIR   writes DIR/slurm.conf, starts munged, slurmctld and slurmd,
 #                                 waits until the node is idle; prints `export SLURM_CONF=…`
@@ -87,7 +87,6 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-MinJobAge=3600
 NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF

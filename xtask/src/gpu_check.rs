@@ -1,7 +1,7 @@
 //! `cargo xtask gpu-check`: the GPU path checked in one command, in two halves. A GPU machine
 //! lent to this project has CUDA's driver and PyTorch but no Rust toolchain and no network, and
 //! at most 64 MiB travel to it; so here the CUDA build is made (nvcc from PyPI's NVIDIA wheels,
-//! `CUDA_COMPUTE_CAP=90`), stripped and packed into `target/gpu-check/pack/`, and there
+//! `CUDA_COMPUTE_CAP=90`), stripped and packed into [`PACK`], and there
 //! `xtask/scripts/gpu-check.sh` (packed beside the binaries) runs them and writes one JSON file.
 //! `--dry-run` prints both halves without running anything, so CI keeps the plan from rotting.
 
@@ -12,8 +12,16 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// The check's folder, relative to the workspace root.
+const BASE: &str = "target/gpu-check";
+
 /// Where the pack is written, relative to the workspace root.
 pub const PACK: &str = "target/gpu-check/pack";
+
+/// A folder or file under [`BASE`].
+fn under(name: &str) -> String {
+    format!("{BASE}/{name}")
+}
 
 /// The most that may travel to the GPU machine.
 const LIMIT_BYTES: u64 = 64 << 20;
@@ -57,9 +65,44 @@ fn action(what: &str, command: &[&str]) -> Action {
     }
 }
 
+/// The build half, in order: each action as it runs (`$CUDA_ROOT` stands for the wheels'
+/// `nvidia/cu13` folder, found once they are installed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildPlan {
+    /// The Python environment for NVIDIA's wheels.
+    pub venv: Action,
+    /// The wheels.
+    pub wheels: Action,
+    /// The driver's link stub.
+    pub stub: Action,
+    /// `ponder` with CUDA.
+    pub ponder: Action,
+    /// The device tests with CUDA.
+    pub tests: Action,
+    /// Stripping, shown for `ponder` (each test binary goes the same way into `tests/`).
+    pub strip: Action,
+    /// The pack.
+    pub pack: Action,
+}
+
+impl BuildPlan {
+    /// The actions in the order they run.
+    pub fn all(&self) -> [&Action; 7] {
+        [
+            &self.venv,
+            &self.wheels,
+            &self.stub,
+            &self.ponder,
+            &self.tests,
+            &self.strip,
+            &self.pack,
+        ]
+    }
+}
+
 /// The build half, run here from the workspace root.
-pub fn build_plan() -> Vec<Action> {
-    let venv = "target/gpu-check/venv";
+pub fn build_plan() -> BuildPlan {
+    let venv = under("venv");
     let mut pip = vec![format!("{venv}/bin/pip"), "install".into(), "-q".into()];
     pip.extend(WHEELS.iter().map(|w| w.to_string()));
     let mut tests = vec![
@@ -76,20 +119,29 @@ pub fn build_plan() -> Vec<Action> {
         "--features",
         "ponder-gpt2/cuda,ponder-lora/cuda,ponder-train/cuda",
     ]);
-    vec![
-        action(
+    let stage = under("stage");
+    BuildPlan {
+        venv: action(
             "a Python environment for NVIDIA's wheels",
-            &["python3", "-m", "venv", venv],
+            &["python3", "-m", "venv", &venv],
         ),
-        Action {
+        wheels: Action {
             what: "nvcc, NVRTC, cuBLAS and cuRAND from PyPI".into(),
             command: pip,
         },
-        action(
+        stub: action(
             "a link stub of the driver (libcuda.so, every cu* function cudarc declares) and unversioned links to the wheels' libraries, for the linker only",
-            &["cc", "-shared", "-Wl,-soname,libcuda.so.1", "-o", "CU13/lib/libcuda.so", "stub.c"],
+            &[
+                "cc",
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libcuda.so.1",
+                "-o",
+                "$CUDA_ROOT/lib/libcuda.so",
+                &under("libcuda-stub.c"),
+            ],
         ),
-        action(
+        ponder: action(
             "the CUDA build of ponder (CUDA_COMPUTE_CAP=90, nvcc from the wheels)",
             &[
                 "cargo",
@@ -101,12 +153,24 @@ pub fn build_plan() -> Vec<Action> {
                 "cuda",
             ],
         ),
-        action("the device tests, built with CUDA", &tests),
-        action(
-            "strip the binaries and pack them as binaries.tar.xz, with gpu-check.sh beside it",
-            &["tar", "-cJf", "target/gpu-check/pack/binaries.tar.xz", "bin", "tests"],
+        tests: action("the device tests, built with CUDA", &tests),
+        strip: action(
+            "strip the binaries into the stage (ponder into bin/, each test into tests/)",
+            &["strip", "-o", &format!("{stage}/bin/ponder"), &under("build/release/ponder")],
         ),
-    ]
+        pack: action(
+            "pack them as binaries.tar.xz (XZ_OPT=\"-6 -T0\"), with gpu-check.sh beside it",
+            &[
+                "tar",
+                "-cJf",
+                &format!("{PACK}/binaries.tar.xz"),
+                "-C",
+                &stage,
+                "bin",
+                "tests",
+            ],
+        ),
+    }
 }
 
 /// The GPU half: what to run there.
@@ -117,15 +181,15 @@ pub fn gpu_plan() -> Vec<Action> {
     )]
 }
 
-/// The environment of the CUDA build: nvcc and its headers from the wheels in `venv`.
+/// The environment of the CUDA build: nvcc and its headers from the wheels' environment.
 fn cuda_env(root: &Path) -> Result<Vec<(String, String)>> {
-    let site = std::fs::read_dir(root.join("target/gpu-check/venv/lib"))
-        .context("the wheels' environment")?
+    let lib = root.join(under("venv/lib"));
+    let site = std::fs::read_dir(&lib)
+        .with_context(|| format!("reading {}", lib.display()))?
         .flatten()
         .map(|e| e.path().join("site-packages/nvidia/cu13"))
         .find(|p| p.is_dir())
-        .context("nvidia/cu13 not found in the wheels' environment")?;
-    let lib = site.join("lib");
+        .with_context(|| format!("nvidia/cu13 not found under {}", lib.display()))?;
     let path = format!(
         "{}:{}",
         site.join("bin").display(),
@@ -136,8 +200,11 @@ fn cuda_env(root: &Path) -> Result<Vec<(String, String)>> {
         ("CUDA_ROOT".into(), site.display().to_string()),
         ("CUDA_PATH".into(), site.display().to_string()),
         ("CUDA_COMPUTE_CAP".into(), "90".into()),
-        ("CARGO_TARGET_DIR".into(), "target/gpu-check/build".into()),
-        ("LIBRARY_PATH".into(), lib.display().to_string()),
+        ("CARGO_TARGET_DIR".into(), under("build")),
+        (
+            "LIBRARY_PATH".into(),
+            site.join("lib").display().to_string(),
+        ),
     ])
 }
 
@@ -154,7 +221,14 @@ fn driver_functions(root: &Path) -> Result<Vec<String>> {
         ])
         .output()
         .context("running cargo metadata")?;
-    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
+    if !meta.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&meta.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&meta.stdout).context("reading cargo metadata's output")?;
     let manifest = meta["packages"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "cudarc"))
@@ -175,27 +249,37 @@ fn driver_functions(root: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Writes the link stub of the driver into `lib` (a shared object named as the driver, whose
-/// functions are never called: at run time the GPU machine's driver takes its place) and
-/// unversioned links to the wheels' libraries there.
-fn link_stubs(root: &Path, lib: &Path, a: &Action) -> Result<()> {
-    println!("gpu-check: {}", a.what);
+/// Writes the link stub of the driver into the wheels' `lib` (a shared object named as the
+/// driver, whose functions are never called: at run time the GPU machine's driver takes its
+/// place) with `stub`'s command, and unversioned links to the wheels' libraries there.
+fn link_stubs(
+    root: &Path,
+    stub: &Action,
+    env: &[(String, String)],
+    cuda_root: &Path,
+) -> Result<()> {
     let names = driver_functions(root)?;
-    let stub = root.join("target/gpu-check/libcuda-stub.c");
+    let source = root.join(under("libcuda-stub.c"));
     let body: String = names
         .iter()
         .map(|n| format!("int {n}(void) {{ return 999; }}\n"))
         .collect();
-    std::fs::write(&stub, body)?;
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o"])
-        .arg(lib.join("libcuda.so"))
-        .arg(&stub)
-        .status()
-        .context("running cc")?;
-    if !status.success() {
-        bail!("compiling the driver's link stub failed");
-    }
+    std::fs::write(&source, body).with_context(|| format!("writing {}", source.display()))?;
+    let root_text = cuda_root.display().to_string();
+    let command = stub
+        .command
+        .iter()
+        .map(|a| a.replace("$CUDA_ROOT", &root_text))
+        .collect();
+    run_action(
+        root,
+        &Action {
+            what: stub.what.clone(),
+            command,
+        },
+        env,
+    )?;
+    let lib = cuda_root.join("lib");
     for (link, target) in [
         ("libcublas.so", "libcublas.so.13"),
         ("libcublasLt.so", "libcublasLt.so.13"),
@@ -227,40 +311,42 @@ fn run_action(root: &Path, a: &Action, env: &[(String, String)]) -> Result<Strin
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// An empty folder at `path` (whatever was there removed).
+fn fresh_dir(path: &Path) -> Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+}
+
 /// Runs the build half, or prints both halves with `dry_run`.
 pub fn run(root: &Path, dry_run: bool) -> Result<()> {
     let (build, gpu) = (build_plan(), gpu_plan());
     if dry_run {
-        for (half, plan) in [("here", &build), ("there", &gpu)] {
-            for a in plan {
-                println!("[{half}] {}\n    {}", a.what, a.command.join(" "));
-            }
+        let here = build.all().map(|a| ("here", a));
+        for (half, a) in here.into_iter().chain(gpu.iter().map(|a| ("there", a))) {
+            println!("[{half}] {}\n    {}", a.what, a.command.join(" "));
         }
         return Ok(());
     }
-    run_action(root, &build[0], &[])?;
-    run_action(root, &build[1], &[])?;
+    run_action(root, &build.venv, &[])?;
+    run_action(root, &build.wheels, &[])?;
     let env = cuda_env(root)?;
     let cuda_root = env
         .iter()
         .find(|(k, _)| k == "CUDA_ROOT")
         .map(|(_, v)| PathBuf::from(v))
         .context("CUDA_ROOT")?;
-    link_stubs(root, &cuda_root.join("lib"), &build[2])?;
-    run_action(root, &build[3], &env)?;
-    let messages = run_action(root, &build[4], &env)?;
+    link_stubs(root, &build.stub, &env, &cuda_root)?;
+    run_action(root, &build.ponder, &env)?;
+    let messages = run_action(root, &build.tests, &env)?;
     let pack = root.join(PACK);
-    let stage = root.join("target/gpu-check/stage");
-    for dir in [&pack, &stage] {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    for sub in ["bin", "tests"] {
-        std::fs::create_dir_all(stage.join(sub))?;
-    }
-    std::fs::create_dir_all(&pack)?;
-    let mut binaries: Vec<(PathBuf, PathBuf)> = vec![(
-        root.join("target/gpu-check/build/release/ponder"),
-        stage.join("bin/ponder"),
+    let stage = root.join(under("stage"));
+    fresh_dir(&pack)?;
+    fresh_dir(&stage)?;
+    let mut binaries: Vec<(PathBuf, String)> = vec![(
+        root.join(under("build/release/ponder")),
+        "bin/ponder".into(),
     )];
     for line in messages.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -269,7 +355,7 @@ pub fn run(root: &Path, dry_run: bool) -> Result<()> {
         let name = v["target"]["name"].as_str().unwrap_or_default();
         if let Some(exe) = v["executable"].as_str() {
             if DEVICE_TESTS.iter().any(|(_, t)| *t == name) {
-                binaries.push((PathBuf::from(exe), stage.join("tests").join(name)));
+                binaries.push((PathBuf::from(exe), format!("tests/{name}")));
             }
         }
     }
@@ -280,33 +366,31 @@ pub fn run(root: &Path, dry_run: bool) -> Result<()> {
             binaries.len()
         );
     }
-    for (from, to) in &binaries {
-        let status = Command::new("strip").arg("-o").arg(to).arg(from).status()?;
-        if !status.success() {
-            bail!("strip {} failed", from.display());
-        }
+    for sub in ["bin", "tests"] {
+        fresh_dir(&stage.join(sub))?;
     }
     // The stripped binaries are about 300 MiB, mostly Candle and its kernels; xz takes them
     // under the limit.
-    println!("gpu-check: {}", build[5].what);
-    let status = Command::new("tar")
-        .arg("-cJf")
-        .arg(pack.join("binaries.tar.xz"))
-        .arg("-C")
-        .arg(&stage)
-        .args(["bin", "tests"])
-        .env("XZ_OPT", "-6 -T0")
-        .status()
-        .context("running tar")?;
-    if !status.success() {
-        bail!("packing the binaries failed");
+    for (from, to) in &binaries {
+        let strip = Action {
+            what: format!("strip {to}"),
+            command: vec![
+                "strip".into(),
+                "-o".into(),
+                stage.join(to).display().to_string(),
+                from.display().to_string(),
+            ],
+        };
+        run_action(root, &strip, &[])?;
     }
-    std::fs::copy(
-        root.join("xtask/scripts/gpu-check.sh"),
-        pack.join("gpu-check.sh"),
-    )?;
-    std::fs::write(pack.join("built-in"), root.display().to_string())?;
-    let total: u64 = std::fs::read_dir(&pack)?
+    run_action(root, &build.pack, &[("XZ_OPT".into(), "-6 -T0".into())])?;
+    let script = root.join("xtask/scripts/gpu-check.sh");
+    std::fs::copy(&script, pack.join("gpu-check.sh"))
+        .with_context(|| format!("copying {}", script.display()))?;
+    std::fs::write(pack.join("built-in"), root.display().to_string())
+        .with_context(|| format!("writing {}", pack.join("built-in").display()))?;
+    let total: u64 = std::fs::read_dir(&pack)
+        .with_context(|| format!("reading {}", pack.display()))?
         .flatten()
         .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
         .sum();
@@ -334,11 +418,12 @@ mod tests {
         let root = crate::tidy::workspace_root();
         run(&root, true).unwrap();
         let build = build_plan();
-        assert!(build.iter().any(|a| a
+        assert!(build
+            .ponder
             .command
             .join(" ")
-            .contains("-p ponder-cli --features cuda")));
-        let tests = build[4].command.join(" ");
+            .contains("-p ponder-cli --features cuda"));
+        let tests = build.tests.command.join(" ");
         for (package, target) in DEVICE_TESTS {
             assert!(
                 tests.contains(&format!("-p {package} --test {target}")),

@@ -2,7 +2,7 @@
 //!
 //! - [`data`]: installs the optional out-of-distribution corpora into `data/ood/`;
 //! - [`reproduce`]: the paper's experiment, phase by phase ([`phases`]), through the `ponder`
-//!   binary, and [`slurm`]: the same as Slurm job arrays;
+//!   binary ([`runner`]), and [`slurm`]: the same as Slurm job arrays;
 //! - [`sweep`]: the points of a sweep file, run locally (in parallel) or as Slurm job arrays,
 //!   and their aggregate;
 //! - [`gpu_check`]: the CUDA build packed for a GPU machine, and the script that checks it there;
@@ -15,6 +15,7 @@ pub mod gpu_check;
 pub mod literals;
 pub mod phases;
 pub mod reproduce;
+pub mod runner;
 pub mod slurm;
 pub mod sweep;
 pub mod tidy;

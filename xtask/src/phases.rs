@@ -26,6 +26,9 @@ pub struct Step {
     pub run_folder: bool,
     /// An optional step (an OOD language whose source is missing is skipped, not an error).
     pub optional: bool,
+    /// Whether it runs the model, on `--device` (listing sources, writing the report or a
+    /// sweep's aggregate need no device).
+    pub on_device: bool,
 }
 
 impl Step {
@@ -69,16 +72,18 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
         args,
         run_folder,
         optional,
+        on_device: false,
     };
     let mut v = Vec::new();
     for phase in &plan.phases {
         let mut add = |mut s: Step| {
             s.phase = phase.clone();
             // The model phases run on the device asked for; listing sources and writing the
-            // report need none (`configs/slurm.toml` gives them no GPU).
-            if plan.device != Device::Cpu && !matches!(phase.as_str(), "data" | "report") {
-                s.args
-                    .extend(["--device".into(), plan.device.as_str().into()]);
+            // report need none.
+            s.on_device = !matches!(phase.as_str(), "data" | "report");
+            let device = plan.launch.device;
+            if s.on_device && device != Device::Cpu {
+                s.args.extend(["--device".into(), device.as_str().into()]);
             }
             v.push(s);
         };

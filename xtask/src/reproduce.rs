@@ -9,12 +9,15 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 pub use crate::phases::{steps, Step, STREAM_TRAINING};
+pub use crate::runner::{build, run_step, Device, Launch};
+
+/// The preset sizes: `configs/<size>.toml`.
+pub const SIZES: &[&str] = &["tiny", "small", "medium", "large", "xl"];
 
 /// The phases, in order.
 pub const PHASES: &[&str] = &[
@@ -39,48 +42,6 @@ pub const OOD: &[(&str, &str)] = &[
     ("go-src", "go"),
 ];
 
-/// Where the model phases run: `ponder --device`, the cargo feature it needs, and whether Slurm
-/// jobs ask for GPUs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    /// The default: no feature, no GPU request.
-    Cpu,
-    /// An NVIDIA GPU: built with `--features cuda`, jobs ask for `gpus` of `configs/slurm.toml`.
-    Cuda,
-    /// Apple's GPU: built with `--features metal`.
-    Metal,
-}
-
-impl Device {
-    /// Parses `cpu`, `cuda` or `metal`.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "cpu" => Ok(Self::Cpu),
-            "cuda" => Ok(Self::Cuda),
-            "metal" => Ok(Self::Metal),
-            other => bail!("--device takes cpu, cuda or metal, got {other:?}"),
-        }
-    }
-
-    /// The name `ponder --device` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cpu => "cpu",
-            Self::Cuda => "cuda",
-            Self::Metal => "metal",
-        }
-    }
-
-    /// The cargo feature of `ponder-cli` that the device needs.
-    pub fn cargo_features(self) -> Option<&'static str> {
-        match self {
-            Self::Cpu => None,
-            Self::Cuda => Some("cuda"),
-            Self::Metal => Some("metal"),
-        }
-    }
-}
-
 /// What to reproduce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -90,12 +51,8 @@ pub struct Plan {
     pub phases: Vec<String>,
     /// Continue interrupted phases.
     pub resume: bool,
-    /// Write Slurm scripts instead of running.
-    pub emit_slurm: bool,
-    /// Submit the written Slurm scripts.
-    pub submit: bool,
-    /// Where the model phases run.
-    pub device: Device,
+    /// Where the model phases run, and whether as Slurm scripts.
+    pub launch: Launch,
     /// `--set` overrides passed to every `ponder` command that reads the config.
     pub overrides: Vec<String>,
 }
@@ -106,16 +63,17 @@ pub fn parse(args: &[&str]) -> Result<Plan> {
         size: "tiny".into(),
         phases: PHASES.iter().map(|p| p.to_string()).collect(),
         resume: false,
-        emit_slurm: false,
-        submit: false,
-        device: Device::Cpu,
+        launch: Launch::local(),
         overrides: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(&a) = it.next() {
+        if plan.launch.take(a, &mut it)? {
+            continue;
+        }
         match a {
-            "--tiny" | "--small" | "--medium" | "--large" | "--xl" => {
-                plan.size = a.trim_start_matches("--").into()
+            size if size.strip_prefix("--").is_some_and(|s| SIZES.contains(&s)) => {
+                plan.size = size.trim_start_matches("--").into()
             }
             "--resume" => plan.resume = true,
             "--phases" => {
@@ -127,26 +85,17 @@ pub fn parse(args: &[&str]) -> Result<Plan> {
                     }
                 }
             }
-            "--emit" => match it.next() {
-                Some(&"slurm") => plan.emit_slurm = true,
-                other => bail!("--emit takes `slurm`, got {other:?}"),
-            },
-            "--submit" => plan.submit = true,
-            "--device" => {
-                plan.device = Device::parse(it.next().context("--device needs cpu, cuda or metal")?)?
-            }
             "--set" => plan
                 .overrides
                 .push(it.next().context("--set needs KEY=VALUE")?.to_string()),
             other => bail!(
-                "unknown argument {other:?}; usage: cargo xtask reproduce [--tiny|--small|--medium|--large|--xl] [--phases {}] [--resume] [--device cpu|cuda|metal] [--emit slurm [--submit]] [--set KEY=VALUE]",
-                PHASES.join(",")
+                "unknown argument {other:?}; usage: cargo xtask reproduce [--tiny|--small|--medium|--large|--xl] [--phases {}] [--resume] {} [--set KEY=VALUE]",
+                PHASES.join(","),
+                Launch::USAGE
             ),
         }
     }
-    if plan.submit && !plan.emit_slurm {
-        bail!("--submit goes with --emit slurm");
-    }
+    plan.launch.check()?;
     Ok(plan)
 }
 
@@ -235,99 +184,6 @@ impl Preset {
     }
 }
 
-/// Builds `ponder` (release, with the device's feature); its path.
-pub fn build(root: &Path, device: Device) -> Result<PathBuf> {
-    let mut args = vec!["build", "--release", "-p", "ponder-cli"];
-    if let Some(f) = device.cargo_features() {
-        args.extend(["--features", f]);
-    }
-    let status = Command::new("cargo")
-        .current_dir(root)
-        .args(&args)
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building ponder failed (cargo {})", args.join(" "));
-    }
-    Ok(root.join("target").join("release").join("ponder"))
-}
-
-/// Runs one step with `ponder` from `root`, printing a line when it starts and ends. Its output
-/// goes to the terminal, or is appended to `log`. An optional step whose data is missing or
-/// whose samples cannot be isolated is skipped with a note; any other failure is an error.
-pub fn run_step(
-    root: &Path,
-    ponder: &Path,
-    step: &Step,
-    resume: bool,
-    log: Option<&Path>,
-) -> Result<()> {
-    let args = step.command(resume);
-    println!("[{}] {}: ponder {}", step.phase, step.label, args.join(" "));
-    let t = Instant::now();
-    let (stdout, stderr) = match log {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            (Stdio::from(file.try_clone()?), Stdio::from(file))
-        }
-        // Optional steps capture stderr to recognise a missing source; the others show their
-        // progress bars.
-        None if step.optional => (Stdio::inherit(), Stdio::piped()),
-        None => (Stdio::inherit(), Stdio::inherit()),
-    };
-    let output = Command::new(ponder)
-        .current_dir(root)
-        .args(&args)
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .and_then(|c| c.wait_with_output())
-        .with_context(|| format!("running {}", ponder.display()))?;
-    if !output.status.success() {
-        let stderr = match log {
-            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
-            None => String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        let tail: String = stderr
-            .lines()
-            .rev()
-            .take(200)
-            .collect::<Vec<_>>()
-            .join("\n");
-        if step.optional && tail.contains("not found on this machine") {
-            println!("[{}] {}: skipped, its data is not on this machine (`cargo xtask data --yes` installs it)", step.phase, step.label);
-            return Ok(());
-        }
-        if step.optional && tail.contains("cannot isolate samples") {
-            println!("[{}] {}: skipped, this machine cannot isolate generated code (the sandbox needs root)", step.phase, step.label);
-            return Ok(());
-        }
-        match log {
-            Some(path) => bail!(
-                "phase {} ({}) failed; its output is in {}",
-                step.phase,
-                step.label,
-                path.display()
-            ),
-            None => {
-                eprint!("{stderr}");
-                bail!("phase {} ({}) failed", step.phase, step.label)
-            }
-        }
-    }
-    println!(
-        "[{}] {}: done in {:.0} s",
-        step.phase,
-        step.label,
-        t.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
 /// Runs the plan from the workspace `root`.
 pub fn run(root: &Path, plan: &Plan) -> Result<()> {
     let preset = Preset::resolve(root, &plan.size, &plan.overrides)?;
@@ -341,29 +197,11 @@ pub fn run(root: &Path, plan: &Plan) -> Result<()> {
             );
         }
     }
-    if plan.emit_slurm {
-        let cluster = crate::slurm::Cluster::read(root)?;
-        let dir = crate::slurm::default_dir(root, &plan.size);
-        if plan.submit {
-            crate::slurm::require_sbatch(&dir)?;
-        }
-        let phases: Vec<(String, Vec<Step>)> = plan
-            .phases
-            .iter()
-            .map(|p| {
-                (
-                    p.clone(),
-                    steps.iter().filter(|s| &s.phase == p).cloned().collect(),
-                )
-            })
-            .collect();
-        crate::slurm::emit(&dir, &plan.size, &phases, &cluster, &plan.size, plan.device)?;
-        if plan.submit {
-            crate::slurm::submit(root, &dir)?;
-        }
-        return Ok(());
+    if plan.launch.emit_slurm {
+        let phases = crate::slurm::by_phase(&plan.phases, &steps);
+        return crate::slurm::emit_plan(root, &plan.size, &plan.size, &phases, plan.launch);
     }
-    let ponder = build(root, plan.device)?;
+    let ponder = build(root, plan.launch.device)?;
     let start = Instant::now();
     for step in &steps {
         run_step(root, &ponder, step, plan.resume, None)?;

@@ -1,7 +1,7 @@
 //! Slurm: the steps of `reproduce` (and `sweep`) as job arrays, one array per phase with one
 //! task per step, each phase starting after the previous one succeeded (`afterok`). The
-//! resources of each phase come from `configs/slurm.toml`; a GPU is asked for only with
-//! `--device cuda`. [`submit`] hands the scripts to `sbatch`, [`wait`] follows the jobs to the
+//! resources of each phase come from `configs/slurm.toml`; a GPU is asked for only by the tasks
+//! that run the model with `--device cuda`. [`submit`] hands the scripts to `sbatch`, [`wait`] follows the jobs to the
 //! end. Nothing runs locally.
 
 #![allow(clippy::print_stdout)]
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::reproduce::{Device, Step, PHASES};
+use crate::reproduce::{Device, Launch, Step, PHASES};
+use crate::sweep::AGGREGATE;
 
 /// The resources file, relative to the workspace root.
 pub const RESOURCES: &str = "configs/slurm.toml";
@@ -30,7 +31,8 @@ pub struct Resources {
     pub mem_gb: u32,
     /// Time limit in minutes (`--time`).
     pub minutes: u32,
-    /// GPUs per task (`--gres=gpu:N`), asked for only with `--device cuda`.
+    /// GPUs per task (`--gres=gpu:N`), asked for only by tasks that run the model with
+    /// `--device cuda`.
     pub gpus: u32,
 }
 
@@ -53,14 +55,15 @@ impl Cluster {
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    /// Parses and checks the resources file's text: every table key is `default` or a phase.
+    /// Parses and checks the resources file's text: every table key is `default`, a phase or a
+    /// sweep's `aggregate` job.
     pub fn parse(text: &str) -> Result<Self> {
         let cluster: Self = toml::from_str(text)?;
         for (size, table) in &cluster.resources {
             for key in table.keys() {
-                if key != "default" && !PHASES.contains(&key.as_str()) {
+                if key != "default" && key != AGGREGATE && !PHASES.contains(&key.as_str()) {
                     bail!(
-                        "resources.{size}.{key}: not a phase; the keys are default, {}",
+                        "resources.{size}.{key}: not a phase; the keys are default, {AGGREGATE}, {}",
                         PHASES.join(", ")
                     );
                 }
@@ -98,14 +101,21 @@ fn quote(a: &str) -> String {
 }
 
 /// The batch script of one phase: a job array over its steps, run from `$PONDER_ROOT` with the
-/// `ponder` binary built there.
+/// `ponder` binary built there. Its tasks ask for `resources.gpus` GPUs when they run the model
+/// on `--device cuda`, and for none otherwise; an error when such a phase has `gpus = 0`.
 pub fn phase_script(
     job: &str,
     steps: &[&Step],
     resources: Resources,
     device: Device,
     setup: &[String],
-) -> String {
+) -> Result<String> {
+    let gpu = device == Device::Cuda && steps.iter().any(|s| s.on_device);
+    if gpu && resources.gpus == 0 {
+        bail!(
+            "job {job} runs the model on --device cuda, but its resources in {RESOURCES} ask for no GPU (gpus = 0)"
+        );
+    }
     let mut s = String::new();
     let _ = writeln!(s, "#!/usr/bin/env bash");
     let _ = writeln!(s, "#SBATCH --job-name={job}");
@@ -114,7 +124,7 @@ pub fn phase_script(
     let _ = writeln!(s, "#SBATCH --cpus-per-task={}", resources.cpus);
     let _ = writeln!(s, "#SBATCH --mem={}G", resources.mem_gb);
     let _ = writeln!(s, "#SBATCH --time={}", resources.minutes);
-    if device == Device::Cuda && resources.gpus > 0 {
+    if gpu {
         let _ = writeln!(s, "#SBATCH --gres=gpu:{}", resources.gpus);
     }
     let _ = writeln!(s, "set -euo pipefail");
@@ -142,7 +152,7 @@ pub fn phase_script(
         );
     }
     let _ = writeln!(s, "esac");
-    s
+    Ok(s)
 }
 
 /// Writes one `<phase>.sbatch` per phase that has steps into `dir`, with `logs/` for the tasks'
@@ -174,7 +184,8 @@ pub fn emit(
             cluster.of(size, phase)?,
             device,
             &cluster.setup,
-        );
+        )
+        .with_context(|| format!("size {size}, phase {phase}"))?;
         std::fs::write(dir.join(&file), script)
             .with_context(|| format!("writing {}", dir.join(&file).display()))?;
         let _ = writeln!(
@@ -189,6 +200,41 @@ pub fn emit(
         dir.display(),
         path.display()
     );
+    Ok(())
+}
+
+/// The steps grouped by phase, in the order of `phases`.
+pub fn by_phase(phases: &[String], steps: &[Step]) -> Vec<(String, Vec<Step>)> {
+    phases
+        .iter()
+        .map(|p| {
+            (
+                p.clone(),
+                steps.iter().filter(|s| &s.phase == p).cloned().collect(),
+            )
+        })
+        .collect()
+}
+
+/// Writes the scripts of `phases` into [`default_dir`]`(root, name)` with the resources of
+/// `size`, and submits them with `--submit` (checking first that `sbatch` runs here, before
+/// anything is written).
+pub fn emit_plan(
+    root: &Path,
+    name: &str,
+    size: &str,
+    phases: &[(String, Vec<Step>)],
+    launch: Launch,
+) -> Result<()> {
+    let dir = default_dir(root, name);
+    if launch.submit {
+        require_sbatch(&dir)?;
+    }
+    let cluster = Cluster::read(root)?;
+    emit(&dir, name, phases, &cluster, size, launch.device)?;
+    if launch.submit {
+        submit(root, &dir)?;
+    }
     Ok(())
 }
 
@@ -246,59 +292,84 @@ fn query(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Waits until none of `jobs` is queued or running (at most `limit`), then checks that every
-/// task of every job completed; the number of tasks Slurm ran. A job whose dependency can never
-/// be met (an earlier phase failed) ends the wait with an error, after cancelling the rest.
+/// Waits until none of `jobs` is queued or running (at most `limit`), checking that every task
+/// of every job completed; the number of tasks Slurm ran. A failed task, or a job whose
+/// dependency can never be met (an earlier phase failed), ends the wait with an error, after
+/// cancelling the rest.
 pub fn wait(jobs: &[(String, String)], limit: Duration, logs: &Path) -> Result<usize> {
     let ids: Vec<&str> = jobs.iter().map(|(_, j)| j.as_str()).collect();
+    let mut left: Vec<&(String, String)> = jobs.iter().collect();
+    let mut tasks = 0;
     let start = Instant::now();
+    let cancel = |e: anyhow::Error| {
+        let _ = query("scancel", &ids);
+        e
+    };
     loop {
         // All of this user's jobs, kept when their array job is ours: `squeue -j` would fail
         // on an id that the controller has already forgotten.
         let all = query("squeue", &["-h", "--me", "-o", "%F %i %T %r"])?;
-        let queued: String = all
+        let queued: Vec<&str> = all
             .lines()
             .filter(|l| {
                 l.split_whitespace()
                     .next()
                     .is_some_and(|j| ids.contains(&j))
             })
-            .map(|l| format!("{l}\n"))
             .collect();
-        if queued.trim().is_empty() {
-            break;
+        // A job that has left the queue is asked for its tasks' end states at once, while the
+        // controller still remembers it (it forgets finished jobs after `MinJobAge`, 300 s
+        // by default).
+        let mut still = Vec::new();
+        for job in left {
+            if queued
+                .iter()
+                .any(|l| l.split_whitespace().next() == Some(&job.1))
+            {
+                still.push(job);
+            } else {
+                tasks += completed_tasks(&job.0, &job.1, logs).map_err(cancel)?;
+            }
         }
-        if queued.contains("DependencyNeverSatisfied") || start.elapsed() > limit {
-            let _ = query("scancel", &ids);
-            bail!(
+        left = still;
+        if left.is_empty() {
+            return Ok(tasks);
+        }
+        let stuck = queued
+            .iter()
+            .any(|l| l.contains("DependencyNeverSatisfied"));
+        if stuck || start.elapsed() > limit {
+            return Err(cancel(anyhow::anyhow!(
                 "Slurm jobs did not finish ({}): {}; logs in {}",
-                if start.elapsed() > limit {
-                    "time limit"
-                } else {
+                if stuck {
                     "an earlier phase failed"
+                } else {
+                    "time limit"
                 },
-                queued.trim().replace('\n', "; "),
+                queued.join("; "),
                 logs.display()
-            );
+            )));
         }
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// The number of tasks of a job that has left the queue; an error unless all completed.
+fn completed_tasks(phase: &str, job: &str, logs: &Path) -> Result<usize> {
+    let shown = query("scontrol", &["show", "job", "-o", job])?;
     let mut tasks = 0;
-    for (phase, job) in jobs {
-        let shown = query("scontrol", &["show", "job", "-o", job])?;
-        for line in shown.lines().filter(|l| !l.trim().is_empty()) {
-            let state = line
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("JobState="))
-                .unwrap_or("?");
-            if state != "COMPLETED" {
-                bail!(
-                    "phase {phase} (job {job}): a task ended {state}; logs in {}",
-                    logs.display()
-                );
-            }
-            tasks += 1;
+    for line in shown.lines().filter(|l| !l.trim().is_empty()) {
+        let state = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("JobState="))
+            .unwrap_or("?");
+        if state != "COMPLETED" {
+            bail!(
+                "phase {phase} (job {job}): a task ended {state}; logs in {}",
+                logs.display()
+            );
         }
+        tasks += 1;
     }
     Ok(tasks)
 }
@@ -325,7 +396,7 @@ mod tests {
         let all = steps(&plan, &preset);
         let mine: Vec<&Step> = all.iter().filter(|s| s.phase == phase).collect();
         let c = cluster();
-        phase_script("job", &mine, c.of(size, phase).unwrap(), device, &c.setup)
+        phase_script("job", &mine, c.of(size, phase).unwrap(), device, &c.setup).unwrap()
     }
 
     #[test]
@@ -349,9 +420,62 @@ mod tests {
             assert!(!s.contains("gres") && !s.contains("--device"), "{s}");
             assert!(s.contains("#SBATCH --cpus-per-task="), "{s}");
         }
-        // The report of a CUDA run needs no GPU either: its entry asks for none.
-        let s = script("small", "report", Device::Cuda);
+        // With CUDA only the model phases ask for a GPU, whatever their resources say.
+        for (size, phase, gpu) in [
+            ("tiny", "fast", true),
+            ("tiny", "report", false),
+            ("tiny", "data", false),
+            ("small", "report", false),
+        ] {
+            let s = script(size, phase, Device::Cuda);
+            assert_eq!(
+                s.contains("#SBATCH --gres=gpu:1"),
+                gpu,
+                "{size} {phase}: {s}"
+            );
+        }
+        let aggregate = Step {
+            phase: AGGREGATE.into(),
+            label: "aggregate".into(),
+            args: vec!["sweep".into(), "aggregate".into()],
+            run_folder: false,
+            optional: false,
+            on_device: false,
+        };
+        let c = cluster();
+        let s = phase_script(
+            "a",
+            &[&aggregate],
+            c.of("small", AGGREGATE).unwrap(),
+            Device::Cuda,
+            &c.setup,
+        )
+        .unwrap();
         assert!(!s.contains("gres"), "{s}");
+    }
+
+    #[test]
+    fn a_model_phase_on_cuda_without_gpus_is_refused() {
+        let root = crate::tidy::workspace_root();
+        let plan = parse(&["--tiny", "--phases", "fast", "--device", "cuda"]).unwrap();
+        let preset = Preset::resolve(&root, "tiny", &[]).unwrap();
+        let all = steps(&plan, &preset);
+        let mine: Vec<&Step> = all.iter().collect();
+        let none = Resources {
+            cpus: 1,
+            mem_gb: 1,
+            minutes: 1,
+            gpus: 0,
+        };
+        let e = phase_script("ponder-tiny-fast", &mine, none, Device::Cuda, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ponder-tiny-fast runs the model on --device cuda")
+                && e.contains("gpus = 0"),
+            "{e}"
+        );
+        phase_script("ponder-tiny-fast", &mine, none, Device::Cpu, &[]).unwrap();
     }
 
     #[test]
@@ -368,8 +492,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `gpu`"), "{e}");
-        for size in ["tiny", "small", "medium", "large", "xl"] {
-            for phase in PHASES {
+        let ok = ok.replace("default", AGGREGATE)
+            + "default = { cpus = 1, mem_gb = 1, minutes = 1, gpus = 0 }\n";
+        assert_eq!(
+            Cluster::parse(&ok)
+                .unwrap()
+                .of("tiny", AGGREGATE)
+                .unwrap()
+                .cpus,
+            1
+        );
+        for size in crate::reproduce::SIZES {
+            for phase in PHASES.iter().chain([&AGGREGATE]) {
                 cluster().of(size, phase).unwrap();
             }
         }

@@ -16,7 +16,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::reproduce::{build, run_step, steps, Device, Plan, Preset, Step, PHASES};
+use crate::reproduce::{build, run_step, steps, Device, Launch, Plan, Preset, Step, PHASES, SIZES};
+
+/// The name of a sweep's last job, which aggregates its points.
+pub const AGGREGATE: &str = "aggregate";
 
 /// The arguments of `cargo xtask sweep`.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,26 +28,26 @@ pub struct SweepArgs {
     pub config: PathBuf,
     /// Points run at once.
     pub jobs: usize,
-    /// Where the model phases run.
-    pub device: Device,
-    /// Write Slurm scripts instead of running.
-    pub emit_slurm: bool,
-    /// Submit them.
-    pub submit: bool,
+    /// Where the points run, and whether as Slurm scripts.
+    pub launch: Launch,
 }
 
 /// Parses the arguments after `sweep`.
 pub fn parse(args: &[&str]) -> Result<SweepArgs> {
-    let usage = "usage: cargo xtask sweep --config FILE [--jobs N] [--device cpu|cuda|metal] [--emit slurm [--submit]]";
+    let usage = format!(
+        "usage: cargo xtask sweep --config FILE [--jobs N] {}",
+        Launch::USAGE
+    );
     let mut out = SweepArgs {
         config: PathBuf::new(),
         jobs: 1,
-        device: Device::Cpu,
-        emit_slurm: false,
-        submit: false,
+        launch: Launch::local(),
     };
     let mut it = args.iter();
     while let Some(&a) = it.next() {
+        if out.launch.take(a, &mut it)? {
+            continue;
+        }
         match a {
             "--config" => out.config = it.next().context("--config needs a sweep file")?.into(),
             "--jobs" => {
@@ -55,21 +58,13 @@ pub fn parse(args: &[&str]) -> Result<SweepArgs> {
                     .filter(|&j| j > 0)
                     .with_context(|| format!("--jobs takes a positive number, got {n:?}"))?;
             }
-            "--device" => out.device = Device::parse(it.next().context("--device needs a name")?)?,
-            "--emit" => match it.next() {
-                Some(&"slurm") => out.emit_slurm = true,
-                other => bail!("--emit takes `slurm`, got {other:?}"),
-            },
-            "--submit" => out.submit = true,
             other => bail!("unknown argument {other:?}; {usage}"),
         }
     }
     if out.config.as_os_str().is_empty() {
         bail!("no sweep file; {usage}");
     }
-    if out.submit && !out.emit_slurm {
-        bail!("--submit goes with --emit slurm");
-    }
+    out.launch.check()?;
     Ok(out)
 }
 
@@ -106,12 +101,13 @@ fn steps_of(
         preset.stream = None;
     }
     let plan = Plan {
-        size: size_of(base),
+        size: size_of(base)?,
         phases: phases.to_vec(),
         resume: true,
-        emit_slurm: false,
-        submit: false,
-        device,
+        launch: Launch {
+            device,
+            ..Launch::local()
+        },
         overrides: overrides.to_vec(),
     };
     Ok(steps(&plan, &preset)
@@ -123,20 +119,51 @@ fn steps_of(
         .collect())
 }
 
-/// The size of a base config, for `configs/slurm.toml`: its file stem (`tiny`).
-fn size_of(base: &Path) -> String {
-    base.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// The size of a base config, for `configs/slurm.toml` and the out-of-distribution cap: the
+/// first word of its file name (`tiny` of `configs/tiny-lora.toml`).
+fn size_of(base: &Path) -> Result<String> {
+    let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let size = stem.split('-').next().unwrap_or("");
+    if !SIZES.contains(&size) {
+        bail!(
+            "base config {}: its size is read from its file name, which must start with one of {} (`tiny.toml`, `small-lora.toml`)",
+            base.display(),
+            SIZES.join(", ")
+        );
+    }
+    Ok(size.to_string())
+}
+
+/// The sweep file as `ponder` (run from `root`) finds it: a relative path is taken from the
+/// current directory.
+fn from_root(root: &Path, config: &Path) -> Result<PathBuf> {
+    if config.is_absolute() {
+        return Ok(config.to_path_buf());
+    }
+    let here = std::env::current_dir().context("reading the current directory")?;
+    let path = here.join(config);
+    Ok(path
+        .strip_prefix(root)
+        .map(Path::to_path_buf)
+        .unwrap_or(path))
 }
 
 /// Runs (or emits) the sweep from the workspace `root`.
 pub fn run(root: &Path, args: &SweepArgs) -> Result<()> {
-    let ponder = build(root, args.device)?;
+    let config = from_root(root, &args.config)?;
+    let name = format!(
+        "sweep-{}",
+        config.file_stem().unwrap_or_default().to_string_lossy()
+    );
+    if args.launch.submit {
+        crate::slurm::require_sbatch(&crate::slurm::default_dir(root, &name))?;
+    }
+    let device = args.launch.device;
+    let ponder = build(root, device)?;
     let out = Command::new(&ponder)
         .current_dir(root)
         .args(["sweep", "plan", "--config"])
-        .arg(&args.config)
+        .arg(&config)
         .output()
         .with_context(|| format!("running {}", ponder.display()))?;
     if !out.status.success() {
@@ -148,7 +175,7 @@ pub fn run(root: &Path, args: &SweepArgs) -> Result<()> {
         if !PHASES.contains(&phase.as_str()) {
             bail!(
                 "{}: unknown phase {phase:?}; the phases are {}",
-                args.config.display(),
+                config.display(),
                 PHASES.join(", ")
             );
         }
@@ -156,7 +183,7 @@ pub fn run(root: &Path, args: &SweepArgs) -> Result<()> {
     if let Some(p) = plan.phases.iter().find(|p| plan.shared.contains(p)) {
         bail!(
             "{}: phase {p:?} is both shared and per point",
-            args.config.display()
+            config.display()
         );
     }
     let shared = steps_of(
@@ -164,7 +191,7 @@ pub fn run(root: &Path, args: &SweepArgs) -> Result<()> {
         &plan.base,
         &plan.shared,
         &plan.shared_overrides,
-        args.device,
+        device,
         "shared",
     )?;
     let mut points = Vec::new();
@@ -174,59 +201,30 @@ pub fn run(root: &Path, args: &SweepArgs) -> Result<()> {
             &plan.base,
             &plan.phases,
             &p.overrides,
-            args.device,
+            device,
             &p.name,
         )?;
         points.push((p, s));
     }
     let aggregate = Step {
-        phase: "aggregate".into(),
+        phase: AGGREGATE.into(),
         label: "aggregate over seeds".into(),
         args: vec![
             "sweep".into(),
             "aggregate".into(),
             "--config".into(),
-            args.config.display().to_string(),
+            config.display().to_string(),
         ],
         run_folder: false,
         optional: false,
+        on_device: false,
     };
-    if args.emit_slurm {
-        let name = format!("sweep-{}", size_of(&args.config));
-        let dir = crate::slurm::default_dir(root, &name);
-        if args.submit {
-            crate::slurm::require_sbatch(&dir)?;
-        }
-        let mut phases: Vec<(String, Vec<Step>)> = plan
-            .shared
-            .iter()
-            .map(|ph| {
-                (
-                    ph.clone(),
-                    shared.iter().filter(|s| &s.phase == ph).cloned().collect(),
-                )
-            })
-            .collect();
-        for ph in &plan.phases {
-            let all = points
-                .iter()
-                .flat_map(|(_, s)| s.iter().filter(|s| &s.phase == ph));
-            phases.push((ph.clone(), all.cloned().collect()));
-        }
-        phases.push(("aggregate".into(), vec![aggregate]));
-        let cluster = crate::slurm::Cluster::read(root)?;
-        crate::slurm::emit(
-            &dir,
-            &name,
-            &phases,
-            &cluster,
-            &size_of(&plan.base),
-            args.device,
-        )?;
-        if args.submit {
-            crate::slurm::submit(root, &dir)?;
-        }
-        return Ok(());
+    if args.launch.emit_slurm {
+        let per_point: Vec<Step> = points.iter().flat_map(|(_, s)| s.clone()).collect();
+        let mut phases = crate::slurm::by_phase(&plan.shared, &shared);
+        phases.extend(crate::slurm::by_phase(&plan.phases, &per_point));
+        phases.push((AGGREGATE.into(), vec![aggregate]));
+        return crate::slurm::emit_plan(root, &name, &size_of(&plan.base)?, &phases, args.launch);
     }
     let start = Instant::now();
     if let Some(parent) = plan.shared_log.parent() {
@@ -294,7 +292,7 @@ pub fn run(root: &Path, args: &SweepArgs) -> Result<()> {
     run_step(root, &ponder, &aggregate, false, None)?;
     println!(
         "sweep {} ({} points, --jobs {}): finished in {:.1} min",
-        args.config.display(),
+        config.display(),
         points.len(),
         args.jobs,
         start.elapsed().as_secs_f64() / 60.0
@@ -307,9 +305,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_come_from_the_base_file_name() {
+        assert_eq!(
+            size_of(Path::new("configs/small-lora.toml")).unwrap(),
+            "small"
+        );
+        assert_eq!(size_of(Path::new("configs/tiny.toml")).unwrap(), "tiny");
+        let e = size_of(Path::new("configs/mine.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must start with one of tiny, small"), "{e}");
+    }
+
+    #[test]
     fn arguments() {
         let a = parse(&["--config", "s.toml", "--jobs", "2"]).unwrap();
-        assert_eq!((a.jobs, a.device, a.emit_slurm), (2, Device::Cpu, false));
+        assert_eq!((a.jobs, a.launch), (2, Launch::local()));
         for (args, want) in [
             (&["--jobs", "2"][..], "no sweep file"),
             (

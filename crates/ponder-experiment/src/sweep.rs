@@ -82,13 +82,23 @@ impl Point {
     }
 }
 
-/// A value as a folder-name piece: strings bare, other values as TOML writes them.
+/// A value as a folder-name piece: strings bare, other values as TOML writes them, `/` and
+/// spaces as `_`.
 fn bare(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
     .replace(['/', ' '], "_")
+}
+
+/// Whether a folder-name piece can be read back from a point's name and a CSV cell: letters,
+/// digits and `._+-` only (no `,` or `=`, which separate the axes, no quotes).
+fn readable(piece: &str) -> bool {
+    !piece.is_empty()
+        && piece
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
 }
 
 /// `key="value"` for a path-valued override.
@@ -109,12 +119,14 @@ impl SweepConfig {
         Ok(sweep)
     }
 
-    /// The checks that need no other file: axes with values, each key once, zipped axes of one
-    /// length, shared phases that can be shared and a shared backbone no axis changes.
+    /// The checks that need no other file: axes with values, each key once and none that the
+    /// sweep sets itself, zipped axes of one length, values that make distinct folder names,
+    /// shared phases that can be shared and a shared backbone no axis changes.
     fn check(&self) -> std::result::Result<(), String> {
         if self.axes.is_empty() {
             return Err("no [[axes]]: a sweep varies at least one key".into());
         }
+        let owned = self.owned_keys();
         for (i, axis) in self.axes.iter().enumerate() {
             if axis.values.is_empty() {
                 return Err(format!("axis `{}` has no values", axis.key));
@@ -122,6 +134,35 @@ impl SweepConfig {
             if self.axes[..i].iter().any(|a| a.key == axis.key) {
                 return Err(format!("two axes vary `{}`", axis.key));
             }
+            if owned.contains(&axis.key.as_str()) {
+                return Err(format!(
+                    "axis `{}`: the sweep sets that key itself for every point",
+                    axis.key
+                ));
+            }
+            for (j, v) in axis.values.iter().enumerate() {
+                if !readable(&bare(v)) {
+                    return Err(format!(
+                        "axis `{}`: value {v} would name a folder with characters other than letters, digits and ._+-",
+                        axis.key
+                    ));
+                }
+                if axis.values[..j].iter().any(|w| bare(w) == bare(v)) {
+                    return Err(format!(
+                        "axis `{}`: values {v} and another one name the same folder",
+                        axis.key
+                    ));
+                }
+            }
+        }
+        if let Some(o) = self.set.iter().find(|o| {
+            owned
+                .iter()
+                .any(|k| o.split_once('=').is_some_and(|(key, _)| key.trim() == *k))
+        }) {
+            return Err(format!(
+                "set = [\"{o}\"]: the sweep sets that key itself for every point"
+            ));
         }
         if self.combine == Combine::Zip {
             let n = self.axes[0].values.len();
@@ -153,6 +194,16 @@ impl SweepConfig {
             }
         }
         Ok(())
+    }
+
+    /// The keys the sweep sets for every point: its folder and, with a shared backbone, the
+    /// backbone's.
+    fn owned_keys(&self) -> Vec<&'static str> {
+        let mut keys = vec!["run.out_dir"];
+        if self.shares_backbone() {
+            keys.push("fast.backbone");
+        }
+        keys
     }
 
     /// Whether the backbone is trained once for every point.

@@ -103,6 +103,26 @@ fn bad_sweeps_are_refused_naming_the_key() {
             "unknown field `budget`",
         ),
         ("combine = \"diagonal\"", SEEDS_BUDGETS, "unknown variant `diagonal`"),
+        (
+            "combine = \"grid\"",
+            "[[axes]]\nkey = \"fast.backbone\"\nvalues = [\"a\"]\n",
+            "axis `fast.backbone`: the sweep sets that key itself",
+        ),
+        (
+            "combine = \"grid\"",
+            "[[axes]]\nkey = \"run.out_dir\"\nvalues = [\"a\"]\n",
+            "axis `run.out_dir`: the sweep sets that key itself",
+        ),
+        (
+            "combine = \"grid\"",
+            "[[axes]]\nkey = \"eval.methods\"\nvalues = [\"a,b\"]\n",
+            "would name a folder with characters other than",
+        ),
+        (
+            "combine = \"grid\"",
+            "[[axes]]\nkey = \"fast.layer\"\nvalues = [\"a/b\", \"a_b\"]\n",
+            "name the same folder",
+        ),
     ];
     for (extra, axes, want) in cases {
         let e = sweep(extra, axes).unwrap_err();
@@ -110,6 +130,14 @@ fn bad_sweeps_are_refused_naming_the_key() {
         assert!(e.contains("s.toml"), "names the file: {e}");
     }
     let s = sweep("combine = \"grid\"", SEEDS_BUDGETS).unwrap();
+    let owned = SweepConfig {
+        set: vec!["run.out_dir=\"x\"".into()],
+        ..s.clone()
+    };
+    assert!(owned
+        .check()
+        .unwrap_err()
+        .contains("the sweep sets that key itself"));
     let shared = SweepConfig {
         shared: vec!["fast".into()],
         ..s.clone()
