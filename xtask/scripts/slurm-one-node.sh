@@ -24,7 +24,7 @@ stop() {
             rm -f "$dir/$name.started"
         fi
     done
-    [ ${#pids[@]} -eq 0 ] && return 0
+    [ ${#pids[@]} -eq 0 ] && { forget_munge; return 0; }
     kill "${pids[@]}" 2>/dev/null || true
     for _ in $(seq 40); do
         alive=0
@@ -34,10 +34,19 @@ stop() {
                 alive=1
             fi
         done
-        [ $alive -eq 0 ] && return 0
+        [ $alive -eq 0 ] && { forget_munge; return 0; }
         sleep 0.5
     done
     kill -9 "${pids[@]}" 2>/dev/null || true
+    forget_munge
+}
+
+# Removes munge's folder (named in DIR/munge.dir).
+forget_munge() {
+    if [ -f "$dir/munge.dir" ]; then
+        rm -rf "$(cat "$dir/munge.dir")"
+        rm -f "$dir/munge.dir"
+    fi
 }
 
 case "$action" in
@@ -51,18 +60,21 @@ for tool in munged slurmctld slurmd sinfo sbatch; do
 done
 [ "$(id -u)" -eq 0 ] || { echo "error: starting the daemons needs root" >&2; exit 1; }
 
-# Munge: a fresh key, the daemon run as the munge user with its socket in a folder of ours.
-mkdir -p "$dir/munge"
-chown munge:munge "$dir/munge"
-chmod 700 "$dir/munge"
-head -c 1024 /dev/urandom >"$dir/munge/munge.key"
-chown munge:munge "$dir/munge/munge.key"
-chmod 400 "$dir/munge/munge.key"
-socket="$dir/munge/munge.socket"
-runuser -u munge -- munged --key-file="$dir/munge/munge.key" --socket="$socket" \
-    --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
-    --seed-file="$dir/munge/munged.seed" --force
-cp "$dir/munge/munged.pid" "$dir/munged.started"
+# Munge: a fresh key, the daemon run as the munge user with its files in a folder of its own
+# under /tmp (DIR may lie below folders the munge user cannot enter, as a checkout in a private
+# temporary folder does; /tmp also keeps the socket's path short).
+munge=$(mktemp -d /tmp/ponder-munge.XXXXXX)
+echo "$munge" >"$dir/munge.dir"
+chown munge:munge "$munge"
+chmod 700 "$munge"
+head -c 1024 /dev/urandom >"$munge/munge.key"
+chown munge:munge "$munge/munge.key"
+chmod 400 "$munge/munge.key"
+socket="$munge/munge.socket"
+runuser -u munge -- munged --key-file="$munge/munge.key" --socket="$socket" \
+    --pid-file="$munge/munged.pid" --log-file="$munge/munged.log" \
+    --seed-file="$munge/munged.seed" --force
+cp "$munge/munged.pid" "$dir/munged.started"
 munge -S "$socket" -n | unmunge -S "$socket" >/dev/null
 
 cpus=$(nproc)
