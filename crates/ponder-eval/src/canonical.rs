@@ -229,6 +229,8 @@ fn score(
     let device = lm.backbone_model().device();
     let mut state = lm.initial_state(1)?;
     let (mut sum, mut n) = (0.0, 0usize);
+    // The previous chunk's mean loss under the action taken, for a gate's `prev_loss`.
+    let mut prev_loss = None;
     for (c, chunk) in text.ids.chunks(chunk_len).enumerate() {
         let first = c * chunk_len;
         if first >= text.solution_start {
@@ -248,6 +250,7 @@ fn score(
                 tokens: chunk,
                 state: &state,
                 past,
+                prev_loss,
             })?),
         };
         past.extend(decision);
@@ -267,6 +270,7 @@ fn score(
         };
         let nll =
             ponder_nn::to_f64(&lm.token_nll(&features, &ids)?.squeeze(0)?)?.to_vec1::<f64>()?;
+        prev_loss = Some(nll.iter().sum::<f64>() / nll.len() as f64);
         // Loss j predicts token first + j + 1.
         for (j, v) in nll.into_iter().enumerate() {
             if first + j + 1 >= text.solution_start {

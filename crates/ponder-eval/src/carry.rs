@@ -163,11 +163,19 @@ impl MethodPass {
     pub fn replay(&mut self, steps: &[StepRecord]) -> Result<()> {
         for step in steps {
             if let Actor::Gate { gate, .. } = &mut self.actor {
+                let prev_loss = step.chunk.checked_sub(1).and_then(|c| {
+                    self.records
+                        .iter()
+                        .rev()
+                        .find(|r| r.stream == step.stream && r.chunk == c)
+                        .map(|r| r.loss)
+                });
                 let d = gate.step(&Signals {
                     position: self.decided,
                     recon: step.recon.unwrap_or(f64::NAN),
                     recon_init: step.recon_init.unwrap_or(f64::NAN),
                     skip_loss: None,
+                    prev_loss,
                     updates_so_far: self.updates,
                 });
                 if Some(d.steps()) != step.steps {
@@ -215,6 +223,8 @@ impl MethodPass {
             }
             _ => 0,
         });
+        // Each stream's previous chunk's loss under the action taken, for `Signals::prev_loss`.
+        let mut prev_loss: Vec<Option<f64>> = vec![None; batch.streams.len()];
         let mut histories = match &self.actor {
             Actor::Learned { gate, .. } => (0..batch.streams.len())
                 .map(|_| History::new(gate.meta.history_alpha, gate.meta.budget))
@@ -254,6 +264,7 @@ impl MethodPass {
                                 recon: s.map_or(f64::NAN, |s| s.recon),
                                 recon_init: s.map_or(f64::NAN, |s| s.recon_init),
                                 skip_loss: None,
+                                prev_loss: prev_loss[rows[r]],
                                 updates_so_far: self.updates,
                             });
                             self.decided += 1;
@@ -266,6 +277,7 @@ impl MethodPass {
                         let s = signals.as_ref().map(|v| v[r]);
                         record(r, Some(decisions[r].steps()), losses[r], s);
                         states[row] = next[r].clone();
+                        prev_loss[row] = Some(losses[r]);
                     }
                 }
                 Actor::Reset(decision) => {

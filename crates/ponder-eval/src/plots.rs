@@ -190,10 +190,26 @@ pub fn write_plots(
         let (Ok(threshold), Some(signal)) = (col(&format!("{method}_threshold")), signal) else {
             continue;
         };
-        let values: Vec<Option<f64>> = col(signal.base().name())?
-            .iter()
-            .map(|v| v.map(|v| signal.sign() * v))
-            .collect();
+        let values: Vec<Option<f64>> = if signal == Signal::NegPrevLoss {
+            // The loss of the previous chunk-batch under the method's own decision there.
+            let (decided, skip, update) = (col(method)?, col("skip_loss")?, col("update_loss")?);
+            (0..table.rows())
+                .map(|i| {
+                    let p = i.checked_sub(1)?;
+                    let loss = if decided[p]? > 0.0 {
+                        update[p]
+                    } else {
+                        skip[p]
+                    };
+                    loss.map(|l| -l)
+                })
+                .collect()
+        } else {
+            col(signal.base().name())?
+                .iter()
+                .map(|v| v.map(|v| signal.sign() * v))
+                .collect()
+        };
         let file = if method == "ours" {
             "threshold".to_string()
         } else {

@@ -150,7 +150,7 @@ impl From<GateConfigToml> for GateConfig {
 /// The method names `GateConfig::from_str` accepts, for error messages.
 const VALID_NAMES: &str = "skip, update_1, update_2, update_4, random, random_seedN, oracle, \
      oracle_per_batch_G (G ≥ 1), oracle_unconstrained, ours, pid, ttt_improvement, signal_topk, \
-     signal_topk_S (S: recon_init, neg_recon, neg_recon_init), ours_lh (chosen on validation), \
+     signal_topk_S (S: recon_init, neg_recon, neg_recon_init, neg_prev_loss), ours_lh (chosen on validation), \
      none and greedy_oracle (stream mode)";
 
 impl GateConfig {

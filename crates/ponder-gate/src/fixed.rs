@@ -67,6 +67,7 @@ mod tests {
             recon,
             recon_init: recon,
             skip_loss: None,
+            prev_loss: None,
             updates_so_far: 0,
         }
     }

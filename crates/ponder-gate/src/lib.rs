@@ -31,6 +31,7 @@
 //!         recon,
 //!         recon_init: recon,
 //!         skip_loss: None,
+//!         prev_loss: None,
 //!         updates_so_far: updates,
 //!     };
 //!     let decision = gate.step(&signals); // SKIP or UPDATE_1
@@ -82,6 +83,11 @@ pub struct Signals {
     pub recon_init: f64,
     /// The SKIP path's next-token loss, for methods allowed to use it; `None` otherwise.
     pub skip_loss: Option<f64>,
+    /// The next-token loss, under the action taken, of the chunk run just before this one, in
+    /// the caller's order: in reset mode the previous chunk-batch of the decision stream, in
+    /// stream mode the same stream's previous chunk. Its tokens are past text when this chunk
+    /// is decided. `None` where no chunk was run before (a stream's first chunk).
+    pub prev_loss: Option<f64>,
     /// UPDATE decisions made so far in this stream (before this chunk).
     pub updates_so_far: usize,
 }

@@ -88,13 +88,17 @@ pub fn signal_top_k(
     budget: Budget,
     signal: Signal,
 ) -> Result<Vec<Decision>> {
-    let scores = records
-        .iter()
+    // A chunk without a value (`neg_prev_loss` at the first) ranks below every other.
+    let scores = signal
+        .of_records(records)
+        .into_iter()
         .enumerate()
-        .map(|(i, r)| {
-            let value = signal.of_record(r);
-            check(i, signal.name(), value)?;
-            Ok(value)
+        .map(|(i, value)| match value {
+            Some(v) => {
+                check(i, signal.name(), v)?;
+                Ok(v)
+            }
+            None => Ok(f64::MIN),
         })
         .collect::<Result<Vec<_>>>()?;
     top_k(&scores, budget)

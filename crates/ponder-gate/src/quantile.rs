@@ -16,7 +16,9 @@
 //! ```
 //!
 //! The first `calibration` chunks UPDATE while `H` fills, as in the original; they count in `D`,
-//! so the debt they leave is repaid by a lower `q` afterwards.
+//! so the debt they leave is repaid by a lower `q` afterwards. A chunk whose signal has no value
+//! (`neg_prev_loss` at a stream's first chunk) adds nothing to `H` and is decided by the debt
+//! alone: UPDATE iff `D > 0`; that moves `D` towards 0, so the bound below still holds.
 //!
 //! **The rate bound.** Each decision moves `D` by `ρ − d ∈ [ρ − 1, ρ]`. Once
 //! `D > deadband + (1 − ρ)/gain`, `q > 1` and the chunk is UPDATEd; once
@@ -81,6 +83,8 @@ pub struct QuantileGate {
     params: QuantileParams,
     /// Every signal observed so far, sorted by [`f64::total_cmp`].
     history: Vec<f64>,
+    /// Decisions observed so far.
+    decided: usize,
     /// UPDATE decisions observed so far.
     updates: usize,
 }
@@ -93,6 +97,7 @@ impl QuantileGate {
             budget,
             params,
             history: Vec::new(),
+            decided: 0,
             updates: 0,
         })
     }
@@ -104,7 +109,7 @@ impl QuantileGate {
 
     /// The budget debt `ρ·t − U` over the decisions observed so far.
     pub fn debt(&self) -> f64 {
-        self.budget.rho() * self.history.len() as f64 - self.updates as f64
+        self.budget.rho() * self.decided as f64 - self.updates as f64
     }
 
     /// The fraction q of chunks the next decision aims to update.
@@ -123,18 +128,29 @@ impl QuantileGate {
 
 impl Gate for QuantileGate {
     /// UPDATE during calibration; after, UPDATE iff the signal exceeds [`QuantileGate::threshold`].
+    /// A chunk without a signal value: UPDATE iff the debt is positive.
     fn decide(&mut self, signals: &Signals) -> Decision {
-        match QuantileGate::threshold(self) {
-            Some(tau) if self.params.signal.of(signals) > tau => Decision::Update(1),
-            Some(_) => Decision::Skip,
-            None => Decision::Update(1),
+        let update = match (
+            self.params.signal.of(signals),
+            QuantileGate::threshold(self),
+        ) {
+            (None, _) => self.debt() > 0.0,
+            (Some(s), Some(tau)) => s > tau,
+            (Some(_), None) => true,
+        };
+        if update {
+            Decision::Update(1)
+        } else {
+            Decision::Skip
         }
     }
 
-    /// Adds the signal to the history and the decision to the debt.
+    /// Adds the signal (where it has a value) to the history and the decision to the debt.
     fn observe(&mut self, signals: &Signals, decision: Decision) {
-        let s = self.params.signal.of(signals);
-        insert_sorted(&mut self.history, s);
+        if let Some(s) = self.params.signal.of(signals) {
+            insert_sorted(&mut self.history, s);
+        }
+        self.decided += 1;
         self.updates += usize::from(decision.is_update());
     }
 
@@ -162,8 +178,39 @@ mod tests {
             recon,
             recon_init: -recon,
             skip_loss: None,
+            prev_loss: None,
             updates_so_far: 0,
         })
+    }
+
+    #[test]
+    fn the_previous_loss_and_its_absence() {
+        // ρ = 0.5, calibration 1, gain 0.25, deadband 0, on −prev_loss.
+        let p = QuantileParams {
+            signal: Signal::NegPrevLoss,
+            ..params(1, 0.25, 0.0)
+        };
+        let mut g = QuantileGate::new(Budget::new(0.5).unwrap(), p).unwrap();
+        let mut at = |position: usize, prev_loss: Option<f64>| {
+            g.step(&Signals {
+                position,
+                recon: 9.0,
+                recon_init: 9.0,
+                skip_loss: None,
+                prev_loss,
+                updates_so_far: 0,
+            })
+        };
+        // No value and no debt (D = 0): SKIP, and nothing enters H.
+        assert_eq!(at(0, None), Decision::Skip);
+        // t = 1, D = 0.5 > 0: no value again, so the debt decides: UPDATE.
+        assert_eq!(at(1, None), Decision::Update(1));
+        // The first value calibrates: UPDATE. H = [−4].
+        assert_eq!(at(2, Some(4.0)), Decision::Update(1));
+        // t = 3, U = 2, D = −0.5, q = 0.375, τ = H[0] = −4; −3 > −4: a lower loss updates.
+        assert_eq!(at(3, Some(3.0)), Decision::Update(1));
+        // t = 4, U = 3, D = −1, q = 0.25, H = [−4, −3], τ = H[1] = −3; −5 ≤ −3: SKIP.
+        assert_eq!(at(4, Some(5.0)), Decision::Skip);
     }
 
     #[test]
@@ -220,6 +267,7 @@ mod tests {
                     recon: signal(t),
                     recon_init: signal(t),
                     skip_loss: None,
+                    prev_loss: None,
                     updates_so_far: 0,
                 };
                 Gate::step(&mut original, &s).is_update()

@@ -91,6 +91,7 @@ mod tests {
                     recon: 1.0,
                     recon_init: 1.0,
                     skip_loss: None,
+                    prev_loss: None,
                     updates_so_far: 0,
                 };
                 gate.step(&sig)

@@ -202,6 +202,7 @@ mod tests {
                     recon,
                     recon_init: recon,
                     skip_loss: None,
+                    prev_loss: None,
                     updates_so_far: 0,
                 };
                 let d = gate.step(&sig);
@@ -288,6 +289,7 @@ mod tests {
                     recon,
                     recon_init: recon,
                     skip_loss: None,
+                    prev_loss: None,
                     updates_so_far: 0,
                 };
                 assert_eq!(gate.decide(&sig), Decision::Update(1));

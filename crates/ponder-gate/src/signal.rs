@@ -1,7 +1,8 @@
 //! [`Signal`]: which per-chunk quantity a threshold gate compares with its threshold.
 //!
-//! Both are training-free: the fast layer computes them from the chunk's own tokens before any
-//! update is kept, so a deployed gate can read them.
+//! Each is known before the chunk's decision, so a deployed gate can read it. The
+//! reconstruction signals are training-free: the fast layer computes them from the chunk's own
+//! tokens before any update is kept.
 //!
 //! * `recon`: the mean reconstruction loss before each mini-batch's update
 //!   (`mean(ttt_loss_step_0)`), the original's gating signal.
@@ -11,6 +12,13 @@
 //!   within-chunk updates that lower `recon` on easy stretches.
 //! * `neg_recon`, `neg_recon_init`: the same, negated, for fast layers whose signal runs against
 //!   the gain of an update (a threshold on them updates the chunks with the *lowest* loss).
+//! * `neg_prev_loss`: minus the next-token loss, under the action taken, of the chunk run just
+//!   before this one ([`Signals::prev_loss`]): text that the model has just predicted well is
+//!   text an update helps most (on the embedded default's validation split its Spearman
+//!   correlation with the next chunk-batch's advantage is 0.48, against 0.18 for `recon`).
+//!   It reads the previous chunk's tokens, which are past text by the time the chunk is
+//!   decided, never the chunk's own. Where no chunk was run before (a stream's first), it has
+//!   no value; a gate then decides without it.
 
 use std::fmt;
 
@@ -28,58 +36,76 @@ pub enum Signal {
     NegRecon,
     /// `−recon_init`.
     NegReconInit,
+    /// `−prev_loss` ([`Signals::prev_loss`]).
+    NegPrevLoss,
 }
 
 impl Signal {
     /// Every signal, in the order candidates are listed.
-    pub const ALL: [Signal; 4] = [
+    pub const ALL: [Signal; 5] = [
         Signal::Recon,
         Signal::ReconInit,
         Signal::NegRecon,
         Signal::NegReconInit,
+        Signal::NegPrevLoss,
     ];
 
-    /// The signal's value for a chunk a gate is deciding on.
-    pub fn of(self, signals: &Signals) -> f64 {
-        self.sign()
-            * match self.base() {
-                Signal::ReconInit => signals.recon_init,
-                _ => signals.recon,
-            }
+    /// The signal's value for a chunk a gate is deciding on; `None` for `neg_prev_loss` where
+    /// no chunk was run before.
+    pub fn of(self, signals: &Signals) -> Option<f64> {
+        let value = match self.base() {
+            Signal::ReconInit => Some(signals.recon_init),
+            Signal::NegPrevLoss => signals.prev_loss,
+            _ => Some(signals.recon),
+        };
+        value.map(|v| self.sign() * v)
     }
 
-    /// The signal's value in a recorded chunk.
-    pub fn of_record(self, record: &StreamRecord) -> f64 {
-        self.sign()
-            * match self.base() {
-                Signal::ReconInit => record.recon_init,
-                _ => record.recon,
-            }
+    /// The signal's value in each chunk of a recorded stream, with hindsight: `neg_prev_loss`
+    /// reads the previous record's SKIP loss (an online gate reads the loss of the action it
+    /// took there) and has no value at the first record.
+    pub fn of_records(self, records: &[StreamRecord]) -> Vec<Option<f64>> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let value = match self.base() {
+                    Signal::ReconInit => Some(r.recon_init),
+                    Signal::NegPrevLoss => i.checked_sub(1).map(|p| records[p].skip_loss),
+                    _ => Some(r.recon),
+                };
+                value.map(|v| self.sign() * v)
+            })
+            .collect()
     }
 
-    /// The measured quantity it is made from: `Recon` or `ReconInit`.
+    /// The measured quantity it is made from: `Recon`, `ReconInit` or `NegPrevLoss` (the
+    /// previous chunk's loss, negated).
     pub fn base(self) -> Signal {
         match self {
             Signal::Recon | Signal::NegRecon => Signal::Recon,
             Signal::ReconInit | Signal::NegReconInit => Signal::ReconInit,
+            Signal::NegPrevLoss => Signal::NegPrevLoss,
         }
     }
 
     /// +1, or −1 for the negated signals.
     pub fn sign(self) -> f64 {
         match self {
-            Signal::NegRecon | Signal::NegReconInit => -1.0,
+            Signal::NegRecon | Signal::NegReconInit | Signal::NegPrevLoss => -1.0,
             _ => 1.0,
         }
     }
 
-    /// The name in configs and reports (`recon`, `recon_init`, `neg_recon`, `neg_recon_init`).
+    /// The name in configs and reports (`recon`, `recon_init`, `neg_recon`, `neg_recon_init`,
+    /// `neg_prev_loss`).
     pub fn name(self) -> &'static str {
         match self {
             Signal::Recon => "recon",
             Signal::ReconInit => "recon_init",
             Signal::NegRecon => "neg_recon",
             Signal::NegReconInit => "neg_recon_init",
+            Signal::NegPrevLoss => "neg_prev_loss",
         }
     }
 
@@ -106,12 +132,20 @@ mod tests {
             recon: 0.2,
             recon_init: 0.7,
             skip_loss: None,
+            prev_loss: Some(4.5),
             updates_so_far: 1,
         };
-        assert_eq!(Signal::Recon.of(&s), 0.2);
-        assert_eq!(Signal::ReconInit.of(&s), 0.7);
-        assert_eq!(Signal::NegRecon.of(&s), -0.2);
-        assert_eq!(Signal::NegReconInit.of(&s), -0.7);
+        assert_eq!(Signal::Recon.of(&s), Some(0.2));
+        assert_eq!(Signal::ReconInit.of(&s), Some(0.7));
+        assert_eq!(Signal::NegRecon.of(&s), Some(-0.2));
+        assert_eq!(Signal::NegReconInit.of(&s), Some(-0.7));
+        assert_eq!(Signal::NegPrevLoss.of(&s), Some(-4.5));
+        let first = Signals {
+            prev_loss: None,
+            ..s
+        };
+        assert_eq!(Signal::NegPrevLoss.of(&first), None);
+        assert_eq!(Signal::Recon.of(&first), Some(0.2));
         let r = StreamRecord {
             recon: 0.2,
             recon_init: 0.7,
@@ -119,12 +153,27 @@ mod tests {
             skip_loss: 3.0,
             update_loss: 2.9,
         };
-        assert_eq!(Signal::ReconInit.of_record(&r), 0.7);
-        assert_eq!(Signal::NegReconInit.of_record(&r), -0.7);
+        let second = StreamRecord {
+            skip_loss: 5.0,
+            ..r
+        };
+        let both = [r, second];
+        assert_eq!(Signal::ReconInit.of_records(&both), [Some(0.7), Some(0.7)]);
+        assert_eq!(
+            Signal::NegReconInit.of_records(&both),
+            [Some(-0.7), Some(-0.7)]
+        );
+        assert_eq!(Signal::NegPrevLoss.of_records(&both), [None, Some(-3.0)]);
         let names: Vec<String> = Signal::ALL.iter().map(|s| s.to_string()).collect();
         assert_eq!(
             names,
-            ["recon", "recon_init", "neg_recon", "neg_recon_init"]
+            [
+                "recon",
+                "recon_init",
+                "neg_recon",
+                "neg_recon_init",
+                "neg_prev_loss"
+            ]
         );
         for s in Signal::ALL {
             assert_eq!(Signal::parse(s.name()), Some(s));

@@ -57,10 +57,11 @@ pub fn decide_stream(
         }
     }
     if let Some(signal) = config.signal() {
-        if let Some((i, value)) = records
-            .iter()
-            .map(|r| signal.of_record(r))
+        if let Some((i, value)) = signal
+            .of_records(records)
+            .into_iter()
             .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i, v)))
             .find(|(_, v)| !v.is_finite())
         {
             return Err(Error::Stream(format!(
@@ -100,23 +101,31 @@ pub fn decide_stream(
 }
 
 /// Runs an online gate over `records` in order, `decide` then `observe` for each chunk, with
-/// `skip_loss = None`. The gate is used as it is (pass a fresh one to start from scratch).
+/// `skip_loss = None` and `prev_loss` the previous record's loss under the decision taken
+/// there. The gate is used as it is (pass a fresh one to start from scratch).
 pub fn replay(gate: &mut dyn Gate, records: &[StreamRecord]) -> Trace {
     let mut trace = Trace {
         decisions: Vec::with_capacity(records.len()),
         thresholds: Vec::with_capacity(records.len()),
     };
     let mut updates_so_far = 0;
+    let mut prev_loss = None;
     for (position, record) in records.iter().enumerate() {
         let signals = Signals {
             position,
             recon: record.recon,
             recon_init: record.recon_init,
             skip_loss: None,
+            prev_loss,
             updates_so_far,
         };
         let decision = gate.step(&signals);
         updates_so_far += usize::from(decision.is_update());
+        prev_loss = Some(if decision.is_update() {
+            record.update_loss
+        } else {
+            record.skip_loss
+        });
         trace.decisions.push(decision);
         trace.thresholds.push(gate.threshold());
     }
@@ -140,6 +149,29 @@ mod tests {
                 update_loss: 3.0 - i as f64 * 0.01,
             })
             .collect()
+    }
+
+    /// Updates at odd positions and keeps the `prev_loss` it was shown.
+    struct Seer(Vec<Option<f64>>);
+
+    impl Gate for Seer {
+        fn decide(&mut self, s: &Signals) -> Decision {
+            self.0.push(s.prev_loss);
+            if s.position % 2 == 1 {
+                Decision::Update(1)
+            } else {
+                Decision::Skip
+            }
+        }
+    }
+
+    #[test]
+    fn replay_shows_the_previous_loss_of_the_action_taken() {
+        let mut seer = Seer(Vec::new());
+        let r = records(&[1.0, 2.0, 3.0, 4.0]);
+        replay(&mut seer, &r);
+        // Position 0 was skipped (3.0), 1 updated (2.99), 2 skipped (3.0).
+        assert_eq!(seer.0, [None, Some(3.0), Some(2.99), Some(3.0)]);
     }
 
     #[test]

@@ -133,6 +133,7 @@ fn count_error_stays_under_the_bound_on_adversarial_streams() {
                     recon,
                     recon_init: recon,
                     skip_loss: None,
+                    prev_loss: None,
                     updates_so_far: 0,
                 };
                 gate.step(&sig);

@@ -45,6 +45,7 @@ fn bench_gate(c: &mut Criterion, name: &str, mut gate: impl Gate, recs: &[Stream
             recon: recs[position % recs.len()].recon,
             recon_init: recs[position % recs.len()].recon,
             skip_loss: None,
+            prev_loss: None,
             updates_so_far,
         };
         let d = gate.step(&signals);

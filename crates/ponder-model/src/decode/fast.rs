@@ -77,6 +77,7 @@ impl<'a> FastStream<'a> {
             tokens: &self.chunk_ids,
             state: &self.state,
             past: &self.decisions,
+            prev_loss: None,
         })?;
         if decision.is_update() {
             self.state = self
@@ -117,6 +118,9 @@ pub struct Chunk<'c> {
     pub state: &'c FastState,
     /// The decisions on the chunks before it, in order.
     pub past: &'c [Decision],
+    /// The mean next-token loss of the stream's previous chunk under the action taken there,
+    /// where the caller measured it ([`Signals::prev_loss`]); decoding measures none.
+    pub prev_loss: Option<f64>,
 }
 
 /// What decides, after each complete chunk, whether to update the fast weights on it.
@@ -126,7 +130,8 @@ pub trait ChunkDecider {
 }
 
 /// A training-free online gate, deciding from the chunk's reconstruction signal under the
-/// carried fast weights, as stream mode's gates do.
+/// carried fast weights, as stream mode's gates do, with the chunk's `prev_loss` (decoding
+/// measures no chunk's loss, so there a gate on `neg_prev_loss` decides by its budget alone).
 pub struct SignalDecider(pub Box<dyn Gate + Send>);
 
 impl ChunkDecider for SignalDecider {
@@ -137,6 +142,7 @@ impl ChunkDecider for SignalDecider {
             recon: signal.recon,
             recon_init: signal.recon_init,
             skip_loss: None,
+            prev_loss: c.prev_loss,
             updates_so_far: c.past.iter().filter(|d| d.is_update()).count(),
         }))
     }
