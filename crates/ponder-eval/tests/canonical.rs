@@ -9,7 +9,7 @@ use candle::{Device, Tensor};
 use ponder_eval::canonical::{canonical_losses, Choosers, ScoredText};
 use ponder_gate::{Budget, Method};
 use ponder_metrics::Resampling;
-use ponder_model::PonderLm;
+use ponder_model::{FastState, PonderLm};
 
 fn text(id: &str, n: usize, start: usize, salt: usize) -> ScoredText {
     ScoredText {
@@ -21,11 +21,18 @@ fn text(id: &str, n: usize, start: usize, salt: usize) -> ScoredText {
     }
 }
 
-/// The mean loss of the solution's tokens with UPDATE_`k` on every chunk (`k` = 0: the
-/// backbone alone), from materialized logits.
-fn direct(lm: &PonderLm, t: &ScoredText, chunk_len: usize, k: usize) -> f64 {
+/// What a direct computation does on one chunk, given its hidden states, ids, the state
+/// entering it and the previous chunk's mean loss: `None` the backbone alone, `Some(0)` a read,
+/// `Some(k)` UPDATE_k.
+type Choose<'a> = dyn FnMut(&Tensor, &Tensor, &FastState, Option<f64>) -> Option<usize> + 'a;
+
+/// The mean loss of the solution's tokens, chunk by chunk with the carried state, each chunk's
+/// action from `choose`, from materialized logits and a log softmax; the previous chunk's mean
+/// loss over all its predicted tokens is what `choose` sees next.
+fn direct(lm: &PonderLm, t: &ScoredText, chunk_len: usize, choose: &mut Choose<'_>) -> f64 {
     let mut state = lm.initial_state(1).unwrap();
     let (mut sum, mut n) = (0.0, 0);
+    let mut prev_loss = None;
     for (c, chunk) in t.ids.chunks(chunk_len).enumerate() {
         if chunk.len() < 2 {
             continue;
@@ -35,12 +42,17 @@ fn direct(lm: &PonderLm, t: &ScoredText, chunk_len: usize, k: usize) -> f64 {
             .unsqueeze(0)
             .unwrap();
         let hidden = lm.backbone(&ids).unwrap();
-        let features = if k == 0 {
-            hidden
-        } else {
-            let out = lm.update(&hidden, &ids, &state, k).unwrap();
-            state = out.state;
-            out.features
+        let features = match choose(&hidden, &ids, &state, prev_loss) {
+            None => hidden,
+            Some(k) => {
+                let out = if k == 0 {
+                    lm.read(&hidden, &ids, &state).unwrap()
+                } else {
+                    lm.update(&hidden, &ids, &state, k).unwrap()
+                };
+                state = out.state;
+                out.features
+            }
         };
         let logits = lm
             .logits(&features)
@@ -51,18 +63,26 @@ fn direct(lm: &PonderLm, t: &ScoredText, chunk_len: usize, k: usize) -> f64 {
             .unwrap()
             .to_vec2::<f64>()
             .unwrap();
+        let mut chunk_sum = 0.0;
         for j in 0..chunk.len() - 1 {
-            let target = c * chunk_len + j + 1;
-            if target >= t.solution_start {
-                let row = &logits[j];
-                let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-                sum += lse - row[chunk[j + 1] as usize];
+            let row = &logits[j];
+            let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+            let nll = lse - row[chunk[j + 1] as usize];
+            chunk_sum += nll;
+            if c * chunk_len + j + 1 >= t.solution_start {
+                sum += nll;
                 n += 1;
             }
         }
+        prev_loss = Some(chunk_sum / (chunk.len() - 1) as f64);
     }
     sum / n as f64
+}
+
+/// [`direct`] with UPDATE_`k` on every chunk (`k` = 0: the backbone alone).
+fn direct_k(lm: &PonderLm, t: &ScoredText, chunk_len: usize, k: usize) -> f64 {
+    direct(lm, t, chunk_len, &mut |_, _, _, _| (k > 0).then_some(k))
 }
 
 #[test]
@@ -98,13 +118,13 @@ fn losses_equal_the_direct_computation() {
     let (none, update, skip) = (&table.methods[0], &table.methods[1], &table.methods[2]);
     // Text c predicts no solution token (below): only a and b are scored.
     for (i, t) in texts[..2].iter().enumerate() {
-        let want = direct(&lm, t, 4, 0);
+        let want = direct_k(&lm, t, 4, 0);
         assert!(
             (none.per_problem[i] - want).abs() < 1e-4,
             "{} {want}",
             none.per_problem[i]
         );
-        let want = direct(&lm, t, 4, 1);
+        let want = direct_k(&lm, t, 4, 1);
         assert!(
             (update.per_problem[i] - want).abs() < 1e-4,
             "{} {want}",
@@ -189,66 +209,6 @@ fn ours_lh_runs_the_selected_controller() {
     assert!(err.contains("ours_lh"), "{err}");
 }
 
-/// The mean loss of the solution's tokens, and the updates, with a fresh `gate` per text
-/// deciding each chunk from the previous chunk's mean loss (all its tokens) under the action
-/// taken: the direct form of what `ours_lh` does with a gate on `neg_prev_loss`.
-fn direct_gate(
-    lm: &PonderLm,
-    t: &ScoredText,
-    chunk_len: usize,
-    gate: &mut dyn ponder_gate::Gate,
-    decided: &mut usize,
-    updates: &mut usize,
-) -> f64 {
-    let mut state = lm.initial_state(1).unwrap();
-    let (mut sum, mut n) = (0.0, 0);
-    let mut prev_loss = None;
-    for (c, chunk) in t.ids.chunks(chunk_len).enumerate() {
-        if chunk.len() < 2 {
-            continue;
-        }
-        let ids = Tensor::new(chunk, &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let hidden = lm.backbone(&ids).unwrap();
-        let signal = lm.sequence_signals(&hidden, &ids, &state).unwrap()[0];
-        let d = gate.step(&ponder_gate::Signals {
-            position: *decided,
-            recon: signal.recon,
-            recon_init: signal.recon_init,
-            skip_loss: None,
-            prev_loss,
-            updates_so_far: *updates,
-        });
-        *decided += 1;
-        *updates += usize::from(d.is_update());
-        let out = if d.is_update() {
-            lm.update(&hidden, &ids, &state, 1).unwrap()
-        } else {
-            lm.read(&hidden, &ids, &state).unwrap()
-        };
-        state = out.state;
-        let nll = lm
-            .token_nll(&out.features, &ids)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_dtype(candle::DType::F64)
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        prev_loss = Some(nll.iter().sum::<f64>() / nll.len() as f64);
-        for (j, v) in nll.into_iter().enumerate() {
-            if c * chunk_len + j + 1 >= t.solution_start {
-                sum += v;
-                n += 1;
-            }
-        }
-    }
-    sum / n as f64
-}
-
 #[test]
 fn a_gate_on_the_previous_loss_reads_the_chunk_before() {
     let lm = common::lm();
@@ -284,10 +244,28 @@ fn a_gate_on_the_previous_loss_reads_the_chunk_before() {
     )
     .unwrap();
     let row = &table.methods[0];
+    // One gate over every text, fed each chunk's signal and the previous chunk's loss.
     let mut gate = config.online_gate(budget).unwrap().unwrap();
     let (mut decided, mut updates) = (0, 0);
-    for (i, t) in texts.iter().enumerate() {
-        let want = direct_gate(&lm, t, 4, gate.as_mut(), &mut decided, &mut updates);
+    let mut choose = |hidden: &Tensor, ids: &Tensor, state: &FastState, prev_loss| {
+        let signal = lm.sequence_signals(hidden, ids, state).unwrap()[0];
+        let d = gate.step(&ponder_gate::Signals {
+            position: decided,
+            recon: signal.recon,
+            recon_init: signal.recon_init,
+            skip_loss: None,
+            prev_loss,
+            updates_so_far: updates,
+        });
+        decided += 1;
+        updates += usize::from(d.is_update());
+        Some(d.steps() as usize)
+    };
+    let wants: Vec<f64> = texts
+        .iter()
+        .map(|t| direct(&lm, t, 4, &mut choose))
+        .collect();
+    for (i, (t, want)) in texts.iter().zip(wants).enumerate() {
         assert!(
             (row.per_problem[i] - want).abs() < 1e-4,
             "{}: {} against {want}",
