@@ -172,7 +172,8 @@ impl Decoder {
                 }
             }
             (_, Some(_)) => {
-                online_gate(&method, self.selected.as_ref(), self.budget)?;
+                // Any horizon will do: this only checks that the method can gate.
+                online_gate(&method, self.selected.as_ref(), self.budget, 1)?;
             }
         }
         Ok(method)
@@ -218,6 +219,9 @@ impl Decoder {
                 Box::new(BackboneStream::new(&self.backbone, self.cached))
             }
             (Some((lm, chunk_len)), _) => {
+                // The most chunks the sample can complete, each decided on after it ends: the
+                // horizon of a paced gate (a sample that stops early spends less).
+                let horizon = (ids.len() + self.max_new_tokens) / chunk_len;
                 let decider: Box<dyn ChunkDecider + '_> = match (method, &self.learned) {
                     (Method::Learned, Some(gate)) => Box::new(LearnedDecider::new(
                         gate,
@@ -228,6 +232,7 @@ impl Decoder {
                         method,
                         self.selected.as_ref(),
                         self.budget,
+                        horizon.max(1),
                     )?)),
                 };
                 Box::new(FastStream::new(lm, *chunk_len, decider)?)
@@ -258,12 +263,13 @@ impl Decoder {
     }
 }
 
-/// A fresh online gate for `method` at `budget` (`ours_lh` runs `selected`); an error naming
-/// the methods that cannot gate a generation.
+/// A fresh online gate for `method` at `budget` (`ours_lh` runs `selected`) over at most
+/// `horizon` decisions; an error naming the methods that cannot gate a generation.
 fn online_gate(
     method: &Method,
     selected: Option<&GateConfig>,
     budget: Budget,
+    horizon: usize,
 ) -> Result<Box<dyn ponder_gate::Gate + Send>> {
     let config = method.resolve(selected).with_context(|| {
         format!(
@@ -271,7 +277,7 @@ fn online_gate(
             method.name()
         )
     })?;
-    config.online_gate(budget)?.with_context(|| {
+    config.online_gate(budget, Some(horizon))?.with_context(|| {
         format!(
             "--gate {}: an offline reference, it cannot decide online",
             method.name()

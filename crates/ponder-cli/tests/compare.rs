@@ -31,6 +31,7 @@ signals = ["recon", "recon_init"]
 quantile_calibration = [1]
 quantile_gain = [0.1]
 quantile_deadband = [0.0, 2.0]
+paced_calibration = [1]
 "#;
 
 fn compare(cfg: &Path, extra: &[&str]) -> Output {

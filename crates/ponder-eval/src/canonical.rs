@@ -118,6 +118,11 @@ pub fn canonical_losses(
             "chunk_len {chunk_len}: a chunk needs 2 tokens to predict one"
         )));
     }
+    // Every chunk of at least 2 tokens is decided on: the gates' horizon.
+    let decisions = texts
+        .iter()
+        .map(|t| t.ids.chunks(chunk_len).filter(|c| c.len() >= 2).count())
+        .sum();
     let mut out = Vec::with_capacity(methods.len());
     for method in methods {
         let mut chooser = match method {
@@ -132,7 +137,7 @@ pub fn canonical_losses(
             ))),
             m => Chooser::Gate(SignalDecider(
                 m.resolve(choosers.selected.as_ref())?
-                    .online_gate(budget)?
+                    .online_gate(budget, Some(decisions))?
                     .ok_or_else(|| {
                         Error::Config(format!("method {}: not an online gate or `none`", m.name()))
                     })?,

@@ -59,12 +59,13 @@ pub struct StreamRun {
 
 /// The actor of a listed method (not `greedy_oracle`); `selected` resolves `ours_lh`, and
 /// `learned` is taken by `ppo`. Gates that update spend the budget as an UPDATE_1 rate
-/// ρ = `eval.budget`.
+/// ρ = `eval.budget`; `decisions` is how many they will make (every chunk of every stream).
 fn actor(
     method: &Method,
     selected: Option<&GateConfig>,
     learned: &mut Option<(LearnedGate, usize)>,
     eval: &EvalConfig,
+    decisions: usize,
 ) -> Result<Actor> {
     match method {
         Method::Backbone => return Ok(Actor::Backbone),
@@ -85,11 +86,13 @@ fn actor(
     }
     let config = method.resolve(selected)?;
     let budget = Budget::new(eval.budget)?;
-    let gate = config.online_gate(budget)?.ok_or_else(|| {
-        Error::Config(format!(
-            "{method} needs the whole stream before deciding; stream mode runs online gates"
-        ))
-    })?;
+    let gate = config
+        .online_gate(budget, Some(decisions))?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{method} needs the whole stream before deciding; stream mode runs online gates"
+            ))
+        })?;
     Ok(Actor::Gate {
         gate,
         signal: config.signal().is_some(),
@@ -118,9 +121,22 @@ pub fn run_streams(
         .filter(|m| **m != Method::GreedyOracle)
         .collect();
     let mut names: Vec<String> = listed.iter().map(|m| m.name()).collect();
+    let decisions = batches
+        .iter()
+        .flat_map(|b| &b.streams)
+        .map(|s| s.chunks.len())
+        .sum();
     let mut passes = listed
         .iter()
-        .map(|m| Ok(MethodPass::new(actor(m, selected, &mut learned, eval)?)))
+        .map(|m| {
+            Ok(MethodPass::new(actor(
+                m,
+                selected,
+                &mut learned,
+                eval,
+                decisions,
+            )?))
+        })
         .collect::<Result<Vec<_>>>()?;
     let probe = passes.iter().any(|p| p.needs_probe());
     let update_1 = Method::Policy(GateConfig::Update { steps: 1 });

@@ -218,13 +218,12 @@ fn a_gate_on_the_previous_loss_reads_the_chunk_before() {
         text("c", 31, 3, 3),
     ];
     let budget = Budget::new(0.5).unwrap();
-    let params = ponder_gate::QuantileParams {
+    // The paced gate: its decisions also depend on the horizon, every chunk of ≥ 2 tokens.
+    let params = ponder_gate::PacedParams {
         signal: ponder_gate::Signal::NegPrevLoss,
         calibration: 1,
-        gain: 0.02,
-        deadband: 4.0,
     };
-    let config = ponder_gate::GateConfig::Quantile(params);
+    let config = ponder_gate::GateConfig::Paced(params);
     let table = canonical_losses(
         &lm,
         &texts,
@@ -245,7 +244,9 @@ fn a_gate_on_the_previous_loss_reads_the_chunk_before() {
     .unwrap();
     let row = &table.methods[0];
     // One gate over every text, fed each chunk's signal and the previous chunk's loss.
-    let mut gate = config.online_gate(budget).unwrap().unwrap();
+    let horizon: usize = texts.iter().map(|t| t.ids.len().div_ceil(4)).sum::<usize>()
+        - texts.iter().filter(|t| t.ids.len() % 4 == 1).count();
+    let mut gate = config.online_gate(budget, Some(horizon)).unwrap().unwrap();
     let (mut decided, mut updates) = (0, 0);
     let mut choose = |hidden: &Tensor, ids: &Tensor, state: &FastState, prev_loss| {
         let signal = lm.sequence_signals(hidden, ids, state).unwrap()[0];

@@ -51,6 +51,7 @@ fn grid() -> ponder_gate::ControllerGrid {
         quantile_calibration: vec![4],
         quantile_gain: vec![0.1],
         quantile_deadband: vec![0.0, 2.0],
+        paced_calibration: vec![1],
     }
 }
 

@@ -20,6 +20,7 @@ use std::str::FromStr;
 use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::fixed::Fixed;
+use crate::paced::{PacedGate, PacedParams};
 use crate::pid::{PidParams, PidReconGate};
 use crate::quantile::{QuantileGate, QuantileParams};
 use crate::random::{RandomGate, ORIGINAL_RANDOM_SEED};
@@ -85,6 +86,9 @@ pub enum GateConfig {
     PidRecon(PidParams),
     /// The long-horizon quantile gate (see [`QuantileGate`]).
     Quantile(QuantileParams),
+    /// The quantile gate paced to end a stream of known length on its budget (see
+    /// [`PacedGate`]).
+    Paced(PacedParams),
     /// Global top-k by reconstruction improvement (offline, not deployable).
     TttImprovement,
     /// Global top-k by a training-free signal, with hindsight (offline, not deployable): the
@@ -117,6 +121,7 @@ enum GateConfigToml {
     },
     PidRecon(PidParams),
     Quantile(QuantileParams),
+    Paced(PacedParams),
     TttImprovement {},
     SignalTopK {
         signal: Signal,
@@ -141,6 +146,7 @@ impl From<GateConfigToml> for GateConfig {
             },
             GateConfigToml::PidRecon(params) => GateConfig::PidRecon(params),
             GateConfigToml::Quantile(params) => GateConfig::Quantile(params),
+            GateConfigToml::Paced(params) => GateConfig::Paced(params),
             GateConfigToml::TttImprovement {} => GateConfig::TttImprovement,
             GateConfigToml::SignalTopK { signal } => GateConfig::SignalTopK { signal },
         }
@@ -211,6 +217,7 @@ impl GateConfig {
             } => ReconGate::new(Budget::new(0.5)?, *alpha, *step, *calibration).map(|_| ()),
             GateConfig::PidRecon(params) => params.validate(),
             GateConfig::Quantile(params) => params.validate(),
+            GateConfig::Paced(params) => params.validate(),
         }
     }
 
@@ -244,6 +251,7 @@ impl GateConfig {
                 "quantile_{}_cal{}_gain{}_db{}",
                 p.signal, p.calibration, p.gain, p.deadband
             ),
+            GateConfig::Paced(p) => format!("paced_{}_cal{}", p.signal, p.calibration),
             GateConfig::TttImprovement => "ttt_improvement".to_string(),
             GateConfig::SignalTopK {
                 signal: Signal::Recon,
@@ -267,6 +275,7 @@ impl GateConfig {
             GateConfig::Recon { calibration, .. } => Some(*calibration),
             GateConfig::PidRecon(p) => Some(p.calibration),
             GateConfig::Quantile(p) => Some(p.calibration),
+            GateConfig::Paced(p) => Some(p.calibration),
             _ => None,
         }
     }
@@ -276,14 +285,21 @@ impl GateConfig {
         match self {
             GateConfig::Recon { .. } | GateConfig::PidRecon(_) => Some(Signal::Recon),
             GateConfig::Quantile(p) => Some(p.signal),
+            GateConfig::Paced(p) => Some(p.signal),
             GateConfig::SignalTopK { signal } => Some(*signal),
             _ => None,
         }
     }
 
     /// A fresh online gate for this policy at budget ρ; `Ok(None)` for offline policies, an error
-    /// if a parameter is out of range.
-    pub fn online_gate(&self, budget: Budget) -> Result<Option<Box<dyn Gate + Send>>> {
+    /// if a parameter is out of range. `horizon` is the number of decisions the stream will ask
+    /// for, where it is known up front: [`GateConfig::Paced`] needs it (an error without it),
+    /// the other policies ignore it.
+    pub fn online_gate(
+        &self,
+        budget: Budget,
+        horizon: Option<usize>,
+    ) -> Result<Option<Box<dyn Gate + Send>>> {
         self.validate()?;
         Ok(match self {
             GateConfig::Skip => Some(Box::new(Fixed::skip())),
@@ -301,6 +317,17 @@ impl GateConfig {
             )?)),
             GateConfig::PidRecon(params) => Some(Box::new(PidReconGate::new(budget, *params)?)),
             GateConfig::Quantile(params) => Some(Box::new(QuantileGate::new(budget, *params)?)),
+            GateConfig::Paced(params) => {
+                let horizon = horizon.ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: the paced gate needs the number of decisions up front (the length \
+                         of a recorded stream, a comparison's chunks, the solutions' chunks, the \
+                         most chunks a generation can complete)",
+                        self.name()
+                    ))
+                })?;
+                Some(Box::new(PacedGate::new(budget, *params, horizon)?))
+            }
             GateConfig::Oracle { .. }
             | GateConfig::TttImprovement
             | GateConfig::SignalTopK { .. } => None,

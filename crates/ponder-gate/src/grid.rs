@@ -10,12 +10,14 @@
 //! quantile_calibration = [16]         # … times calibration …
 //! quantile_gain = [0.05, 0.2]         # … times debt gain …
 //! quantile_deadband = [0.0, 4.0]      # … times deadband
+//! paced_calibration = [1, 16]         # the paced quantile gate: signal times calibration
 //! ```
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::GateConfig;
 use crate::error::{Error, Result};
+use crate::paced::PacedParams;
 use crate::quantile::QuantileParams;
 use crate::recon::ORIGINAL_CALIBRATION;
 use crate::signal::Signal;
@@ -38,12 +40,15 @@ pub struct ControllerGrid {
     pub quantile_gain: Vec<f64>,
     /// Deadbands of the quantile controller.
     pub quantile_deadband: Vec<f64>,
+    /// Calibration windows of the paced quantile gate (over `signals`; empty: none tried).
+    pub paced_calibration: Vec<usize>,
 }
 
 impl ControllerGrid {
     /// Every candidate, in a fixed order: the original's controller over `recon_alpha` ×
     /// `recon_step`, then the quantile controller over `signals` × `quantile_calibration` ×
-    /// `quantile_gain` × `quantile_deadband`.
+    /// `quantile_gain` × `quantile_deadband`, then the paced gate over `signals` ×
+    /// `paced_calibration`.
     pub fn candidates(&self) -> Vec<GateConfig> {
         let mut out = Vec::new();
         for &alpha in &self.recon_alpha {
@@ -69,6 +74,14 @@ impl ControllerGrid {
                 }
             }
         }
+        for &signal in &self.signals {
+            for &calibration in &self.paced_calibration {
+                out.push(GateConfig::Paced(PacedParams {
+                    signal,
+                    calibration,
+                }));
+            }
+        }
         out
     }
 
@@ -84,7 +97,7 @@ impl ControllerGrid {
         if candidates.is_empty() {
             return Err(Error::Config(
                 "eval.select has no candidate: list recon_alpha and recon_step, or signals and \
-                 the quantile_* settings"
+                 the quantile_* settings or paced_calibration"
                     .into(),
             ));
         }
@@ -112,6 +125,7 @@ mod tests {
             quantile_calibration = [16]
             quantile_gain = [0.05]
             quantile_deadband = [0.0, 4.0]
+            paced_calibration = [1]
             "#,
         )
         .unwrap()
@@ -129,6 +143,8 @@ mod tests {
                 "quantile_recon_cal16_gain0.05_db4",
                 "quantile_recon_init_cal16_gain0.05_db0",
                 "quantile_recon_init_cal16_gain0.05_db4",
+                "paced_recon_cal1",
+                "paced_recon_init_cal1",
             ]
         );
         assert!(grid().validate().is_ok());
@@ -149,6 +165,10 @@ mod tests {
         let mut g = grid();
         g.quantile_gain = vec![-1.0];
         assert!(g.validate().unwrap_err().to_string().contains("gain = -1"));
+        let mut g = grid();
+        g.paced_calibration = vec![0];
+        let e = g.validate().unwrap_err().to_string();
+        assert!(e.contains("eval.select") && e.contains("paced gate"), "{e}");
         let mut g = grid();
         g.recon_step.clear();
         g.signals.clear();

@@ -13,15 +13,16 @@
 //!
 //! The online gates are [`Fixed`] (SKIP or UPDATE_k), [`RandomGate`], [`ReconGate`] (the
 //! original's controller, "Ours"), [`PidReconGate`] (the same signal with a PID-held update
-//! rate over a sliding window) and [`QuantileGate`] (a long-horizon threshold: a quantile of
-//! every signal seen so far, with a budget debt).
+//! rate over a sliding window), [`QuantileGate`] (a long-horizon threshold: a quantile of
+//! every signal seen so far, with a budget debt) and [`PacedGate`] (the same threshold, paced to
+//! spend the budget by the end of a stream of known length).
 //! Definitions follow the original implementation (see `docs/design/gating.md`).
 //!
 //! ```
 //! use ponder_gate::{Budget, Gate, GateConfig, Signals};
 //!
 //! let mut gate = GateConfig::original_recon()
-//!     .online_gate(Budget::new(0.5).unwrap())
+//!     .online_gate(Budget::new(0.5).unwrap(), None)
 //!     .unwrap()
 //!     .expect("an online gate");
 //! let mut updates = 0;
@@ -50,6 +51,7 @@ pub mod grid;
 pub mod method;
 pub mod offline;
 mod order;
+pub mod paced;
 pub mod pid;
 pub mod quantile;
 pub mod random;
@@ -63,6 +65,7 @@ pub use error::{Error, Result};
 pub use fixed::Fixed;
 pub use grid::ControllerGrid;
 pub use method::{Method, BACKBONE, GREEDY_ORACLE, LEARNED, SELECTED};
+pub use paced::{PacedGate, PacedParams};
 pub use pid::{PidParams, PidReconGate};
 pub use quantile::{QuantileGate, QuantileParams};
 pub use random::RandomGate;

@@ -1,7 +1,38 @@
 //! The order statistics every threshold gate shares: keeping the signals seen so far sorted, the
 //! upper quantile of them that a fraction q of signals exceed, its saturating form, and the dead
-//! zone of a budget count. The original's calibration rule is the quantile here; the PID and
-//! quantile gates reuse it on their windows and histories.
+//! zone of a budget count, and the history and count of the quantile gates. The original's
+//! calibration rule is the quantile here; the PID and quantile gates reuse it on their windows
+//! and histories.
+
+use crate::budget::Budget;
+
+/// What the quantile gates remember: every signal value seen, sorted, and how many decisions and
+/// UPDATEs they observed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Tally {
+    /// Every signal observed so far, sorted by [`f64::total_cmp`].
+    pub history: Vec<f64>,
+    /// Decisions observed so far.
+    pub decided: usize,
+    /// UPDATE decisions observed so far.
+    pub updates: usize,
+}
+
+impl Tally {
+    /// Records one decision, and its signal where it has a value.
+    pub fn observe(&mut self, value: Option<f64>, update: bool) {
+        if let Some(s) = value {
+            insert_sorted(&mut self.history, s);
+        }
+        self.decided += 1;
+        self.updates += usize::from(update);
+    }
+
+    /// The budget debt `ρ·t − U`: updates still owed by the decisions observed so far.
+    pub fn debt(&self, budget: Budget) -> f64 {
+        budget.rho() * self.decided as f64 - self.updates as f64
+    }
+}
 
 /// Inserts `s` into `sorted` (ascending by [`f64::total_cmp`]), after any equal values.
 pub(crate) fn insert_sorted(sorted: &mut Vec<f64>, s: f64) {

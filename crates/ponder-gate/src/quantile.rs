@@ -29,7 +29,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::order::{dead_zone, insert_sorted, saturating_quantile};
+use crate::order::{dead_zone, saturating_quantile, Tally};
 use crate::signal::Signal;
 use crate::{Decision, Gate, Signals};
 
@@ -81,12 +81,7 @@ impl QuantileParams {
 pub struct QuantileGate {
     budget: Budget,
     params: QuantileParams,
-    /// Every signal observed so far, sorted by [`f64::total_cmp`].
-    history: Vec<f64>,
-    /// Decisions observed so far.
-    decided: usize,
-    /// UPDATE decisions observed so far.
-    updates: usize,
+    tally: Tally,
 }
 
 impl QuantileGate {
@@ -96,9 +91,7 @@ impl QuantileGate {
         Ok(Self {
             budget,
             params,
-            history: Vec::new(),
-            decided: 0,
-            updates: 0,
+            tally: Tally::default(),
         })
     }
 
@@ -109,7 +102,7 @@ impl QuantileGate {
 
     /// The budget debt `ρ·t − U` over the decisions observed so far.
     pub fn debt(&self) -> f64 {
-        self.budget.rho() * self.decided as f64 - self.updates as f64
+        self.tally.debt(self.budget)
     }
 
     /// The fraction q of chunks the next decision aims to update.
@@ -119,10 +112,13 @@ impl QuantileGate {
 
     /// The threshold the next chunk's signal is compared with; `None` during calibration.
     pub fn threshold(&self) -> Option<f64> {
-        if self.history.len() < self.params.calibration {
+        if self.tally.history.len() < self.params.calibration {
             return None;
         }
-        Some(saturating_quantile(&self.history, self.target_fraction()))
+        Some(saturating_quantile(
+            &self.tally.history,
+            self.target_fraction(),
+        ))
     }
 }
 
@@ -147,11 +143,8 @@ impl Gate for QuantileGate {
 
     /// Adds the signal (where it has a value) to the history and the decision to the debt.
     fn observe(&mut self, signals: &Signals, decision: Decision) {
-        if let Some(s) = self.params.signal.of(signals) {
-            insert_sorted(&mut self.history, s);
-        }
-        self.decided += 1;
-        self.updates += usize::from(decision.is_update());
+        self.tally
+            .observe(self.params.signal.of(signals), decision.is_update());
     }
 
     fn threshold(&self) -> Option<f64> {

@@ -69,7 +69,7 @@ pub fn decide_stream(
             )));
         }
     }
-    if let Some(mut gate) = config.online_gate(budget)? {
+    if let Some(mut gate) = config.online_gate(budget, Some(records.len()))? {
         return Ok(replay(gate.as_mut(), records));
     }
     let decisions = match config {

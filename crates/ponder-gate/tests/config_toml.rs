@@ -201,17 +201,46 @@ fn online_gates() {
         GateConfig::pid_recommended(),
     ] {
         assert!(config.is_online());
-        assert!(config.online_gate(b).unwrap().is_some());
+        assert!(config.online_gate(b, None).unwrap().is_some());
     }
     assert!(GateConfig::oracle_global()
-        .online_gate(b)
+        .online_gate(b, Some(8))
         .unwrap()
         .is_none());
-    assert!(GateConfig::TttImprovement.online_gate(b).unwrap().is_none());
+    assert!(GateConfig::TttImprovement
+        .online_gate(b, None)
+        .unwrap()
+        .is_none());
     let bad = GateConfig::Recon {
         alpha: 0.0,
         step: 0.1,
         calibration: 16,
     };
-    assert!(matches!(bad.online_gate(b), Err(Error::Config(_))));
+    assert!(matches!(bad.online_gate(b, None), Err(Error::Config(_))));
+}
+
+#[test]
+fn the_paced_gate_needs_its_horizon() {
+    let config = parse("kind = \"paced\"\nsignal = \"neg_prev_loss\"\ncalibration = 1").unwrap();
+    assert_eq!(config.name(), "paced_neg_prev_loss_cal1");
+    let b = Budget::new(0.5).unwrap();
+    assert!(config.online_gate(b, Some(10)).unwrap().is_some());
+    let err = config.online_gate(b, None).err().unwrap().to_string();
+    assert!(
+        err.contains("paced_neg_prev_loss_cal1") && err.contains("number of decisions up front"),
+        "{err}"
+    );
+    // A replay gives it the records' length: 3 of 6 updated, whatever the signal.
+    let records: Vec<StreamRecord> = (0..6)
+        .map(|i| StreamRecord {
+            recon: i as f64,
+            recon_init: i as f64,
+            recon_after: 0.0,
+            skip_loss: 2.0 + i as f64,
+            update_loss: 1.5,
+        })
+        .collect();
+    let trace = decide_stream(&config, b, &records).unwrap();
+    assert_eq!(trace.n_updates(), 3);
+    assert!(parse("kind = \"paced\"\nsignal = \"recon\"\ncalibration = 1\ngain = 0.1").is_err());
 }

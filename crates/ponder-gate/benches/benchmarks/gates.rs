@@ -7,8 +7,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion, Throughput};
 use ponder_gate::{
-    decide_stream, Budget, Gate, GateConfig, PidParams, PidReconGate, QuantileParams, ReconGate,
-    Signal, Signals, StreamRecord,
+    decide_stream, Budget, Gate, GateConfig, PacedParams, PidParams, PidReconGate, QuantileParams,
+    ReconGate, Signal, Signals, StreamRecord,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -84,10 +84,15 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("cpu_decide_stream");
     group.throughput(Throughput::Elements(N_CHUNKS as u64));
     let quantile = GateConfig::Quantile(quantile_params());
+    let paced = GateConfig::Paced(PacedParams {
+        signal: Signal::Recon,
+        calibration: 16,
+    });
     for config in [
         GateConfig::oracle_global(),
         GateConfig::original_recon(),
         quantile.clone(),
+        paced.clone(),
     ] {
         group.bench_function(format!("{}_{N_CHUNKS}", config.name()), |b| {
             b.iter(|| black_box(decide_stream(&config, budget, &recs).expect("replay")))
@@ -100,6 +105,7 @@ fn bench(c: &mut Criterion) {
         GateConfig::original_recon(),
         GateConfig::pid_recommended(),
         quantile,
+        paced,
         GateConfig::TttImprovement,
         GateConfig::SignalTopK {
             signal: Signal::Recon,

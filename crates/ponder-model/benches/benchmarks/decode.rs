@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("fast_gate", |b| {
         b.iter(|| {
             let gate = ours
-                .online_gate(Budget::new(0.5).expect("budget"))
+                .online_gate(Budget::new(0.5).expect("budget"), None)
                 .expect("gate")
                 .expect("online");
             let mut stream =
