@@ -16,7 +16,7 @@ chunks_per_window = 2
 batch_size = 2
 max_batches = 20
 budget = 0.5
-methods = ["skip", "update_1", "random", "oracle", "ours", "ours_lh", "pid", "ttt_improvement", "signal_topk"]
+methods = ["skip", "update_1", "random", "oracle", "ours", "ours_lh", "pid", "ttt_improvement", "signal_topk", "signal_topk_recon_init"]
 seed = 0
 bootstrap_resamples = 50
 ci_level = 0.95
@@ -133,7 +133,7 @@ fn compare_report_and_bench_end_to_end() {
     let csv = std::fs::read_to_string(a.join("chunks.csv")).unwrap();
     assert_eq!(csv.lines().count(), 31);
     assert!(csv.lines().next().unwrap().contains(
-        ",ours,ours_lh,pid,ttt_improvement,signal_topk,ours_threshold,ours_lh_threshold"
+        ",ours,ours_lh,pid,ttt_improvement,signal_topk,signal_topk_recon_init,ours_threshold,ours_lh_threshold"
     ));
     let summary = std::fs::read_to_string(a.join("summary.json")).unwrap();
 
@@ -201,6 +201,7 @@ fn compare_report_and_bench_end_to_end() {
         "## Table 1: in distribution (python, fast layer `fast-ttt_linear-k2`)",
         "| Ours (the original's controller) |",
         "| Ours, long horizon (`ours_lh`) |",
+        "| top-k of `recon_init` (hindsight) |",
         "## Choosing the controller",
         "| Random, expectation |",
         "python-shuffled",

@@ -141,15 +141,21 @@ impl std::fmt::Display for Summary {
     /// One row per method (loss, perplexity, update rate, Recovery, decision accuracy), then
     /// McNemar's test when it ran.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The method column fits the longest name (`signal_topk_neg_prev_loss`).
+        let w = self
+            .methods
+            .iter()
+            .map(|m| m.method.len())
+            .fold(16, usize::max);
         writeln!(
             f,
-            "{:<16} {:>8} {:>9} {:>7} {:>9} {:>9}",
+            "{:<w$} {:>8} {:>9} {:>7} {:>9} {:>9}",
             "method", "loss", "ppl", "rate", "recovery", "accuracy"
         )?;
         for m in &self.methods {
             writeln!(
                 f,
-                "{:<16} {:>8.4} {:>9} {:>6.1}% {:>9} {:>8.1}%",
+                "{:<w$} {:>8.4} {:>9} {:>6.1}% {:>9} {:>8.1}%",
                 m.method,
                 m.loss.point,
                 m.perplexity

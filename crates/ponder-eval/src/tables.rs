@@ -90,7 +90,7 @@ pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>
         run.summary.chunks, run.summary.budget
     );
     s.push_str("| method | loss | Recovery | rate | accuracy | − Random | McNemar vs Random |\n|---|---|---|---|---|---|---|\n");
-    let rows = [
+    let mut rows: Vec<(String, &str)> = [
         ("SKIP", "skip"),
         ("UPDATE_1", "update_1"),
         ("Random (seed 42)", "random"),
@@ -98,9 +98,20 @@ pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>
         ("Ours, long horizon (`ours_lh`)", ponder_gate::SELECTED),
         ("PID (sliding window)", "pid"),
         ("signal top-k (hindsight)", "signal_topk"),
-        ("TTT improvement top-k (hindsight)", "ttt_improvement"),
-        ("Oracle", "oracle"),
-    ];
+    ]
+    .map(|(label, method)| (label.to_string(), method))
+    .into();
+    // The hindsight top-k of the other signals the run lists, such as the one `ours_lh` reads.
+    for m in &run.summary.methods {
+        if let Some(signal) = m.method.strip_prefix("signal_topk_") {
+            rows.push((format!("top-k of `{signal}` (hindsight)"), &m.method));
+        }
+    }
+    rows.push((
+        "TTT improvement top-k (hindsight)".into(),
+        "ttt_improvement",
+    ));
+    rows.push(("Oracle".into(), "oracle"));
     for (label, method) in rows {
         let Some(m) = run.method(method) else {
             continue;
