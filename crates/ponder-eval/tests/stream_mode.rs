@@ -1,6 +1,7 @@
 //! Stream mode on a small random model: one-chunk streams of UPDATE_1 are reset mode's UPDATE_1
 //! bit for bit, per-stream decisions grouped into batches equal each stream run alone, and the
-//! greedy oracle keeps the best action of every chunk when the budget allows any.
+//! greedy oracle keeps the best action of every chunk when the budget allows any, and a paced
+//! gate spends its budget over every chunk of every stream.
 
 mod common;
 
@@ -278,4 +279,57 @@ fn an_interrupted_stream_comparison_resumes_to_the_same_decisions() {
     .unwrap()
     .to_string();
     assert!(err.contains("other tokens"), "{err}");
+}
+
+#[test]
+fn a_paced_gate_ends_the_whole_evaluation_on_its_budget() {
+    // Ragged streams of one to four chunks: the paced gate's horizon is every chunk of every
+    // stream, so its count ends within one of ρ·N (a wrong horizon misses it by far).
+    let lm = common::lm();
+    let tokens = files(24);
+    let paced = ponder_gate::GateConfig::Paced(ponder_gate::PacedParams {
+        signal: ponder_gate::Signal::Recon,
+        calibration: 1,
+    });
+    // `ours_lh` needs a grid to have been chosen from; the paced gate is its one candidate.
+    let select = r#"
+        [select]
+        tolerance = 0.1
+        recon_alpha = []
+        recon_step = []
+        signals = ["recon"]
+        quantile_calibration = []
+        quantile_gain = []
+        quantile_deadband = []
+        paced_calibration = [1]
+    "#;
+    for budget in [0.25, 0.5, 0.75] {
+        let extra = format!("budget = {budget}\n{select}");
+        let mut eval = config(r#"["ours_lh"]"#, 4, &extra);
+        eval.max_batches = 8;
+        let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
+        let run = run_streams(
+            &lm,
+            &batches,
+            &eval,
+            Some(&paced),
+            None,
+            &Device::Cpu,
+            None,
+            |_, _| {},
+        )
+        .unwrap();
+        let steps = &run.methods[0].steps;
+        let n: usize = batches
+            .iter()
+            .flat_map(|b| &b.streams)
+            .map(|s| s.chunks.len())
+            .sum();
+        assert_eq!((steps.len(), batches.len()), (n, 8));
+        let updates = steps.iter().filter(|s| s.steps == Some(1)).count();
+        assert!(
+            (updates as f64 - budget * n as f64).abs() < 1.0,
+            "ρ {budget}: {updates} updates of {n} chunks"
+        );
+    }
 }
