@@ -1,10 +1,11 @@
 //! The order statistics every threshold gate shares: keeping the signals seen so far sorted, the
 //! upper quantile of them that a fraction q of signals exceed, its saturating form, and the dead
-//! zone of a budget count, and the history and count of the quantile gates. The original's
+//! zone of a budget count, and the history, count and decision rule of the quantile gates. The original's
 //! calibration rule is the quantile here; the PID and quantile gates reuse it on their windows
 //! and histories.
 
 use crate::budget::Budget;
+use crate::Decision;
 
 /// What the quantile gates remember: every signal value seen, sorted, and how many decisions and
 /// UPDATEs they observed.
@@ -31,6 +32,34 @@ impl Tally {
     /// The budget debt `ρ·t − U`: updates still owed by the decisions observed so far.
     pub fn debt(&self, budget: Budget) -> f64 {
         budget.rho() * self.decided as f64 - self.updates as f64
+    }
+
+    /// The threshold at the updated fraction `q`: the saturating `(1 − q)` quantile of the
+    /// history; `None` while it holds fewer than `calibration` values.
+    pub fn threshold(&self, calibration: usize, q: f64) -> Option<f64> {
+        (self.history.len() >= calibration).then(|| saturating_quantile(&self.history, q))
+    }
+
+    /// The quantile gates' rule for a chunk whose signal is `value`: without a value, UPDATE iff
+    /// the debt is positive; during calibration, UPDATE; after, UPDATE iff the value exceeds
+    /// [`Tally::threshold`].
+    pub fn decide(
+        &self,
+        value: Option<f64>,
+        calibration: usize,
+        q: f64,
+        budget: Budget,
+    ) -> Decision {
+        let update = match (value, self.threshold(calibration, q)) {
+            (None, _) => self.debt(budget) > 0.0,
+            (Some(s), Some(tau)) => s > tau,
+            (Some(_), None) => true,
+        };
+        if update {
+            Decision::Update(1)
+        } else {
+            Decision::Skip
+        }
     }
 }
 

@@ -29,7 +29,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::order::{saturating_quantile, Tally};
+use crate::order::Tally;
 use crate::signal::Signal;
 use crate::{Decision, Gate, Signals};
 
@@ -97,13 +97,8 @@ impl PacedGate {
 
     /// The threshold the next chunk's signal is compared with; `None` during calibration.
     pub fn threshold(&self) -> Option<f64> {
-        if self.tally.history.len() < self.params.calibration {
-            return None;
-        }
-        Some(saturating_quantile(
-            &self.tally.history,
-            self.target_fraction(),
-        ))
+        self.tally
+            .threshold(self.params.calibration, self.target_fraction())
     }
 }
 
@@ -113,21 +108,14 @@ impl Gate for PacedGate {
     /// debt `ρ·t − U` is positive.
     fn decide(&mut self, signals: &Signals) -> Decision {
         let q = self.target_fraction();
-        let update = if q >= 1.0 {
-            true
-        } else if q <= 0.0 {
-            false
-        } else {
-            match (self.params.signal.of(signals), PacedGate::threshold(self)) {
-                (None, _) => self.tally.debt(self.budget) > 0.0,
-                (Some(s), Some(tau)) => s > tau,
-                (Some(_), None) => true,
-            }
-        };
-        if update {
+        if q >= 1.0 {
             Decision::Update(1)
-        } else {
+        } else if q <= 0.0 {
             Decision::Skip
+        } else {
+            let value = self.params.signal.of(signals);
+            self.tally
+                .decide(value, self.params.calibration, q, self.budget)
         }
     }
 

@@ -29,7 +29,7 @@
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::order::{dead_zone, saturating_quantile, Tally};
+use crate::order::{dead_zone, Tally};
 use crate::signal::Signal;
 use crate::{Decision, Gate, Signals};
 
@@ -112,13 +112,8 @@ impl QuantileGate {
 
     /// The threshold the next chunk's signal is compared with; `None` during calibration.
     pub fn threshold(&self) -> Option<f64> {
-        if self.tally.history.len() < self.params.calibration {
-            return None;
-        }
-        Some(saturating_quantile(
-            &self.tally.history,
-            self.target_fraction(),
-        ))
+        self.tally
+            .threshold(self.params.calibration, self.target_fraction())
     }
 }
 
@@ -126,19 +121,12 @@ impl Gate for QuantileGate {
     /// UPDATE during calibration; after, UPDATE iff the signal exceeds [`QuantileGate::threshold`].
     /// A chunk without a signal value: UPDATE iff the debt is positive.
     fn decide(&mut self, signals: &Signals) -> Decision {
-        let update = match (
+        self.tally.decide(
             self.params.signal.of(signals),
-            QuantileGate::threshold(self),
-        ) {
-            (None, _) => self.debt() > 0.0,
-            (Some(s), Some(tau)) => s > tau,
-            (Some(_), None) => true,
-        };
-        if update {
-            Decision::Update(1)
-        } else {
-            Decision::Skip
-        }
+            self.params.calibration,
+            self.target_fraction(),
+            self.budget,
+        )
     }
 
     /// Adds the signal (where it has a value) to the history and the decision to the debt.

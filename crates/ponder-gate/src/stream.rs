@@ -37,7 +37,8 @@ impl Trace {
     }
 }
 
-/// The decisions of the policy `config` at budget ρ over `records`, in stream order.
+/// The decisions of the policy `config` at budget ρ over `records`, in stream order (a paced
+/// gate's horizon is the records' length).
 ///
 /// Errors: a parameter out of range ([`Error::Config`]); a stream shorter than a reconstruction
 /// gate's calibration window, or a non-finite input the policy reads ([`Error::Stream`]).
