@@ -103,8 +103,10 @@ pub(crate) fn table1(s: &mut String, id: Option<&EvalRun>, spec: &ReportSpec<'_>
     .into();
     // The hindsight top-k of the other signals the run lists, such as the one `ours_lh` reads.
     for m in &run.summary.methods {
-        if let Some(signal) = m.method.strip_prefix("signal_topk_") {
-            rows.push((format!("top-k of `{signal}` (hindsight)"), &m.method));
+        if let Ok(ponder_gate::GateConfig::SignalTopK { signal }) = m.method.parse() {
+            if signal != ponder_gate::Signal::Recon {
+                rows.push((format!("top-k of `{signal}` (hindsight)"), &m.method));
+            }
         }
     }
     rows.push((
