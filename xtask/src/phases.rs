@@ -13,6 +13,14 @@ use crate::reproduce::{Device, Plan, Preset, OOD};
 /// stream mode.
 pub const STREAM_TRAINING: &[&str] = &["fast.mode=\"stream\"", "fast.chunks_per_window=4"];
 
+/// The methods of the other languages' stream-mode comparisons: those that decide at the budget
+/// and their references, the greedy oracle on one batch of streams only (the config sets its
+/// batches, so it stays listed).
+const OOD_STREAM_METHODS: [&str; 2] = [
+    r#"eval.methods=["none", "skip", "update_1", "random", "ours", "ours_lh", "ppo", "greedy_oracle"]"#,
+    "eval.greedy_oracle_batches=1",
+];
+
 /// One `ponder` invocation of a phase, with the file that marks it finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -226,6 +234,36 @@ pub fn steps(plan: &Plan, preset: &Preset) -> Vec<Step> {
                         true,
                         false,
                     ));
+                    // The other languages' files found on the machine, 72 streams each.
+                    for (source, lang) in OOD {
+                        for (layer, training) in [
+                            ("reset-trained", &[][..]),
+                            ("stream-trained", &stream_training[..]),
+                        ] {
+                            let mut extra = training.to_vec();
+                            extra.extend(
+                                [
+                                    "--source",
+                                    source,
+                                    "--language",
+                                    lang,
+                                    "--set",
+                                    "eval.max_batches=18",
+                                    "--set",
+                                    OOD_STREAM_METHODS[0],
+                                    "--set",
+                                    OOD_STREAM_METHODS[1],
+                                ]
+                                .map(String::from),
+                            );
+                            add(step(
+                                format!("stream mode, {lang}, the {layer} layer"),
+                                with_file(cfg, &["compare"], &extra),
+                                true,
+                                true,
+                            ));
+                        }
+                    }
                 }
             }
             "codegen" => {

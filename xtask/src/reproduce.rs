@@ -311,6 +311,12 @@ mod tests {
                 "gate",
                 "eval-stream",
                 "eval-stream",
+                "eval-stream",
+                "eval-stream",
+                "eval-stream",
+                "eval-stream",
+                "eval-stream",
+                "eval-stream",
                 "codegen",
                 "codegen",
                 "report"
@@ -322,20 +328,35 @@ mod tests {
             "{codegen}"
         );
         assert!(all[all.len() - 3].optional && !all[all.len() - 3].run_folder);
-        let gate = all[all.len() - 7].args.join(" ");
+        let gate = all[all.len() - 13].args.join(" ");
         assert!(
             gate.starts_with("train gate --config configs/tiny-stream.toml --set fast.k=2"),
             "{gate}"
         );
-        assert!(all[all.len() - 6]
+        assert!(all[all.len() - 12]
             .args
             .join(" ")
             .ends_with("fast.chunks_per_window=4"));
-        let stream_trained = all[all.len() - 4].args.join(" ");
+        let stream_trained = all[all.len() - 10].args.join(" ");
         assert!(
             stream_trained.starts_with("compare --config configs/tiny-stream.toml --set fast.k=2")
                 && stream_trained.ends_with("fast.chunks_per_window=4"),
             "{stream_trained}"
+        );
+        // The other languages in stream mode: optional (their files may be missing), the
+        // greedy oracle on one batch, on both layers.
+        let java: Vec<&Step> = all
+            .iter()
+            .filter(|s| s.phase == "eval-stream" && s.label.contains("java,"))
+            .collect();
+        assert_eq!(java.len(), 2);
+        let (reset, carried) = (java[0].args.join(" "), java[1].args.join(" "));
+        assert!(java.iter().all(|s| s.optional && s.run_folder));
+        assert!(reset.contains("--source jdk-src --language java --set eval.max_batches=18"));
+        assert!(reset.ends_with("eval.greedy_oracle_batches=1"), "{reset}");
+        assert!(
+            carried.contains("fast.chunks_per_window=4 --source jdk-src"),
+            "{carried}"
         );
         assert!(all[2]
             .args

@@ -40,6 +40,7 @@ normalize_features = true
 inference = "argmax"
 correction_form = "cost"
 correction_gains = [0.0, 0.01, 0.03, 0.1, 0.3]
+budget_guard = true
 calibration_streams = 20
 checkpoint_every = 2
 

@@ -118,7 +118,8 @@ pub fn canonical_losses(
             "chunk_len {chunk_len}: a chunk needs 2 tokens to predict one"
         )));
     }
-    // Every chunk of at least 2 tokens is decided on: the gates' horizon.
+    // Every chunk of at least 2 tokens is decided on: the gates' horizon (and the learned
+    // gate's, for its budget guard).
     let decisions = texts
         .iter()
         .map(|t| t.ids.chunks(chunk_len).filter(|c| c.len() >= 2).count())
@@ -127,14 +128,16 @@ pub fn canonical_losses(
     for method in methods {
         let mut chooser = match method {
             Method::Backbone => Chooser::Backbone,
-            Method::Learned => Chooser::Learned(Box::new(RefCell::new(
-                choosers.learned.take().ok_or_else(|| {
+            Method::Learned => {
+                let mut gate = choosers.learned.take().ok_or_else(|| {
                     Error::Config(
                         "method ppo: no learned gate was given (train it with `ponder train gate`)"
                             .into(),
                     )
-                })?,
-            ))),
+                })?;
+                gate.set_horizon(decisions);
+                Chooser::Learned(Box::new(RefCell::new(gate)))
+            }
             m => Chooser::Gate(SignalDecider(
                 m.resolve(choosers.selected.as_ref())?
                     .online_gate(budget, Some(decisions))?

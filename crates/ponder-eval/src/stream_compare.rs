@@ -70,12 +70,13 @@ fn actor(
     match method {
         Method::Backbone => return Ok(Actor::Backbone),
         Method::Learned => {
-            let (gate, vocab) = learned.take().ok_or_else(|| {
+            let (mut gate, vocab) = learned.take().ok_or_else(|| {
                 Error::Config(format!(
                     "eval.methods lists {} once at most, and it needs the trained learned gate",
                     ponder_gate::LEARNED
                 ))
             })?;
+            gate.set_horizon(decisions);
             return Ok(Actor::Learned {
                 gate: Box::new(gate),
                 vocab,

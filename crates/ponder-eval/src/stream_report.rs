@@ -1,8 +1,9 @@
 //! The report's stream-mode section (`docs/design/stream.md`): every method's loss and cost per
 //! chunk with the fast weights carried across each file, for the reported fast layer and, where
 //! it was trained, its stream-trained sibling; UPDATE_1 carried against UPDATE_1 reset; the loss
-//! at each chunk index of a file; loss against realized cost for every method; and the learned
-//! gate's part ([`crate::policy_report`]). Every number is read from the stream evaluations'
+//! at each chunk index of a file; loss against realized cost for every method; the gates on the
+//! other languages' streams where they were compared; and the learned gate's part
+//! ([`crate::policy_report`]). Every number is read from the stream evaluations'
 //! `summary.json` and the policy runs.
 
 use std::fmt::Write;
@@ -136,6 +137,7 @@ pub fn stream_section(s: &mut String, spec: &ReportSpec<'_>, plot_dir: &Path) ->
         );
     }
     s.push('\n');
+    other_languages(s, spec)?;
     crate::policy_report::learned_section(s, spec.fast, "reset-trained", &reset, plot_dir)?;
     if let (Some(f), Some(st)) = (spec.stream_trained, &stream) {
         crate::policy_report::learned_section(s, f, "stream-trained", st, plot_dir)?;
@@ -150,6 +152,82 @@ pub fn stream_section(s: &mut String, spec: &ReportSpec<'_>, plot_dir: &Path) ->
         write_atomic(&plot_dir.join(file), chart.to_svg().as_bytes())?;
         let _ = writeln!(s, "![{}](plots/{file})\n", chart.title);
     }
+    Ok(())
+}
+
+/// The methods that decide at the budget on the other languages' streams, where stream-mode
+/// comparisons of them finished: each one's loss and cost, per language and trained layer, and
+/// the learned gate's paired differences.
+fn other_languages(s: &mut String, spec: &ReportSpec<'_>) -> Result<()> {
+    const SHOWN: [&str; 5] = [
+        "none",
+        "random",
+        "ours",
+        ponder_gate::SELECTED,
+        ponder_gate::LEARNED,
+    ];
+    let mut rows = Vec::new();
+    for language in ponder_data::Language::ALL.map(|l| l.name()) {
+        if language == spec.language {
+            continue;
+        }
+        for (label, fast) in [
+            ("reset-trained", Some(spec.fast)),
+            ("stream-trained", spec.stream_trained),
+        ] {
+            if let Some(summary) = fast
+                .map(|f| read_stream(f, language))
+                .transpose()?
+                .flatten()
+            {
+                rows.push((language, label, summary));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    s.push_str(
+        "Other languages, through the same tokenizer and fast layers (loss at mean cost per \
+         chunk; the last columns are the learned gate's paired differences, below zero it is \
+         better):\n\n| language | layer | streams |",
+    );
+    for m in SHOWN {
+        let _ = write!(s, " {m} |");
+    }
+    let (learned, selected) = (ponder_gate::LEARNED, ponder_gate::SELECTED);
+    let _ = write!(
+        s,
+        " {learned} − {selected} | {learned} − random |\n|---|---|---|"
+    );
+    s.push_str(&"---|".repeat(SHOWN.len() + 2));
+    s.push('\n');
+    for (language, label, summary) in &rows {
+        let _ = write!(s, "| {language} | {label} | {} |", summary.streams);
+        for m in SHOWN {
+            match find(summary, m) {
+                Some(x) => {
+                    let _ = write!(s, " {:.4} @ {:.3} |", x.loss.point, x.cost.point);
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        for b in [ponder_gate::SELECTED, "random"] {
+            match summary
+                .differences
+                .iter()
+                .find(|d| d.a == ponder_gate::LEARNED && d.b == b)
+            {
+                Some(d) => {
+                    let i = &d.difference;
+                    let _ = write!(s, " {:+.4} [{:+.4}, {:+.4}] |", i.point, i.lo, i.hi);
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push('\n');
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Stream mode on a small random model: one-chunk streams of UPDATE_1 are reset mode's UPDATE_1
 //! bit for bit, per-stream decisions grouped into batches equal each stream run alone, and the
 //! greedy oracle keeps the best action of every chunk when the budget allows any, and a paced
-//! gate spends its budget over every chunk of every stream.
+//! gate and a guarded learned gate spend their budget over every chunk of every stream.
 
 mod common;
 
@@ -332,4 +332,91 @@ fn a_paced_gate_ends_the_whole_evaluation_on_its_budget() {
             "ρ {budget}: {updates} updates of {n} chunks"
         );
     }
+}
+
+/// A learned gate on a random network whose correction makes UPDATE_4 the argmax everywhere,
+/// with no online gain: it overspends as far as it can unless its budget guard holds it.
+fn greedy_learned_gate(guard: bool) -> ponder_eval::learned::LearnedGate {
+    use ponder_eval::learned::{action_steps, LearnedGate, PolicyMeta};
+    use ponder_experiment::{CorrectionForm, Inference};
+    use rand::SeedableRng;
+    let net = ponder_policy::NetConfig {
+        features: ponder_gate::features::WIDTH,
+        hidden: vec![8],
+        actions: ponder_gate::ACTIONS.len(),
+        activation: ponder_policy::Activation::Tanh,
+        dropout: 0.0,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let actor = ponder_policy::ActorCritic::new(net.clone(), &mut rng, &Device::Cpu).unwrap();
+    LearnedGate::new(
+        actor,
+        PolicyMeta {
+            net,
+            actions: action_steps(),
+            features: ponder_gate::features::NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            budget: 2.0,
+            chunk_len: 16,
+            history_alpha: 0.1,
+            length_norm: 512,
+            feature_norm: None,
+            inference: Inference::Argmax,
+            // ℓ_a + 100 c_a: the dearest action wins whatever the small random logits say.
+            correction_form: CorrectionForm::Cost,
+            correction: -100.0,
+            correction_gain: 0.0,
+            budget_guard: guard,
+            gain_trials: Vec::new(),
+            calibration: Vec::new(),
+            calibration_streams: 1,
+            iterations: 0,
+        },
+    )
+}
+
+#[test]
+fn a_guarded_learned_gate_ends_the_whole_evaluation_on_its_budget() {
+    // Ragged streams: the guard's horizon is every chunk of every stream, so the total cost
+    // ends at most 4 (the widest gap between two actions' costs) under 2 per chunk, never over;
+    // without the guard the same gate spends 9 per chunk.
+    let lm = common::lm();
+    let tokens = files(24);
+    let mut eval = config(r#"["ppo"]"#, 4, HALF);
+    eval.max_batches = 8;
+    let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
+    let n: usize = batches
+        .iter()
+        .flat_map(|b| &b.streams)
+        .map(|s| s.chunks.len())
+        .sum();
+    let total = |guard: bool| -> f64 {
+        let learned = Some((greedy_learned_gate(guard), 300));
+        let run = run_streams(
+            &lm,
+            &batches,
+            &eval,
+            None,
+            learned,
+            &Device::Cpu,
+            None,
+            |_, _| {},
+        )
+        .unwrap();
+        let steps = &run.methods[0].steps;
+        assert_eq!(steps.len(), n);
+        steps
+            .iter()
+            .map(|s| 1.0 + 2.0 * f64::from(s.steps.unwrap()))
+            .sum()
+    };
+    assert_eq!(total(false), 9.0 * n as f64);
+    let guarded = total(true);
+    let budget = 2.0 * n as f64;
+    assert!(
+        guarded <= budget && guarded > budget - 4.0,
+        "{guarded} against {budget} over {n} chunks"
+    );
 }

@@ -57,6 +57,8 @@ pub struct PolicyMeta {
     pub correction_form: CorrectionForm,
     /// The gain of the correction's online part ([`BudgetDebt`]), chosen on validation.
     pub correction_gain: f64,
+    /// Whether the budget of a whole evaluation is guarded ([`BudgetDebt::guarded`]).
+    pub budget_guard: bool,
     /// Every gain tried on validation: β₀ chosen on half the streams, the cost on the other.
     pub gain_trials: Vec<GainTrial>,
     /// The budget correction β chosen on validation.
@@ -234,17 +236,26 @@ impl LearnedGate {
     /// online part included, and its inference rule ([`corrected_actions`]); `rng` draws where
     /// it samples. The decisions are added to the debt.
     pub fn decide(&mut self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<Decision>> {
-        let correction = Corrected {
-            form: self.meta.correction_form,
-            beta: self.debt.beta(self.meta.correction),
-        };
         let logits = match &self.meta.feature_norm {
             Some(norm) => logits(&self.net, &norm.apply(obs).map_err(policy_err)?)?,
             None => logits(&self.net, obs)?,
         };
-        let decisions = corrected_actions(&logits, correction, self.meta.inference, rng)?;
-        self.debt.record(&decisions);
-        Ok(decisions)
+        let correction = (self.meta.correction_form, self.meta.correction);
+        corrected_actions(
+            &logits,
+            correction,
+            self.meta.inference,
+            &mut self.debt,
+            rng,
+        )
+    }
+
+    /// Tells the gate how many decisions the evaluation holds, for its budget guard where it
+    /// has one (`budget_guard`); before any decision.
+    pub fn set_horizon(&mut self, decisions: usize) {
+        if self.meta.budget_guard {
+            self.debt = self.debt.guarded(decisions);
+        }
     }
 }
 
@@ -294,6 +305,7 @@ mod tests {
                 inference: Inference::Argmax,
                 correction_form: CorrectionForm::Cost,
                 correction_gain: 0.0,
+                budget_guard: false,
                 gain_trials: Vec::new(),
                 correction: 0.25,
                 calibration: vec![

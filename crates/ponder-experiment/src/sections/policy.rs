@@ -48,6 +48,12 @@ pub struct PolicyConfig {
     /// (Σ (cost − budget) over every decision made); 0 is a fixed β₀. The smallest that holds
     /// the budget on half the validation streams when β₀ is chosen on the other half is kept.
     pub correction_gains: Vec<f64>,
+    /// Guard the budget of a whole evaluation at inference: an action is taken only if the
+    /// decisions still to come can bring the evaluation's total cost back to the budget
+    /// (`ponder_eval::learned::BudgetDebt::allowed`): the total never exceeds the budget and
+    /// falls short of it by less than the widest gap between two actions' costs. The correction
+    /// is chosen without the guard, which only catches what it misses.
+    pub budget_guard: bool,
     /// Validation-split files whose streams choose the budget correction.
     pub calibration_streams: usize,
     /// Iterations between checkpoints.

@@ -9,11 +9,12 @@
 //! cost there is within [`GAIN_TOLERANCE`] of the budget is kept (else the one closest). Then
 //! β₀ for that gain on every stream: at fixed features the argmax's cost never rises with β, nor
 //! does a draw's expected cost, so a bracket and a bisection find the β₀ whose realized mean
-//! cost is closest to the budget.
+//! cost is closest to the budget. Both run without the budget guard (`policy.budget_guard`):
+//! it would hold the cost whatever β₀, so it only catches, at inference, what they miss.
 
 use ponder_base::derive_seed;
 use ponder_eval::learned::{
-    corrected_actions, logits, BudgetDebt, Corrected, Correction, FeatureShape, GainTrial,
+    corrected_actions, logits, BudgetDebt, Correction, FeatureShape, GainTrial,
 };
 use ponder_experiment::PolicyConfig;
 use ponder_gate::ACTIONS;
@@ -79,13 +80,9 @@ impl Runner<'_> {
                 None => logits(net, obs),
             }
             .map_err(eval_err)?;
-            let corrected = Corrected {
-                form: policy.correction_form,
-                beta: debt.beta(beta),
-            };
-            let d =
-                corrected_actions(&l, corrected, policy.inference, &mut draws).map_err(eval_err)?;
-            debt.record(&d);
+            let correction = (policy.correction_form, beta);
+            let d = corrected_actions(&l, correction, policy.inference, &mut debt, &mut draws)
+                .map_err(eval_err)?;
             Ok(d.iter()
                 .map(|a| ACTIONS.iter().position(|b| b == a).expect("an action"))
                 .collect())

@@ -259,6 +259,7 @@ pub fn train_policy(
             inference: p.inference,
             correction_form: p.correction_form,
             correction_gain: calibration.gain,
+            budget_guard: p.budget_guard,
             gain_trials: calibration.gains,
             correction: calibration.kept.beta,
             calibration: calibration.tried,
