@@ -4,6 +4,7 @@
 
 use candle::{DType, Result, Tensor};
 use ponder_gate::features::ModelStats;
+use rayon::prelude::*;
 
 use crate::lm::PonderLm;
 
@@ -29,38 +30,45 @@ fn top5(p: &[f64]) -> (f64, f64) {
 
 /// The attention features of one sequence: over heads and query rows, the entropy of row `i`'s
 /// weights on keys `0..=i` (mean, max), the row's range (max − min over those keys, mean), and
-/// the fraction of those weights below 0.01.
+/// the fraction of those weights below 0.01. Heads run in parallel; each row is summed in f64
+/// and the rows are combined in order, so the result does not depend on the thread count.
 ///
 /// # Shapes
-/// - `probs`: `(nh, t, t)` as nested rows.
-fn attention_stats(probs: &[Vec<Vec<f64>>]) -> [f64; 4] {
-    let (mut entropies, mut range_sum, mut small, mut count, mut rows) =
-        (Vec::new(), 0.0, 0usize, 0usize, 0usize);
-    for head in probs {
-        for (i, row) in head.iter().enumerate() {
-            let row = &row[..=i];
-            entropies.push(
-                -row.iter()
-                    .filter(|&&p| p > 0.0)
-                    .map(|p| p * p.ln())
-                    .sum::<f64>(),
-            );
-            let (lo, hi) = row
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &p| {
-                    (lo.min(p), hi.max(p))
-                });
-            range_sum += hi - lo;
-            small += row.iter().filter(|&&p| p < 0.01).count();
-            count += row.len();
-            rows += 1;
-        }
-    }
+/// - `probs`: `(nh, t, t)` row-major, `t` given.
+fn attention_stats(probs: &[f32], t: usize) -> [f64; 4] {
+    // Per row: entropy, range, and the count of weights under 0.01.
+    let per_head: Vec<Vec<(f64, f64, usize)>> = probs
+        .par_chunks(t * t)
+        .map(|head| {
+            head.chunks(t)
+                .enumerate()
+                .map(|(i, row)| {
+                    let row = &row[..=i];
+                    let (mut entropy, mut lo, mut hi, mut small) =
+                        (0.0, f64::INFINITY, f64::NEG_INFINITY, 0);
+                    for &p in row {
+                        let p = f64::from(p);
+                        if p > 0.0 {
+                            entropy -= p * p.ln();
+                        }
+                        (lo, hi) = (lo.min(p), hi.max(p));
+                        small += usize::from(p < 0.01);
+                    }
+                    (entropy, hi - lo, small)
+                })
+                .collect()
+        })
+        .collect();
+    let rows: Vec<&(f64, f64, usize)> = per_head.iter().flatten().collect();
+    let entropies: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    let range_sum = rows.iter().fold(0.0, |s, r| s + r.1);
+    let small: usize = rows.iter().map(|r| r.2).sum();
+    let count = (probs.len() / (t * t).max(1)) * t * (t + 1) / 2;
     let (mean, max) = mean_max(&entropies);
     [
         mean,
         max,
-        range_sum / rows as f64,
+        range_sum / rows.len() as f64,
         small as f64 / count as f64,
     ]
 }
@@ -127,7 +135,14 @@ impl PonderLm {
                 entropy: mean_max(&col(1)),
                 neg_log_max_p: mean_max(&col(2)),
                 hidden: hidden_stats(&hidden_host[s]),
-                attention: attention_stats(&attention.get(s)?.to_dtype(DType::F64)?.to_vec3()?),
+                attention: attention_stats(
+                    &attention
+                        .get(s)?
+                        .to_dtype(DType::F32)?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?,
+                    t,
+                ),
                 top5_std: tops.iter().map(|x| x.0).sum::<f64>() / n,
                 max_p_mean: mean_max(&col(3)).0,
                 top5_entropy: tops.iter().map(|x| x.1).sum::<f64>() / n,
@@ -151,10 +166,11 @@ mod tests {
         let want = -(0.4f64 * 0.4f64.ln() + 2.0 * 0.2 * 0.2f64.ln() + 2.0 * 0.1 * 0.1f64.ln());
         assert!((entropy - want).abs() < 1e-12);
         // One head, two rows: row 0 sees one key (weight 1), row 1 two (0.995, 0.005).
-        let a = attention_stats(&[vec![vec![1.0, 0.0], vec![0.995, 0.005]]]);
-        let h1 = -(0.995f64 * 0.995f64.ln() + 0.005 * 0.005f64.ln());
+        let a = attention_stats(&[1.0, 0.0, 0.995, 0.005], 2);
+        let (p, q) = (f64::from(0.995f32), f64::from(0.005f32));
+        let h1 = -(p * p.ln() + q * q.ln());
         assert!((a[0] - h1 / 2.0).abs() < 1e-12 && (a[1] - h1).abs() < 1e-12);
-        assert!((a[2] - 0.99 / 2.0).abs() < 1e-12, "{}", a[2]);
+        assert!((a[2] - (p - q) / 2.0).abs() < 1e-12, "{}", a[2]);
         assert!((a[3] - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(
             hidden_stats(&[0.0, 2.0, -1.0, 3.0]),

@@ -17,6 +17,11 @@ use rayon::prelude::*;
 
 use crate::cpu::{self, Float, Scratch};
 
+mod probe;
+
+pub use probe::{linear_probe, PROBE_WIDTH};
+use probe::{push_top, MaxSumExpDot};
+
 /// Largest logits buffer of one tile, in elements (512 KB of f32): it stays in L2.
 const TILE_ELEMS: usize = 1 << 17;
 
@@ -51,69 +56,6 @@ pub fn linear_cross_entropy(
         return crate::cross_entropy(&logits, targets);
     };
     x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &head)
-}
-
-/// Values per row of [`linear_probe`].
-pub const PROBE_WIDTH: usize = 8;
-
-/// Per row of the logits `x · wᵀ` (column `masked.0` at `masked.1`, as in
-/// [`linear_cross_entropy`]): the negative log-likelihood of the target, the entropy of the
-/// distribution, `−log max p`, and the five largest probabilities in decreasing order. On the
-/// CPU in f32 or f64 one pass over vocabulary tiles; elsewhere (or tracked) from the
-/// materialized logits on the host. No gradient.
-///
-/// # Shapes
-/// - `x`: `(n, d)`; `w`: `(v, d)` with `v >= 5`; `targets`: `(n)` u32; returns
-///   `(n, PROBE_WIDTH)` in f64 for f64 inputs and f32 otherwise.
-pub fn linear_probe(
-    x: &Tensor,
-    w: &Tensor,
-    targets: &Tensor,
-    masked: Option<(usize, f64)>,
-) -> Result<Tensor> {
-    if w.dim(0)? < 5 {
-        candle::bail!("linear_probe: need at least 5 logits, got {:?}", w.dims());
-    }
-    let Some(head) = Head::new(x, w, targets, masked, true)? else {
-        let logits = x.matmul(&w.t()?)?.to_device(&candle::Device::Cpu)?;
-        let out_dtype = if x.dtype() == DType::F64 {
-            DType::F64
-        } else {
-            DType::F32
-        };
-        let rows = logits.detach().to_dtype(DType::F64)?.to_vec2::<f64>()?;
-        let ids = targets.to_vec1::<u32>()?;
-        let out: Vec<f64> = rows
-            .into_iter()
-            .zip(ids)
-            .flat_map(|(mut row, t)| {
-                if let Some((c, value)) = masked {
-                    row[c] = value;
-                }
-                probe_row(&row, t as usize)
-            })
-            .collect();
-        let n = out.len() / PROBE_WIDTH;
-        return Tensor::from_vec(out, (n, PROBE_WIDTH), &candle::Device::Cpu)?
-            .to_dtype(out_dtype)?
-            .to_device(x.device());
-    };
-    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &head)
-}
-
-/// [`linear_probe`]'s values of one row of logits, directly (the unfused path).
-fn probe_row(row: &[f64], target: usize) -> [f64; PROBE_WIDTH] {
-    let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let z: f64 = row.iter().map(|v| (v - max).exp()).sum();
-    let lse = max + z.ln();
-    let entropy = -row.iter().map(|v| (v - lse).exp() * (v - lse)).sum::<f64>();
-    let mut sorted = row.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let mut out = [lse - row[target], entropy, z.ln(), 0.0, 0.0, 0.0, 0.0, 0.0];
-    for k in 0..5 {
-        out[3 + k] = (sorted[k] - lse).exp();
-    }
-    out
 }
 
 impl CustomOp2 for Head {
@@ -163,19 +105,6 @@ struct Partial<T> {
     target: Vec<(usize, T)>,
     dot: Vec<T>,
     top: Vec<[T; 5]>,
-}
-
-/// `top` (decreasing) with `z` inserted where it belongs among the five largest.
-#[inline(always)]
-fn push_top<T: Float>(top: &mut [T; 5], z: T) {
-    if z > top[4] {
-        let mut i = 4;
-        while i > 0 && z > top[i - 1] {
-            top[i] = top[i - 1];
-            i -= 1;
-        }
-        top[i] = z;
-    }
 }
 
 impl Head {
@@ -253,14 +182,38 @@ impl Head {
         let n = rows.ids.len();
         let tile = self.tile(n);
         let tiles = self.v.div_ceil(tile);
-        let parts: Vec<Partial<T>> = (0..tiles)
-            .into_par_iter()
-            .map(|t| {
-                T::with_scratch(n * tile, |buf| {
-                    self.tile_partial(rows, w, t * tile, tile, buf)
-                })
+        let partial = |t: usize, floor: Option<&[T]>| {
+            T::with_scratch(n * tile, |buf| {
+                self.tile_partial(rows, w, (t * tile, tile), floor, buf)
             })
-            .collect();
+        };
+        let parts: Vec<Partial<T>> = if self.probe && tiles > 1 {
+            // A row's fifth largest logit in the tiles seen so far bounds its fifth largest
+            // overall from below, so a tile passes over every logit at or under it and few enter
+            // its five: the first tile's bound seeds every task, and each task raises its own
+            // copy as it goes. The five values merged are exact whatever the tasks saw.
+            let first = partial(0, None);
+            let seed: Vec<T> = first.top.iter().map(|top| top[4]).collect();
+            let mut parts = vec![first];
+            parts.par_extend((1..tiles).into_par_iter().map_init(
+                || seed.clone(),
+                |floor, t| {
+                    let part = partial(t, Some(floor));
+                    for (f, top) in floor.iter_mut().zip(&part.top) {
+                        if top[4] > *f {
+                            *f = top[4];
+                        }
+                    }
+                    part
+                },
+            ));
+            parts
+        } else {
+            (0..tiles)
+                .into_par_iter()
+                .map(|t| partial(t, None))
+                .collect()
+        };
         let mut target = vec![T::nan(); n];
         for p in &parts {
             for &(row, z) in &p.target {
@@ -297,13 +250,14 @@ impl Head {
         out
     }
 
-    /// The partial of `rows` over columns `start..start + tile` (fewer in the last tile).
+    /// The partial of `rows` over columns `start..start + tile` (fewer in the last tile); a
+    /// probe's five largest logits of each row leave out those at or under the row's `floor`.
     fn tile_partial<T: Float + 'static>(
         &self,
         rows: &Rows<T>,
         w: &[T],
-        start: usize,
-        tile: usize,
+        (start, tile): (usize, usize),
+        floor: Option<&[T]>,
         buf: &mut [T],
     ) -> Partial<T> {
         let (n, d) = (rows.ids.len(), self.d);
@@ -328,17 +282,11 @@ impl Head {
         };
         for (i, (row, &t)) in buf.chunks(cols).zip(rows.ids).enumerate() {
             if self.probe {
-                let (max, sum, dot) = cpu::dispatch(MaxSumExpDot { row });
+                let floor = floor.map_or(T::neg_infinity(), |f| f[i]);
+                let (max, sum, dot, top) = cpu::dispatch(MaxSumExpDot { row, floor });
                 part.max.push(max);
                 part.sum.push(sum);
                 part.dot.push(dot);
-                let mut top = [T::neg_infinity(); 5];
-                // Blocks whose max cannot enter the five are skipped at vector speed.
-                for block in row.chunks(64) {
-                    if cpu::max(block) > top[4] {
-                        block.iter().for_each(|&z| push_top(&mut top, z));
-                    }
-                }
                 part.top.push(top);
             } else {
                 let (max, sum) = cpu::dispatch(MaxSumExp { row });
@@ -410,31 +358,5 @@ impl<T: Float> cpu::Kernel for MaxSumExp<'_, T> {
     #[inline(always)]
     fn run<const FMA: bool>(self) -> (T, T) {
         crate::loss::max_sum_exp::<T, FMA>(self.row)
-    }
-}
-
-/// A row's max, `Σ exp(z − max)` and `Σ exp(z − max) (z − max)`, in blocks that vectorize.
-struct MaxSumExpDot<'a, T> {
-    row: &'a [T],
-}
-
-impl<T: Float> cpu::Kernel for MaxSumExpDot<'_, T> {
-    type Out = (T, T, T);
-    #[inline(always)]
-    fn run<const FMA: bool>(self) -> (T, T, T) {
-        const BLOCK: usize = 64;
-        let max = cpu::max(self.row);
-        let (mut c, mut e) = ([T::zero(); BLOCK], [T::zero(); BLOCK]);
-        let (mut sum, mut dot) = (T::zero(), T::zero());
-        for block in self.row.chunks(BLOCK) {
-            let (c, e) = (&mut c[..block.len()], &mut e[..block.len()]);
-            for ((c, e), &z) in c.iter_mut().zip(e.iter_mut()).zip(block) {
-                *c = z - max;
-                *e = c.exp_fast::<FMA>();
-            }
-            sum += cpu::sum(e);
-            dot += cpu::dot(e, c);
-        }
-        (max, sum, dot)
     }
 }
