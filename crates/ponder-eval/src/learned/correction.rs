@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// as the paced gate does: an action is allowed only if the decisions still to come can bring
 /// the total back to `budget · horizon`, all of them SKIP if it overspends and all UPDATE_4 if
 /// it underspends ([`BudgetDebt::allowed`]). So the total never exceeds the budget, and falls
-/// short of it by less than one action's cost.
+/// short of it by less than the widest gap between two actions' costs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetDebt {
     /// The gain.
@@ -67,9 +67,9 @@ impl BudgetDebt {
     /// Which of [`ACTIONS`] the guard allows for the next decision (all of them without a
     /// guard). With `r` decisions after this one, action `a` keeps the total within reach of
     /// the budget if `debt + (c_a − B) + r (c_SKIP − B) ≤ 0` (the rest can pay it back) and
-    /// `debt + (c_a − B) + r (c_UPDATE_4 − B) ≥ 0` (the rest can still spend what is owed). The
-    /// first condition always holds for the cheapest action it can; where no action meets
-    /// both, the dearest that meets the first is allowed alone.
+    /// `debt + (c_a − B) + r (c_UPDATE_4 − B) ≥ 0` (the rest can still spend what is owed). SKIP
+    /// meets the first whenever the decisions before it did; where no action meets both, the
+    /// dearest that meets the first is allowed alone.
     pub fn allowed(&self) -> [bool; ACTIONS.len()] {
         let Some(left) = self.left else {
             return [true; ACTIONS.len()];
