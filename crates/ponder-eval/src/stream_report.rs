@@ -160,7 +160,7 @@ pub fn stream_section(s: &mut String, spec: &ReportSpec<'_>, plot_dir: &Path) ->
 /// the learned gate's paired differences.
 fn other_languages(s: &mut String, spec: &ReportSpec<'_>) -> Result<()> {
     const SHOWN: [&str; 5] = [
-        "none",
+        ponder_gate::BACKBONE,
         "random",
         "ours",
         ponder_gate::SELECTED,

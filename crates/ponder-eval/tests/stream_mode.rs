@@ -7,7 +7,8 @@ mod common;
 
 use candle::{DType, Device, Tensor};
 use ponder_eval::act::act;
-use ponder_eval::file_stream::stream_batches;
+use ponder_eval::file_stream::{stream_batches, StreamBatch};
+use ponder_eval::learned::LearnedGate;
 use ponder_eval::records::{record_chunk, PassMode, PassTimes};
 use ponder_eval::stream_compare::{run_streams, StreamRun};
 use ponder_eval::stream_summary::summarize;
@@ -56,17 +57,39 @@ fn files(n: usize) -> Vec<u32> {
 
 fn run_all(lm: &PonderLm, tokens: &[u32], eval: &EvalConfig) -> StreamRun {
     let batches = stream_batches(tokens, EOT, eval, None).unwrap();
+    run_with(lm, &batches, eval, None, None)
+}
+
+/// `run_streams` of `batches` with `ours_lh` resolved to `selected` and `ppo` run by `learned`,
+/// no records kept.
+fn run_with(
+    lm: &PonderLm,
+    batches: &[StreamBatch],
+    eval: &EvalConfig,
+    selected: Option<&ponder_gate::GateConfig>,
+    learned: Option<(LearnedGate, usize)>,
+) -> StreamRun {
     run_streams(
         lm,
-        &batches,
+        batches,
         eval,
-        None,
-        None,
+        selected,
+        learned,
         &Device::Cpu,
         None,
         |_, _| {},
     )
     .unwrap()
+}
+
+/// Every chunk of every stream of `batches`, counted here apart from the comparison's own count
+/// (the horizon the gates are given).
+fn chunks_in(batches: &[StreamBatch]) -> usize {
+    batches
+        .iter()
+        .flat_map(|b| &b.streams)
+        .map(|s| s.chunks.len())
+        .sum()
 }
 
 fn losses(run: &StreamRun, method: &str) -> Vec<f64> {
@@ -308,23 +331,9 @@ fn a_paced_gate_ends_the_whole_evaluation_on_its_budget() {
         let mut eval = config(r#"["ours_lh"]"#, 4, &extra);
         eval.max_batches = 8;
         let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
-        let run = run_streams(
-            &lm,
-            &batches,
-            &eval,
-            Some(&paced),
-            None,
-            &Device::Cpu,
-            None,
-            |_, _| {},
-        )
-        .unwrap();
+        let run = run_with(&lm, &batches, &eval, Some(&paced), None);
         let steps = &run.methods[0].steps;
-        let n: usize = batches
-            .iter()
-            .flat_map(|b| &b.streams)
-            .map(|s| s.chunks.len())
-            .sum();
+        let n = chunks_in(&batches);
         assert_eq!((steps.len(), batches.len()), (n, 8));
         let updates = steps.iter().filter(|s| s.steps == Some(1)).count();
         assert!(
@@ -336,8 +345,8 @@ fn a_paced_gate_ends_the_whole_evaluation_on_its_budget() {
 
 /// A learned gate on a random network whose correction makes UPDATE_4 the argmax everywhere,
 /// with no online gain: it overspends as far as it can unless its budget guard holds it.
-fn greedy_learned_gate(guard: bool) -> ponder_eval::learned::LearnedGate {
-    use ponder_eval::learned::{action_steps, LearnedGate, PolicyMeta};
+fn greedy_learned_gate(guard: bool) -> LearnedGate {
+    use ponder_eval::learned::{action_steps, PolicyMeta};
     use ponder_experiment::{CorrectionForm, Inference};
     use rand::SeedableRng;
     let net = ponder_policy::NetConfig {
@@ -387,30 +396,13 @@ fn a_guarded_learned_gate_ends_the_whole_evaluation_on_its_budget() {
     let mut eval = config(r#"["ppo"]"#, 4, HALF);
     eval.max_batches = 8;
     let batches = stream_batches(&tokens, EOT, &eval, None).unwrap();
-    let n: usize = batches
-        .iter()
-        .flat_map(|b| &b.streams)
-        .map(|s| s.chunks.len())
-        .sum();
+    let n = chunks_in(&batches);
     let total = |guard: bool| -> f64 {
         let learned = Some((greedy_learned_gate(guard), 300));
-        let run = run_streams(
-            &lm,
-            &batches,
-            &eval,
-            None,
-            learned,
-            &Device::Cpu,
-            None,
-            |_, _| {},
-        )
-        .unwrap();
+        let run = run_with(&lm, &batches, &eval, None, learned);
         let steps = &run.methods[0].steps;
         assert_eq!(steps.len(), n);
-        steps
-            .iter()
-            .map(|s| 1.0 + 2.0 * f64::from(s.steps.unwrap()))
-            .sum()
+        steps.iter().map(|s| s.cost()).sum()
     };
     assert_eq!(total(false), 9.0 * n as f64);
     let guarded = total(true);
