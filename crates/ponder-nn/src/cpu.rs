@@ -1,13 +1,15 @@
 //! Helpers shared by the CPU kernels of the fused ops: the f32/f64 dispatch of `cpu_fwd`
 //! (`run_slices`), the vectorizable `exp` and its AVX-512/AVX2 dispatch, per-thread scratch
-//! buffers, contiguity checks and 8-lane reductions.
+//! buffers, contiguity checks and 8-lane reductions. The crates above use the public ones
+//! ([`Float`], [`Kernel`], [`dispatch`], [`contiguous`], [`sum`], [`dot`]) for kernels of their
+//! own (`ponder-ttt`'s fused inner loop).
 
 use std::cell::RefCell;
 
 use candle::{CpuStorage, Layout, Result};
 
 /// The float types the fused CPU kernels run natively.
-pub(crate) trait Float:
+pub trait Float:
     num_traits::Float
     + candle::WithDType
     + Send
@@ -92,7 +94,8 @@ pub(crate) fn exp_f32<const FMA: bool>(x: f32) -> f32 {
 
 /// A piece of kernel work generic over [`Float::exp_fast`]'s `FMA`, so that [`dispatch`] can
 /// compile it twice: for the CPU it runs on and for any CPU of the target.
-pub(crate) trait Kernel {
+pub trait Kernel {
+    /// What the work returns.
     type Out;
     /// The work; implementations are `#[inline(always)]` so that they take on the caller's
     /// target features.
@@ -105,7 +108,7 @@ pub(crate) trait Kernel {
 /// changes the order of sums), never between runs on one machine.
 #[inline]
 #[allow(unsafe_code)] // the calls of `target_feature` functions, after the CPU checks
-pub(crate) fn dispatch<K: Kernel>(k: K) -> K::Out {
+pub fn dispatch<K: Kernel>(k: K) -> K::Out {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -204,7 +207,7 @@ pub(crate) fn run_slices<const N: usize>(
 }
 
 /// The contiguous slice that `layout` describes inside `storage`, or an error naming `op`.
-pub(crate) fn contiguous<'a, T: candle::WithDType>(
+pub fn contiguous<'a, T: candle::WithDType>(
     storage: &'a CpuStorage,
     layout: &Layout,
     op: &str,
@@ -257,7 +260,7 @@ pub(crate) fn max<T: Float>(xs: &[T]) -> T {
 /// The sum of the elements, with 8 independent lanes so that it vectorizes (a fixed order, so
 /// results are deterministic).
 #[inline(always)]
-pub(crate) fn sum<T: Float>(xs: &[T]) -> T {
+pub fn sum<T: Float>(xs: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let chunks = xs.chunks_exact(8);
     let rest = chunks.remainder();
@@ -273,7 +276,7 @@ pub(crate) fn sum<T: Float>(xs: &[T]) -> T {
 
 /// `Σ a_i b_i`, with 8 independent lanes like [`sum`].
 #[inline(always)]
-pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let rest = ca.remainder().iter().zip(cb.remainder());

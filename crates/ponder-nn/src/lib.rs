@@ -6,8 +6,6 @@
 //!   [`gelu_tanh`], [`cross_entropy`], [`add_bias`]) with parallel CPU kernels and a backward
 //!   pass, so that trainable paths never lose gradients (Candle's own fused `layer_norm` and
 //!   `softmax_last_dim` have no backward);
-//! - one step of many LayerNorm regressions at once ([`layer_norm_fit_step`], TTT's UPDATE_k
-//!   in its kernel form), fused for inference;
 //! - the tied LM head fused with its cross-entropy for inference ([`linear_cross_entropy`]),
 //!   which never materializes the logits, and the same pass keeping each row's entropy,
 //!   `−log max p` and top-5 probabilities for the learned gate ([`linear_loss::linear_probe`]);
@@ -15,6 +13,8 @@
 //! - atomic `.safetensors` files ([`save_safetensors`]);
 //! - seeded initialization and dropout ([`init`], [`Dropout`]);
 //! - start-up thread settings for Candle's CPU backend ([`threads::configure`]);
+//! - the building blocks of fused CPU kernels, for the crates above too ([`cpu`]: the
+//!   AVX-512/AVX2 dispatch, contiguous slices, 8-lane reductions);
 //! - test helpers ([`assert_close`], [`test_device!`]).
 //!
 //! Every op has a reference composition of primitive Candle ops in [`reference`]; the fused CPU
@@ -22,10 +22,10 @@
 
 pub mod activation;
 pub mod bias;
+pub mod cpu;
 pub mod dropout;
 pub mod init;
 pub mod layer_norm;
-pub mod layer_norm_fit;
 pub mod linear_loss;
 pub mod loss;
 pub mod masks;
@@ -37,13 +37,10 @@ pub mod softmax;
 pub mod testing;
 pub mod threads;
 
-mod cpu;
-
 pub use activation::gelu_tanh;
 pub use bias::add_bias;
 pub use dropout::Dropout;
 pub use layer_norm::layer_norm;
-pub use layer_norm_fit::layer_norm_fit_step;
 pub use linear_loss::linear_cross_entropy;
 pub use loss::{cross_entropy, to_f64};
 pub use precision::Precision;

@@ -18,39 +18,6 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     xhat.broadcast_mul(gamma)?.broadcast_add(beta)
 }
 
-/// `acc + w ⊙ ∇_x ½‖γ ⊙ LN(x) + β − y‖²` with `x = base − r` (biased variance).
-///
-/// # Shapes
-/// - `acc`, `r`: `(g, s, d)`; `base`, `target`, `gamma`, `beta`: `(g, d)`; `rates`: `(g, s)`;
-///   returns `(g, s, d)`.
-#[allow(clippy::too_many_arguments)]
-pub fn layer_norm_fit_step(
-    acc: &Tensor,
-    r: &Tensor,
-    base: &Tensor,
-    target: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    rates: &Tensor,
-    eps: f64,
-) -> Result<Tensor> {
-    let row = |t: &Tensor| t.unsqueeze(1); // (g, 1, d)
-    let (gamma, beta) = (row(gamma)?, row(beta)?);
-    let x = row(base)?.broadcast_sub(r)?; // (g, s, d)
-    let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-    let std = (centered.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?; // (g, s, 1)
-    let xhat = centered.broadcast_div(&std)?;
-    let ln = xhat.broadcast_mul(&gamma)?.broadcast_add(&beta)?;
-    let u = ln.broadcast_sub(&row(target)?)?.broadcast_mul(&gamma)?; // (g, s, d)
-    let mean_u = u.mean_keepdim(D::Minus1)?;
-    let mean_ux = (&u * &xhat)?.mean_keepdim(D::Minus1)?;
-    let grad = u
-        .broadcast_sub(&mean_u)?
-        .sub(&xhat.broadcast_mul(&mean_ux)?)?
-        .broadcast_div(&std)?;
-    acc + grad.broadcast_mul(&rates.unsqueeze(2)?)?
-}
-
 /// Softmax over the last dimension.
 ///
 /// # Shapes

@@ -172,23 +172,45 @@ impl FastModel {
     }
 }
 
-/// Runs the inner loop over all mini-batches.
+/// Runs the inner loop over all mini-batches: fused on the CPU for a linear fast model whose
+/// inputs autograd does not track ([`crate::fused`]), else [`inner_loop_composed`].
 ///
 /// # Shapes
 /// See [`InnerInputs`] and [`InnerOutputs`]; the loop runs along dimension 1 (mini-batches).
 pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutputs> {
-    let (_, m, mb, _) = inp.k.dims4()?;
-    let readout = match (inp.q, inp.eta_out) {
-        (Some(q), Some(eta_out)) => Some((q, eta_out)),
-        (None, None) => None,
-        _ => candle::bail!("ttt: the inner loop needs both queries and output rates, or neither"),
-    };
+    check(inp, opt)?;
+    if !crate::fused::scan::serves(inp) {
+        return inner_loop_composed(inp, opt);
+    }
+    let out = crate::fused::scan::inner_loop(inp, opt)?;
+    check_finite(&out.stats)?;
+    Ok(out)
+}
+
+/// The inputs and options every form of the inner loop accepts.
+fn check(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<()> {
+    let mb = inp.k.dim(2)?;
+    if inp.q.is_some() != inp.eta_out.is_some() {
+        candle::bail!("ttt: the inner loop needs both queries and output rates, or neither");
+    }
     if opt.steps == 0 {
         candle::bail!("ttt: the inner loop needs at least one step (k = 0 is the SKIP path)");
     }
     if opt.last_valid == 0 || opt.last_valid > mb {
         candle::bail!("ttt: last_valid {} must be in 1..={mb}", opt.last_valid);
     }
+    Ok(())
+}
+
+/// [`inner_loop`] as a composition of Candle ops, differentiable and on any device: what runs
+/// where the fused kernel cannot serve (training, TTT-MLP, GPU), and the kernel's reference.
+///
+/// # Shapes
+/// See [`InnerInputs`] and [`InnerOutputs`]; the loop runs along dimension 1 (mini-batches).
+pub fn inner_loop_composed(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutputs> {
+    check(inp, opt)?;
+    let (_, m, mb, _) = inp.k.dims4()?;
+    let readout = inp.q.zip(inp.eta_out);
     let norm = (inp.gamma, inp.beta);
     let mask = causal_mask(mb, opt.causal_k, inp.k.dtype(), inp.k.device())?; // (b, b)
     let mut fast = inp.init.clone();

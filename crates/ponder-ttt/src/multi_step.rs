@@ -228,8 +228,13 @@ fn linear_outputs(
     let (gamma, beta) = (per_group(norm.0)?, per_group(norm.1)?);
     let rates = weights.t()?.contiguous()?.reshape((groups, b))?; // token i's rate for key j
     let kernel = (km.matmul(&km.t()?)? + 1.0)?; // (n, j', j)
-    let step = |acc: &Tensor, r: &Tensor, rates: &Tensor| {
-        ponder_nn::layer_norm_fit_step(acc, r, &base, &target, &gamma, &beta, rates, opt.eps)
+    let row = |t: &Tensor| t.unsqueeze(1); // (n·j', 1, out)
+    let (target, gamma, beta) = (row(&target)?, row(&gamma)?, row(&beta)?);
+    // acc + rates ⊙ g(base − r): the rows' LayerNorm gradients at token i's weights.
+    let step = |acc: &Tensor, r: &Tensor, rates: &Tensor| -> Result<Tensor> {
+        let z = row(&base)?.broadcast_sub(r)?; // (n·j', i, out)
+        let (_, g) = ln_and_grad(&z, &target.broadcast_as(z.shape())?, &gamma, &beta, opt.eps)?;
+        acc + g.broadcast_mul(&rates.unsqueeze(2)?)?
     };
     // A, key-major: (n, j, i·out), row j holding every token's A_i[j] side by side.
     let zeros = Tensor::zeros((n, b, b * out), qm.dtype(), qm.device())?;

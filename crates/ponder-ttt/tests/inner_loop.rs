@@ -3,7 +3,14 @@
 
 use candle::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use ponder_nn::assert_close;
-use ponder_ttt::inner::{inner_loop, ln_and_grad, ln_parts, FastModel, InnerInputs, InnerOptions};
+use ponder_ttt::inner::{
+    inner_loop, inner_loop_composed, ln_and_grad, ln_parts, FastModel, InnerInputs, InnerOptions,
+    InnerOutputs,
+};
+
+/// The fused inner loop (where it serves these inputs) and the composition of Candle ops.
+type Loop = fn(&InnerInputs<'_>, &InnerOptions) -> Result<InnerOutputs>;
+const LOOPS: [(&str, Loop); 2] = [("fused", inner_loop), ("composed", inner_loop_composed)];
 
 fn randn(shape: &[usize], seed: u64, std: f64) -> Result<Tensor> {
     let mut rng = ponder_nn::init::rng_for(seed, "inner-loop-test");
@@ -97,14 +104,15 @@ fn naive(
 }
 
 fn run(
+    inner: Loop,
     cs: &Case,
     eta_out: &Tensor,
     eta_update: &Tensor,
     causal_k: i64,
     steps: usize,
-) -> Result<ponder_ttt::inner::InnerOutputs> {
+) -> Result<InnerOutputs> {
     let b = cs.q.dim(2)?;
-    inner_loop(
+    inner(
         &InnerInputs {
             q: Some(&cs.q),
             k: &cs.k,
@@ -147,12 +155,15 @@ fn inner_loop_equals_the_naive_form() -> Result<()> {
             ("matrix", &matrix, &last_row),
         ] {
             for causal_k in [0, -1] {
-                for steps in [1, 2, 3] {
-                    let got = run(&cs, eta_out, eta_update, causal_k, steps)?;
+                for (steps, (name, inner)) in
+                    [1, 2, 3].into_iter().flat_map(|k| LOOPS.map(|l| (k, l)))
+                {
+                    let got = run(inner, &cs, eta_out, eta_update, causal_k, steps)?;
                     let want = naive(&cs, eta_out, eta_update, causal_k, steps)?;
                     assert_close(got.out.as_ref().unwrap(), &want, 1e-10, 1e-10).map_err(|e| {
                         candle::Error::Msg(format!(
-                            "{form} n {n} m {m} b {b} hd {hd} causal_k {causal_k} k {steps}: {e}"
+                            "{name} {form} n {n} m {m} b {b} hd {hd} causal_k {causal_k} \
+                             k {steps}: {e}"
                         ))
                     })?;
                 }
@@ -169,7 +180,7 @@ fn more_steps_lower_the_reconstruction_loss() -> Result<()> {
     let eta = cs.eta.affine(0.0, 0.02)?; // a moderate, uniform rate
     let eta_out = eta.unsqueeze(2)?.broadcast_as((n, m, b, b))?.contiguous()?;
     let loss = |steps| -> Result<f64> {
-        run(&cs, &eta_out, &eta, 0, steps)?
+        run(inner_loop, &cs, &eta_out, &eta, 0, steps)?
             .stats
             .step_1
             .mean_all()?
