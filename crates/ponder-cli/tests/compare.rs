@@ -32,6 +32,7 @@ quantile_calibration = [1]
 quantile_gain = [0.1]
 quantile_deadband = [0.0, 2.0]
 paced_calibration = [1]
+paced_prior = [false]
 "#;
 
 fn compare(cfg: &Path, extra: &[&str]) -> Output {

@@ -3,11 +3,18 @@
 //! rate is within the tolerance of ρ. The test split is never read here; `selection.json`
 //! records every candidate's figures and the choice, and the test comparison reads the choice
 //! back.
+//!
+//! A paced candidate with a prior (`paced_prior = [true]`) starts its history from the
+//! validation split's signal values. Replayed on those same values it would know their
+//! quantiles with hindsight, so on validation it is cross-fitted: the first half of the records
+//! is replayed with the second half's values as its prior, the second half with the first's,
+//! and the candidate's figures are those of both halves together. Chosen, it carries the whole
+//! validation split's values into `selection.json`, and every test comparison starts from them.
 
 use std::path::Path;
 
 use ponder_experiment::{Ablation, EvalConfig, ExperimentConfig, Layout};
-use ponder_gate::{ControllerGrid, GateConfig};
+use ponder_gate::{ControllerGrid, GateConfig, PacedParams, StreamRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::compare::{chosen_losses, run_method};
@@ -61,11 +68,16 @@ pub fn select(records: &[ChunkRecord], rho: f64, grid: &ControllerGrid) -> Resul
         .candidates()
         .into_iter()
         .map(|config| {
-            let run = run_method(&config, rho, &gates)?;
-            let loss = ponder_metrics::mean_at(&chosen_losses(records, &run.decisions)?, &all)?;
-            let update_rate = ponder_metrics::update_rate(&run.updated())?;
+            let decisions = if has_prior(&config) {
+                cross_fitted(&config, rho, &gates)?
+            } else {
+                run_method(&config, rho, &gates)?.decisions
+            };
+            let loss = ponder_metrics::mean_at(&chosen_losses(records, &decisions)?, &all)?;
+            let updated: Vec<bool> = decisions.iter().map(|d| d.is_update()).collect();
+            let update_rate = ponder_metrics::update_rate(&updated)?;
             Ok(Candidate {
-                name: run.name,
+                name: config.name(),
                 config,
                 loss,
                 update_rate,
@@ -100,9 +112,47 @@ pub fn select(records: &[ChunkRecord], rho: f64, grid: &ControllerGrid) -> Resul
         chunks: records.len(),
         grid: grid.clone(),
         chosen: best.name.clone(),
-        config: best.config.clone(),
+        config: with_prior(&best.config, &gates),
         candidates,
     })
+}
+
+/// Whether `config` is a paced candidate that starts from the validation split's values.
+fn has_prior(config: &GateConfig) -> bool {
+    matches!(config, GateConfig::Paced(p) if p.prior.is_some())
+}
+
+/// `config` with its prior (where it has one) filled with its signal's values in `gates`, with
+/// hindsight ([`ponder_gate::Signal::of_records`]; chunks without a value are left out).
+fn with_prior(config: &GateConfig, gates: &[StreamRecord]) -> GateConfig {
+    match config {
+        GateConfig::Paced(p) if p.prior.is_some() => GateConfig::Paced(PacedParams {
+            prior: Some(p.signal.of_records(gates).into_iter().flatten().collect()),
+            ..p.clone()
+        }),
+        other => other.clone(),
+    }
+}
+
+/// The decisions of a candidate with a prior on the validation records, cross-fitted: each
+/// half replayed (as a stream of its own) with the other half's values as its prior.
+fn cross_fitted(
+    config: &GateConfig,
+    rho: f64,
+    gates: &[StreamRecord],
+) -> Result<Vec<ponder_gate::Decision>> {
+    let half = gates.len() / 2;
+    if half == 0 {
+        return Err(Error::Config(format!(
+            "eval.select: {} needs at least 2 validation chunk-batches to cross-fit its prior,              got {}",
+            config.name(),
+            gates.len()
+        )));
+    }
+    let (first, second) = gates.split_at(half);
+    let mut decisions = run_method(&with_prior(config, second), rho, first)?.decisions;
+    decisions.extend(run_method(&with_prior(config, first), rho, second)?.decisions);
+    Ok(decisions)
 }
 
 impl Selection {

@@ -222,6 +222,7 @@ fn a_gate_on_the_previous_loss_reads_the_chunk_before() {
     let params = ponder_gate::PacedParams {
         signal: ponder_gate::Signal::NegPrevLoss,
         calibration: 1,
+        prior: None,
     };
     let config = ponder_gate::GateConfig::Paced(params);
     let table = canonical_losses(

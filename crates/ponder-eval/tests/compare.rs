@@ -52,6 +52,7 @@ fn grid() -> ponder_gate::ControllerGrid {
         quantile_gain: vec![0.1],
         quantile_deadband: vec![0.0, 2.0],
         paced_calibration: vec![1],
+        paced_prior: vec![false],
     }
 }
 

@@ -4,7 +4,7 @@
 use ponder_eval::compare::{compare, run_method};
 use ponder_eval::selection::{select, Selection};
 use ponder_eval::ChunkRecord;
-use ponder_gate::{ControllerGrid, Signal};
+use ponder_gate::{ControllerGrid, PacedParams, Signal};
 
 /// `n` chunk-batches in long stretches: the advantage follows `recon_init`, and `recon` carries
 /// the level only weakly under noise of its own.
@@ -42,6 +42,7 @@ fn grid(tolerance: f64) -> ControllerGrid {
         quantile_gain: vec![0.05, 0.2],
         quantile_deadband: vec![0.0, 4.0],
         paced_calibration: vec![1],
+        paced_prior: vec![false],
     }
 }
 
@@ -142,4 +143,64 @@ fn the_choice_reads_validation_records_only() {
         e.contains("not found") && e.contains("--split validation"),
         "{e}"
     );
+}
+
+#[test]
+fn a_prior_is_cross_fitted_on_validation_and_carried_to_test() {
+    let recs = records(101, 0);
+    let gates: Vec<_> = recs.iter().map(ChunkRecord::gate_record).collect();
+    let g = ControllerGrid {
+        recon_alpha: vec![],
+        recon_step: vec![],
+        signals: vec![Signal::ReconInit],
+        quantile_calibration: vec![],
+        paced_prior: vec![false, true],
+        ..grid(0.05)
+    };
+    let sel = select(&recs, 0.5, &g).unwrap();
+    let names: Vec<&str> = sel.candidates.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["paced_recon_init_cal1", "paced_recon_init_cal1_prior"]
+    );
+    // The candidate with a prior, replayed by hand: the first 50 chunk-batches with the last
+    // 51's values as the history's start, the last 51 with the first 50's.
+    let values = |r: &[ChunkRecord]| -> Vec<f64> { r.iter().map(|r| r.recon_init).collect() };
+    let half = |part: &[ponder_gate::StreamRecord], prior: Vec<f64>| -> Vec<bool> {
+        let config = ponder_gate::GateConfig::Paced(PacedParams {
+            signal: Signal::ReconInit,
+            calibration: 1,
+            prior: Some(prior),
+        });
+        run_method(&config, 0.5, part).unwrap().updated()
+    };
+    let mut updated = half(&gates[..50], values(&recs[50..]));
+    updated.extend(half(&gates[50..], values(&recs[..50])));
+    let loss = recs
+        .iter()
+        .zip(&updated)
+        .map(|(r, &u)| if u { r.update_loss } else { r.skip_loss })
+        .sum::<f64>()
+        / 101.0;
+    let with_prior = &sel.candidates[1];
+    assert!((with_prior.loss - loss).abs() < 1e-12);
+    assert_eq!(
+        with_prior.update_rate,
+        updated.iter().filter(|&&u| u).count() as f64 / 101.0
+    );
+    // Chosen or not, the choice carries the whole validation split's values as its prior.
+    let chosen = select(
+        &recs,
+        0.5,
+        &ControllerGrid {
+            paced_prior: vec![true],
+            ..g.clone()
+        },
+    )
+    .unwrap();
+    match &chosen.config {
+        ponder_gate::GateConfig::Paced(p) => assert_eq!(p.prior, Some(values(&recs))),
+        other => panic!("chose {other:?}"),
+    }
+    assert_eq!(chosen.chosen, "paced_recon_init_cal1_prior");
 }

@@ -313,6 +313,7 @@ fn a_paced_gate_ends_the_whole_evaluation_on_its_budget() {
     let paced = ponder_gate::GateConfig::Paced(ponder_gate::PacedParams {
         signal: ponder_gate::Signal::Recon,
         calibration: 1,
+        prior: None,
     });
     // `ours_lh` needs a grid to have been chosen from; the paced gate is its one candidate.
     let select = r#"
@@ -325,6 +326,7 @@ fn a_paced_gate_ends_the_whole_evaluation_on_its_budget() {
         quantile_gain = []
         quantile_deadband = []
         paced_calibration = [1]
+        paced_prior = [false]
     "#;
     for budget in [0.25, 0.5, 0.75] {
         let extra = format!("budget = {budget}\n{select}");

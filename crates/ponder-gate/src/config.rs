@@ -251,7 +251,12 @@ impl GateConfig {
                 "quantile_{}_cal{}_gain{}_db{}",
                 p.signal, p.calibration, p.gain, p.deadband
             ),
-            GateConfig::Paced(p) => format!("paced_{}_cal{}", p.signal, p.calibration),
+            GateConfig::Paced(p) => format!(
+                "paced_{}_cal{}{}",
+                p.signal,
+                p.calibration,
+                if p.prior.is_some() { "_prior" } else { "" }
+            ),
             GateConfig::TttImprovement => "ttt_improvement".to_string(),
             GateConfig::SignalTopK {
                 signal: Signal::Recon,
@@ -326,7 +331,7 @@ impl GateConfig {
                         self.name()
                     ))
                 })?;
-                Some(Box::new(PacedGate::new(budget, *params, horizon)?))
+                Some(Box::new(PacedGate::new(budget, params.clone(), horizon)?))
             }
             GateConfig::Oracle { .. }
             | GateConfig::TttImprovement

@@ -10,7 +10,8 @@
 //! quantile_calibration = [16]         # … times calibration …
 //! quantile_gain = [0.05, 0.2]         # … times debt gain …
 //! quantile_deadband = [0.0, 4.0]      # … times deadband
-//! paced_calibration = [1, 16]         # the paced quantile gate: signal times calibration
+//! paced_calibration = [1, 16]         # the paced quantile gate: signal times calibration …
+//! paced_prior = [false, true]         # … times starting from the validation split's signals
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -42,13 +43,17 @@ pub struct ControllerGrid {
     pub quantile_deadband: Vec<f64>,
     /// Calibration windows of the paced quantile gate (over `signals`; empty: none tried).
     pub paced_calibration: Vec<usize>,
+    /// Whether each paced candidate starts its history from nothing (`false`) or from the
+    /// validation split's signal values (`true`; cross-fitted during the selection, see
+    /// `ponder-eval`'s `selection`); both may be listed.
+    pub paced_prior: Vec<bool>,
 }
 
 impl ControllerGrid {
     /// Every candidate, in a fixed order: the original's controller over `recon_alpha` ×
     /// `recon_step`, then the quantile controller over `signals` × `quantile_calibration` ×
     /// `quantile_gain` × `quantile_deadband`, then the paced gate over `signals` ×
-    /// `paced_calibration`.
+    /// `paced_calibration` × `paced_prior` (a prior to be filled: `Some` of no values).
     pub fn candidates(&self) -> Vec<GateConfig> {
         let mut out = Vec::new();
         for &alpha in &self.recon_alpha {
@@ -76,10 +81,13 @@ impl ControllerGrid {
         }
         for &signal in &self.signals {
             for &calibration in &self.paced_calibration {
-                out.push(GateConfig::Paced(PacedParams {
-                    signal,
-                    calibration,
-                }));
+                for &prior in &self.paced_prior {
+                    out.push(GateConfig::Paced(PacedParams {
+                        signal,
+                        calibration,
+                        prior: prior.then(Vec::new),
+                    }));
+                }
             }
         }
         out
@@ -126,6 +134,7 @@ mod tests {
             quantile_gain = [0.05]
             quantile_deadband = [0.0, 4.0]
             paced_calibration = [1]
+            paced_prior = [false, true]
             "#,
         )
         .unwrap()
@@ -144,7 +153,9 @@ mod tests {
                 "quantile_recon_init_cal16_gain0.05_db0",
                 "quantile_recon_init_cal16_gain0.05_db4",
                 "paced_recon_cal1",
+                "paced_recon_cal1_prior",
                 "paced_recon_init_cal1",
+                "paced_recon_init_cal1_prior",
             ]
         );
         assert!(grid().validate().is_ok());

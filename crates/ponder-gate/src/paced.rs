@@ -26,21 +26,31 @@
 //! `R ≤ 0` every chunk left is skipped. Over the whole stream, for any signals,
 //! `|U − ρ·N| < 1`. Past the horizon (more than `N` decisions) the gate decides as at its last
 //! chunk, `r = 1`.
+//!
+//! **A prior.** `H` may start from signal values seen before the stream (`prior`), so that the
+//! first chunks are compared with a quantile estimated elsewhere rather than with a few values
+//! of the stream's own start. A selection on validation fills it with the validation split's
+//! values (`ponder-eval`'s `selection`); the count's bound above holds whatever `H` holds.
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::order::Tally;
+use crate::order::{insert_sorted, Tally};
 use crate::signal::Signal;
 use crate::{Decision, Gate, Signals};
 
 /// The parameters of [`PacedGate`].
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PacedParams {
     /// The signal compared with the threshold.
     pub signal: Signal,
     /// Chunks that UPDATE at the start while the history fills (≥ 1).
     pub calibration: usize,
+    /// Signal values seen before the stream, which the history starts from: `None` (the key
+    /// left out) starts from nothing; a selection on validation fills it with the validation
+    /// split's values (see the module doc). The calibration counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<Vec<f64>>,
 }
 
 impl PacedParams {
@@ -50,6 +60,13 @@ impl PacedParams {
             return Err(Error::Config(
                 "paced gate: calibration = 0 chunks, expected at least 1".into(),
             ));
+        }
+        let prior = self.prior.as_deref().unwrap_or_default();
+        if let Some(i) = prior.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Config(format!(
+                "paced gate: prior[{i}] = {}, expected a finite signal value",
+                prior[i]
+            )));
         }
         Ok(())
     }
@@ -75,11 +92,15 @@ impl PacedGate {
                 "paced gate: horizon = 0 decisions, expected at least 1".into(),
             ));
         }
+        let mut tally = Tally::default();
+        for &v in params.prior.as_deref().unwrap_or_default() {
+            insert_sorted(&mut tally.history, v);
+        }
         Ok(Self {
             budget,
             params,
             horizon,
-            tally: Tally::default(),
+            tally,
         })
     }
 
@@ -149,6 +170,7 @@ mod tests {
         let p = PacedParams {
             signal: Signal::Recon,
             calibration,
+            prior: None,
         };
         PacedGate::new(Budget::new(0.5).unwrap(), p, horizon).unwrap()
     }
@@ -179,6 +201,29 @@ mod tests {
     }
 
     #[test]
+    fn a_prior_is_the_start_of_the_history() {
+        // ρ = 0.5, N = 4, calibration 1, prior [4, 1, 3, 2]: the history starts sorted.
+        let p = PacedParams {
+            signal: Signal::Recon,
+            calibration: 1,
+            prior: Some(vec![4.0, 1.0, 3.0, 2.0]),
+        };
+        let mut g = PacedGate::new(Budget::new(0.5).unwrap(), p, 4).unwrap();
+        let (u, s) = (Decision::Update(1), Decision::Skip);
+        // t = 0: q = 2/4, τ = H[⌊0.5·4⌋] = 3 at once; 3.5 > 3: UPDATE. H = [1, 2, 3, 3.5, 4].
+        assert_eq!(g.threshold(), Some(3.0));
+        assert_eq!(g.step(&signals(3.5, None)), u);
+        // t = 1: q = 1/3, τ = H[⌊(2/3)·5⌋] = H[3] = 3.5; 2 ≤ 3.5: SKIP. H = [1, 2, 2, 3, 3.5, 4].
+        assert_eq!(g.threshold(), Some(3.5));
+        assert_eq!(g.step(&signals(2.0, None)), s);
+        // t = 2: q = 1/2, τ = H[⌊0.5·6⌋] = H[3] = 3; 3.2 > 3: UPDATE; t = 3: q = 0: SKIP.
+        assert_eq!(g.step(&signals(3.2, None)), u);
+        assert_eq!(g.step(&signals(9.0, None)), s);
+        // Without the prior the first chunk would calibrate (UPDATE whatever its signal).
+        assert_eq!(gate(1, 4).step(&signals(-9.0, None)), u);
+    }
+
+    #[test]
     fn the_end_forces_what_is_owed() {
         // A falling signal: after the first chunk nothing exceeds the history, so only the
         // pacing updates: the last ⌈ρ·N⌉ − 1 chunks are updated whatever their signal.
@@ -197,6 +242,7 @@ mod tests {
         let p = PacedParams {
             signal: Signal::NegPrevLoss,
             calibration: 1,
+            prior: None,
         };
         let mut g = PacedGate::new(Budget::new(0.5).unwrap(), p, 4).unwrap();
         // t = 0: q = 0.5, no value, debt 0: SKIP. t = 1: q = 2/3, no value, debt 0.5: UPDATE.
@@ -225,6 +271,7 @@ mod tests {
                         let p = PacedParams {
                             signal: Signal::NegPrevLoss,
                             calibration,
+                            prior: None,
                         };
                         let mut g = PacedGate::new(Budget::new(rho).unwrap(), p, n).unwrap();
                         let u = (0..n)
@@ -247,14 +294,21 @@ mod tests {
         let p = PacedParams {
             signal: Signal::Recon,
             calibration: 0,
+            prior: None,
         };
-        let err = PacedGate::new(b, p, 10).unwrap_err().to_string();
+        let err = PacedGate::new(b, p.clone(), 10).unwrap_err().to_string();
         assert!(err.contains("calibration = 0"), "{err}");
         let p = PacedParams {
             calibration: 1,
             ..p
         };
-        let err = PacedGate::new(b, p, 0).unwrap_err().to_string();
+        let err = PacedGate::new(b, p.clone(), 0).unwrap_err().to_string();
         assert!(err.contains("horizon = 0"), "{err}");
+        let p = PacedParams {
+            prior: Some(vec![1.0, f64::NAN]),
+            ..p
+        };
+        let err = PacedGate::new(b, p, 10).unwrap_err().to_string();
+        assert!(err.contains("prior[1] = NaN"), "{err}");
     }
 }

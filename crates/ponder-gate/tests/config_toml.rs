@@ -243,4 +243,13 @@ fn the_paced_gate_needs_its_horizon() {
     let trace = decide_stream(&config, b, &records).unwrap();
     assert_eq!(trace.n_updates(), 3);
     assert!(parse("kind = \"paced\"\nsignal = \"recon\"\ncalibration = 1\ngain = 0.1").is_err());
+    // A prior: the values the history starts from, each finite.
+    let with_prior = "kind = \"paced\"\nsignal = \"recon\"\ncalibration = 1\nprior = [0.5, 0.25]";
+    let config = parse(with_prior).unwrap();
+    assert_eq!(config.name(), "paced_recon_cal1_prior");
+    assert!(config.online_gate(b, Some(10)).unwrap().is_some());
+    let nan =
+        parse("kind = \"paced\"\nsignal = \"recon\"\ncalibration = 1\nprior = [nan]").unwrap();
+    let err = nan.online_gate(b, Some(10)).err().unwrap().to_string();
+    assert!(err.contains("prior[0] = NaN"), "{err}");
 }

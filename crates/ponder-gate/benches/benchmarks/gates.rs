@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
     let paced = GateConfig::Paced(PacedParams {
         signal: Signal::Recon,
         calibration: 16,
+        prior: None,
     });
     for config in [
         GateConfig::oracle_global(),
