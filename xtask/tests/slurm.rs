@@ -26,7 +26,7 @@ const MICRO: &[&str] = &[
     "fast.steps=10",
     "fast.eval_every=5",
     "fast.checkpoint_every=5",
-    "eval.max_batches=8",
+    "eval.max_batches=10",
     "eval.select.tolerance=0.5",
     "eval.bootstrap_resamples=100",
 ];

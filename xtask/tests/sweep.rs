@@ -14,7 +14,7 @@ fn sweep_file(dir: &Path, out: &str, base: &str) -> PathBuf {
     let text = format!(
         r#"base = "{base}"
 out_dir = "{out}"
-set = ["backbone.steps=20", "backbone.eval_every=10", "backbone.checkpoint_every=10", "fast.steps=30", "fast.eval_every=10", "fast.checkpoint_every=10", "eval.max_batches=8", "eval.select.tolerance=0.5", "eval.bootstrap_resamples=100"]
+set = ["backbone.steps=20", "backbone.eval_every=10", "backbone.checkpoint_every=10", "fast.steps=30", "fast.eval_every=10", "fast.checkpoint_every=10", "eval.max_batches=10", "eval.select.tolerance=0.5", "eval.bootstrap_resamples=100"]
 shared = ["data", "backbone"]
 phases = ["fast", "eval-validation", "eval-id"]
 combine = "grid"

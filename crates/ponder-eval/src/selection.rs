@@ -150,8 +150,18 @@ fn cross_fitted(
         )));
     }
     let (first, second) = gates.split_at(half);
-    let mut decisions = run_method(&with_prior(config, second), rho, first)?.decisions;
-    decisions.extend(run_method(&with_prior(config, first), rho, second)?.decisions);
+    let run = |part: &[StreamRecord], prior: &[StreamRecord]| {
+        run_method(&with_prior(config, prior), rho, part).map_err(|e| {
+            Error::Config(format!(
+                "eval.select: cross-fitting {} on the two halves of the {} validation \
+                 chunk-batches: {e}",
+                config.name(),
+                gates.len()
+            ))
+        })
+    };
+    let mut decisions = run(first, second)?.decisions;
+    decisions.extend(run(second, first)?.decisions);
     Ok(decisions)
 }
 

@@ -204,3 +204,29 @@ fn a_prior_is_cross_fitted_on_validation_and_carried_to_test() {
     }
     assert_eq!(chosen.chosen, "paced_recon_init_cal1_prior");
 }
+
+#[test]
+fn a_prior_fills_the_calibration_of_a_short_half() {
+    // 20 chunk-batches: each half (10) is shorter than the calibration window of 16, but the
+    // other half's 10 values start the history, so 6 chunks complete it.
+    let recs = records(20, 0);
+    let g = ControllerGrid {
+        recon_alpha: vec![],
+        recon_step: vec![],
+        signals: vec![Signal::Recon],
+        quantile_calibration: vec![],
+        paced_calibration: vec![16],
+        paced_prior: vec![true],
+        ..grid(0.05)
+    };
+    let sel = select(&recs, 0.5, &g).unwrap();
+    assert_eq!(sel.chosen, "paced_recon_cal16_prior");
+    assert_eq!(sel.candidates[0].update_rate, 0.5);
+    // 12: halves of 6 with 6 values of prior leave 10 chunks of the window to a half of 6.
+    let e = select(&records(12, 0), 0.5, &g).unwrap_err().to_string();
+    assert!(
+        e.contains("cross-fitting paced_recon_cal16_prior on the two halves of the 12")
+            && e.contains("calibration window of 10"),
+        "{e}"
+    );
+}

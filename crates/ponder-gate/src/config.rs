@@ -274,13 +274,18 @@ impl GateConfig {
         )
     }
 
-    /// The calibration window of the reconstruction gates; `None` for the other policies.
+    /// How many chunks of a stream the calibration window of a threshold gate needs: the
+    /// window, less the values a paced gate's prior already puts in its history; `None` for the
+    /// other policies.
     pub fn calibration(&self) -> Option<usize> {
         match self {
             GateConfig::Recon { calibration, .. } => Some(*calibration),
             GateConfig::PidRecon(p) => Some(p.calibration),
             GateConfig::Quantile(p) => Some(p.calibration),
-            GateConfig::Paced(p) => Some(p.calibration),
+            GateConfig::Paced(p) => {
+                let prior = p.prior.as_ref().map_or(0, Vec::len);
+                Some(p.calibration.saturating_sub(prior))
+            }
             _ => None,
         }
     }

@@ -247,6 +247,10 @@ fn the_paced_gate_needs_its_horizon() {
     let with_prior = "kind = \"paced\"\nsignal = \"recon\"\ncalibration = 1\nprior = [0.5, 0.25]";
     let config = parse(with_prior).unwrap();
     assert_eq!(config.name(), "paced_recon_cal1_prior");
+    // The prior's two values count towards the calibration: a window of 3 needs 1 chunk.
+    assert_eq!(config.calibration(), Some(0));
+    let three = parse(&with_prior.replace("calibration = 1", "calibration = 3")).unwrap();
+    assert_eq!(three.calibration(), Some(1));
     assert!(config.online_gate(b, Some(10)).unwrap().is_some());
     let nan =
         parse("kind = \"paced\"\nsignal = \"recon\"\ncalibration = 1\nprior = [nan]").unwrap();
