@@ -144,7 +144,8 @@ fn cross_fitted(
     let half = gates.len() / 2;
     if half == 0 {
         return Err(Error::Config(format!(
-            "eval.select: {} needs at least 2 validation chunk-batches to cross-fit its prior,              got {}",
+            "eval.select: {} needs at least 2 validation chunk-batches to cross-fit its prior, \
+             got {}",
             config.name(),
             gates.len()
         )));

@@ -229,4 +229,9 @@ fn a_prior_fills_the_calibration_of_a_short_half() {
             && e.contains("calibration window of 10"),
         "{e}"
     );
+    let e = select(&records(1, 0), 0.5, &g).unwrap_err().to_string();
+    assert!(
+        e.contains("needs at least 2 validation chunk-batches"),
+        "{e}"
+    );
 }
