@@ -56,3 +56,15 @@ pub(crate) fn slices<T: candle::WithDType, R>(
         .collect::<Result<Vec<&[T]>>>()?;
     Ok(f(&data))
 }
+
+/// One output of a kernel run per head: each head's part, in head order, as one tensor of
+/// `shape` on `device`.
+pub(crate) fn gather<H, T: candle::WithDType>(
+    heads: &[H],
+    part: impl Fn(&H) -> &[T],
+    shape: impl Into<candle::Shape>,
+    device: &candle::Device,
+) -> Result<Tensor> {
+    let all: Vec<T> = heads.iter().flat_map(|h| part(h).iter().copied()).collect();
+    Tensor::from_vec(all, shape, device)
+}

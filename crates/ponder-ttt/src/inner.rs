@@ -90,6 +90,18 @@ pub struct InnerOptions {
     pub per_sequence: Option<usize>,
 }
 
+impl InnerOptions {
+    /// The last valid token of mini-batch `mi` of `m` mini-batches of `b` tokens: the one the
+    /// statistics read.
+    pub fn last_token(&self, mi: usize, m: usize, b: usize) -> usize {
+        if mi + 1 == m {
+            self.last_valid - 1
+        } else {
+            b - 1
+        }
+    }
+}
+
 /// What the inner loop produces.
 pub struct InnerOutputs {
     /// `q + LN_h(f_i(q))` for every token, `(n, m, b, hd)`, when queries were given.
@@ -178,10 +190,10 @@ impl FastModel {
 /// # Shapes
 /// See [`InnerInputs`] and [`InnerOutputs`]; the loop runs along dimension 1 (mini-batches).
 pub fn inner_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutputs> {
-    check(inp, opt)?;
     if !crate::fused::scan::serves(inp) {
         return inner_loop_composed(inp, opt);
     }
+    check(inp, opt)?;
     let out = crate::fused::scan::inner_loop(inp, opt)?;
     check_finite(&out.stats)?;
     Ok(out)
@@ -220,11 +232,7 @@ pub fn inner_loop_composed(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<
         let pick = |t: &Tensor| -> Result<Tensor> { t.narrow(1, mi, 1)?.squeeze(1) };
         let (km, ym) = (pick(inp.k)?, pick(inp.target)?); // (n, b, hd)
         let rates = pick(inp.eta_update)?.unsqueeze(2)?; // (n, b, 1)
-        let last = if mi + 1 == m {
-            opt.last_valid - 1
-        } else {
-            mb - 1
-        };
+        let last = opt.last_token(mi, m, mb);
         let (k_last, y_last) = (km.narrow(1, last, 1)?, ym.narrow(1, last, 1)?); // (n, 1, hd)
         init.push(last_token_loss(&k_last, &y_last, inp.init, norm, opt)?);
         step0.push(last_token_loss(&k_last, &y_last, &fast, norm, opt)?);
@@ -290,11 +298,7 @@ pub fn read_loop(inp: &InnerInputs<'_>, opt: &InnerOptions) -> Result<InnerOutpu
     let out = (flat + ln)?.reshape((n, m, mb, hd))?;
     let losses = (0..m)
         .map(|mi| {
-            let last = if mi + 1 == m {
-                opt.last_valid - 1
-            } else {
-                mb - 1
-            };
+            let last = opt.last_token(mi, m, mb);
             let pick = |t: &Tensor| -> Result<Tensor> {
                 t.narrow(1, mi, 1)?.narrow(2, last, 1)?.squeeze(1)
             };

@@ -11,23 +11,35 @@ use crate::inner::{FastModel, InnerInputs, InnerOptions};
 use crate::layer::TttParams;
 use crate::state::TttState;
 
-/// RoPE with interleaved pairs `(x[2p], x[2p+1])`, angle `(pos mod b) · θ^(−2p/hd)`.
+/// RoPE's cosines and sines for the positions `r` of a mini-batch of `b` tokens, each row the
+/// `hd / 2` angles `r · θ^(−2p/hd)`: `(b, hd / 2)` row-major, twice.
+pub(crate) fn rope_table(mini_batch: usize, hd: usize, theta: f64) -> (Vec<f64>, Vec<f64>) {
+    let half = hd / 2;
+    (0..mini_batch)
+        .flat_map(|r| {
+            (0..half).map(move |p| {
+                let angle = r as f64 * theta.powf(-2.0 * p as f64 / hd as f64);
+                (angle.cos(), angle.sin())
+            })
+        })
+        .unzip()
+}
+
+/// RoPE with interleaved pairs `(x[2p], x[2p+1])`, angle `(pos mod b) · θ^(−2p/hd)`
+/// ([`rope_table`]).
 ///
 /// # Shapes
 /// - `x`: `(bs, nh, t, hd)` with `t` a multiple of `b`; returns the same shape.
 fn rope(x: &Tensor, mini_batch: usize, theta: f64) -> Result<Tensor> {
     let (bs, nh, t, hd) = x.dims4()?;
     let half = hd / 2;
-    let mut cos = Vec::with_capacity(t * half);
-    let mut sin = Vec::with_capacity(t * half);
-    for pos in 0..t {
-        let r = (pos % mini_batch) as f64;
-        for p in 0..half {
-            let angle = r * theta.powf(-2.0 * p as f64 / hd as f64);
-            cos.push(angle.cos());
-            sin.push(angle.sin());
-        }
-    }
+    let (cos_b, sin_b) = rope_table(mini_batch, hd, theta);
+    let at_pos = |table: &[f64]| -> Vec<f64> {
+        (0..t)
+            .flat_map(|pos| table[(pos % mini_batch) * half..][..half].iter().copied())
+            .collect()
+    };
+    let (cos, sin) = (at_pos(&cos_b), at_pos(&sin_b));
     let cos = Tensor::from_vec(cos, (t, half, 1), x.device())?.to_dtype(x.dtype())?; // (t, hd/2, 1)
     let sin = Tensor::from_vec(sin, (t, half, 1), x.device())?.to_dtype(x.dtype())?;
     let pairs = x.reshape((bs, nh, t, half, 2))?; // (bs, nh, t, hd/2, 2)

@@ -4,20 +4,16 @@
 //! changes the kernels' paths: both convolution windows, both η forms, both causal masks,
 //! UPDATE_1, _2 and _4, clipping, ragged chunks, several sequences, both float types.
 
-use candle::{DType, Device, Result, Tensor, Var};
+use candle::{DType, Result, Tensor, Var};
 use ponder_nn::assert_close;
-use ponder_ttt::{ConvWindow, EtaForm, FastModelKind, TttConfig, TttParams, TttStats};
+use ponder_ttt::{ConvWindow, EtaForm, TttConfig, TttParams, TttStats};
 
-fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
-    let mut rng = ponder_nn::init::rng_for(seed, "fused-test");
-    ponder_nn::init::normal(shape, std, &mut rng, dtype, &Device::Cpu)
-}
+mod common;
+use common::{params, randn};
 
-/// Two heads of width 8, mini-batches of 4, and parameters with every path nonzero.
+/// [`common::params`] with every other path of the layer nonzero too.
 fn layer(cfg: &TttConfig, seed: u64, dtype: DType) -> Result<TttParams> {
-    let mut p = TttParams::init(cfg, FastModelKind::Linear, seed, dtype, &Device::Cpu)?;
-    p.wo = randn(p.wo.dims(), seed + 100, 0.3, dtype)?;
-    p.fast_init.w[0] = randn(p.fast_init.w[0].dims(), seed + 101, 0.3, dtype)?;
+    let mut p = params(cfg, seed, dtype)?;
     p.fast_init.b[0] = randn(p.fast_init.b[0].dims(), seed + 102, 0.3, dtype)?;
     p.conv_k.1 = randn(p.conv_k.1.dims(), seed + 103, 0.3, dtype)?;
     p.ttt_norm.0 = randn(p.ttt_norm.0.dims(), seed + 104, 0.2, dtype)?.affine(1.0, 1.0)?;

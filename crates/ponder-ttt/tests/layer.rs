@@ -5,6 +5,9 @@ use candle::{DType, Device, Result, Tensor};
 use ponder_nn::{assert_close, max_abs_diff};
 use ponder_ttt::{ConvWindow, FastModelKind, TttConfig, TttParams};
 
+mod common;
+use common::{params, randn};
+
 fn tiny(conv_window: ConvWindow, causal_k: i64) -> TttConfig {
     TttConfig {
         hidden_dim: 16,
@@ -15,19 +18,6 @@ fn tiny(conv_window: ConvWindow, causal_k: i64) -> TttConfig {
         causal_k,
         ..TttConfig::for_gpt2(16, 2)
     }
-}
-
-fn randn(shape: &[usize], seed: u64, std: f64, dtype: DType) -> Result<Tensor> {
-    let mut rng = ponder_nn::init::rng_for(seed, "layer-test");
-    ponder_nn::init::normal(shape, std, &mut rng, dtype, &Device::Cpu)
-}
-
-/// Initial parameters with a nonzero output projection, so that the output shows everything.
-fn params(cfg: &TttConfig, seed: u64, dtype: DType) -> Result<TttParams> {
-    let mut p = TttParams::init(cfg, FastModelKind::Linear, seed, dtype, &Device::Cpu)?;
-    p.wo = randn(p.wo.dims(), seed + 100, 0.3, dtype)?;
-    p.fast_init.w[0] = randn(p.fast_init.w[0].dims(), seed + 101, 0.3, dtype)?;
-    Ok(p)
 }
 
 #[test]

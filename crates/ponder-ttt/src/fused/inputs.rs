@@ -7,7 +7,7 @@ use candle::{Result, Tensor};
 use ponder_nn::cpu::{self, Float};
 use rayon::prelude::*;
 
-use super::{slices, DTypes};
+use super::{gather, slices, DTypes};
 
 /// The depthwise convolution of a projection: taps `(w, F)`, bias `(F)` and how far back the
 /// window starts (`w` for the shifted window, `w − 1` for the causal one).
@@ -74,20 +74,18 @@ fn run<T: Float>(u: &Tensor, xv: &Tensor, spec: &InputSpec<'_>) -> Result<Inputs
         );
     }
     let m = t_pad / mb;
-    let half = hd / 2;
-    let (mut cos, mut sin) = (Vec::with_capacity(mb * half), Vec::with_capacity(mb * half));
-    for r in 0..mb {
-        for p in 0..half {
-            let angle = r as f64 * spec.rope_theta.powf(-2.0 * p as f64 / hd as f64);
-            cos.push(T::from(angle.cos()).expect("a cosine fits the float type"));
-            sin.push(T::from(angle.sin()).expect("a sine fits the float type"));
-        }
-    }
+    let to_t = |table: Vec<f64>| -> Vec<T> {
+        table
+            .into_iter()
+            .map(|v| T::from(v).expect("a cosine or sine fits the float type"))
+            .collect()
+    };
+    let (cos, sin) = crate::prepare::rope_table(mb, hd, spec.rope_theta);
+    let (cos, sin) = (to_t(cos), to_t(sin));
     let mut tensors = vec![u, xv, spec.conv_k.taps, spec.conv_k.bias];
     if let Some(conv) = &spec.conv_q {
         tensors.extend([conv.taps, conv.bias]);
     }
-    let block = t_pad * hd;
     let per_head = slices::<T, _>(&tensors, |s| {
         (0..bs * nh)
             .into_par_iter()
@@ -116,15 +114,8 @@ fn run<T: Float>(u: &Tensor, xv: &Tensor, spec: &InputSpec<'_>) -> Result<Inputs
     })?;
     let dev = u.device();
     let shape = (bs * nh, m, mb, hd);
-    let gather = |part: fn(&HeadInputs<T>) -> &[T], len: usize| -> Result<Tensor> {
-        let mut all = Vec::with_capacity(bs * nh * len);
-        for head in &per_head {
-            all.extend_from_slice(part(head));
-        }
-        Tensor::from_vec(all, shape, dev)
-    };
     let q = match spec.conv_q {
-        Some(_) => Some(gather(|o| &o.q, block)?),
+        Some(_) => Some(gather(&per_head, |o| &o.q, shape, dev)?),
         None => None,
     };
     let count = T::from(bs * nh * hd).expect("a count fits the float type");
@@ -140,8 +131,8 @@ fn run<T: Float>(u: &Tensor, xv: &Tensor, spec: &InputSpec<'_>) -> Result<Inputs
     let n_var = variance.len();
     Ok(Inputs {
         q,
-        k: gather(|o| &o.k, block)?,
-        target: gather(|o| &o.target, block)?,
+        k: gather(&per_head, |o| &o.k, shape, dev)?,
+        target: gather(&per_head, |o| &o.target, shape, dev)?,
         target_variance: Tensor::from_vec(variance, n_var, dev)?,
     })
 }

@@ -74,17 +74,41 @@ pub(super) fn dual_form<T: Float>(
     buf: &mut Buffers<T>,
 ) {
     let hd = c.len();
-    for i in 0..rates.b {
+    let g = &buf.g;
+    let terms = |i: usize, j: usize| {
+        let e = rates.get(i, j);
+        (e != T::zero()).then(|| (e, &g[j * hd..][..hd]))
+    };
+    read_out(q, k, w, c, fit, out, (&mut buf.row, &mut buf.xhat), terms);
+}
+
+/// Every token's output `q_i + LN(q_i W + c − Σ_j (q_i · k_j + 1) · e_ij a_ij)` over the keys
+/// `j` for which `terms(i, j)` gives the scale `e_ij` and the row `a_ij` (`None`: key `j` is not
+/// seen by token `i`); `scratch` is a row and a LayerNorm's normalized row.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn read_out<'a, T: Float + 'a>(
+    q: &[T],
+    k: &[T],
+    w: &[T],
+    c: &[T],
+    fit: &Fit<'_, T>,
+    out: &mut [T],
+    (row, xhat): (&mut [T], &mut [T]),
+    terms: impl Fn(usize, usize) -> Option<(T, &'a [T])>,
+) {
+    let hd = c.len();
+    let b = q.len() / hd;
+    for i in 0..b {
         let qi = &q[i * hd..][..hd];
-        affine(qi, w, c, &mut buf.row);
-        for j in 0..rates.b {
-            let e = rates.get(i, j);
-            if e != T::zero() {
+        affine(qi, w, c, row);
+        for j in 0..b {
+            if let Some((e, a)) = terms(i, j) {
                 let coef = (cpu::dot(qi, &k[j * hd..][..hd]) + T::one()) * e;
-                axpy(&mut buf.row, -coef, &buf.g[j * hd..][..hd]);
+                axpy(row, -coef, a);
             }
         }
-        fit.read(qi, &buf.row, &mut out[i * hd..][..hd], &mut buf.xhat);
+        fit.read(qi, row, &mut out[i * hd..][..hd], xhat);
     }
 }
 
@@ -120,7 +144,7 @@ pub(super) fn kernel_form<T: Float>(
             }
         }
     }
-    for _ in 1..opt.steps {
+    for _ in 1..opt.inner.steps {
         for i in 0..b {
             let acc = &buf.acc[i * b * hd..][..b * hd];
             for j2 in 0..b {
@@ -152,15 +176,9 @@ pub(super) fn kernel_form<T: Float>(
             }
         }
     }
-    for i in 0..b {
-        let qi = &q[i * hd..][..hd];
-        affine(qi, w, c, &mut buf.row);
-        for j in 0..b {
-            if rates.get(i, j) != T::zero() {
-                let coef = cpu::dot(qi, &k[j * hd..][..hd]) + T::one();
-                axpy(&mut buf.row, -coef, &buf.acc[(i * b + j) * hd..][..hd]);
-            }
-        }
-        fit.read(qi, &buf.row, &mut out[i * hd..][..hd], &mut buf.xhat);
-    }
+    let acc = &buf.acc;
+    let terms = |i: usize, j: usize| {
+        (rates.get(i, j) != T::zero()).then(|| (T::one(), &acc[(i * b + j) * hd..][..hd]))
+    };
+    read_out(q, k, w, c, fit, out, (&mut buf.row, &mut buf.xhat), terms);
 }

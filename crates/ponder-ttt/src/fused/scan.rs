@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::outputs::{dual_form, kernel_form, Buffers, Rates};
 use super::rows::{affine, affine_rows, axpy, Fit};
-use super::{slices, DTypes};
+use super::{gather, slices, DTypes};
 use crate::inner::{FastModel, InnerInputs, InnerOptions, InnerOutputs, TttStats};
 
 /// Every input tensor of the inner loop.
@@ -124,18 +124,15 @@ fn run<T: Float>(inp: &InnerInputs<'_>, opt: &InnerOptions, s: Scan) -> Result<I
             .collect::<Vec<HeadOut<T>>>()
     })?;
     let dev = inp.k.device();
-    let gather = |part: fn(&HeadOut<T>) -> &[T]| -> Vec<T> {
-        heads.iter().flat_map(|o| part(o).iter().copied()).collect()
-    };
     let out = match inp.q {
-        Some(_) => Some(Tensor::from_vec(gather(|o| &o.out), (s.n, m, b, hd), dev)?),
+        Some(_) => Some(gather(&heads, |o| &o.out, (s.n, m, b, hd), dev)?),
         None => None,
     };
     let state = FastModel {
-        w: vec![Tensor::from_vec(gather(|o| &o.w), (s.n, hd, hd), dev)?],
-        b: vec![Tensor::from_vec(gather(|o| &o.c), (s.n, 1, hd), dev)?],
+        w: vec![gather(&heads, |o| &o.w, (s.n, hd, hd), dev)?],
+        b: vec![gather(&heads, |o| &o.c, (s.n, 1, hd), dev)?],
     };
-    let losses = Tensor::from_vec(gather(|o| &o.losses), (s.n, 3, m), dev)?;
+    let losses = gather(&heads, |o| &o.losses, (s.n, 3, m), dev)?;
     let stat = |i: usize| -> Result<Tensor> {
         let per_head = losses.narrow(1, i, 1)?.squeeze(1)?; // (n, m)
         match opt.per_sequence {
@@ -160,11 +157,9 @@ fn run<T: Float>(inp: &InnerInputs<'_>, opt: &InnerOptions, s: Scan) -> Result<I
     })
 }
 
-/// [`InnerOptions`] checked, with the constants in the kernel's float type.
+/// [`InnerOptions`] with its constants in the kernel's float type.
 pub(super) struct Options<T> {
-    pub(super) steps: usize,
-    causal_k: i64,
-    last_valid: usize,
+    pub(super) inner: InnerOptions,
     eps: T,
     pub(super) max_norm: Option<T>,
 }
@@ -173,9 +168,7 @@ impl<T: Float> Options<T> {
     fn new(opt: &InnerOptions) -> Result<Self> {
         let float = |v: f64| T::from(v).ok_or_else(|| candle::Error::Msg(format!("ttt: {v}")));
         Ok(Self {
-            steps: opt.steps,
-            causal_k: opt.causal_k,
-            last_valid: opt.last_valid,
+            inner: *opt,
             eps: float(opt.eps)?,
             max_norm: opt.max_grad_norm.map(float).transpose()?,
         })
@@ -214,15 +207,11 @@ impl<T: Float> cpu::Kernel for Head<'_, T> {
         let (mut w, mut c) = (self.w0.to_vec(), self.c0.to_vec());
         let mut out = vec![T::zero(); if self.q.is_some() { m * b * hd } else { 0 }];
         let mut losses = vec![T::zero(); 3 * m];
-        let mut buf = Buffers::new(b, hd, opt.steps > 1 && self.q.is_some());
+        let mut buf = Buffers::new(b, hd, opt.inner.steps > 1 && self.q.is_some());
         for mi in 0..m {
             let span = mi * b * hd..(mi + 1) * b * hd;
             let (k, y) = (&self.k[span.clone()], &self.y[span.clone()]);
-            let last = if mi + 1 == m {
-                opt.last_valid - 1
-            } else {
-                b - 1
-            };
+            let last = opt.inner.last_token(mi, m, b);
             let (k_last, y_last) = (&k[last * hd..][..hd], &y[last * hd..][..hd]);
             affine(k_last, self.w0, self.c0, &mut buf.row);
             losses[mi] = fit.loss(&buf.row, y_last, &mut buf.xhat);
@@ -233,17 +222,17 @@ impl<T: Float> cpu::Kernel for Head<'_, T> {
                 let rates = Rates {
                     eta: &eta[mi * b * b..][..b * b],
                     b,
-                    causal_k: opt.causal_k,
+                    causal_k: opt.inner.causal_k,
                 };
                 let (q, out) = (&q[span.clone()], &mut out[span]);
-                if opt.steps == 1 {
+                if opt.inner.steps == 1 {
                     dual_form(q, k, &rates, &w, &c, &fit, out, &mut buf);
                 } else {
                     kernel_form(q, k, y, &rates, &w, &c, &fit, opt, out, &mut buf);
                 }
             }
             let eta_up = &self.eta_up[mi * b..][..b];
-            for step in 0..opt.steps {
+            for step in 0..opt.inner.steps {
                 if step > 0 {
                     affine_rows(k, &w, &c, &mut buf.z);
                     fit.grads(&buf.z, y, &mut buf.g, &mut buf.xhat, opt.max_norm);
